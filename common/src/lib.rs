@@ -1,0 +1,12 @@
+//! Contracts shared by the SNOO host daemon and the guest library.
+//!
+//! Nothing in this crate performs I/O: it defines what travels on the daemon's socket
+//! ([`protocol`]), how a pool's shared memory is laid out ([`layout`]) and a bounds-checked view of
+//! that memory ([`shm`]), which every VM can write and so must be treated as untrusted.
+
+pub mod layout;
+pub mod protocol;
+pub mod shm;
+
+pub use layout::{LayoutError, PoolGeometry, PoolHeader};
+pub use shm::Shm;

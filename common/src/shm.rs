@@ -1,0 +1,158 @@
+//! A bounds-checked view of a shared-memory mapping.
+//!
+//! Every other VM attached to a pool can write any byte of it at any time, so nothing here hands out
+//! plain references into the mapping: words are accessed as atomics, byte ranges are copied, and every
+//! offset is checked against the mapping's length before use. This is the only module of the crate
+//! with `unsafe` code.
+
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, AtomicU64};
+
+/// A mapping of shared memory that stays valid for the lifetime of this value.
+pub struct Shm {
+    ptr: NonNull<u8>,
+    len: usize,
+    // Keeps the underlying mapping (an mmap of a memfd, a PCI BAR, ...) alive.
+    _owner: Box<dyn Send + Sync>,
+}
+
+// SAFETY: `Shm` only exposes the memory through atomics and copies, which are sound to use from
+// several threads at once; the owner is itself Send + Sync.
+unsafe impl Send for Shm {}
+// SAFETY: as above.
+unsafe impl Sync for Shm {}
+
+impl std::fmt::Debug for Shm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shm")
+            .field("ptr", &self.ptr)
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+impl Shm {
+    /// Wraps `len` bytes at `ptr`, kept alive by `owner`.
+    ///
+    /// # Safety
+    /// `ptr..ptr+len` must be a readable and writable mapping, aligned to at least 8 bytes, that stays
+    /// mapped for as long as `owner` lives. Other processes may write it concurrently; Rust code in
+    /// this process must only access it through this value.
+    pub unsafe fn from_raw(ptr: NonNull<u8>, len: usize, owner: Box<dyn Send + Sync>) -> Self {
+        debug_assert_eq!(ptr.as_ptr() as usize % 8, 0);
+        Shm {
+            ptr,
+            len,
+            _owner: owner,
+        }
+    }
+
+    /// Length of the mapping in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True if the mapping is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Raw base pointer, for the few engine modules that copy bulk payloads.
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+
+    fn check(&self, off: usize, size: usize, align: usize) -> Option<*mut u8> {
+        let end = off.checked_add(size)?;
+        if end > self.len || off % align != 0 {
+            return None;
+        }
+        // SAFETY: off + size <= len, so the result stays inside the mapping.
+        Some(unsafe { self.ptr.as_ptr().add(off) })
+    }
+
+    /// The 32-bit word at `off`, or `None` if it is out of bounds or misaligned.
+    pub fn u32_at(&self, off: usize) -> Option<&AtomicU32> {
+        let p = self.check(off, 4, 4)?;
+        // SAFETY: in bounds and 4-aligned (the base is 8-aligned); AtomicU32 has the layout of u32 and
+        // tolerates concurrent writers; the mapping outlives `&self`.
+        Some(unsafe { &*(p as *const AtomicU32) })
+    }
+
+    /// The 64-bit word at `off`, or `None` if it is out of bounds or misaligned.
+    pub fn u64_at(&self, off: usize) -> Option<&AtomicU64> {
+        let p = self.check(off, 8, 8)?;
+        // SAFETY: as for `u32_at`, with 8-byte alignment.
+        Some(unsafe { &*(p as *const AtomicU64) })
+    }
+
+    /// Copies `dst.len()` bytes from offset `off` out of the mapping. Returns false (copying nothing)
+    /// if the range is out of bounds.
+    pub fn read(&self, off: usize, dst: &mut [u8]) -> bool {
+        let Some(p) = self.check(off, dst.len(), 1) else {
+            return false;
+        };
+        // SAFETY: the source range is inside the mapping and cannot overlap `dst`, which is process
+        // memory. Concurrent writers can only make the copied bytes stale, which callers validate.
+        unsafe { std::ptr::copy_nonoverlapping(p, dst.as_mut_ptr(), dst.len()) };
+        true
+    }
+
+    /// Copies `src` into the mapping at offset `off`. Returns false (writing nothing) if the range is
+    /// out of bounds.
+    pub fn write(&self, off: usize, src: &[u8]) -> bool {
+        let Some(p) = self.check(off, src.len(), 1) else {
+            return false;
+        };
+        // SAFETY: the destination range is inside the mapping and cannot overlap `src`.
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), p, src.len()) };
+        true
+    }
+
+    /// Zeroes `len` bytes at `off`. Returns false if the range is out of bounds.
+    pub fn fill_zero(&self, off: usize, len: usize) -> bool {
+        let Some(p) = self.check(off, len, 1) else {
+            return false;
+        };
+        // SAFETY: the range is inside the mapping.
+        unsafe { std::ptr::write_bytes(p, 0, len) };
+        true
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod test_util {
+    use super::*;
+
+    /// A heap-backed `Shm` for unit tests.
+    pub fn heap_shm(len: usize) -> Shm {
+        let mut v = vec![0u64; len.div_ceil(8)].into_boxed_slice();
+        let ptr = NonNull::new(v.as_mut_ptr() as *mut u8).unwrap();
+        // SAFETY: the boxed slice is 8-aligned, at least `len` bytes and moved into the owner, so it
+        // lives as long as the Shm; moving a Box does not move its heap allocation.
+        unsafe { Shm::from_raw(ptr, len, Box::new(v)) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_util::heap_shm;
+    use std::sync::atomic::Ordering;
+
+    #[test]
+    fn bounds_and_alignment_are_checked() {
+        let shm = heap_shm(64);
+        assert!(shm.u64_at(56).is_some());
+        assert!(shm.u64_at(60).is_none(), "would run past the end");
+        assert!(shm.u64_at(4).is_none(), "misaligned");
+        assert!(shm.u32_at(usize::MAX - 1).is_none(), "overflowing offset");
+        let mut buf = [0u8; 8];
+        assert!(!shm.read(60, &mut buf));
+        assert!(!shm.write(usize::MAX, &buf));
+        assert!(shm.write(8, b"abcdefgh"));
+        assert!(shm.read(8, &mut buf));
+        assert_eq!(&buf, b"abcdefgh");
+        shm.u32_at(0).unwrap().store(7, Ordering::Relaxed);
+        assert_eq!(shm.u32_at(0).unwrap().load(Ordering::Relaxed), 7);
+    }
+}
