@@ -275,6 +275,15 @@ impl<'a> PoolHeader<'a> {
         Ok((PoolHeader { shm, geometry }, info))
     }
 
+    /// Daemon side: an accessor whose geometry comes from the daemon's own configuration, never
+    /// from the (guest-writable) header. Panics only if `max_peers` does not fit `shm`, which the
+    /// daemon checked when it created the pool.
+    pub fn attach_trusted(shm: &'a Shm, max_peers: u32) -> Self {
+        let geometry =
+            PoolGeometry::new(shm.len() as u64, max_peers).expect("validated at pool creation");
+        PoolHeader { shm, geometry }
+    }
+
     pub fn geometry(&self) -> PoolGeometry {
         self.geometry
     }
