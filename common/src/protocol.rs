@@ -127,6 +127,14 @@ impl<F> ClientDecoder<F> {
         }
     }
 
+    /// The shared-memory fd, once received and until `Ready` hands it over.
+    pub fn pending_shm(&self) -> Option<&F> {
+        match &self.state {
+            State::Peers { shm, .. } => shm.as_ref(),
+            _ => None,
+        }
+    }
+
     /// True once `Ready` has been produced.
     pub fn is_ready(&self) -> bool {
         matches!(self.state, State::Running { .. })

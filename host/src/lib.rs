@@ -11,4 +11,4 @@ pub mod pool;
 pub mod server;
 
 pub use config::{parse_size, PoolSpec, ServerConfig};
-pub use server::{Daemon, DaemonError};
+pub use server::{Daemon, DaemonError, DaemonThread};

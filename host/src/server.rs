@@ -338,3 +338,78 @@ impl Drop for Daemon {
         }
     }
 }
+
+/// A daemon serving on its own thread, for the job launcher and tests: stopped and joined on drop.
+pub struct DaemonThread {
+    stop: std::io::PipeWriter,
+    join: Option<std::thread::JoinHandle<Result<(), DaemonError>>>,
+    sockets: Vec<PathBuf>,
+}
+
+impl DaemonThread {
+    /// Binds every pool (errors are returned here, not later) and serves them on a new thread.
+    pub fn spawn(config: ServerConfig) -> Result<DaemonThread, DaemonError> {
+        // Writing to (or dropping) the pipe's write end makes the read end readable: the stop signal.
+        let (thread_stop, stop) = std::io::pipe().map_err(io_err("pipe"))?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let join = std::thread::Builder::new()
+            .name("snoo-hostd".into())
+            .spawn(move || {
+                // The daemon is built on its thread: it is single-threaded by design (not Send).
+                let mut daemon = match Daemon::bind(&config) {
+                    Ok(d) => {
+                        let _ = tx.send(Ok(d.sockets()));
+                        d
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return Ok(());
+                    }
+                };
+                let fd = std::os::fd::AsFd::as_fd(&thread_stop);
+                daemon.run(fd)
+            })
+            .map_err(io_err("cannot start the daemon thread"))?;
+        match rx.recv() {
+            Ok(Ok(sockets)) => Ok(DaemonThread {
+                stop,
+                join: Some(join),
+                sockets,
+            }),
+            Ok(Err(e)) => {
+                let _ = join.join();
+                Err(e)
+            }
+            Err(_) => Err(io_err("daemon thread")(io::Error::other(
+                "exited during start-up",
+            ))),
+        }
+    }
+
+    /// Sockets served, in configuration order.
+    pub fn sockets(&self) -> &[PathBuf] {
+        &self.sockets
+    }
+
+    /// Stops the daemon (removing its sockets) and waits for its thread.
+    pub fn stop(mut self) -> Result<(), DaemonError> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<(), DaemonError> {
+        let _ = std::io::Write::write(&mut self.stop, &[1]);
+        match self.join.take().map(|j| j.join()) {
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err(io_err("daemon thread")(io::Error::other("panicked"))),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for DaemonThread {
+    fn drop(&mut self) {
+        if let Err(e) = self.shutdown() {
+            tracing::error!(error = %e, "daemon thread");
+        }
+    }
+}
