@@ -64,7 +64,7 @@ impl Shm {
 
     fn check(&self, off: usize, size: usize, align: usize) -> Option<*mut u8> {
         let end = off.checked_add(size)?;
-        if end > self.len || off % align != 0 {
+        if end > self.len || !off.is_multiple_of(align) {
             return None;
         }
         // SAFETY: off + size <= len, so the result stays inside the mapping.
