@@ -9,9 +9,10 @@
 # under TCG that decompression takes about 4 s of a 9 s boot. The harness falls back to vmlinuz when
 # vmlinux is missing.
 #
-# Idempotent: once vmlinuz, modules/ and version are in place it does nothing. The kernel package is
-# the one `linux-image-amd64` currently depends on, so the guest kernel follows Debian's updates.
-# Needs apt-get, apt-cache and dpkg-deb (a Debian or Ubuntu host); `apt-get update` is run only if the
+# Idempotent: once vmlinuz, modules/ and version are in place it does not download again. The kernel
+# package is the one `linux-image-amd64` currently depends on, so the guest kernel follows Debian's
+# updates. Needs apt-get, apt-cache and dpkg-deb (a Debian or Ubuntu host), and xz-utils for vmlinux
+# (busybox unxz rejects the data that follows the payload). `apt-get update` is run only if the
 # download fails, which requires root.
 set -eu
 
@@ -37,7 +38,7 @@ extract_vmlinux() {
         done
     done
     rm -f "$cache/vmlinux.tmp"
-    echo "fetch-guest-kernel: could not extract vmlinux; guests will boot the slower bzImage" >&2
+    echo "fetch-guest-kernel: could not extract vmlinux (is xz-utils installed?); guests will boot the slower bzImage" >&2
 }
 
 # Two test processes may fetch at once.
