@@ -7,7 +7,9 @@
 pub mod job;
 pub mod layout;
 pub mod protocol;
+pub mod register;
 pub mod shm;
 
 pub use layout::{LayoutError, PoolGeometry, PoolHeader};
+pub use register::{Header, Path, Word, WordError};
 pub use shm::Shm;

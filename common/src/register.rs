@@ -1,0 +1,1065 @@
+//! Register words: the 64-bit messages two ranks exchange through a pair's mailbox
+//! ([`crate::ring::WordFifo`]).
+//!
+//! The mailbox carries every small message of the engine: message envelopes, small payloads
+//! inline, flow-control credits, rendezvous clear-to-send and control messages. Each slot holds one
+//! `u64`, and its **low 4 bits tag the kind** of the word. A mailbox slot is written by another VM,
+//! so [`Word::decode`] validates everything (reserved kinds, reserved bits, field ranges) and never
+//! panics.
+//!
+//! # Kinds
+//!
+//! | kind      | name     | direction          | meaning                                              |
+//! |-----------|----------|--------------------|------------------------------------------------------|
+//! | `0x0`     | —        | —                  | never valid: a zeroed or never-written slot           |
+//! | `0x1`     | ENVELOPE | sender → receiver  | starts a message: tag, path, length (if short)        |
+//! | `0x2`     | LENGTH   | sender → receiver  | follows a *long* ENVELOPE: the length (≥ 16 MiB)      |
+//! | `0x3`     | DATA     | sender → receiver  | 1 to 7 payload bytes of an INLINE message             |
+//! | `0x4`     | CREDIT   | receiver → sender  | flow control: the receiver gives back eager budget    |
+//! | `0x5`     | CTS      | receiver → sender  | rendezvous clear-to-send for one RENDEZVOUS envelope  |
+//! | `0x6`     | CONTROL  | either             | barrier, finalize, abort                              |
+//! | `0x7-0xF` | reserved | —                  | decode as [`WordError::ReservedKind`]                 |
+//!
+//! # Bit layouts
+//!
+//! Bit 0 is the least significant bit; the word is stored little-endian, so byte *n* of a slot holds
+//! bits `8n..8n+7`. Fields marked `0` are reserved and must be zero: a word with a reserved bit set
+//! is rejected, so future versions can give them a meaning. Most fields are byte aligned so that a
+//! hex dump of a mailbox is readable: the last hex digit is the kind.
+//!
+//! ```text
+//! ENVELOPE (0x1)
+//!   63            40 39 38                       8  7  6  5 4  3  0
+//!  +----------------+--+--------------------------+--+--+----+-----+
+//!  | short length   | 0| tag (31 bits)            | 0| L|path| 0x1 |
+//!  +----------------+--+--------------------------+--+--+----+-----+
+//!   path: 0 INLINE      payload follows as DATA words in this mailbox
+//!         1 RING        payload streams through the pair's data ring (eager, pipelined)
+//!         2 RENDEZVOUS  ready-to-send: the payload waits for the receiver's CTS, then
+//!                       streams through the data ring
+//!         3 reserved
+//!   L = 0: the length is the 24-bit short length (0 ..= 16 MiB - 1)
+//!   L = 1: "long": the short length must be 0 and a LENGTH word follows immediately
+//!   tag: the MPI tag, a non-negative i32 (bits 8..=39 read as a u32 are the tag; bit 39 is its
+//!        sign and must be 0)
+//!
+//! LENGTH (0x2)
+//!   63            40 39                          8  7   4  3  0
+//!  +----------------+-----------------------------+------+-----+
+//!  | 0              | length (u32, <= 2^31)       | 0    | 0x2 |
+//!  +----------------+-----------------------------+------+-----+
+//!   only valid right after a long ENVELOPE, and then the length must be >= 2^24
+//!   (a shorter one would have fitted in the envelope: one encoding per header)
+//!
+//! DATA (0x3)
+//!   63                                           8  7   4  3  0
+//!  +----------------------------------------------+------+-----+
+//!  | b6 | b5 | b4 | b3 | b2 | b1 | b0             |count | 0x3 |
+//!  +----------------------------------------------+------+-----+
+//!   count: payload bytes in this word, 1..=7; byte i of the chunk is byte i+1 of the word
+//!   bytes at and beyond count must be 0
+//!   a payload of n bytes is ceil(n / 7) DATA words, all full (count 7) except the last
+//!
+//! CREDIT (0x4)
+//!   63            40 39                          8  7   4  3  0
+//!  +----------------+-----------------------------+------+-----+
+//!  | 0              | amount (u32)                | unit | 0x4 |
+//!  +----------------+-----------------------------+------+-----+
+//!   unit: 0 BYTES     the receiver freed `amount` bytes of its eager (unexpected-message) budget
+//!         1 MESSAGES  the receiver freed `amount` eager message slots
+//!         2..=15 reserved
+//!
+//! CTS (0x5)
+//!   63            40 39                          8  7   4  3  0
+//!  +----------------+-----------------------------+------+-----+
+//!  | 0              | rendezvous id (u32)         | 0    | 0x5 |
+//!  +----------------+-----------------------------+------+-----+
+//!   id: which RENDEZVOUS envelope is cleared. Ids are implicit: the i-th RENDEZVOUS envelope a
+//!   sender puts in a mailbox has id i (counting from 0, wrapping at 2^32). The mailbox is an
+//!   ordered, lossless FIFO, so both sides count the same way and the envelope needs no id field.
+//!
+//! CONTROL (0x6)
+//!   63                              16 15        8  7   4  3  0
+//!  +----------------------------------+-----------+------+-----+
+//!  | argument (48 bits)               | op        | 0    | 0x6 |
+//!  +----------------------------------+-----------+------+-----+
+//!   op 1 BARRIER   argument: barrier generation, modulo 2^48
+//!   op 2 FINALIZE  argument: 0
+//!   op 3 ABORT     argument: the MPI error code, an i32 stored as its u32 bit pattern in bits
+//!                  16..=47; bits 48..=63 must be 0
+//!   op 0 and 4..=255 reserved
+//! ```
+//!
+//! # Why these choices
+//!
+//! * **Kind 0 is invalid** so that a zeroed slot (fresh pool, or a slot a buggy peer never wrote)
+//!   cannot be mistaken for a message.
+//! * **Short messages stay compact.** The envelope holds tag and a 24-bit length in one word, so an
+//!   8-byte message costs 3 words (envelope + 2 DATA words, 7 + 1 bytes). Only messages of 16 MiB or
+//!   more pay for a LENGTH word, which is noise next to copying 16 MiB. Lengths up to 2^31 bytes are
+//!   expressible (MPI counts are `int`).
+//! * **Three paths.** INLINE suits payloads that fit the mailbox; RING streams through the data
+//!   ring as soon as it is sent (eager, the receiver may have to buffer it if unmatched);
+//!   RENDEZVOUS waits for the receiver to match the envelope and answer CTS before streaming, so a
+//!   large unmatched message does not block the ring for the messages behind it.
+//! * **No source rank or communicator in the word**: a mailbox belongs to one ordered pair of ranks,
+//!   so the source is implicit. Communicator contexts, if needed, can take reserved bits later.
+
+use thiserror::Error;
+
+/// Kind codes: the low 4 bits of every word.
+pub mod kind {
+    /// Mask of the kind bits.
+    pub const MASK: u64 = 0xF;
+    /// Never valid: a zeroed or never-written slot.
+    pub const INVALID: u8 = 0x0;
+    /// Starts a message.
+    pub const ENVELOPE: u8 = 0x1;
+    /// The length of a long envelope.
+    pub const LENGTH: u8 = 0x2;
+    /// 1 to 7 inline payload bytes.
+    pub const DATA: u8 = 0x3;
+    /// Flow-control credit, receiver to sender.
+    pub const CREDIT: u8 = 0x4;
+    /// Rendezvous clear-to-send, receiver to sender.
+    pub const CTS: u8 = 0x5;
+    /// Barrier, finalize, abort.
+    pub const CONTROL: u8 = 0x6;
+
+    /// Human-readable name of a kind code, for logs and errors.
+    pub fn name(kind: u8) -> &'static str {
+        match kind {
+            INVALID => "INVALID",
+            ENVELOPE => "ENVELOPE",
+            LENGTH => "LENGTH",
+            DATA => "DATA",
+            CREDIT => "CREDIT",
+            CTS => "CTS",
+            CONTROL => "CONTROL",
+            _ => "RESERVED",
+        }
+    }
+}
+
+/// Lengths below this fit in the envelope's 24-bit short-length field.
+pub const SHORT_LEN_LIMIT: u32 = 1 << 24;
+/// Longest expressible message, in bytes.
+pub const MAX_LEN: u32 = 1 << 31;
+/// Largest MPI tag (tags are non-negative `i32`s).
+pub const MAX_TAG: u32 = i32::MAX as u32;
+/// Payload bytes carried by one DATA word.
+pub const DATA_BYTES: usize = 7;
+/// Largest BARRIER generation (48 bits).
+pub const MAX_BARRIER_GENERATION: u64 = (1 << 48) - 1;
+
+// Field positions.
+const ENV_PATH_SHIFT: u32 = 4;
+const ENV_LONG_BIT: u64 = 1 << 6;
+const ENV_TAG_SHIFT: u32 = 8;
+const ENV_LEN_SHIFT: u32 = 40;
+const U32_SHIFT: u32 = 8; // LENGTH, CREDIT amount, CTS id
+const NIBBLE_SHIFT: u32 = 4; // DATA count, CREDIT unit
+const CTRL_OP_SHIFT: u32 = 8;
+const CTRL_ARG_SHIFT: u32 = 16;
+
+/// Bits that may be set in each kind's words (kind bits included).
+const ENVELOPE_BITS: u64 = 0xFFFF_FF7F_FFFF_FF7F; // all but bit 7 and bit 39
+const U32_FIELD_BITS: u64 = 0x0000_00FF_FFFF_FF00; // bits 8..=39
+const NIBBLE_BITS: u64 = 0xF0; // bits 4..=7
+
+/// Why a word (or a sequence of words) was rejected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum WordError {
+    /// Kind 0: an empty slot, never a message.
+    #[error("word {word:#018x} has kind 0, which is never valid (an empty slot)")]
+    ZeroKind { word: u64 },
+    /// One of the reserved kinds 0x7..=0xF.
+    #[error("word {word:#018x} has reserved kind {kind:#x}")]
+    ReservedKind { word: u64, kind: u8 },
+    /// A bit that must be zero is set.
+    #[error("{} word {word:#018x} has reserved bits set", kind::name((word & kind::MASK) as u8))]
+    ReservedBits { word: u64 },
+    /// A field holds a value outside its range (path 3, DATA count 0, unknown control op...).
+    #[error("{} word {word:#018x}: invalid {field} {value}", kind::name((word & kind::MASK) as u8))]
+    BadField {
+        word: u64,
+        field: &'static str,
+        value: u64,
+    },
+    /// A tag that is not a non-negative `i32`.
+    #[error("tag {0} is not a non-negative i32")]
+    TagOutOfRange(i64),
+    /// A length above 2^31.
+    #[error("length {0} exceeds the maximum of 2^31 bytes")]
+    LengthOutOfRange(u64),
+    /// A valid word of the wrong kind at this point of a message.
+    #[error("expected a {expected} word, got {word:#018x}")]
+    UnexpectedKind { expected: &'static str, word: u64 },
+    /// A second encoding of something that has a canonical one (a short DATA word before the last,
+    /// a LENGTH word holding a length that fits in the envelope).
+    #[error("non-canonical {what} in word {word:#018x}")]
+    NonCanonical { word: u64, what: &'static str },
+    /// The payload does not fit the destination buffer.
+    #[error("payload overflows the {capacity}-byte buffer")]
+    Overflow { capacity: usize },
+}
+
+/// How a message's payload travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Path {
+    /// The payload follows as DATA words in the same mailbox.
+    Inline,
+    /// The payload streams through the pair's data ring right away (eager).
+    Ring,
+    /// Ready-to-send: the payload streams through the data ring after the receiver's CTS.
+    Rendezvous,
+}
+
+impl Path {
+    fn to_raw(self) -> u64 {
+        match self {
+            Path::Inline => 0,
+            Path::Ring => 1,
+            Path::Rendezvous => 2,
+        }
+    }
+
+    fn from_raw(raw: u64) -> Option<Path> {
+        match raw {
+            0 => Some(Path::Inline),
+            1 => Some(Path::Ring),
+            2 => Some(Path::Rendezvous),
+            _ => None,
+        }
+    }
+}
+
+/// The length field of an envelope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EnvLen {
+    /// The length itself, below [`SHORT_LEN_LIMIT`].
+    Short(u32),
+    /// The length is in the LENGTH word that follows.
+    Long,
+}
+
+/// What a CREDIT word gives back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CreditUnit {
+    /// Bytes of the receiver's eager (unexpected-message) budget.
+    Bytes,
+    /// Eager message slots.
+    Messages,
+}
+
+impl CreditUnit {
+    fn to_raw(self) -> u64 {
+        match self {
+            CreditUnit::Bytes => 0,
+            CreditUnit::Messages => 1,
+        }
+    }
+
+    fn from_raw(raw: u64) -> Option<CreditUnit> {
+        match raw {
+            0 => Some(CreditUnit::Bytes),
+            1 => Some(CreditUnit::Messages),
+            _ => None,
+        }
+    }
+}
+
+/// A CONTROL word's operation and argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Control {
+    /// A barrier arrival; `generation` (at most [`MAX_BARRIER_GENERATION`]) tells barriers apart.
+    Barrier { generation: u64 },
+    /// The sender called `MPI_Finalize`.
+    Finalize,
+    /// The sender called `MPI_Abort` with this error code.
+    Abort { code: i32 },
+}
+
+const OP_BARRIER: u64 = 1;
+const OP_FINALIZE: u64 = 2;
+const OP_ABORT: u64 = 3;
+
+/// One decoded register word.
+///
+/// Fields have the ranges given in the module documentation. [`Word::decode`] only produces valid
+/// words; a hand-built word can be checked with [`Word::validate`] or encoded with
+/// [`Word::try_encode`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Word {
+    /// Starts a message. `tag` is at most [`MAX_TAG`].
+    Envelope { tag: u32, path: Path, len: EnvLen },
+    /// The length of a long envelope, at most [`MAX_LEN`].
+    Length { len: u32 },
+    /// `count` (1..=7) payload bytes in `bytes[..count]`; the rest are zero.
+    Data { count: u8, bytes: [u8; DATA_BYTES] },
+    /// Flow-control credit.
+    Credit { unit: CreditUnit, amount: u32 },
+    /// Rendezvous clear-to-send for the RENDEZVOUS envelope with implicit id `id`.
+    ClearToSend { id: u32 },
+    /// Barrier, finalize, abort.
+    Control(Control),
+}
+
+fn bad(word: u64, field: &'static str, value: u64) -> WordError {
+    WordError::BadField { word, field, value }
+}
+
+impl Word {
+    /// The kind code of this word.
+    pub fn kind(&self) -> u8 {
+        match self {
+            Word::Envelope { .. } => kind::ENVELOPE,
+            Word::Length { .. } => kind::LENGTH,
+            Word::Data { .. } => kind::DATA,
+            Word::Credit { .. } => kind::CREDIT,
+            Word::ClearToSend { .. } => kind::CTS,
+            Word::Control(_) => kind::CONTROL,
+        }
+    }
+
+    /// A DATA word holding `chunk`, which must be 1 to 7 bytes long.
+    pub fn data(chunk: &[u8]) -> Result<Word, WordError> {
+        if chunk.is_empty() || chunk.len() > DATA_BYTES {
+            return Err(bad(0, "count", chunk.len() as u64));
+        }
+        let mut bytes = [0u8; DATA_BYTES];
+        bytes[..chunk.len()].copy_from_slice(chunk);
+        Ok(Word::Data {
+            count: chunk.len() as u8,
+            bytes,
+        })
+    }
+
+    /// Checks that every field is within its range.
+    pub fn validate(&self) -> Result<(), WordError> {
+        match *self {
+            Word::Envelope { tag, len, .. } => {
+                if tag > MAX_TAG {
+                    return Err(WordError::TagOutOfRange(tag.into()));
+                }
+                if let EnvLen::Short(len) = len {
+                    if len >= SHORT_LEN_LIMIT {
+                        return Err(WordError::NonCanonical {
+                            word: 0,
+                            what: "short length of 2^24 or more",
+                        });
+                    }
+                }
+                Ok(())
+            }
+            Word::Length { len } if len > MAX_LEN => Err(WordError::LengthOutOfRange(len.into())),
+            Word::Data { count, bytes } => {
+                if count == 0 || count as usize > DATA_BYTES {
+                    return Err(bad(0, "count", count.into()));
+                }
+                if bytes[count as usize..].iter().any(|&b| b != 0) {
+                    return Err(WordError::NonCanonical {
+                        word: 0,
+                        what: "non-zero padding byte",
+                    });
+                }
+                Ok(())
+            }
+            Word::Control(Control::Barrier { generation })
+                if generation > MAX_BARRIER_GENERATION =>
+            {
+                Err(bad(0, "barrier generation", generation))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Validates, then encodes.
+    pub fn try_encode(&self) -> Result<u64, WordError> {
+        self.validate()?;
+        Ok(self.encode())
+    }
+
+    /// Encodes this word.
+    ///
+    /// The word must be valid (see [`Word::validate`]): words from [`Word::decode`] and the
+    /// helpers of this module are. Out-of-range fields of a hand-built word are caught by a debug
+    /// assertion; in release builds they are truncated to their field width, which can produce a
+    /// word that does not decode. Use [`Word::try_encode`] for unchecked input.
+    pub fn encode(&self) -> u64 {
+        debug_assert_eq!(self.validate(), Ok(()), "encoding an invalid word {self:?}");
+        let k = u64::from(self.kind());
+        match *self {
+            Word::Envelope { tag, path, len } => {
+                let (long, short) = match len {
+                    EnvLen::Short(n) => (0, u64::from(n) & 0xFF_FFFF),
+                    EnvLen::Long => (ENV_LONG_BIT, 0),
+                };
+                k | path.to_raw() << ENV_PATH_SHIFT
+                    | long
+                    | u64::from(tag & MAX_TAG) << ENV_TAG_SHIFT
+                    | short << ENV_LEN_SHIFT
+            }
+            Word::Length { len } => k | u64::from(len) << U32_SHIFT,
+            Word::Data { count, bytes } => {
+                let count = count.min(DATA_BYTES as u8);
+                let mut raw = [0u8; 8];
+                raw[0] = kind::DATA | count << NIBBLE_SHIFT;
+                raw[1..1 + count as usize].copy_from_slice(&bytes[..count as usize]);
+                u64::from_le_bytes(raw)
+            }
+            Word::Credit { unit, amount } => {
+                k | unit.to_raw() << NIBBLE_SHIFT | u64::from(amount) << U32_SHIFT
+            }
+            Word::ClearToSend { id } => k | u64::from(id) << U32_SHIFT,
+            Word::Control(c) => {
+                let (op, arg) = match c {
+                    Control::Barrier { generation } => {
+                        (OP_BARRIER, generation & MAX_BARRIER_GENERATION)
+                    }
+                    Control::Finalize => (OP_FINALIZE, 0),
+                    Control::Abort { code } => (OP_ABORT, u64::from(code as u32)),
+                };
+                k | op << CTRL_OP_SHIFT | arg << CTRL_ARG_SHIFT
+            }
+        }
+    }
+
+    /// Decodes and validates a word read from a mailbox. Never panics.
+    pub fn decode(word: u64) -> Result<Word, WordError> {
+        let k = (word & kind::MASK) as u8;
+        let reserved = |allowed: u64| -> Result<(), WordError> {
+            if word & !allowed != 0 {
+                Err(WordError::ReservedBits { word })
+            } else {
+                Ok(())
+            }
+        };
+        match k {
+            kind::INVALID => Err(WordError::ZeroKind { word }),
+            kind::ENVELOPE => {
+                reserved(ENVELOPE_BITS)?;
+                let raw_path = (word >> ENV_PATH_SHIFT) & 0x3;
+                let path = Path::from_raw(raw_path).ok_or(bad(word, "path", raw_path))?;
+                let tag = ((word >> ENV_TAG_SHIFT) as u32) & MAX_TAG;
+                let short = (word >> ENV_LEN_SHIFT) as u32;
+                let len = if word & ENV_LONG_BIT != 0 {
+                    if short != 0 {
+                        return Err(bad(word, "short length of a long envelope", short.into()));
+                    }
+                    EnvLen::Long
+                } else {
+                    EnvLen::Short(short)
+                };
+                Ok(Word::Envelope { tag, path, len })
+            }
+            kind::LENGTH => {
+                reserved(U32_FIELD_BITS | kind::MASK)?;
+                let len = (word >> U32_SHIFT) as u32;
+                if len > MAX_LEN {
+                    return Err(WordError::LengthOutOfRange(len.into()));
+                }
+                Ok(Word::Length { len })
+            }
+            kind::DATA => {
+                let count = ((word >> NIBBLE_SHIFT) & 0xF) as u8;
+                if count == 0 || count as usize > DATA_BYTES {
+                    return Err(bad(word, "count", count.into()));
+                }
+                // Payload bytes at and beyond `count` must be zero; count 7 leaves no padding.
+                if word.checked_shr(8 + 8 * u32::from(count)).unwrap_or(0) != 0 {
+                    return Err(WordError::NonCanonical {
+                        word,
+                        what: "non-zero padding byte",
+                    });
+                }
+                let raw = word.to_le_bytes();
+                let mut bytes = [0u8; DATA_BYTES];
+                bytes.copy_from_slice(&raw[1..]);
+                Ok(Word::Data { count, bytes })
+            }
+            kind::CREDIT => {
+                reserved(U32_FIELD_BITS | NIBBLE_BITS | kind::MASK)?;
+                let raw_unit = (word >> NIBBLE_SHIFT) & 0xF;
+                let unit = CreditUnit::from_raw(raw_unit).ok_or(bad(word, "unit", raw_unit))?;
+                Ok(Word::Credit {
+                    unit,
+                    amount: (word >> U32_SHIFT) as u32,
+                })
+            }
+            kind::CTS => {
+                reserved(U32_FIELD_BITS | kind::MASK)?;
+                Ok(Word::ClearToSend {
+                    id: (word >> U32_SHIFT) as u32,
+                })
+            }
+            kind::CONTROL => {
+                reserved(!NIBBLE_BITS)?;
+                let op = (word >> CTRL_OP_SHIFT) & 0xFF;
+                let arg = word >> CTRL_ARG_SHIFT;
+                let c = match op {
+                    OP_BARRIER => Control::Barrier { generation: arg },
+                    OP_FINALIZE if arg == 0 => Control::Finalize,
+                    OP_ABORT if arg <= u64::from(u32::MAX) => Control::Abort {
+                        code: arg as u32 as i32,
+                    },
+                    OP_FINALIZE | OP_ABORT => return Err(bad(word, "control argument", arg)),
+                    _ => return Err(bad(word, "control op", op)),
+                };
+                Ok(Word::Control(c))
+            }
+            _ => Err(WordError::ReservedKind { word, kind: k }),
+        }
+    }
+}
+
+/// A complete message header: what an ENVELOPE (plus, for long messages, a LENGTH word) says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Header {
+    /// MPI tag, at most [`MAX_TAG`].
+    pub tag: u32,
+    /// How the payload travels.
+    pub path: Path,
+    /// Payload length in bytes, at most [`MAX_LEN`].
+    pub len: u32,
+}
+
+/// The result of decoding an ENVELOPE word: either the whole header, or a header that still needs
+/// the LENGTH word that follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeaderStart {
+    Complete(Header),
+    NeedsLength(PendingHeader),
+}
+
+/// A long envelope waiting for its LENGTH word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PendingHeader {
+    tag: u32,
+    path: Path,
+}
+
+impl PendingHeader {
+    /// Completes the header with the word that followed the envelope, which must be a LENGTH word
+    /// holding a length of at least [`SHORT_LEN_LIMIT`].
+    pub fn finish(self, word: u64) -> Result<Header, WordError> {
+        match Word::decode(word)? {
+            Word::Length { len } if len >= SHORT_LEN_LIMIT => Ok(Header {
+                tag: self.tag,
+                path: self.path,
+                len,
+            }),
+            Word::Length { .. } => Err(WordError::NonCanonical {
+                word,
+                what: "long length below 2^24",
+            }),
+            _ => Err(WordError::UnexpectedKind {
+                expected: "LENGTH",
+                word,
+            }),
+        }
+    }
+}
+
+impl Header {
+    /// A header for a message with MPI tag `tag` and `len` payload bytes.
+    pub fn new(tag: i32, path: Path, len: usize) -> Result<Header, WordError> {
+        let tag = u32::try_from(tag).map_err(|_| WordError::TagOutOfRange(tag.into()))?;
+        let len = u32::try_from(len)
+            .ok()
+            .filter(|&l| l <= MAX_LEN)
+            .ok_or(WordError::LengthOutOfRange(len as u64))?;
+        Ok(Header { tag, path, len })
+    }
+
+    /// Words this header takes in the mailbox: 1, or 2 for lengths of 16 MiB and more.
+    pub fn word_count(&self) -> usize {
+        if self.len < SHORT_LEN_LIMIT {
+            1
+        } else {
+            2
+        }
+    }
+
+    /// Words the whole message takes in the mailbox: the header plus, for INLINE messages, the
+    /// DATA words.
+    pub fn message_words(&self) -> usize {
+        let data = match self.path {
+            Path::Inline => data_words_for(self.len as usize),
+            Path::Ring | Path::Rendezvous => 0,
+        };
+        self.word_count() + data
+    }
+
+    /// Emits the header's words (ENVELOPE, then LENGTH if needed).
+    pub fn encode(&self, emit: &mut impl FnMut(u64)) {
+        debug_assert!(self.tag <= MAX_TAG && self.len <= MAX_LEN);
+        if self.len < SHORT_LEN_LIMIT {
+            emit(
+                Word::Envelope {
+                    tag: self.tag,
+                    path: self.path,
+                    len: EnvLen::Short(self.len),
+                }
+                .encode(),
+            );
+        } else {
+            emit(
+                Word::Envelope {
+                    tag: self.tag,
+                    path: self.path,
+                    len: EnvLen::Long,
+                }
+                .encode(),
+            );
+            emit(Word::Length { len: self.len }.encode());
+        }
+    }
+
+    /// Decodes the first word of a message, which must be an ENVELOPE.
+    pub fn start(word: u64) -> Result<HeaderStart, WordError> {
+        match Word::decode(word)? {
+            Word::Envelope {
+                tag,
+                path,
+                len: EnvLen::Short(len),
+            } => Ok(HeaderStart::Complete(Header { tag, path, len })),
+            Word::Envelope {
+                tag,
+                path,
+                len: EnvLen::Long,
+            } => Ok(HeaderStart::NeedsLength(PendingHeader { tag, path })),
+            _ => Err(WordError::UnexpectedKind {
+                expected: "ENVELOPE",
+                word,
+            }),
+        }
+    }
+}
+
+/// DATA words needed for a payload of `len` bytes.
+pub const fn data_words_for(len: usize) -> usize {
+    len.div_ceil(DATA_BYTES)
+}
+
+#[inline]
+fn data_word(chunk: &[u8]) -> u64 {
+    debug_assert!((1..=DATA_BYTES).contains(&chunk.len()));
+    let mut raw = [0u8; 8];
+    raw[0] = kind::DATA | (chunk.len() as u8) << NIBBLE_SHIFT;
+    raw[1..1 + chunk.len()].copy_from_slice(chunk);
+    u64::from_le_bytes(raw)
+}
+
+/// Emits `payload` as [`data_words_for`]`(payload.len())` DATA words: full 7-byte words, then a
+/// shorter last word if the length is not a multiple of 7. An empty payload emits nothing.
+pub fn pack_inline(payload: &[u8], emit: &mut impl FnMut(u64)) {
+    let mut chunks = payload.chunks_exact(DATA_BYTES);
+    for chunk in &mut chunks {
+        emit(data_word(chunk));
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        emit(data_word(rest));
+    }
+}
+
+/// Decodes one DATA word into its byte count and bytes.
+#[inline]
+fn unpack_data(word: u64) -> Result<(usize, [u8; 8]), WordError> {
+    match Word::decode(word) {
+        Ok(Word::Data { count, .. }) => Ok((count as usize, word.to_le_bytes())),
+        Ok(_) => Err(WordError::UnexpectedKind {
+            expected: "DATA",
+            word,
+        }),
+        Err(e) => Err(e),
+    }
+}
+
+/// Unpacks a sequence of DATA words into `dst` and returns the number of payload bytes.
+///
+/// Every word must be a valid DATA word, all but the last full (7 bytes) as [`pack_inline`]
+/// produces them, and the payload must fit in `dst`. Bytes of `dst` past the payload are left
+/// untouched; on error, `dst` may have been partly written.
+pub fn unpack(words: &[u64], dst: &mut [u8]) -> Result<usize, WordError> {
+    let capacity = dst.len();
+    let mut pos = 0usize;
+    for (i, &word) in words.iter().enumerate() {
+        let (count, raw) = unpack_data(word)?;
+        if count != DATA_BYTES && i + 1 != words.len() {
+            return Err(WordError::NonCanonical {
+                word,
+                what: "short DATA word before the last",
+            });
+        }
+        let out = dst
+            .get_mut(pos..pos + count)
+            .ok_or(WordError::Overflow { capacity })?;
+        out.copy_from_slice(&raw[1..1 + count]);
+        pos += count;
+    }
+    Ok(pos)
+}
+
+/// Reassembles an INLINE payload of known length from DATA words taken one at a time from a
+/// mailbox.
+///
+/// Each word must carry exactly the bytes the length calls for (7, or the remainder for the last
+/// word). Bytes beyond `dst.len()` are checked but dropped, so a receive buffer shorter than the
+/// message (an MPI truncation, which the caller reports) still consumes the whole message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InlineUnpacker {
+    len: usize,
+    pos: usize,
+}
+
+impl InlineUnpacker {
+    /// Expects a payload of `len` bytes.
+    pub fn new(len: usize) -> Self {
+        InlineUnpacker { len, pos: 0 }
+    }
+
+    /// Payload bytes received so far.
+    pub fn received(&self) -> usize {
+        self.pos
+    }
+
+    /// True once the whole payload has been received.
+    pub fn is_done(&self) -> bool {
+        self.pos == self.len
+    }
+
+    /// DATA words still expected.
+    pub fn words_left(&self) -> usize {
+        data_words_for(self.len - self.pos)
+    }
+
+    /// Takes the next DATA word, copying its bytes into `dst` at the current position (bytes past
+    /// `dst.len()` are dropped). Returns true when the payload is complete. Words after completion
+    /// are rejected.
+    pub fn feed(&mut self, word: u64, dst: &mut [u8]) -> Result<bool, WordError> {
+        let (count, raw) = unpack_data(word)?;
+        let want = (self.len - self.pos).min(DATA_BYTES);
+        if want == 0 {
+            return Err(WordError::UnexpectedKind {
+                expected: "no more DATA (payload complete)",
+                word,
+            });
+        }
+        if count != want {
+            return Err(WordError::NonCanonical {
+                word,
+                what: "DATA count that does not match the remaining length",
+            });
+        }
+        if self.pos < dst.len() {
+            let n = count.min(dst.len() - self.pos);
+            dst[self.pos..self.pos + n].copy_from_slice(&raw[1..1 + n]);
+        }
+        self.pos += count;
+        Ok(self.is_done())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn path() -> impl Strategy<Value = Path> {
+        prop_oneof![Just(Path::Inline), Just(Path::Ring), Just(Path::Rendezvous)]
+    }
+
+    fn word() -> impl Strategy<Value = Word> {
+        prop_oneof![
+            (
+                0..=MAX_TAG,
+                path(),
+                prop_oneof![
+                    (0..SHORT_LEN_LIMIT).prop_map(EnvLen::Short),
+                    Just(EnvLen::Long)
+                ]
+            )
+                .prop_map(|(tag, path, len)| Word::Envelope { tag, path, len }),
+            (0..=MAX_LEN).prop_map(|len| Word::Length { len }),
+            proptest::collection::vec(any::<u8>(), 1..=DATA_BYTES)
+                .prop_map(|v| Word::data(&v).unwrap()),
+            (
+                prop_oneof![Just(CreditUnit::Bytes), Just(CreditUnit::Messages)],
+                any::<u32>()
+            )
+                .prop_map(|(unit, amount)| Word::Credit { unit, amount }),
+            any::<u32>().prop_map(|id| Word::ClearToSend { id }),
+            (0..=MAX_BARRIER_GENERATION)
+                .prop_map(|generation| Word::Control(Control::Barrier { generation })),
+            Just(Word::Control(Control::Finalize)),
+            any::<i32>().prop_map(|code| Word::Control(Control::Abort { code })),
+        ]
+    }
+
+    /// Raw words biased towards valid ones: few bits set (AND of random values), any kind.
+    fn raw_word() -> impl Strategy<Value = u64> {
+        prop_oneof![
+            any::<u64>(),
+            (any::<u64>(), any::<u64>(), any::<u64>(), 0u64..16).prop_map(|(a, b, c, k)| (a
+                & b
+                & c
+                & !kind::MASK)
+                | k),
+            (any::<u64>(), any::<u64>(), 0u64..16).prop_map(|(a, b, k)| (a & b & !kind::MASK) | k),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn every_word_round_trips(w in word()) {
+            let raw = w.try_encode().unwrap();
+            prop_assert_ne!(raw, 0);
+            prop_assert_eq!(raw & kind::MASK, u64::from(w.kind()));
+            prop_assert_eq!(Word::decode(raw), Ok(w));
+        }
+
+        #[test]
+        fn decode_never_panics_and_ok_re_encodes(raw in raw_word()) {
+            if let Ok(w) = Word::decode(raw) {
+                prop_assert_eq!(w.validate(), Ok(()));
+                prop_assert_eq!(w.encode(), raw);
+            }
+        }
+
+        #[test]
+        fn inline_pack_unpack_round_trips(payload in proptest::collection::vec(any::<u8>(), 0..=64)) {
+            let mut words = Vec::new();
+            pack_inline(&payload, &mut |w| words.push(w));
+            prop_assert_eq!(words.len(), data_words_for(payload.len()));
+
+            let mut out = vec![0u8; 64];
+            prop_assert_eq!(unpack(&words, &mut out), Ok(payload.len()));
+            prop_assert_eq!(&out[..payload.len()], &payload[..]);
+
+            let mut streamed = vec![0u8; payload.len()];
+            let mut un = InlineUnpacker::new(payload.len());
+            prop_assert_eq!(un.words_left(), words.len());
+            for (i, &w) in words.iter().enumerate() {
+                prop_assert_eq!(un.feed(w, &mut streamed), Ok(i + 1 == words.len()));
+            }
+            prop_assert!(un.is_done());
+            prop_assert_eq!(streamed, payload);
+        }
+
+        #[test]
+        fn headers_round_trip(tag in 0..=i32::MAX, p in path(), len in prop_oneof![0..=MAX_LEN, 0..70u32, (SHORT_LEN_LIMIT - 2)..(SHORT_LEN_LIMIT + 2)]) {
+            let h = Header::new(tag, p, len as usize).unwrap();
+            let mut words = Vec::new();
+            h.encode(&mut |w| words.push(w));
+            prop_assert_eq!(words.len(), h.word_count());
+            let got = match Header::start(words[0]).unwrap() {
+                HeaderStart::Complete(h) => { prop_assert_eq!(words.len(), 1); h }
+                HeaderStart::NeedsLength(p) => { prop_assert_eq!(words.len(), 2); p.finish(words[1]).unwrap() }
+            };
+            prop_assert_eq!(got, h);
+        }
+    }
+
+    #[test]
+    fn zero_and_reserved_kinds_are_rejected() {
+        assert_eq!(Word::decode(0), Err(WordError::ZeroKind { word: 0 }));
+        assert!(matches!(
+            Word::decode(0xFF00),
+            Err(WordError::ZeroKind { .. })
+        ));
+        for k in 0x7..=0xFu64 {
+            assert_eq!(
+                Word::decode(k),
+                Err(WordError::ReservedKind {
+                    word: k,
+                    kind: k as u8
+                })
+            );
+        }
+    }
+
+    #[test]
+    fn field_validation() {
+        // Envelope: bit 7, bit 39 (tag sign), path 3, long with a short length.
+        let env = Word::Envelope {
+            tag: 5,
+            path: Path::Ring,
+            len: EnvLen::Short(9),
+        }
+        .encode();
+        assert_eq!(env, 0x0000_0900_0000_0511);
+        assert!(Word::decode(env).is_ok());
+        assert!(matches!(
+            Word::decode(env | 1 << 7),
+            Err(WordError::ReservedBits { .. })
+        ));
+        assert!(matches!(
+            Word::decode(env | 1 << 39),
+            Err(WordError::ReservedBits { .. })
+        ));
+        assert!(matches!(
+            Word::decode(env | 3 << 4),
+            Err(WordError::BadField { field: "path", .. })
+        ));
+        assert!(matches!(
+            Word::decode(env | ENV_LONG_BIT),
+            Err(WordError::BadField { .. })
+        ));
+        // Length above 2^31.
+        let len = |n: u64| u64::from(kind::LENGTH) | n << 8;
+        assert_eq!(
+            Word::decode(len(1 << 31)),
+            Ok(Word::Length { len: MAX_LEN })
+        );
+        assert_eq!(
+            Word::decode(len((1 << 31) + 1)),
+            Err(WordError::LengthOutOfRange((1 << 31) + 1))
+        );
+        assert!(matches!(
+            Word::decode(len(1) | 1 << 40),
+            Err(WordError::ReservedBits { .. })
+        ));
+        // Data: counts 0 and 8..=15, non-zero padding.
+        for c in [0u64, 8, 15] {
+            assert!(matches!(
+                Word::decode(u64::from(kind::DATA) | c << 4),
+                Err(WordError::BadField { field: "count", .. })
+            ));
+        }
+        assert!(matches!(
+            Word::decode(0x13 | 0xAB << 16),
+            Err(WordError::NonCanonical { .. })
+        ));
+        assert_eq!(
+            Word::decode(0xFFFF_FFFF_FFFF_FF73).unwrap().kind(),
+            kind::DATA
+        );
+        // Credit: reserved unit, reserved high bits.
+        assert!(matches!(
+            Word::decode(0x24),
+            Err(WordError::BadField { field: "unit", .. })
+        ));
+        assert!(matches!(
+            Word::decode(0x04 | 1 << 63),
+            Err(WordError::ReservedBits { .. })
+        ));
+        // Control: unknown op, finalize with argument, abort with a >32-bit argument.
+        assert!(matches!(
+            Word::decode(0x0006),
+            Err(WordError::BadField {
+                field: "control op",
+                ..
+            })
+        ));
+        assert!(matches!(
+            Word::decode(0x1_0206),
+            Err(WordError::BadField { .. })
+        ));
+        assert!(matches!(
+            Word::decode(0x1_0000_0000_0306),
+            Err(WordError::BadField { .. })
+        ));
+        assert_eq!(
+            Word::decode(Word::Control(Control::Abort { code: -1 }).encode()),
+            Ok(Word::Control(Control::Abort { code: -1 }))
+        );
+    }
+
+    #[test]
+    fn hand_built_words_are_validated() {
+        let bad_tag = Word::Envelope {
+            tag: 1 << 31,
+            path: Path::Inline,
+            len: EnvLen::Short(0),
+        };
+        assert_eq!(bad_tag.try_encode(), Err(WordError::TagOutOfRange(1 << 31)));
+        assert!(Word::data(&[]).is_err());
+        assert!(Word::data(&[0; 8]).is_err());
+        assert!(Word::Data {
+            count: 1,
+            bytes: [1, 2, 0, 0, 0, 0, 0]
+        }
+        .validate()
+        .is_err());
+        assert!(Header::new(-1, Path::Inline, 0).is_err());
+        assert!(Header::new(0, Path::Inline, (1 << 31) + 1).is_err());
+        assert!(Header::new(i32::MAX, Path::Rendezvous, 1 << 31).is_ok());
+    }
+
+    #[test]
+    fn an_eight_byte_message_costs_three_words() {
+        let h = Header::new(7, Path::Inline, 8).unwrap();
+        assert_eq!(h.message_words(), 3);
+        let mut words = Vec::new();
+        h.encode(&mut |w| words.push(w));
+        pack_inline(b"abcdefgh", &mut |w| words.push(w));
+        assert_eq!(words.len(), 3);
+        assert_eq!(words[1], 0x6766_6564_6362_6173);
+        assert_eq!(words[2], 0x6813);
+    }
+
+    #[test]
+    fn long_headers_need_a_canonical_length_word() {
+        let h = Header::new(1, Path::Ring, 1 << 30).unwrap();
+        let mut words = Vec::new();
+        h.encode(&mut |w| words.push(w));
+        let HeaderStart::NeedsLength(p) = Header::start(words[0]).unwrap() else {
+            panic!("expected a long envelope");
+        };
+        assert_eq!(p.finish(words[1]), Ok(h));
+        let short_len = Word::Length { len: 5 }.encode();
+        assert!(matches!(
+            p.finish(short_len),
+            Err(WordError::NonCanonical { .. })
+        ));
+        assert!(matches!(
+            p.finish(words[0]),
+            Err(WordError::UnexpectedKind { .. })
+        ));
+        assert!(matches!(
+            Header::start(words[1]),
+            Err(WordError::UnexpectedKind { .. })
+        ));
+    }
+
+    #[test]
+    fn unpack_checks_bounds_kinds_and_canonical_form() {
+        let mut words = Vec::new();
+        pack_inline(&[9u8; 20], &mut |w| words.push(w));
+        let mut small = [0u8; 19];
+        assert_eq!(
+            unpack(&words, &mut small),
+            Err(WordError::Overflow { capacity: 19 })
+        );
+        let mut buf = [0u8; 32];
+        let short_first = [data_word(&[1, 2]), data_word(&[3])];
+        assert!(matches!(
+            unpack(&short_first, &mut buf),
+            Err(WordError::NonCanonical { .. })
+        ));
+        assert!(matches!(
+            unpack(&[Word::ClearToSend { id: 1 }.encode()], &mut buf),
+            Err(WordError::UnexpectedKind { .. })
+        ));
+        assert!(matches!(
+            unpack(&[0], &mut buf),
+            Err(WordError::ZeroKind { .. })
+        ));
+
+        // Streaming into a truncating buffer: all words accepted, only 5 bytes kept.
+        let mut un = InlineUnpacker::new(20);
+        let mut five = [0u8; 5];
+        for (i, &w) in words.iter().enumerate() {
+            assert_eq!(un.feed(w, &mut five), Ok(i == 2));
+        }
+        assert_eq!(five, [9; 5]);
+        assert!(
+            un.feed(words[0], &mut five).is_err(),
+            "word after completion"
+        );
+        let mut un = InlineUnpacker::new(20);
+        assert!(un.feed(words[2], &mut buf).is_err(), "short word first");
+    }
+}
