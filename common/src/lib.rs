@@ -8,8 +8,12 @@ pub mod job;
 pub mod layout;
 pub mod protocol;
 pub mod register;
+pub mod ring;
 pub mod shm;
 
 pub use layout::{LayoutError, PoolGeometry, PoolHeader};
 pub use register::{Header, Path, Word, WordError};
+pub use ring::{
+    ByteConsumer, ByteProducer, ByteRing, RingError, WordConsumer, WordFifo, WordProducer,
+};
 pub use shm::Shm;

@@ -1,0 +1,1273 @@
+//! Single-producer/single-consumer rings in shared memory.
+//!
+//! Two rings connect each ordered pair of ranks (laid out by the engine):
+//!
+//! * [`WordFifo`], the **mailbox**: a FIFO of `u64` register words ([`crate::register`]). The
+//!   producer side is [`WordProducer`], the consumer side [`WordConsumer`].
+//! * [`ByteRing`], the **data ring**: a byte stream for large payloads, [`ByteProducer`] and
+//!   [`ByteConsumer`]. Bulk copies, chunked publication, so the receiver copies out while the sender
+//!   copies in.
+//!
+//! # Layout
+//!
+//! Both rings share one layout, at an offset aligned to [`RING_ALIGN`] (64) bytes; a *unit* is a
+//! `u64` slot for the mailbox and a byte for the data ring:
+//!
+//! ```text
+//! offset  size            field
+//! +0      8               producer index (u64): units published so far; written by the producer only
+//! +8      56              zero padding (the producer index has the cache line to itself)
+//! +64     8               consumer index (u64): units released so far; written by the consumer only
+//! +72     56              zero padding
+//! +128    capacity×unit   data: unit number i lives at +128 + (i mod capacity)×unit
+//! ...                     zero padding up to a multiple of 64 (see `footprint`)
+//! ```
+//!
+//! The indices are free-running counters (modulo 2^64; at 100 GB/s a byte counter wraps after
+//! about 5 years, and all arithmetic here is wrapping anyway): the ring holds `producer - consumer`
+//! units, the producer may write up to `consumer + capacity`, and capacity is a power of two so a
+//! unit's slot is `index & (capacity - 1)`. Keeping the two indices on separate cache lines means
+//! the producer's stores do not invalidate the line the producer reads to learn the consumer's
+//! progress, and vice versa.
+//!
+//! # Trust
+//!
+//! Any VM attached to the pool can write any byte at any time. Each side keeps its own index
+//! locally and only ever *stores* it to shared memory; it never reads its own index back, except
+//! once when attaching. Every load of the other side's index is validated against what that side
+//! can legitimately have done (see [`RingError::Corrupt`]); an inconsistent value is reported, not
+//! trusted, and leaves the local state unchanged. Payload bytes and words are copied out and are
+//! the caller's to validate. No operation loops on a value read from shared memory: every loop is
+//! bounded by the ring's capacity or the caller's buffer.
+//!
+//! # Memory orderings
+//!
+//! * The producer writes slots (Relaxed atomic stores for words, plain copies for bytes), then
+//!   stores the producer index with **Release**: the slot writes happen-before any load that sees
+//!   the new index.
+//! * The consumer loads the producer index with **Acquire**, then reads the slots (Relaxed loads /
+//!   copies): it sees every unit the producer wrote before publishing that index.
+//! * The consumer stores its index with **Release** only after it has copied the units out: its
+//!   reads happen-before the producer's observation of the new consumer index.
+//! * The producer loads the consumer index with **Acquire** before overwriting the released slots,
+//!   so its new writes cannot be seen by the consumer's earlier reads (no overwrite of unread data).
+//!
+//! On x86-64 (the only target of ivshmem here) Release stores and Acquire loads are plain moves;
+//! the orderings mostly constrain the compiler, and they are what the Rust memory model requires.
+//!
+//! # Cost
+//!
+//! Each side caches the other side's index and reloads it only when the cached value is not enough
+//! (the ring looks full to the producer, or empty to the consumer): a reload is a cache-line
+//! transfer between cores. Publication is batched: [`WordProducer::push`] only writes the slot, and
+//! [`WordProducer::publish`] stores the index once for a whole message; likewise
+//! [`WordConsumer::release`]. No operation allocates.
+
+use crate::shm::Shm;
+use crossbeam_utils::CachePadded;
+use std::borrow::Borrow;
+use std::sync::atomic::{AtomicU64, Ordering};
+use thiserror::Error;
+
+/// Alignment of a ring's offset: one cache line.
+pub const RING_ALIGN: usize = 64;
+/// Offset of the producer index from the ring's base.
+pub const OFF_PRODUCER: usize = 0;
+/// Offset of the consumer index from the ring's base.
+pub const OFF_CONSUMER: usize = 64;
+/// Offset of the data (slots or bytes) from the ring's base.
+pub const OFF_DATA: usize = 128;
+
+/// Which side's index a [`RingError::Corrupt`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Producer,
+    Consumer,
+}
+
+impl std::fmt::Display for Side {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Side::Producer => "producer",
+            Side::Consumer => "consumer",
+        })
+    }
+}
+
+/// Why a ring could not be attached or used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum RingError {
+    /// The capacity is zero, not a power of two, or too large.
+    #[error("ring capacity {capacity} is not a power of two between 1 and {max}")]
+    BadCapacity { capacity: usize, max: usize },
+    /// The offset is not a multiple of [`RING_ALIGN`].
+    #[error("ring offset {0:#x} is not {RING_ALIGN}-byte aligned")]
+    Misaligned(usize),
+    /// The ring does not fit in the mapping.
+    #[error("ring at {offset:#x} needs {footprint} bytes, beyond the {len}-byte mapping")]
+    OutOfBounds {
+        offset: usize,
+        footprint: usize,
+        len: usize,
+    },
+    /// The other side's index, as read from shared memory, is not something that side can have
+    /// written: it went backwards, ran ahead of what is possible (the producer past
+    /// `consumer + capacity`, the consumer past what was published), or was inconsistent when
+    /// attaching. The accepted range `low..=high` is modulo 2^64. The local state is unchanged;
+    /// the peer is buggy or hostile and the pair should be torn down.
+    #[error("corrupt {side} index {seen} in shared memory (expected {low}..={high})")]
+    Corrupt {
+        side: Side,
+        seen: u64,
+        low: u64,
+        high: u64,
+    },
+}
+
+/// A ring's place in the mapping, checked once at construction. The mapping's length never
+/// changes, so every offset derived from these stays in bounds.
+#[derive(Debug, Clone, Copy)]
+struct Region {
+    prod: usize,
+    cons: usize,
+    data: usize,
+    cap: u64,
+    mask: u64,
+}
+
+const fn footprint_of(capacity: usize, unit: usize) -> usize {
+    let data = capacity.saturating_mul(unit).saturating_add(RING_ALIGN - 1) & !(RING_ALIGN - 1);
+    OFF_DATA.saturating_add(data)
+}
+
+fn region(
+    shm: &Shm,
+    offset: usize,
+    capacity: usize,
+    unit: usize,
+    max: usize,
+) -> Result<Region, RingError> {
+    if !capacity.is_power_of_two() || capacity > max {
+        return Err(RingError::BadCapacity { capacity, max });
+    }
+    if offset & (RING_ALIGN - 1) != 0 {
+        return Err(RingError::Misaligned(offset));
+    }
+    let footprint = footprint_of(capacity, unit);
+    let fits = match offset.checked_add(footprint) {
+        Some(end) => end <= shm.len(),
+        None => false,
+    };
+    if !fits {
+        return Err(RingError::OutOfBounds {
+            offset,
+            footprint,
+            len: shm.len(),
+        });
+    }
+    Ok(Region {
+        prod: offset + OFF_PRODUCER,
+        cons: offset + OFF_CONSUMER,
+        data: offset + OFF_DATA,
+        cap: capacity as u64,
+        mask: capacity as u64 - 1,
+    })
+}
+
+fn init_region(
+    shm: &Shm,
+    offset: usize,
+    capacity: usize,
+    unit: usize,
+    max: usize,
+) -> Result<(), RingError> {
+    region(shm, offset, capacity, unit, max)?;
+    // Zero the whole footprint: indices at 0, and (for the mailbox) every slot a kind-0 word that
+    // cannot be mistaken for a message. The region was just checked, so this cannot fail.
+    shm.fill_zero(offset, footprint_of(capacity, unit));
+    Ok(())
+}
+
+/// The atomic at `off`, which is one of a checked region's index or slot offsets. The `None` arm
+/// cannot happen (the region was checked against the mapping, whose length is fixed); it maps to
+/// an error rather than a panic.
+#[inline]
+fn atomic(shm: &Shm, off: usize) -> Result<&AtomicU64, RingError> {
+    shm.u64_at(off).ok_or(RingError::OutOfBounds {
+        offset: off,
+        footprint: 8,
+        len: shm.len(),
+    })
+}
+
+/// Reads both indices when attaching and checks `consumer <= producer <= consumer + capacity`.
+fn attach_indices(shm: &Shm, reg: &Region) -> Result<(u64, u64), RingError> {
+    // Acquire on both: a side attaching late synchronizes with whatever the other side published.
+    let p = atomic(shm, reg.prod)?.load(Ordering::Acquire);
+    let c = atomic(shm, reg.cons)?.load(Ordering::Acquire);
+    if p.wrapping_sub(c) > reg.cap {
+        return Err(RingError::Corrupt {
+            side: Side::Producer,
+            seen: p,
+            low: c,
+            high: c.wrapping_add(reg.cap),
+        });
+    }
+    Ok((p, c))
+}
+
+/// The producer's private indices (wrapping counters).
+#[derive(Debug)]
+struct ProducerState {
+    /// Next unit to write (pushed, maybe not yet published).
+    head: u64,
+    /// Last value stored to the shared producer index.
+    published: u64,
+    /// Last validated value of the consumer index.
+    cached_tail: u64,
+}
+
+/// Index bookkeeping shared by both producers.
+#[derive(Debug)]
+struct ProducerCore {
+    // Padded so that a producer and a consumer allocated side by side (say, in one array of pairs
+    // driven by different threads) do not false-share their hot indices.
+    st: CachePadded<ProducerState>,
+    reg: Region,
+}
+
+impl ProducerCore {
+    fn attach(shm: &Shm, reg: Region) -> Result<Self, RingError> {
+        let (p, c) = attach_indices(shm, &reg)?;
+        Ok(ProducerCore {
+            st: CachePadded::new(ProducerState {
+                head: p,
+                published: p,
+                cached_tail: c,
+            }),
+            reg,
+        })
+    }
+
+    /// Free units according to the cached consumer index.
+    #[inline]
+    fn free_cached(&self) -> u64 {
+        // head - cached_tail <= cap: head only advances into free space, cached_tail only advances.
+        self.reg.cap - self.st.head.wrapping_sub(self.st.cached_tail)
+    }
+
+    /// Reloads the consumer index, validates it and returns the free units.
+    #[cold]
+    fn refresh(&mut self, shm: &Shm) -> Result<u64, RingError> {
+        // Acquire: pairs with the consumer's Release store made after it copied the units out, so
+        // our later writes to those slots cannot be seen by its earlier reads.
+        let seen = atomic(shm, self.reg.cons)?.load(Ordering::Acquire);
+        let st = &mut *self.st;
+        // The consumer only moves forward, and never past what we published.
+        let moved = seen.wrapping_sub(st.cached_tail);
+        let possible = st.published.wrapping_sub(st.cached_tail);
+        if moved > possible {
+            return Err(RingError::Corrupt {
+                side: Side::Consumer,
+                seen,
+                low: st.cached_tail,
+                high: st.published,
+            });
+        }
+        st.cached_tail = seen;
+        Ok(self.free_cached())
+    }
+
+    /// True if `n` units are free, reloading the consumer index only if the cached one says no.
+    #[inline]
+    fn has_room(&mut self, shm: &Shm, n: u64) -> Result<bool, RingError> {
+        if self.free_cached() >= n {
+            return Ok(true);
+        }
+        Ok(self.refresh(shm)? >= n)
+    }
+
+    #[inline]
+    fn publish(&mut self, shm: &Shm) {
+        let st = &mut *self.st;
+        if st.head != st.published {
+            // Release: every slot written before this store is visible to a consumer that
+            // Acquire-loads the new index. The `if let` cannot fail (checked region).
+            if let Ok(a) = atomic(shm, self.reg.prod) {
+                a.store(st.head, Ordering::Release);
+            }
+            st.published = st.head;
+        }
+    }
+}
+
+/// The consumer's private indices (wrapping counters).
+#[derive(Debug)]
+struct ConsumerState {
+    /// Next unit to read (popped units before it may not be released yet).
+    tail: u64,
+    /// Last value stored to the shared consumer index.
+    released: u64,
+    /// Last validated value of the producer index.
+    cached_head: u64,
+}
+
+/// Index bookkeeping shared by both consumers.
+#[derive(Debug)]
+struct ConsumerCore {
+    // Padded for the same reason as `ProducerCore::st`.
+    st: CachePadded<ConsumerState>,
+    reg: Region,
+}
+
+impl ConsumerCore {
+    fn attach(shm: &Shm, reg: Region) -> Result<Self, RingError> {
+        let (p, c) = attach_indices(shm, &reg)?;
+        Ok(ConsumerCore {
+            st: CachePadded::new(ConsumerState {
+                tail: c,
+                released: c,
+                cached_head: p,
+            }),
+            reg,
+        })
+    }
+
+    /// Readable units according to the cached producer index.
+    #[inline]
+    fn avail_cached(&self) -> u64 {
+        self.st.cached_head.wrapping_sub(self.st.tail)
+    }
+
+    /// Reloads the producer index, validates it and returns the readable units.
+    #[cold]
+    fn refresh(&mut self, shm: &Shm) -> Result<u64, RingError> {
+        // Acquire: pairs with the producer's Release store, so the slots it wrote before
+        // publishing are visible to our reads.
+        let seen = atomic(shm, self.reg.prod)?.load(Ordering::Acquire);
+        let st = &mut *self.st;
+        // The producer only moves forward, and never more than a ring ahead of what we released.
+        let ahead = seen.wrapping_sub(st.released);
+        let known = st.cached_head.wrapping_sub(st.released);
+        if ahead < known || ahead > self.reg.cap {
+            return Err(RingError::Corrupt {
+                side: Side::Producer,
+                seen,
+                low: st.cached_head,
+                high: st.released.wrapping_add(self.reg.cap),
+            });
+        }
+        st.cached_head = seen;
+        Ok(self.avail_cached())
+    }
+
+    /// Readable units, reloading the producer index only if fewer than `want` are cached.
+    #[inline]
+    fn available(&mut self, shm: &Shm, want: u64) -> Result<u64, RingError> {
+        let cached = self.avail_cached();
+        if cached >= want {
+            return Ok(cached);
+        }
+        self.refresh(shm)
+    }
+
+    #[inline]
+    fn release(&mut self, shm: &Shm) {
+        let st = &mut *self.st;
+        if st.tail != st.released {
+            // Release: our reads of the slots before `tail` happen-before the producer's
+            // Acquire load of this value, hence before it overwrites them. Cannot fail (checked
+            // region).
+            if let Ok(a) = atomic(shm, self.reg.cons) {
+                a.store(st.tail, Ordering::Release);
+            }
+            st.released = st.tail;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// WordFifo
+// ---------------------------------------------------------------------------------------------
+
+/// The mailbox: an SPSC FIFO of `u64` words in shared memory (see the module documentation for
+/// the layout). This type only holds the layout functions; the two sides are [`WordProducer`]
+/// and [`WordConsumer`].
+#[derive(Debug, Clone, Copy)]
+pub struct WordFifo;
+
+impl WordFifo {
+    /// Largest capacity, in words (1 GiB of slots).
+    pub const MAX_CAPACITY: usize = 1 << 27;
+
+    /// Bytes a mailbox of `capacity` words occupies: 128 bytes of indices plus the slots, rounded
+    /// up to a multiple of 64 so that rings can be placed back to back. Saturates at `usize::MAX`
+    /// for absurd capacities (which the constructors reject).
+    pub const fn footprint(capacity: usize) -> usize {
+        footprint_of(capacity, 8)
+    }
+
+    /// Zeroes the mailbox at `offset` (indices and slots). Must happen before either side attaches,
+    /// and be published to them by the engine (e.g. with a Release store of a "ready" flag).
+    pub fn init(shm: &Shm, offset: usize, capacity: usize) -> Result<(), RingError> {
+        init_region(shm, offset, capacity, 8, Self::MAX_CAPACITY)
+    }
+}
+
+/// The producer side of a [`WordFifo`]. `S` is any handle to the mapping: `&Shm`, `Arc<Shm>`...
+#[derive(Debug)]
+pub struct WordProducer<S: Borrow<Shm>> {
+    core: ProducerCore,
+    shm: S,
+}
+
+impl<S: Borrow<Shm>> WordProducer<S> {
+    /// Attaches to the mailbox at `offset`, continuing from the indices found there (all zero
+    /// after [`WordFifo::init`]).
+    pub fn new(shm: S, offset: usize, capacity: usize) -> Result<Self, RingError> {
+        let reg = region(shm.borrow(), offset, capacity, 8, WordFifo::MAX_CAPACITY)?;
+        let core = ProducerCore::attach(shm.borrow(), reg)?;
+        Ok(WordProducer { core, shm })
+    }
+
+    /// Capacity in words.
+    pub fn capacity(&self) -> usize {
+        self.core.reg.cap as usize
+    }
+
+    /// Words pushed but not yet published.
+    pub fn pending(&self) -> usize {
+        self.core.st.head.wrapping_sub(self.core.st.published) as usize
+    }
+
+    /// True if `n` more words can be pushed. Reloads the consumer index only if the cached one
+    /// does not leave room; after `Ok(true)`, the next `n` pushes succeed without a reload.
+    #[inline]
+    pub fn has_room(&mut self, n: usize) -> Result<bool, RingError> {
+        self.core.has_room(self.shm.borrow(), n as u64)
+    }
+
+    /// Writes `word` into the next slot without publishing it. Returns `Ok(false)` if the ring is
+    /// full.
+    #[inline]
+    pub fn push(&mut self, word: u64) -> Result<bool, RingError> {
+        if !self.has_room(1)? {
+            return Ok(false);
+        }
+        self.write_slot(word)?;
+        Ok(true)
+    }
+
+    /// Pushes all of `words` or, if they do not all fit, none of them.
+    pub fn push_all(&mut self, words: &[u64]) -> Result<bool, RingError> {
+        if !self.has_room(words.len())? {
+            return Ok(false);
+        }
+        for &w in words {
+            self.write_slot(w)?;
+        }
+        Ok(true)
+    }
+
+    #[inline]
+    fn write_slot(&mut self, word: u64) -> Result<(), RingError> {
+        let st = &mut *self.core.st;
+        let off = self.core.reg.data + ((st.head & self.core.reg.mask) as usize) * 8;
+        // Relaxed: ordered before the consumer's reads by the Release store in `publish`.
+        atomic(self.shm.borrow(), off)?.store(word, Ordering::Relaxed);
+        st.head = st.head.wrapping_add(1);
+        Ok(())
+    }
+
+    /// Makes every pushed word visible to the consumer with one Release store of the producer
+    /// index (none if nothing is pending).
+    #[inline]
+    pub fn publish(&mut self) {
+        self.core.publish(self.shm.borrow());
+    }
+
+    /// Forgets the words pushed since the last publish (e.g. a message that turned out not to fit).
+    pub fn discard_pending(&mut self) {
+        self.core.st.head = self.core.st.published;
+    }
+}
+
+/// The consumer side of a [`WordFifo`].
+#[derive(Debug)]
+pub struct WordConsumer<S: Borrow<Shm>> {
+    core: ConsumerCore,
+    shm: S,
+}
+
+impl<S: Borrow<Shm>> WordConsumer<S> {
+    /// Attaches to the mailbox at `offset`, continuing from the indices found there.
+    pub fn new(shm: S, offset: usize, capacity: usize) -> Result<Self, RingError> {
+        let reg = region(shm.borrow(), offset, capacity, 8, WordFifo::MAX_CAPACITY)?;
+        let core = ConsumerCore::attach(shm.borrow(), reg)?;
+        Ok(WordConsumer { core, shm })
+    }
+
+    /// Capacity in words.
+    pub fn capacity(&self) -> usize {
+        self.core.reg.cap as usize
+    }
+
+    /// Words popped but not yet released.
+    pub fn unreleased(&self) -> usize {
+        self.core.st.tail.wrapping_sub(self.core.st.released) as usize
+    }
+
+    /// Words readable now: the cached count if it is at least `want`, else a fresh one.
+    #[inline]
+    pub fn available(&mut self, want: usize) -> Result<usize, RingError> {
+        Ok(self.core.available(self.shm.borrow(), want as u64)? as usize)
+    }
+
+    /// The next word without consuming it, or `None` if the ring is empty.
+    #[inline]
+    pub fn peek(&mut self) -> Result<Option<u64>, RingError> {
+        if self.core.available(self.shm.borrow(), 1)? == 0 {
+            return Ok(None);
+        }
+        let off = self.core.reg.data + ((self.core.st.tail & self.core.reg.mask) as usize) * 8;
+        // Relaxed: ordered after the producer's slot write by the Acquire load in `refresh`.
+        Ok(Some(
+            atomic(self.shm.borrow(), off)?.load(Ordering::Relaxed),
+        ))
+    }
+
+    /// Takes the next word, or `None` if the ring is empty. The slot stays reserved until
+    /// [`release`](Self::release).
+    #[inline]
+    pub fn pop(&mut self) -> Result<Option<u64>, RingError> {
+        let w = self.peek()?;
+        if w.is_some() {
+            self.core.st.tail = self.core.st.tail.wrapping_add(1);
+        }
+        Ok(w)
+    }
+
+    /// Hands every popped slot back to the producer with one Release store of the consumer index
+    /// (none if nothing was popped). Call it once per message, or at least before the ring can
+    /// fill with popped-but-unreleased words.
+    #[inline]
+    pub fn release(&mut self) {
+        self.core.release(self.shm.borrow());
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// ByteRing
+// ---------------------------------------------------------------------------------------------
+
+/// The data ring: an SPSC byte stream in shared memory (see the module documentation for the
+/// layout). The two sides are [`ByteProducer`] and [`ByteConsumer`].
+#[derive(Debug, Clone, Copy)]
+pub struct ByteRing;
+
+/// Default publication granularity of the data ring, in bytes (see [`ByteProducer::write_some`]).
+pub const DEFAULT_CHUNK: usize = 32 << 10;
+
+impl ByteRing {
+    /// Largest capacity, in bytes.
+    pub const MAX_CAPACITY: usize = 1 << 30;
+
+    /// Bytes a data ring of `capacity` bytes occupies: 128 bytes of indices plus the data, rounded
+    /// up to a multiple of 64. Saturates like [`WordFifo::footprint`].
+    pub const fn footprint(capacity: usize) -> usize {
+        footprint_of(capacity, 1)
+    }
+
+    /// Zeroes the data ring at `offset` (indices and data). Must happen before either side
+    /// attaches.
+    pub fn init(shm: &Shm, offset: usize, capacity: usize) -> Result<(), RingError> {
+        init_region(shm, offset, capacity, 1, Self::MAX_CAPACITY)
+    }
+
+    /// The default chunk for a ring of `capacity` bytes: a quarter of the ring, at most
+    /// [`DEFAULT_CHUNK`], so that even a small ring has several chunks in flight.
+    pub const fn default_chunk(capacity: usize) -> usize {
+        let quarter = capacity / 4;
+        if quarter == 0 {
+            1
+        } else if quarter > DEFAULT_CHUNK {
+            DEFAULT_CHUNK
+        } else {
+            quarter
+        }
+    }
+}
+
+/// Copies between the data ring and a local buffer, splitting at the end of the ring.
+#[inline]
+fn ring_copy(
+    shm: &Shm,
+    reg: &Region,
+    pos: u64,
+    len: usize,
+    mut copy: impl FnMut(usize, std::ops::Range<usize>) -> bool,
+) -> Result<(), RingError> {
+    // `len <= cap`, so the data wraps at most once: at most two copies.
+    let at = (pos & reg.mask) as usize;
+    let first = len.min(reg.cap as usize - at);
+    let ok = copy(reg.data + at, 0..first) && (first == len || copy(reg.data, first..len));
+    if ok {
+        Ok(())
+    } else {
+        // Cannot happen: the region was checked at construction.
+        Err(RingError::OutOfBounds {
+            offset: reg.data,
+            footprint: reg.cap as usize,
+            len: shm.len(),
+        })
+    }
+}
+
+/// The producer side of a [`ByteRing`].
+#[derive(Debug)]
+pub struct ByteProducer<S: Borrow<Shm>> {
+    core: ProducerCore,
+    chunk: usize,
+    shm: S,
+}
+
+impl<S: Borrow<Shm>> ByteProducer<S> {
+    /// Attaches to the data ring at `offset`, continuing from the indices found there.
+    pub fn new(shm: S, offset: usize, capacity: usize) -> Result<Self, RingError> {
+        let reg = region(shm.borrow(), offset, capacity, 1, ByteRing::MAX_CAPACITY)?;
+        let core = ProducerCore::attach(shm.borrow(), reg)?;
+        Ok(ByteProducer {
+            core,
+            chunk: ByteRing::default_chunk(capacity),
+            shm,
+        })
+    }
+
+    /// Capacity in bytes.
+    pub fn capacity(&self) -> usize {
+        self.core.reg.cap as usize
+    }
+
+    /// Bytes copied between two publications of the producer index.
+    pub fn chunk(&self) -> usize {
+        self.chunk
+    }
+
+    /// Sets the publication granularity (at least 1 byte; `usize::MAX` publishes once per call).
+    pub fn set_chunk(&mut self, chunk: usize) {
+        self.chunk = chunk.max(1);
+    }
+
+    /// Free bytes now (always reloads the consumer index).
+    pub fn free_space(&mut self) -> Result<usize, RingError> {
+        Ok(self.core.refresh(self.shm.borrow())? as usize)
+    }
+
+    /// Copies as much of `src` as fits into the ring and publishes it; returns the bytes written
+    /// (0 if the ring is full or `src` is empty).
+    ///
+    /// The consumer index is reloaded only if the cached one leaves less room than `src` needs.
+    /// The copy is published every [`chunk`](Self::chunk) bytes rather than once at the end, so
+    /// that the consumer starts copying out the first chunk while this call copies in the next:
+    /// with a 4 MiB ring, a 4 MiB write published once would serialize the two copies. Chunks of
+    /// 16-64 KiB (default: [`ByteRing::default_chunk`]) amortize the cost of a publication (one
+    /// store, but a cache-line transfer when the consumer is polling: ~100 ns) over a few
+    /// microseconds of copying, while the chunk just written is still in cache when the consumer
+    /// reads it.
+    pub fn write_some(&mut self, src: &[u8]) -> Result<usize, RingError> {
+        let shm = self.shm.borrow();
+        let mut free = self.core.free_cached();
+        if free < src.len() as u64 {
+            free = self.core.refresh(shm)?;
+        }
+        let n = src.len().min(free as usize);
+        let mut done = 0;
+        while done < n {
+            let len = (n - done).min(self.chunk);
+            let part = &src[done..done + len];
+            ring_copy(shm, &self.core.reg, self.core.st.head, len, |off, r| {
+                shm.write(off, &part[r])
+            })?;
+            self.core.st.head = self.core.st.head.wrapping_add(len as u64);
+            self.core.publish(shm);
+            done += len;
+        }
+        Ok(n)
+    }
+}
+
+/// The consumer side of a [`ByteRing`].
+#[derive(Debug)]
+pub struct ByteConsumer<S: Borrow<Shm>> {
+    core: ConsumerCore,
+    chunk: usize,
+    shm: S,
+}
+
+impl<S: Borrow<Shm>> ByteConsumer<S> {
+    /// Attaches to the data ring at `offset`, continuing from the indices found there.
+    pub fn new(shm: S, offset: usize, capacity: usize) -> Result<Self, RingError> {
+        let reg = region(shm.borrow(), offset, capacity, 1, ByteRing::MAX_CAPACITY)?;
+        let core = ConsumerCore::attach(shm.borrow(), reg)?;
+        Ok(ByteConsumer {
+            core,
+            chunk: ByteRing::default_chunk(capacity),
+            shm,
+        })
+    }
+
+    /// Capacity in bytes.
+    pub fn capacity(&self) -> usize {
+        self.core.reg.cap as usize
+    }
+
+    /// Bytes copied out between two releases of the consumer index.
+    pub fn chunk(&self) -> usize {
+        self.chunk
+    }
+
+    /// Sets the release granularity (at least 1 byte; `usize::MAX` releases once per call).
+    pub fn set_chunk(&mut self, chunk: usize) {
+        self.chunk = chunk.max(1);
+    }
+
+    /// Readable bytes now (always reloads the producer index).
+    pub fn readable(&mut self) -> Result<usize, RingError> {
+        Ok(self.core.refresh(self.shm.borrow())? as usize)
+    }
+
+    /// Copies as many bytes as are available into `dst` (up to its length) and releases them;
+    /// returns the bytes read (0 if the ring is empty or `dst` is empty).
+    ///
+    /// The producer index is reloaded only if the cached one promises less than `dst.len()`. The
+    /// consumer index is released every [`chunk`](Self::chunk) bytes, so the producer can refill
+    /// the space while this call copies out the rest (the mirror image of
+    /// [`ByteProducer::write_some`]).
+    pub fn read_some(&mut self, dst: &mut [u8]) -> Result<usize, RingError> {
+        let n = self.take(dst.len())?;
+        let shm = self.shm.borrow();
+        let mut done = 0;
+        while done < n {
+            let len = (n - done).min(self.chunk);
+            let part = &mut dst[done..done + len];
+            ring_copy(shm, &self.core.reg, self.core.st.tail, len, |off, r| {
+                shm.read(off, &mut part[r])
+            })?;
+            self.core.st.tail = self.core.st.tail.wrapping_add(len as u64);
+            self.core.release(shm);
+            done += len;
+        }
+        Ok(n)
+    }
+
+    /// Skips up to `n` available bytes without copying them (e.g. the tail of a truncated
+    /// message) and releases them; returns the bytes skipped.
+    pub fn discard(&mut self, n: usize) -> Result<usize, RingError> {
+        let n = self.take(n)?;
+        self.core.st.tail = self.core.st.tail.wrapping_add(n as u64);
+        self.core.release(self.shm.borrow());
+        Ok(n)
+    }
+
+    /// How many of `want` bytes can be taken now.
+    #[inline]
+    fn take(&mut self, want: usize) -> Result<usize, RingError> {
+        let avail = self.core.available(self.shm.borrow(), want as u64)?;
+        // avail <= cap, which fits in usize.
+        Ok(want.min(avail as usize))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shm::test_util::heap_shm;
+    use proptest::prelude::*;
+    use std::collections::VecDeque;
+
+    fn set_index(shm: &Shm, off: usize, v: u64) {
+        shm.u64_at(off).unwrap().store(v, Ordering::Relaxed);
+    }
+
+    fn index(shm: &Shm, off: usize) -> u64 {
+        shm.u64_at(off).unwrap().load(Ordering::Relaxed)
+    }
+
+    /// Waits politely: spin a little, then let the other thread run (CI may have one core).
+    fn backoff(spins: &mut u32) {
+        *spins += 1;
+        if *spins < 64 {
+            std::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
+    }
+
+    #[test]
+    fn footprints_and_region_checks() {
+        assert_eq!(WordFifo::footprint(1), 192);
+        assert_eq!(WordFifo::footprint(8), 192);
+        assert_eq!(WordFifo::footprint(16), 256);
+        assert_eq!(ByteRing::footprint(1 << 16), 128 + (1 << 16));
+        assert_eq!(ByteRing::footprint(4), 192);
+        assert_eq!(WordFifo::footprint(usize::MAX), usize::MAX, "saturates");
+
+        let shm = heap_shm(4096);
+        assert!(matches!(
+            WordProducer::new(&shm, 0, 0),
+            Err(RingError::BadCapacity { .. })
+        ));
+        assert!(matches!(
+            WordProducer::new(&shm, 0, 12),
+            Err(RingError::BadCapacity { .. })
+        ));
+        assert!(matches!(
+            WordConsumer::new(&shm, 8, 8),
+            Err(RingError::Misaligned(8))
+        ));
+        assert!(matches!(
+            WordFifo::init(&shm, 4096 - 128, 8),
+            Err(RingError::OutOfBounds { .. })
+        ));
+        assert!(matches!(
+            ByteProducer::new(&shm, usize::MAX & !63, 64),
+            Err(RingError::OutOfBounds { .. })
+        ));
+        assert!(matches!(
+            ByteConsumer::new(&shm, 0, 1 << 31),
+            Err(RingError::BadCapacity { .. })
+        ));
+        assert!(ByteRing::init(&shm, 4096 - 192, 64).is_ok());
+        assert!(ByteConsumer::new(&shm, 4096 - 192, 64).is_ok());
+        assert!(WordFifo::init(&shm, 0, 8).is_ok());
+    }
+
+    #[test]
+    fn init_zeroes_indices_and_slots() {
+        let shm = heap_shm(1024);
+        shm.write(0, &[0xAA; 1024]);
+        WordFifo::init(&shm, 64, 8).unwrap();
+        let mut buf = [0u8; 192];
+        shm.read(64, &mut buf);
+        assert!(buf.iter().all(|&b| b == 0));
+        assert_eq!(index(&shm, 0), 0xAAAA_AAAA_AAAA_AAAA, "outside untouched");
+    }
+
+    #[test]
+    fn words_are_batched_and_bounded() {
+        let shm = heap_shm(4096);
+        WordFifo::init(&shm, 0, 4).unwrap();
+        let mut p = WordProducer::new(&shm, 0, 4).unwrap();
+        let mut c = WordConsumer::new(&shm, 0, 4).unwrap();
+
+        assert_eq!(c.pop(), Ok(None));
+        assert_eq!(p.push(1), Ok(true));
+        assert_eq!(p.push(2), Ok(true));
+        assert_eq!(p.pending(), 2);
+        assert_eq!(c.pop(), Ok(None), "nothing visible before publish");
+        assert_eq!(index(&shm, OFF_PRODUCER), 0);
+        p.publish();
+        assert_eq!(index(&shm, OFF_PRODUCER), 2, "one store for the batch");
+        assert_eq!(c.available(1), Ok(2));
+        assert_eq!(c.peek(), Ok(Some(1)));
+        assert_eq!(c.pop(), Ok(Some(1)));
+        assert!(p.push_all(&[3, 4]).unwrap());
+        assert_eq!(p.push(5), Ok(false), "full");
+        assert!(!p.push_all(&[5]).unwrap());
+        p.publish();
+        assert_eq!(c.pop(), Ok(Some(2)));
+        assert_eq!(p.push(5), Ok(false), "popped but not released");
+        assert_eq!(c.unreleased(), 2);
+        c.release();
+        assert_eq!(index(&shm, OFF_CONSUMER), 2);
+        assert_eq!(p.push(5), Ok(true));
+        assert_eq!(p.push(6), Ok(true));
+        assert_eq!(p.push(7), Ok(false));
+        p.discard_pending();
+        assert!(p.push_all(&[5, 6]).unwrap());
+        p.publish();
+        let got: Vec<u64> = std::iter::from_fn(|| c.pop().unwrap()).collect();
+        assert_eq!(got, [3, 4, 5, 6]);
+        c.release();
+
+        // A second consumer attaches where the first one left off.
+        assert!(p.push(8).unwrap());
+        p.publish();
+        let mut c2 = WordConsumer::new(&shm, 0, 4).unwrap();
+        assert_eq!(c2.pop(), Ok(Some(8)));
+    }
+
+    #[test]
+    fn bytes_wrap_around() {
+        let shm = heap_shm(4096);
+        ByteRing::init(&shm, 128, 16).unwrap();
+        let mut p = ByteProducer::new(&shm, 128, 16).unwrap();
+        let mut c = ByteConsumer::new(&shm, 128, 16).unwrap();
+        assert_eq!(p.chunk(), 4);
+        let mut buf = [0u8; 32];
+        assert_eq!(c.read_some(&mut buf), Ok(0));
+        assert_eq!(p.write_some(b"0123456789"), Ok(10));
+        assert_eq!(c.read_some(&mut buf[..7]), Ok(7));
+        assert_eq!(&buf[..7], b"0123456");
+        assert_eq!(p.write_some(b"abcdefghijklmnop"), Ok(13));
+        assert_eq!(p.write_some(b"x"), Ok(0));
+        assert_eq!(c.discard(3), Ok(3));
+        assert_eq!(c.readable(), Ok(13));
+        assert_eq!(c.read_some(&mut buf), Ok(13));
+        assert_eq!(&buf[..13], b"abcdefghijklm");
+        assert_eq!(p.free_space(), Ok(16));
+        assert_eq!(p.write_some(&[]), Ok(0));
+        assert_eq!(c.read_some(&mut []), Ok(0));
+    }
+
+    #[test]
+    fn corrupt_producer_index_is_detected() {
+        let shm = heap_shm(4096);
+        WordFifo::init(&shm, 0, 8).unwrap();
+        let mut p = WordProducer::new(&shm, 0, 8).unwrap();
+        let mut c = WordConsumer::new(&shm, 0, 8).unwrap();
+        for i in 0..5 {
+            p.push(i).unwrap();
+        }
+        p.publish();
+        assert_eq!(c.pop(), Ok(Some(0)));
+        c.release();
+
+        // Ahead by more than a ring: consumer (1) + capacity (8) + 1.
+        set_index(&shm, OFF_PRODUCER, 1 + 8 + 1);
+        // The cached head still has words: no reload, no error yet.
+        for i in 1..5 {
+            assert_eq!(c.pop(), Ok(Some(i)));
+        }
+        assert!(matches!(
+            c.pop(),
+            Err(RingError::Corrupt {
+                side: Side::Producer,
+                seen: 10,
+                ..
+            })
+        ));
+        // Exactly a ring ahead is legal.
+        set_index(&shm, OFF_PRODUCER, 1 + 8);
+        assert!(c.pop().unwrap().is_some());
+        // Backwards.
+        set_index(&shm, OFF_PRODUCER, 3);
+        c.release();
+        for _ in 0..3 {
+            let _ = c.pop();
+        }
+        assert!(matches!(c.available(100), Err(RingError::Corrupt { .. })));
+        set_index(&shm, OFF_PRODUCER, u64::MAX);
+        assert!(matches!(c.available(100), Err(RingError::Corrupt { .. })));
+        // Attaching to an inconsistent pair of indices fails.
+        assert!(matches!(
+            WordConsumer::new(&shm, 0, 8),
+            Err(RingError::Corrupt { .. })
+        ));
+    }
+
+    #[test]
+    fn corrupt_consumer_index_is_detected() {
+        let shm = heap_shm(4096);
+        ByteRing::init(&shm, 0, 16).unwrap();
+        let mut p = ByteProducer::new(&shm, 0, 16).unwrap();
+        assert_eq!(p.write_some(&[1; 16]), Ok(16));
+        // Consumed more than was published.
+        set_index(&shm, OFF_CONSUMER, 17);
+        assert!(matches!(
+            p.write_some(&[1]),
+            Err(RingError::Corrupt {
+                side: Side::Consumer,
+                seen: 17,
+                low: 0,
+                high: 16
+            })
+        ));
+        set_index(&shm, OFF_CONSUMER, 8);
+        assert_eq!(p.write_some(&[2; 8]), Ok(8));
+        // Backwards.
+        set_index(&shm, OFF_CONSUMER, 4);
+        assert!(matches!(p.free_space(), Err(RingError::Corrupt { .. })));
+        assert!(matches!(p.write_some(&[3]), Err(RingError::Corrupt { .. })));
+        // The local state survived: a sane value lets it go on.
+        set_index(&shm, OFF_CONSUMER, 24);
+        assert_eq!(p.free_space(), Ok(16));
+    }
+
+    #[test]
+    fn indices_near_wrap_around_work() {
+        let shm = heap_shm(4096);
+        let base = u64::MAX - 5;
+        set_index(&shm, OFF_PRODUCER, base);
+        set_index(&shm, OFF_CONSUMER, base);
+        let mut p = WordProducer::new(&shm, 0, 8).unwrap();
+        let mut c = WordConsumer::new(&shm, 0, 8).unwrap();
+        for round in 0..4u64 {
+            assert!(p.push_all(&[round; 8]).unwrap());
+            p.publish();
+            for _ in 0..8 {
+                assert_eq!(c.pop(), Ok(Some(round)));
+            }
+            c.release();
+        }
+        assert_eq!(index(&shm, OFF_CONSUMER), base.wrapping_add(32));
+    }
+
+    #[derive(Debug, Clone)]
+    enum WordOp {
+        Push(u64),
+        PushAll(Vec<u64>),
+        Publish,
+        Pop,
+        Release,
+    }
+
+    fn word_op() -> impl Strategy<Value = WordOp> {
+        prop_oneof![
+            4 => any::<u64>().prop_map(WordOp::Push),
+            1 => proptest::collection::vec(any::<u64>(), 0..6).prop_map(WordOp::PushAll),
+            2 => Just(WordOp::Publish),
+            4 => Just(WordOp::Pop),
+            2 => Just(WordOp::Release),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn word_fifo_preserves_the_stream(
+            cap_log in 0u32..5,
+            ops in proptest::collection::vec(word_op(), 0..200),
+        ) {
+            let cap = 1usize << cap_log;
+            let shm = heap_shm(WordFifo::footprint(cap) + 64);
+            WordFifo::init(&shm, 64, cap).unwrap();
+            let mut p = WordProducer::new(&shm, 64, cap).unwrap();
+            let mut c = WordConsumer::new(&shm, 64, cap).unwrap();
+            // Model: published words not yet popped, pushed-unpublished words, popped-unreleased.
+            let mut visible = VecDeque::new();
+            let mut pending = Vec::new();
+            let mut unreleased = 0usize;
+            let mut sent = Vec::new();
+            let mut received = Vec::new();
+            for op in ops {
+                let in_ring = visible.len() + pending.len() + unreleased;
+                match op {
+                    WordOp::Push(w) => {
+                        let ok = p.push(w).unwrap();
+                        prop_assert_eq!(ok, in_ring < cap);
+                        if ok { pending.push(w); sent.push(w); }
+                    }
+                    WordOp::PushAll(ws) => {
+                        let ok = p.push_all(&ws).unwrap();
+                        prop_assert_eq!(ok, in_ring + ws.len() <= cap);
+                        if ok { pending.extend(&ws); sent.extend(&ws); }
+                    }
+                    WordOp::Publish => { p.publish(); visible.extend(pending.drain(..)); }
+                    WordOp::Pop => {
+                        let got = c.pop().unwrap();
+                        prop_assert_eq!(got, visible.pop_front());
+                        if let Some(w) = got { unreleased += 1; received.push(w); }
+                    }
+                    WordOp::Release => { c.release(); unreleased = 0; }
+                }
+                prop_assert_eq!(p.pending(), pending.len());
+                prop_assert_eq!(c.unreleased(), unreleased);
+            }
+            p.publish();
+            c.release();
+            while let Some(w) = c.pop().unwrap() { received.push(w); }
+            prop_assert_eq!(received, sent);
+        }
+
+        #[test]
+        fn byte_ring_preserves_the_stream(
+            cap_log in 0u32..8,
+            chunk in 1usize..40,
+            data in proptest::collection::vec(any::<u8>(), 0..2000),
+            steps in proptest::collection::vec((any::<bool>(), 0usize..300), 1..100),
+        ) {
+            let cap = 1usize << cap_log;
+            let shm = heap_shm(ByteRing::footprint(cap));
+            ByteRing::init(&shm, 0, cap).unwrap();
+            let mut p = ByteProducer::new(&shm, 0, cap).unwrap();
+            let mut c = ByteConsumer::new(&shm, 0, cap).unwrap();
+            p.set_chunk(chunk);
+            c.set_chunk(chunk.div_ceil(2));
+            let mut sent = 0usize;
+            let mut out = Vec::new();
+            let mut buf = vec![0u8; 300];
+            // Random chunkings: each call moves exactly what fits / what is there (one thread, so
+            // every reload of the other index sees the latest value).
+            for (write, n) in steps {
+                if write {
+                    let end = (sent + n).min(data.len());
+                    let in_ring = sent - out.len();
+                    let w = p.write_some(&data[sent..end]).unwrap();
+                    prop_assert_eq!(w, (end - sent).min(cap - in_ring));
+                    sent += w;
+                } else {
+                    let r = c.read_some(&mut buf[..n]).unwrap();
+                    prop_assert_eq!(r, n.min(sent - out.len()));
+                    out.extend_from_slice(&buf[..r]);
+                }
+            }
+            // Drain: every round moves at least one byte.
+            let mut rounds = 0;
+            while out.len() < data.len() {
+                sent += p.write_some(&data[sent..]).unwrap();
+                let r = c.read_some(&mut buf).unwrap();
+                prop_assert!(r > 0);
+                out.extend_from_slice(&buf[..r]);
+                rounds += 1;
+                prop_assert!(rounds <= data.len());
+            }
+            prop_assert_eq!(out, data);
+        }
+
+        #[test]
+        fn garbage_indices_never_panic(
+            prod in any::<u64>(),
+            cons in any::<u64>(),
+            set_after in any::<bool>(),
+            ops in proptest::collection::vec(0u8..6, 1..40),
+        ) {
+            let cap = 8;
+            let shm = heap_shm(ByteRing::footprint(cap).max(WordFifo::footprint(cap)));
+            let garbage = |shm: &Shm| {
+                set_index(shm, OFF_PRODUCER, prod);
+                set_index(shm, OFF_CONSUMER, cons);
+            };
+            if !set_after { garbage(&shm); }
+            let wp = WordProducer::new(&shm, 0, cap);
+            let wc = WordConsumer::new(&shm, 0, cap);
+            let bp = ByteProducer::new(&shm, 0, cap);
+            let bc = ByteConsumer::new(&shm, 0, cap);
+            let attached = [wp.is_ok(), wc.is_ok(), bp.is_ok(), bc.is_ok()];
+            prop_assert!(attached.iter().all(|&a| a == attached[0]));
+            let (Ok(mut wp), Ok(mut wc), Ok(mut bp), Ok(mut bc)) = (wp, wc, bp, bc) else {
+                prop_assert!(prod.wrapping_sub(cons) > cap as u64);
+                return Ok(());
+            };
+            if set_after { garbage(&shm); }
+            let mut buf = [0u8; 64];
+            for op in ops {
+                let r = match op {
+                    0 => wp.push_all(&[1; 5]).map(|_| ()),
+                    1 => { wp.publish(); Ok(()) }
+                    2 => wc.pop().map(|_| ()),
+                    3 => { wc.release(); Ok(()) }
+                    4 => bp.write_some(&[7; 64]).map(|n| assert!(n <= cap)),
+                    _ => bc.read_some(&mut buf).map(|n| assert!(n <= cap)),
+                };
+                if let Err(e) = r {
+                    prop_assert!(matches!(e, RingError::Corrupt { .. }), "{e}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn two_threads_stream_64_mib_through_a_64_kib_ring() {
+        const CAP: usize = 64 << 10;
+        const TOTAL: usize = 64 << 20;
+        // Deterministic content that differs per position, to catch lost, repeated or reordered
+        // bytes: a simple 64-bit mix of the byte's 8-byte block number.
+        fn fill(pos: usize, buf: &mut [u8]) {
+            for (i, b) in buf.iter_mut().enumerate() {
+                let p = (pos + i) as u64;
+                let x = (p / 8).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                *b = (x >> (8 * (p % 8))) as u8 ^ (x >> 59) as u8;
+            }
+        }
+        let shm = heap_shm(ByteRing::footprint(CAP) + 64);
+        ByteRing::init(&shm, 64, CAP).unwrap();
+        let mut p = ByteProducer::new(&shm, 64, CAP).unwrap();
+        let mut c = ByteConsumer::new(&shm, 64, CAP).unwrap();
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                let mut buf = vec![0u8; 100_003];
+                let mut pos = 0;
+                let mut size = 1usize;
+                while pos < TOTAL {
+                    // Writes of varied sizes: 1 byte up to ~100 KB, larger than the ring.
+                    size = (size * 7 + 13) % buf.len() + 1;
+                    let n = size.min(TOTAL - pos);
+                    fill(pos, &mut buf[..n]);
+                    let mut done = 0;
+                    let mut spins = 0;
+                    while done < n {
+                        let w = p.write_some(&buf[done..n]).unwrap();
+                        if w == 0 {
+                            backoff(&mut spins);
+                        }
+                        done += w;
+                    }
+                    pos += n;
+                }
+            });
+            let mut buf = vec![0u8; 77_777];
+            let mut expect = vec![0u8; buf.len()];
+            let mut pos = 0;
+            let mut size = 5usize;
+            let mut spins = 0;
+            while pos < TOTAL {
+                size = (size * 11 + 3) % buf.len() + 1;
+                let n = c.read_some(&mut buf[..size.min(TOTAL - pos)]).unwrap();
+                if n == 0 {
+                    backoff(&mut spins);
+                    continue;
+                }
+                fill(pos, &mut expect[..n]);
+                assert!(buf[..n] == expect[..n], "mismatch in {pos}..{}", pos + n);
+                pos += n;
+            }
+            assert_eq!(c.read_some(&mut buf), Ok(0));
+        });
+    }
+
+    #[test]
+    fn two_threads_stream_a_million_words() {
+        const CAP: usize = 256;
+        const TOTAL: u64 = 1 << 20;
+        let shm = heap_shm(WordFifo::footprint(CAP));
+        WordFifo::init(&shm, 0, CAP).unwrap();
+        let mut p = WordProducer::new(&shm, 0, CAP).unwrap();
+        let mut c = WordConsumer::new(&shm, 0, CAP).unwrap();
+        let word = |i: u64| i.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                let mut i = 0;
+                let mut spins = 0;
+                while i < TOTAL {
+                    // Messages of 1 to 5 words, each published with one store.
+                    let len = (i % 5 + 1).min(TOTAL - i);
+                    let msg: Vec<u64> = (i..i + len).map(word).collect();
+                    while !p.push_all(&msg).unwrap() {
+                        backoff(&mut spins);
+                    }
+                    p.publish();
+                    i += len;
+                }
+            });
+            let mut i = 0;
+            let mut spins = 0;
+            while i < TOTAL {
+                match c.pop().unwrap() {
+                    Some(w) => {
+                        assert_eq!(w, word(i), "word {i}");
+                        i += 1;
+                        if i % 4 == 0 {
+                            c.release();
+                        }
+                    }
+                    None => {
+                        c.release();
+                        backoff(&mut spins);
+                    }
+                }
+            }
+            c.release();
+            assert_eq!(c.pop(), Ok(None));
+        });
+    }
+}
