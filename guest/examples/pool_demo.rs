@@ -22,13 +22,25 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let (Some(sock), Some(role)) = (args.get(1), args.get(2)) else {
         return Err("usage: pool_demo SOCKET ping|pong [ROUNDS]".into());
     };
-    let rounds: u64 = args.get(3).map(|r| r.parse()).transpose()?.unwrap_or(10_000);
+    let rounds: u64 = args
+        .get(3)
+        .map(|r| r.parse())
+        .transpose()?
+        .unwrap_or(10_000);
     let dev = SocketDevice::connect(sock.as_ref(), T)?;
     let (_, info) = PoolHeader::open(dev.shm())?;
     // Two counters in the engine area, one per direction, each on its own cache line.
     let base = info.geometry.engine_offset as usize;
-    let (ping_word, pong_word) = (dev.shm().u64_at(base).unwrap(), dev.shm().u64_at(base + 64).unwrap());
-    println!("{role}: joined pool {:?} as peer {} ({} bytes)", info.name, dev.own_id(), dev.shm().len());
+    let (ping_word, pong_word) = (
+        dev.shm().u64_at(base).unwrap(),
+        dev.shm().u64_at(base + 64).unwrap(),
+    );
+    println!(
+        "{role}: joined pool {:?} as peer {} ({} bytes)",
+        info.name,
+        dev.own_id(),
+        dev.shm().len()
+    );
     let deadline = Instant::now() + T;
     let peer = loop {
         if let Some(&p) = dev.peers().first() {
@@ -47,7 +59,8 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             if Instant::now() > deadline {
                 return Err(format!("peer did not answer message {want}"));
             }
-            dev.wait(0, Duration::from_millis(1)).map_err(|e| e.to_string())?;
+            dev.wait(0, Duration::from_millis(1))
+                .map_err(|e| e.to_string())?;
         }
         Ok(())
     };
