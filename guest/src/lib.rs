@@ -1,7 +1,16 @@
 //! SNOO_MPI: MPI-like messaging between virtual machines through hypervisor shared memory.
 //!
-//! - [`device`]: how this process reaches its pool: the daemon's socket (host processes standing in
-//!   for VMs), and later the ivshmem PCI device inside a VM. The engine sees only the [`device::Device`]
-//!   trait.
+//! - [`api`]: the Rust API ([`init`], [`World`], [`Scope`] for non-blocking calls).
+//! - [`engine`]: joins a job, moves register words and ring payloads, drives progress and sleep.
+//! - [`matching`]: posted receives, unexpected messages, completions.
+//! - [`device`]: how this process reaches its pool (the daemon socket; in-VM backends later).
+//! - [`error`]: errors as values, with stable C codes.
 
+pub mod api;
 pub mod device;
+pub mod engine;
+pub mod error;
+pub mod matching;
+
+pub use api::{init, Equivalence, Request, Scope, Status, World, TAG_UB};
+pub use error::{Error, Result};

@@ -1,0 +1,406 @@
+//! The idiomatic Rust API.
+//!
+//! ```no_run
+//! let world = snoo_mpi::init("job")?;
+//! if world.rank() == 0 {
+//!     world.send(&[1.0f64, 2.0], 1, 7)?;
+//! } else if world.rank() == 1 {
+//!     let mut buf = [0.0f64; 2];
+//!     let status = world.recv(&mut buf, Some(0), Some(7))?;
+//!     assert_eq!(status.count::<f64>(), 2);
+//! }
+//! world.finalize()?;
+//! # Ok::<(), snoo_mpi::Error>(())
+//! ```
+
+use crate::device::{Device, SocketDevice};
+use crate::engine::{Engine, JoinOptions};
+use crate::error::{Error, Result};
+use crate::matching::Status as RawStatus;
+use std::cell::{Cell, RefCell};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Highest valid tag.
+pub const TAG_UB: i32 = i32::MAX;
+
+/// Element types that travel as their bytes. Sealed: only plain numbers, for which every bit
+/// pattern is a valid value and there is no padding.
+pub trait Equivalence: Copy + sealed::Sealed {}
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+macro_rules! equivalence {
+    ($($t:ty),*) => {$(impl sealed::Sealed for $t {} impl Equivalence for $t {})*};
+}
+equivalence!(u8, i8, u16, i16, u32, i32, u64, i64, f32, f64);
+
+fn bytes<T: Equivalence>(s: &[T]) -> &[u8] {
+    // SAFETY: T is a plain number type without padding (sealed trait), so its bytes are initialized.
+    unsafe { std::slice::from_raw_parts(s.as_ptr() as *const u8, std::mem::size_of_val(s)) }
+}
+
+fn bytes_mut<T: Equivalence>(s: &mut [T]) -> &mut [u8] {
+    // SAFETY: as above, and every bit pattern is a valid T, so writing any bytes is sound.
+    unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr() as *mut u8, std::mem::size_of_val(s)) }
+}
+
+/// What a completed receive reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Status {
+    /// The sender's rank.
+    pub source: u32,
+    /// The message's tag.
+    pub tag: i32,
+    /// Bytes received.
+    pub bytes: usize,
+}
+
+impl Status {
+    fn from_raw(s: RawStatus) -> Self {
+        Status {
+            source: s.source,
+            tag: s.tag as i32,
+            bytes: s.bytes,
+        }
+    }
+
+    /// Elements of `T` received (MPI_Get_count).
+    pub fn count<T>(&self) -> usize {
+        self.bytes / std::mem::size_of::<T>().max(1)
+    }
+}
+
+/// Where the job's pool is reached: `SNOO_DEVICE=socket:PATH`, else `SNOO_SOCKET`, else
+/// `/run/snoo/NAME.sock`.
+fn open_device(name: &str, timeout: Duration) -> Result<Arc<dyn Device>> {
+    let path = match std::env::var("SNOO_DEVICE") {
+        Ok(d) => match d.split_once(':') {
+            Some(("socket", p)) => PathBuf::from(p),
+            _ => {
+                return Err(Error::Arg(format!(
+                    "SNOO_DEVICE={d:?}: expected socket:PATH"
+                )))
+            }
+        },
+        Err(_) => match std::env::var_os("SNOO_SOCKET") {
+            Some(p) => PathBuf::from(p),
+            None => PathBuf::from(format!("/run/snoo/{name}.sock")),
+        },
+    };
+    let dev = SocketDevice::connect(&path, timeout).map_err(|e| Error::NoPool {
+        name: name.to_string(),
+        why: e.to_string(),
+    })?;
+    Ok(Arc::new(dev))
+}
+
+fn env_u32(var: &str) -> Result<Option<u32>> {
+    match std::env::var(var) {
+        Ok(v) => v
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| Error::Arg(format!("{var}={v:?} is not a number"))),
+        Err(_) => Ok(None),
+    }
+}
+
+/// Joins the job on the pool named `name` (MPI_Init). The rank comes from `SNOO_RANK` or join order,
+/// the job size from `SNOO_SIZE` or the pool's `--ranks`; `SNOO_TIMEOUT` (seconds, default 60)
+/// bounds waiting for the other ranks and any wait without progress.
+pub fn init(name: &str) -> Result<World> {
+    let timeout = Duration::from_secs(env_u32("SNOO_TIMEOUT")?.unwrap_or(60).into());
+    let opts = JoinOptions {
+        name: name.to_string(),
+        rank: env_u32("SNOO_RANK")?,
+        size: env_u32("SNOO_SIZE")?,
+        timeout,
+    };
+    World::join(open_device(name, timeout)?, &opts)
+}
+
+/// A joined job: COMM_WORLD.
+pub struct World {
+    engine: RefCell<Engine>,
+    next: Cell<u64>,
+}
+
+fn check_tag(tag: i32) -> Result<u32> {
+    u32::try_from(tag).map_err(|_| Error::Tag(tag.into()))
+}
+
+impl World {
+    /// Joins a job through an already opened device.
+    pub fn join(dev: Arc<dyn Device>, opts: &JoinOptions) -> Result<World> {
+        Ok(World {
+            engine: RefCell::new(Engine::join(dev, opts)?),
+            next: Cell::new(1),
+        })
+    }
+
+    /// This process's rank.
+    pub fn rank(&self) -> u32 {
+        self.engine.borrow().rank()
+    }
+
+    /// Ranks in the job.
+    pub fn size(&self) -> u32 {
+        self.engine.borrow().size()
+    }
+
+    fn id(&self) -> u64 {
+        let id = self.next.get();
+        self.next.set(id + 1);
+        id
+    }
+
+    fn check_rank(&self, r: u32) -> Result<()> {
+        let size = self.size();
+        if r >= size {
+            return Err(Error::Rank {
+                rank: r.into(),
+                size,
+            });
+        }
+        Ok(())
+    }
+
+    /// Blocking send (MPI_Send): returns once `buf` may be reused.
+    pub fn send<T: Equivalence>(&self, buf: &[T], dest: u32, tag: i32) -> Result<()> {
+        self.send_bytes(bytes(buf), dest, tag)
+    }
+
+    fn send_bytes(&self, data: &[u8], dest: u32, tag: i32) -> Result<()> {
+        self.check_rank(dest)?;
+        check_tag(tag)?;
+        let req = self.id();
+        let mut e = self.engine.borrow_mut();
+        // SAFETY: `data` stays borrowed until this function returns, and it returns only once the
+        // send no longer references it (completed, or its peer is dead and the link dropped it).
+        if unsafe { e.start_send(req, data.as_ptr(), data.len(), dest, tag)? } {
+            return Ok(());
+        }
+        e.wait_until(
+            |e| Ok(e.send_done(req, dest)),
+            |e| e.is_dead(dest).then_some(Error::PeerDead(dest)),
+        )
+    }
+
+    /// Blocking receive (MPI_Recv). `source`/`tag` `None` mean ANY_SOURCE/ANY_TAG.
+    pub fn recv<T: Equivalence>(
+        &self,
+        buf: &mut [T],
+        source: Option<u32>,
+        tag: Option<i32>,
+    ) -> Result<Status> {
+        let req = self.post_recv(bytes_mut(buf), source, tag)?;
+        self.wait_recv(req, source)
+    }
+
+    fn post_recv(&self, buf: &mut [u8], source: Option<u32>, tag: Option<i32>) -> Result<u64> {
+        if let Some(s) = source {
+            self.check_rank(s)?;
+        }
+        let tag = tag.map(check_tag).transpose()?;
+        let req = self.id();
+        let mut e = self.engine.borrow_mut();
+        if let Some(s) = source {
+            if e.is_dead(s) {
+                return Err(Error::PeerDead(s));
+            }
+        }
+        // SAFETY: callers keep `buf` borrowed until the request completes or is failed (which
+        // removes the pointer from the matcher).
+        unsafe {
+            e.matcher
+                .post(req, source, tag, buf.as_mut_ptr(), buf.len())
+        };
+        Ok(req)
+    }
+
+    fn wait_recv(&self, req: u64, source: Option<u32>) -> Result<Status> {
+        let mut e = self.engine.borrow_mut();
+        let r = e.wait_until(
+            |e| Ok(e.matcher.is_done(req)),
+            |e| {
+                let size = e.size();
+                let dead = match source {
+                    Some(s) => e.is_dead(s),
+                    None => (0..size).filter(|&r| r != e.rank()).all(|r| e.is_dead(r)) && size > 1,
+                };
+                dead.then_some(Error::PeerDead(source.unwrap_or(0)))
+            },
+        );
+        if let Err(err) = r {
+            if !e.matcher.is_done(req) {
+                e.matcher.fail(req, Error::Arg("cancelled".into()));
+                e.matcher.take(req);
+                return Err(err);
+            }
+        }
+        match e.matcher.take(req) {
+            Some((st, None)) => Ok(Status::from_raw(st)),
+            Some((_, Some(err))) => Err(err),
+            None => Err(Error::Request),
+        }
+    }
+
+    /// Waits for a matching message without receiving it (MPI_Probe).
+    pub fn probe(&self, source: Option<u32>, tag: Option<i32>) -> Result<Status> {
+        let tag = tag.map(check_tag).transpose()?;
+        let mut e = self.engine.borrow_mut();
+        let mut found = None;
+        e.wait_until(
+            |e| {
+                found = e.matcher.probe(source, tag);
+                Ok(found.is_some())
+            },
+            |e| source.filter(|&s| e.is_dead(s)).map(Error::PeerDead),
+        )?;
+        Ok(Status::from_raw(found.expect("probe found a message")))
+    }
+
+    /// Checks for a matching message (MPI_Iprobe).
+    pub fn iprobe(&self, source: Option<u32>, tag: Option<i32>) -> Result<Option<Status>> {
+        let tag = tag.map(check_tag).transpose()?;
+        let mut e = self.engine.borrow_mut();
+        e.progress()?;
+        Ok(e.matcher.probe(source, tag).map(Status::from_raw))
+    }
+
+    /// Runs `f` with a scope for non-blocking operations; every request started in it is complete
+    /// when `scope` returns (so buffers lent to requests are never used after they are released).
+    pub fn scope<'env, R>(&'env self, f: impl FnOnce(&Scope<'env>) -> R) -> R {
+        let scope = Scope {
+            world: self,
+            pending: RefCell::new(Vec::new()),
+        };
+        let r = f(&scope);
+        let pending = std::mem::take(&mut *scope.pending.borrow_mut());
+        for p in pending {
+            let _ = scope.finish(p);
+        }
+        r
+    }
+
+    /// Completes outstanding sends and leaves the job (MPI_Finalize).
+    pub fn finalize(self) -> Result<()> {
+        self.engine.borrow_mut().finalize()
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pending {
+    Send { id: u64, dest: u32 },
+    Recv { id: u64, source: Option<u32> },
+}
+
+/// A non-blocking operation in flight.
+#[must_use = "wait for or test the request"]
+#[derive(Debug)]
+pub struct Request(Pending);
+
+/// Non-blocking operations whose buffers live at least as long as `'env`.
+pub struct Scope<'env> {
+    world: &'env World,
+    pending: RefCell<Vec<Pending>>,
+}
+
+impl<'env> Scope<'env> {
+    /// Starts a send (MPI_Isend).
+    pub fn isend<T: Equivalence>(&self, buf: &'env [T], dest: u32, tag: i32) -> Result<Request> {
+        let w = self.world;
+        w.check_rank(dest)?;
+        check_tag(tag)?;
+        let data = bytes(buf);
+        let id = w.id();
+        // SAFETY: `buf` outlives the scope, and the scope completes every request before it ends.
+        let done = unsafe {
+            w.engine
+                .borrow_mut()
+                .start_send(id, data.as_ptr(), data.len(), dest, tag)?
+        };
+        let p = Pending::Send { id, dest };
+        if !done {
+            self.pending.borrow_mut().push(p);
+        }
+        Ok(Request(p))
+    }
+
+    /// Starts a receive (MPI_Irecv).
+    pub fn irecv<T: Equivalence>(
+        &self,
+        buf: &'env mut [T],
+        source: Option<u32>,
+        tag: Option<i32>,
+    ) -> Result<Request> {
+        let id = self.world.post_recv(bytes_mut(buf), source, tag)?;
+        let p = Pending::Recv { id, source };
+        self.pending.borrow_mut().push(p);
+        Ok(Request(p))
+    }
+
+    fn finish(&self, p: Pending) -> Result<Option<Status>> {
+        self.pending.borrow_mut().retain(|q| *q != p);
+        match p {
+            Pending::Send { id, dest } => {
+                let mut e = self.world.engine.borrow_mut();
+                e.wait_until(
+                    |e| Ok(e.send_done(id, dest)),
+                    |e| e.is_dead(dest).then_some(Error::PeerDead(dest)),
+                )?;
+                Ok(None)
+            }
+            Pending::Recv { id, source } => self.world.wait_recv(id, source).map(Some),
+        }
+    }
+
+    /// Waits for a request (MPI_Wait). Sends report `None`.
+    pub fn wait(&self, r: Request) -> Result<Option<Status>> {
+        self.finish(r.0)
+    }
+
+    /// Waits for all requests (MPI_Waitall), in order; the first error is returned after all have
+    /// completed.
+    pub fn wait_all(&self, rs: Vec<Request>) -> Result<Vec<Option<Status>>> {
+        let mut out = Vec::with_capacity(rs.len());
+        let mut first_err = None;
+        for r in rs {
+            match self.finish(r.0) {
+                Ok(s) => out.push(s),
+                Err(e) => {
+                    out.push(None);
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    }
+
+    /// Checks a request without blocking (MPI_Test): `Some` once complete (the request is then
+    /// consumed and must not be tested again).
+    pub fn test(&self, r: &Request) -> Result<Option<Option<Status>>> {
+        let done = {
+            let mut e = self.world.engine.borrow_mut();
+            e.progress()?;
+            match r.0 {
+                Pending::Send { id, dest } => e.send_done(id, dest) || e.is_dead(dest),
+                Pending::Recv { id, source } => {
+                    e.matcher.is_done(id) || source.is_some_and(|s| e.is_dead(s))
+                }
+            }
+        };
+        if done {
+            self.finish(r.0).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+}

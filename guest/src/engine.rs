@@ -1,0 +1,844 @@
+//! The SNOO_MPI engine: joins a job in a pool, moves messages through the per-pair mailboxes
+//! (register words) and data rings, and matches them to receives with MPI's rules.
+//!
+//! Single-threaded by design (one engine per process, like MPI_THREAD_SINGLE); the C ABI wraps it
+//! in a mutex. All waiting goes through [`Engine::wait_until`]: it drives progress, spins briefly,
+//! then announces sleep in the rank table and sleeps on the device's doorbell, so senders ring only
+//! sleepers. Every wait ends: on success, on a peer's death, or at the job timeout.
+
+use crate::device::Device;
+use crate::error::{Error, Result};
+use crate::matching::{Incoming, Matcher, Target};
+use snoo_common::job::{job_state, rank_state, JobLayout, JOB_FINALIZED, JOB_ID, JOB_MAILBOX_LOG2};
+use snoo_common::job::{
+    JOB_RANKS, JOB_RING_LOG2, JOB_STATE, RANK_GENERATION, RANK_PEER, RANK_SLEEPING,
+};
+use snoo_common::job::{RANK_STATE, RANK_VECTOR};
+use snoo_common::layout::{PeerState, PoolHeader, PoolInfo};
+use snoo_common::register::{pack_inline, Header, HeaderStart, Path, PendingHeader, Word};
+use snoo_common::ring::{
+    ByteConsumer, ByteProducer, ByteRing, WordConsumer, WordFifo, WordProducer,
+};
+use snoo_common::Shm;
+use std::borrow::Borrow;
+use std::collections::VecDeque;
+use std::sync::atomic::{fence, AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Largest payload sent inline as DATA words in the mailbox; larger ones go through the ring.
+pub const INLINE_MAX: usize = 112;
+/// Polls of shared memory before a waiter goes to sleep on its doorbell.
+const SPINS: u32 = 4000;
+/// Longest single sleep: also how often a sleeper re-checks peer liveness.
+const SLEEP_SLICE: Duration = Duration::from_millis(20);
+
+/// A handle to the pool mapping that the ring types can hold.
+#[derive(Clone)]
+pub(crate) struct Pool(Arc<dyn Device>);
+
+impl Borrow<Shm> for Pool {
+    fn borrow(&self) -> &Shm {
+        self.0.shm()
+    }
+}
+
+/// A message being read from a peer's data ring into its target.
+struct Stream {
+    target: Target,
+    len: usize,
+    done: usize,
+}
+
+/// An outgoing message that did not fit at once.
+struct Outgoing {
+    req: u64,
+    header: Header,
+    ptr: *const u8,
+    len: usize,
+    // Bytes of the payload already in the ring (the envelope is sent when this is first pushed).
+    sent: usize,
+    envelope_sent: bool,
+}
+
+enum Rx {
+    Idle,
+    NeedLength(PendingHeader),
+}
+
+/// Everything about one other rank.
+struct Link {
+    rank: u32,
+    peer: u16,
+    generation: u64,
+    vector: u32,
+    sleeping_off: usize,
+    tx_mb: WordProducer<Pool>,
+    tx_ring: ByteProducer<Pool>,
+    rx_mb: WordConsumer<Pool>,
+    rx_ring: ByteConsumer<Pool>,
+    rx: Rx,
+    streams: VecDeque<Stream>,
+    outgoing: VecDeque<Outgoing>,
+    dead: bool,
+    // Set when something was published toward this rank: ring it if it sleeps.
+    poke: bool,
+}
+
+/// A joined job.
+pub struct Engine {
+    dev: Arc<dyn Device>,
+    pool: Pool,
+    info: PoolInfo,
+    layout: JobLayout,
+    rank: u32,
+    size: u32,
+    vector: u32,
+    links: Vec<Option<Link>>,
+    pub(crate) matcher: Matcher,
+    timeout: Duration,
+    finalized: bool,
+}
+
+fn word32(shm: &Shm, off: usize) -> &AtomicU32 {
+    // Offsets come from JobLayout, which was validated against the pool size.
+    shm.u32_at(off).expect("job layout inside the pool")
+}
+
+/// How a job is joined.
+pub struct JoinOptions {
+    pub name: String,
+    pub rank: Option<u32>,
+    pub size: Option<u32>,
+    pub timeout: Duration,
+}
+
+impl Engine {
+    /// Joins the job on the pool reached through `dev`.
+    pub fn join(dev: Arc<dyn Device>, opts: &JoinOptions) -> Result<Engine> {
+        let shm = dev.shm();
+        let (header, info) = PoolHeader::open(shm).map_err(|e| Error::NoPool {
+            name: opts.name.clone(),
+            why: e.to_string(),
+        })?;
+        if info.name != opts.name {
+            return Err(Error::NoPool {
+                name: opts.name.clone(),
+                why: format!("the pool reached is named {:?}", info.name),
+            });
+        }
+        let size = match opts.size.or((info.ranks > 0).then_some(info.ranks)) {
+            Some(n) => n,
+            None => {
+                return Err(Error::Arg(
+                    "job size unknown: set SNOO_SIZE or start snoo-hostd with --ranks".into(),
+                ))
+            }
+        };
+        let layout =
+            JobLayout::new(&info.geometry, size).map_err(|e| Error::PoolTooSmall(e.to_string()))?;
+        if let Some(r) = opts.rank {
+            if r >= size {
+                return Err(Error::Rank {
+                    rank: r.into(),
+                    size,
+                });
+            }
+        }
+        let own = dev.own_id();
+        let (_, own_gen) = header.peer(own.into()).unwrap_or((PeerState::Free, 0));
+        let deadline = Instant::now() + opts.timeout;
+        let rank = claim(shm, &header, &layout, opts.rank, own, own_gen, deadline)?;
+        let pool = Pool(dev.clone());
+        let mut engine = Engine {
+            dev: dev.clone(),
+            pool,
+            info,
+            layout,
+            rank,
+            size,
+            vector: 0,
+            links: Vec::new(),
+            matcher: Matcher::default(),
+            timeout: opts.timeout,
+            finalized: false,
+        };
+        engine.wait_for_ranks(deadline)?;
+        engine.connect_links()?;
+        Ok(engine)
+    }
+
+    pub fn rank(&self) -> u32 {
+        self.rank
+    }
+
+    pub fn size(&self) -> u32 {
+        self.size
+    }
+
+    pub fn pool_info(&self) -> &PoolInfo {
+        &self.info
+    }
+
+    /// Data ring bytes per channel in this job.
+    pub fn ring_bytes(&self) -> usize {
+        self.layout.ring_bytes
+    }
+
+    fn shm(&self) -> &Shm {
+        self.dev.shm()
+    }
+
+    fn wait_for_ranks(&mut self, deadline: Instant) -> Result<()> {
+        loop {
+            let shm = self.shm();
+            let mut joined = 0;
+            for r in 0..self.size {
+                let off = self.layout.rank_slot(r).expect("rank in job");
+                let st = word32(shm, off + RANK_STATE).load(Ordering::Acquire);
+                if st == rank_state::CLAIMED || st == rank_state::READY {
+                    joined += 1;
+                }
+            }
+            if joined == self.size {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(Error::Timeout(format!(
+                    "{joined} of {} ranks joined pool {:?} before the timeout",
+                    self.size, self.info.name
+                )));
+            }
+            let _ = self.dev.wait(self.vector, Duration::from_millis(2));
+        }
+    }
+
+    fn connect_links(&mut self) -> Result<()> {
+        let shm = self.dev.shm();
+        let l = &self.layout;
+        for r in 0..self.size {
+            if r == self.rank {
+                self.links.push(None);
+                continue;
+            }
+            let slot = l.rank_slot(r).expect("rank in job");
+            let peer = word32(shm, slot + RANK_PEER).load(Ordering::Acquire);
+            let generation = shm
+                .u64_at(slot + RANK_GENERATION)
+                .expect("in pool")
+                .load(Ordering::Acquire);
+            let vector = word32(shm, slot + RANK_VECTOR).load(Ordering::Acquire);
+            let bad = |what: &str| Error::Protocol {
+                rank: r,
+                what: what.to_string(),
+            };
+            if peer >= self.info.geometry.max_peers || peer > u32::from(u16::MAX) {
+                return Err(bad("peer id out of range in the rank table"));
+            }
+            if vector >= self.info.vectors.max(1) {
+                return Err(bad("doorbell vector out of range in the rank table"));
+            }
+            let (tx_mb, tx_ring) = l.channel(self.rank, r).expect("pair in job");
+            let (rx_mb, rx_ring) = l.channel(r, self.rank).expect("pair in job");
+            let ring_err = |e: snoo_common::ring::RingError| bad(&e.to_string());
+            let p = &self.pool;
+            self.links.push(Some(Link {
+                rank: r,
+                peer: peer as u16,
+                generation,
+                vector,
+                sleeping_off: slot + RANK_SLEEPING,
+                tx_mb: WordProducer::new(p.clone(), tx_mb, l.mailbox_words).map_err(ring_err)?,
+                tx_ring: ByteProducer::new(p.clone(), tx_ring, l.ring_bytes).map_err(ring_err)?,
+                rx_mb: WordConsumer::new(p.clone(), rx_mb, l.mailbox_words).map_err(ring_err)?,
+                rx_ring: ByteConsumer::new(p.clone(), rx_ring, l.ring_bytes).map_err(ring_err)?,
+                rx: Rx::Idle,
+                streams: VecDeque::new(),
+                outgoing: VecDeque::new(),
+                dead: false,
+                poke: false,
+            }));
+        }
+        Ok(())
+    }
+
+    // ---- sending ------------------------------------------------------------------------------
+
+    /// Starts sending `len` bytes at `ptr` to `dest`. Returns true if the send completed (the
+    /// payload is in shared memory or delivered); otherwise the engine keeps `ptr` until
+    /// [`Engine::send_done`] says so.
+    ///
+    /// # Safety
+    /// `ptr..ptr+len` must stay readable until the send is complete.
+    pub(crate) unsafe fn start_send(
+        &mut self,
+        req: u64,
+        ptr: *const u8,
+        len: usize,
+        dest: u32,
+        tag: i32,
+    ) -> Result<bool> {
+        if dest == self.rank {
+            // SAFETY: the caller guarantees the range is readable now.
+            let data = unsafe { std::slice::from_raw_parts(ptr, len) };
+            self.matcher.deliver_local(self.rank, tag as u32, data);
+            return Ok(true);
+        }
+        let path = if len <= INLINE_MAX {
+            Path::Inline
+        } else {
+            Path::Ring
+        };
+        let header = Header::new(tag, path, len).map_err(|_| Error::Tag(tag.into()))?;
+        let link = self.link_mut(dest)?;
+        let op = Outgoing {
+            req,
+            header,
+            ptr,
+            len,
+            sent: 0,
+            envelope_sent: false,
+        };
+        link.outgoing.push_back(op);
+        self.progress_tx(dest)?;
+        let link = self.link_mut(dest)?;
+        Ok(!link.outgoing.iter().any(|o| o.req == req))
+    }
+
+    /// True once send `req` to `dest` has left the caller's buffer.
+    pub(crate) fn send_done(&self, req: u64, dest: u32) -> bool {
+        match self.links.get(dest as usize).and_then(Option::as_ref) {
+            Some(l) => !l.outgoing.iter().any(|o| o.req == req),
+            None => true,
+        }
+    }
+
+    fn link_mut(&mut self, r: u32) -> Result<&mut Link> {
+        let size = self.size;
+        let link = self
+            .links
+            .get_mut(r as usize)
+            .and_then(Option::as_mut)
+            .ok_or(Error::Rank {
+                rank: r.into(),
+                size,
+            })?;
+        if link.dead {
+            return Err(Error::PeerDead(r));
+        }
+        Ok(link)
+    }
+
+    /// Pushes as much of `dest`'s outgoing queue as the mailbox and ring take.
+    fn progress_tx(&mut self, dest: u32) -> Result<bool> {
+        let Some(link) = self.links.get_mut(dest as usize).and_then(Option::as_mut) else {
+            return Ok(false);
+        };
+        let mut moved = false;
+        let proto = |e: snoo_common::ring::RingError| Error::Protocol {
+            rank: dest,
+            what: e.to_string(),
+        };
+        while let Some(op) = link.outgoing.front_mut() {
+            if !op.envelope_sent {
+                let words = op.header.message_words();
+                if !link.tx_mb.has_room(words).map_err(proto)? {
+                    break;
+                }
+                let mut buf = [0u64; 2 + INLINE_MAX.div_ceil(7)];
+                let mut n = 0;
+                op.header.encode(&mut |w| {
+                    buf[n] = w;
+                    n += 1;
+                });
+                if op.header.path == Path::Inline && op.len > 0 {
+                    // SAFETY: start_send's caller keeps the buffer readable until the send completes.
+                    let data = unsafe { std::slice::from_raw_parts(op.ptr, op.len) };
+                    pack_inline(data, &mut |w| {
+                        buf[n] = w;
+                        n += 1;
+                    });
+                }
+                link.tx_mb.push_all(&buf[..n]).map_err(proto)?;
+                link.tx_mb.publish();
+                op.envelope_sent = true;
+                link.poke = true;
+                moved = true;
+                if op.header.path == Path::Inline {
+                    link.outgoing.pop_front();
+                    continue;
+                }
+            }
+            if op.sent < op.len {
+                // SAFETY: as above.
+                let rest =
+                    unsafe { std::slice::from_raw_parts(op.ptr.add(op.sent), op.len - op.sent) };
+                let n = link.tx_ring.write_some(rest).map_err(proto)?;
+                if n > 0 {
+                    op.sent += n;
+                    link.poke = true;
+                    moved = true;
+                }
+            }
+            if op.sent == op.len {
+                link.outgoing.pop_front();
+            } else {
+                break;
+            }
+        }
+        self.wake(dest);
+        Ok(moved)
+    }
+
+    /// Rings `r`'s doorbell if something was published toward it and it announced sleep.
+    fn wake(&mut self, r: u32) {
+        let dev = self.dev.clone();
+        let Some(link) = self.links.get_mut(r as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        if !link.poke {
+            return;
+        }
+        link.poke = false;
+        // Pairs with the sleeper's SeqCst fence between setting its flag and re-checking memory:
+        // either it sees our publication, or we see its flag.
+        fence(Ordering::SeqCst);
+        let sleeping = dev
+            .shm()
+            .u32_at(link.sleeping_off)
+            .map(|w| w.load(Ordering::Relaxed))
+            .unwrap_or(0);
+        if sleeping != 0 {
+            if let Err(e) = dev.doorbell(link.peer, link.vector) {
+                tracing::debug!(rank = r, error = %e, "doorbell");
+            }
+        }
+    }
+
+    // ---- receiving ----------------------------------------------------------------------------
+
+    /// Reads everything available from `src`'s mailbox and ring.
+    fn progress_rx(&mut self, src: u32) -> Result<bool> {
+        // Payloads of messages already announced first, in order.
+        let mut moved = self.progress_rx_streams(src)?;
+        let Some(link) = self.links.get_mut(src as usize).and_then(Option::as_mut) else {
+            return Ok(false);
+        };
+        let proto = |what: String| Error::Protocol { rank: src, what };
+        // (read_some publishes the consumer index itself, chunk by chunk.)
+        // Then new words in the mailbox.
+        let mut words = 0;
+        while let Some(w) = link.rx_mb.peek().map_err(|e| proto(e.to_string()))? {
+            let header = match std::mem::replace(&mut link.rx, Rx::Idle) {
+                Rx::NeedLength(p) => {
+                    link.rx_mb.pop().map_err(|e| proto(e.to_string()))?;
+                    words += 1;
+                    p.finish(w).map_err(|e| proto(e.to_string()))?
+                }
+                Rx::Idle => match Header::start(w) {
+                    Ok(HeaderStart::Complete(h)) => {
+                        if h.path == Path::Inline {
+                            // Take the whole inline message at once: the sender published it whole.
+                            let need = 1 + snoo_common::register::data_words_for(h.len as usize);
+                            let avail = link
+                                .rx_mb
+                                .available(need)
+                                .map_err(|e| proto(e.to_string()))?;
+                            if avail < need {
+                                break;
+                            }
+                        }
+                        link.rx_mb.pop().map_err(|e| proto(e.to_string()))?;
+                        words += 1;
+                        h
+                    }
+                    Ok(HeaderStart::NeedsLength(p)) => {
+                        link.rx_mb.pop().map_err(|e| proto(e.to_string()))?;
+                        words += 1;
+                        link.rx = Rx::NeedLength(p);
+                        continue;
+                    }
+                    Err(e) => {
+                        // Flow control and control words are not used by this engine version.
+                        return Err(proto(format!("unexpected mailbox word: {e}")));
+                    }
+                },
+            };
+            moved = true;
+            match header.path {
+                Path::Inline => {
+                    let len = header.len as usize;
+                    if len > INLINE_MAX {
+                        return Err(proto(format!("inline message of {len} bytes")));
+                    }
+                    let mut data = [0u8; INLINE_MAX];
+                    let mut got = 0;
+                    for _ in 0..snoo_common::register::data_words_for(len) {
+                        let w = link
+                            .rx_mb
+                            .pop()
+                            .map_err(|e| proto(e.to_string()))?
+                            .ok_or_else(|| proto("inline data missing".into()))?;
+                        words += 1;
+                        match Word::decode(w) {
+                            Ok(Word::Data { count, bytes }) => {
+                                let c = count as usize;
+                                if got + c > len {
+                                    return Err(proto(
+                                        "inline data longer than its envelope".into(),
+                                    ));
+                                }
+                                data[got..got + c].copy_from_slice(&bytes[..c]);
+                                got += c;
+                            }
+                            _ => return Err(proto(format!("expected a DATA word, got {w:#018x}"))),
+                        }
+                    }
+                    if got != len {
+                        return Err(proto("inline data shorter than its envelope".into()));
+                    }
+                    self.matcher.deliver_local(src, header.tag, &data[..len]);
+                }
+                Path::Ring => {
+                    let target = self.matcher.arrive(Incoming {
+                        src,
+                        tag: header.tag,
+                        len: header.len as usize,
+                    });
+                    link.streams.push_back(Stream {
+                        target,
+                        len: header.len as usize,
+                        done: 0,
+                    });
+                }
+                Path::Rendezvous => {
+                    return Err(proto(
+                        "rendezvous is not used by this engine version".into(),
+                    ))
+                }
+            }
+            // Bound the work per call so that one busy peer cannot starve the others.
+            if words > 4096 {
+                break;
+            }
+        }
+        if words > 0 {
+            link.rx_mb.release();
+            link.poke = true;
+        }
+        // A new stream may be readable right away.
+        if link.streams.front().is_some_and(|s| s.done == 0) && words > 0 {
+            self.progress_rx_streams(src)?;
+        }
+        self.wake(src);
+        Ok(moved)
+    }
+
+    /// Moves ring payload into the targets of announced messages, in order.
+    fn progress_rx_streams(&mut self, src: u32) -> Result<bool> {
+        let Some(link) = self.links.get_mut(src as usize).and_then(Option::as_mut) else {
+            return Ok(false);
+        };
+        let mut moved = false;
+        while let Some(stream) = link.streams.front_mut() {
+            if stream.done < stream.len {
+                let n = self
+                    .matcher
+                    .fill(&mut stream.target, stream.done, stream.len, |dst| {
+                        link.rx_ring.read_some(dst)
+                    })
+                    .map_err(|e| Error::Protocol {
+                        rank: src,
+                        what: e.to_string(),
+                    })?;
+                if n == 0 {
+                    break;
+                }
+                stream.done += n;
+                moved = true;
+            }
+            if stream.done == stream.len {
+                let s = link.streams.pop_front().expect("front exists");
+                self.matcher.complete(s.target, s.len);
+            }
+        }
+        if moved {
+            link.poke = true;
+        }
+        Ok(moved)
+    }
+
+    /// One pass over every peer. Returns true if anything moved.
+    pub(crate) fn progress(&mut self) -> Result<bool> {
+        let mut moved = false;
+        for r in 0..self.size {
+            if r == self.rank || self.links[r as usize].as_ref().is_none_or(|l| l.dead) {
+                continue;
+            }
+            moved |= self.progress_tx(r)?;
+            moved |= self.progress_rx(r)?;
+        }
+        Ok(moved)
+    }
+
+    /// Marks ranks whose peers left the pool (or were replaced) as dead.
+    fn check_liveness(&mut self) {
+        let Ok((header, _)) = PoolHeader::open(self.dev.shm()) else {
+            return;
+        };
+        for link in self.links.iter_mut().flatten() {
+            if link.dead {
+                continue;
+            }
+            match header.peer(link.peer.into()) {
+                Some((PeerState::Alive, g)) if g == link.generation => {}
+                _ => {
+                    tracing::warn!(rank = link.rank, peer = link.peer, "peer died");
+                    link.dead = true;
+                }
+            }
+        }
+    }
+
+    /// True if rank `r` is known dead.
+    pub(crate) fn is_dead(&self, r: u32) -> bool {
+        self.links
+            .get(r as usize)
+            .and_then(Option::as_ref)
+            .is_some_and(|l| l.dead)
+    }
+
+    /// Drives progress until `done` says so, sleeping on the doorbell when idle. `stuck` is
+    /// consulted after every liveness check: it returns an error if what the caller waits for can
+    /// no longer happen (its peer died).
+    pub(crate) fn wait_until(
+        &mut self,
+        mut done: impl FnMut(&mut Engine) -> Result<bool>,
+        mut stuck: impl FnMut(&Engine) -> Option<Error>,
+    ) -> Result<()> {
+        let deadline = Instant::now() + self.timeout;
+        let mut idle = 0u32;
+        loop {
+            let moved = self.progress()?;
+            if done(self)? {
+                return Ok(());
+            }
+            if moved {
+                idle = 0;
+                continue;
+            }
+            idle += 1;
+            if idle < SPINS {
+                std::hint::spin_loop();
+                continue;
+            }
+            // Announce sleep, then look once more: a sender that published before seeing the flag
+            // is caught by this re-check; one that publishes after sees the flag and rings.
+            let slot = self.layout.rank_slot(self.rank).expect("own rank");
+            let dev = self.dev.clone();
+            let flag = word32(dev.shm(), slot + RANK_SLEEPING);
+            flag.store(1, Ordering::Relaxed);
+            fence(Ordering::SeqCst);
+            let moved = self.progress()?;
+            if !moved && !done(self)? {
+                let _ = self.dev.wait(self.vector, SLEEP_SLICE);
+            }
+            flag.store(0, Ordering::Relaxed);
+            self.check_liveness();
+            if let Some(e) = stuck(self) {
+                return Err(e);
+            }
+            if Instant::now() > deadline {
+                return Err(Error::Timeout(format!(
+                    "no progress for {:?} (SNOO_TIMEOUT)",
+                    self.timeout
+                )));
+            }
+            idle = SPINS / 2;
+        }
+    }
+
+    /// Completes outstanding sends and leaves the job; the last rank out frees the pool for the
+    /// next job.
+    pub fn finalize(&mut self) -> Result<()> {
+        if self.finalized {
+            return Ok(());
+        }
+        let result = self.wait_until(
+            |e| {
+                Ok(e.links
+                    .iter()
+                    .flatten()
+                    .all(|l| l.outgoing.is_empty() || l.dead))
+            },
+            |_| None,
+        );
+        self.finalized = true;
+        let shm = self.dev.shm();
+        let l = &self.layout;
+        let slot = l.rank_slot(self.rank).expect("own rank");
+        word32(shm, slot + RANK_STATE).store(rank_state::FINALIZED, Ordering::Release);
+        let done = word32(shm, l.header + JOB_FINALIZED).fetch_add(1, Ordering::AcqRel) + 1;
+        if done >= self.size {
+            // Everyone is out: free the pool for the next job.
+            word32(shm, l.header + JOB_STATE).store(job_state::FREE, Ordering::Release);
+        }
+        result
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if !self.finalized {
+            let _ = self.finalize();
+        }
+    }
+}
+
+/// Takes a rank slot in the job, forming the job if the pool has none (or only a stale one).
+fn claim(
+    shm: &Shm,
+    header: &PoolHeader<'_>,
+    l: &JobLayout,
+    want: Option<u32>,
+    own: u16,
+    own_gen: u64,
+    deadline: Instant,
+) -> Result<u32> {
+    let state = word32(shm, l.header + JOB_STATE);
+    let alive = |slot: usize| {
+        let peer = word32(shm, slot + RANK_PEER).load(Ordering::Acquire);
+        let generation = shm
+            .u64_at(slot + RANK_GENERATION)
+            .map_or(0, |g| g.load(Ordering::Acquire));
+        matches!(header.peer(peer), Some((PeerState::Alive, g)) if g == generation)
+    };
+    loop {
+        match state.load(Ordering::Acquire) {
+            job_state::FREE => {
+                if state
+                    .compare_exchange(
+                        job_state::FREE,
+                        job_state::FORMING,
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    )
+                    .is_ok()
+                {
+                    form(shm, l);
+                    continue;
+                }
+            }
+            job_state::RUNNING => {
+                let ranks = word32(shm, l.header + JOB_RANKS).load(Ordering::Acquire);
+                let ring = word32(shm, l.header + JOB_RING_LOG2).load(Ordering::Acquire);
+                if ranks != l.ranks || ring != l.ring_bytes.trailing_zeros() {
+                    // Another job holds the pool; it may be stale (all its ranks dead).
+                    let any_alive =
+                        (0..ranks.min(l.ranks))
+                            .filter_map(|r| l.rank_slot(r))
+                            .any(|s| {
+                                let st = word32(shm, s + RANK_STATE).load(Ordering::Acquire);
+                                (st == rank_state::CLAIMED || st == rank_state::READY) && alive(s)
+                            });
+                    if !any_alive {
+                        let _ = state.compare_exchange(
+                            job_state::RUNNING,
+                            job_state::FREE,
+                            Ordering::AcqRel,
+                            Ordering::Acquire,
+                        );
+                        continue;
+                    }
+                    if Instant::now() > deadline {
+                        return Err(Error::Arg(format!(
+                            "the pool is busy with another job of {ranks} ranks (this job has {})",
+                            l.ranks
+                        )));
+                    }
+                } else {
+                    let candidates: Vec<u32> = match want {
+                        Some(r) => vec![r],
+                        None => (0..l.ranks).collect(),
+                    };
+                    for r in candidates {
+                        let slot = l.rank_slot(r).expect("rank in job");
+                        let st = word32(shm, slot + RANK_STATE);
+                        let cur = st.load(Ordering::Acquire);
+                        let stale = cur != rank_state::FREE && !alive(slot);
+                        if cur == rank_state::FREE || stale {
+                            // Slot fields first, then the state with Release.
+                            word32(shm, slot + RANK_PEER).store(own.into(), Ordering::Relaxed);
+                            if let Some(g) = shm.u64_at(slot + RANK_GENERATION) {
+                                g.store(own_gen, Ordering::Relaxed);
+                            }
+                            word32(shm, slot + RANK_VECTOR).store(0, Ordering::Relaxed);
+                            word32(shm, slot + RANK_SLEEPING).store(0, Ordering::Relaxed);
+                            if st
+                                .compare_exchange(
+                                    cur,
+                                    rank_state::CLAIMED,
+                                    Ordering::AcqRel,
+                                    Ordering::Acquire,
+                                )
+                                .is_ok()
+                            {
+                                // Re-check that our fields survived a racing claimer.
+                                if word32(shm, slot + RANK_PEER).load(Ordering::Acquire)
+                                    == u32::from(own)
+                                {
+                                    return Ok(r);
+                                }
+                            }
+                        }
+                    }
+                    // Everything taken: if a previous job's ranks hold the slots, they are stale
+                    // only if dead (handled above); otherwise wait for a Finalize.
+                    if want.is_some() && Instant::now() > deadline {
+                        return Err(Error::Arg(format!(
+                            "rank {} is already taken in this job",
+                            want.unwrap_or(0)
+                        )));
+                    }
+                }
+            }
+            _ => {
+                // FORMING: someone is laying out the job; it takes microseconds unless it died.
+                if Instant::now() > deadline {
+                    let _ = state.compare_exchange(
+                        job_state::FORMING,
+                        job_state::FREE,
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    );
+                }
+            }
+        }
+        if Instant::now() > deadline + Duration::from_secs(1) {
+            return Err(Error::Timeout("could not claim a rank in the job".into()));
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
+/// Lays out a fresh job: parameters, an empty rank table, zeroed channels; then RUNNING.
+fn form(shm: &Shm, l: &JobLayout) {
+    let w = |off: usize, v: u32| word32(shm, l.header + off).store(v, Ordering::Relaxed);
+    w(JOB_RANKS, l.ranks);
+    w(JOB_RING_LOG2, l.ring_bytes.trailing_zeros());
+    w(JOB_MAILBOX_LOG2, l.mailbox_words.trailing_zeros());
+    w(JOB_FINALIZED, 0);
+    if let Some(id) = shm.u64_at(l.header + JOB_ID) {
+        id.fetch_add(1, Ordering::Relaxed);
+    }
+    shm.fill_zero(l.rank_table, l.ranks as usize * snoo_common::job::RANK_SLOT);
+    for i in 0..l.ranks {
+        for j in 0..l.ranks {
+            if let Some((mb, ring)) = l.channel(i, j) {
+                let _ = WordFifo::init(shm, mb, l.mailbox_words);
+                let _ = ByteRing::init(shm, ring, l.ring_bytes);
+            }
+        }
+    }
+    word32(shm, l.header + JOB_STATE).store(job_state::RUNNING, Ordering::Release);
+}

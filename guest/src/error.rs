@@ -1,0 +1,122 @@
+//! Errors of the SNOO_MPI API: Rust values, and the integer codes of the C ABI.
+
+use crate::device::DeviceError;
+
+/// Everything a SNOO_MPI call can report. Each variant has a stable C code ([`Error::code`]).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid buffer: NULL with a non-zero count")]
+    Buffer,
+    #[error("invalid count {0}")]
+    Count(i64),
+    #[error("invalid datatype {0}")]
+    Datatype(i64),
+    #[error("invalid tag {0}: tags are 0..={max}", max = crate::TAG_UB)]
+    Tag(i64),
+    #[error("invalid communicator {0}")]
+    Comm(i64),
+    #[error("invalid rank {rank} (job size {size})")]
+    Rank { rank: i64, size: u32 },
+    #[error("invalid or completed request")]
+    Request,
+    #[error("message truncated: {incoming} bytes arrived for a {capacity}-byte buffer")]
+    Truncate { incoming: usize, capacity: usize },
+    #[error("SNOO_MPI is not initialized (call SNOO_MPI_Init first, and not after Finalize)")]
+    NotInitialized,
+    #[error("SNOO_MPI is already initialized")]
+    AlreadyInitialized,
+    #[error("no pool named {name:?}: {why}")]
+    NoPool { name: String, why: String },
+    #[error("{0}")]
+    PoolTooSmall(String),
+    #[error("timed out: {0}")]
+    Timeout(String),
+    #[error("rank {0} died (its VM or process is gone)")]
+    PeerDead(u32),
+    #[error("corrupt shared memory on the channel with rank {rank}: {what}")]
+    Protocol { rank: u32, what: String },
+    #[error("device: {0}")]
+    Device(#[from] DeviceError),
+    #[error("invalid argument: {0}")]
+    Arg(String),
+}
+
+/// `Result` with SNOO_MPI's error.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// The C codes, in `snoo_mpi.h` order.
+pub mod code {
+    pub const SUCCESS: i32 = 0;
+    pub const ERR_BUFFER: i32 = 1;
+    pub const ERR_COUNT: i32 = 2;
+    pub const ERR_TYPE: i32 = 3;
+    pub const ERR_TAG: i32 = 4;
+    pub const ERR_COMM: i32 = 5;
+    pub const ERR_RANK: i32 = 6;
+    pub const ERR_REQUEST: i32 = 7;
+    pub const ERR_TRUNCATE: i32 = 8;
+    pub const ERR_NOT_INITIALIZED: i32 = 9;
+    pub const ERR_ALREADY_INITIALIZED: i32 = 10;
+    pub const ERR_NO_POOL: i32 = 11;
+    pub const ERR_POOL_TOO_SMALL: i32 = 12;
+    pub const ERR_TIMEOUT: i32 = 13;
+    pub const ERR_PEER_DEAD: i32 = 14;
+    pub const ERR_PROTOCOL: i32 = 15;
+    pub const ERR_DEVICE: i32 = 16;
+    pub const ERR_ARG: i32 = 17;
+    pub const ERR_INTERN: i32 = 18;
+    pub const ERR_LASTCODE: i32 = 18;
+}
+
+impl Error {
+    /// The stable C code of this error.
+    pub fn code(&self) -> i32 {
+        use code::*;
+        match self {
+            Error::Buffer => ERR_BUFFER,
+            Error::Count(_) => ERR_COUNT,
+            Error::Datatype(_) => ERR_TYPE,
+            Error::Tag(_) => ERR_TAG,
+            Error::Comm(_) => ERR_COMM,
+            Error::Rank { .. } => ERR_RANK,
+            Error::Request => ERR_REQUEST,
+            Error::Truncate { .. } => ERR_TRUNCATE,
+            Error::NotInitialized => ERR_NOT_INITIALIZED,
+            Error::AlreadyInitialized => ERR_ALREADY_INITIALIZED,
+            Error::NoPool { .. } => ERR_NO_POOL,
+            Error::PoolTooSmall(_) => ERR_POOL_TOO_SMALL,
+            Error::Timeout(_) => ERR_TIMEOUT,
+            Error::PeerDead(_) => ERR_PEER_DEAD,
+            Error::Protocol { .. } => ERR_PROTOCOL,
+            Error::Device(_) => ERR_DEVICE,
+            Error::Arg(_) => ERR_ARG,
+        }
+    }
+}
+
+/// A fixed description of each C code, for `SNOO_MPI_Error_string`.
+pub fn describe(code: i32) -> &'static str {
+    use code::*;
+    match code {
+        SUCCESS => "success",
+        ERR_BUFFER => "invalid buffer pointer",
+        ERR_COUNT => "invalid count argument",
+        ERR_TYPE => "invalid datatype argument",
+        ERR_TAG => "invalid tag argument",
+        ERR_COMM => "invalid communicator",
+        ERR_RANK => "invalid rank",
+        ERR_REQUEST => "invalid request",
+        ERR_TRUNCATE => "message truncated on receive",
+        ERR_NOT_INITIALIZED => "SNOO_MPI is not initialized",
+        ERR_ALREADY_INITIALIZED => "SNOO_MPI is already initialized",
+        ERR_NO_POOL => "no shared-memory pool with that name could be joined",
+        ERR_POOL_TOO_SMALL => "the pool is too small for this job",
+        ERR_TIMEOUT => "timed out",
+        ERR_PEER_DEAD => "a peer rank died",
+        ERR_PROTOCOL => "corrupt data in shared memory",
+        ERR_DEVICE => "device or daemon I/O error",
+        ERR_ARG => "invalid argument",
+        ERR_INTERN => "internal error",
+        _ => "unknown error code",
+    }
+}

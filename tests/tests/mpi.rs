@@ -1,0 +1,248 @@
+//! SNOO_MPI semantics over the real daemon. Each rank is a thread with its own device connection,
+//! so every rank is a separate peer of the pool, exactly as separate processes or VMs would be.
+
+use snoo_common::job::{JobLayout, MAX_RING};
+use snoo_host::config::{PoolSpec, ServerConfig};
+use snoo_host::DaemonThread;
+use snoo_mpi::device::SocketDevice;
+use snoo_mpi::engine::JoinOptions;
+use snoo_mpi::{Error, World};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn job<R: Send>(tag: &str, n: u32, ring: usize, f: impl Fn(&World) -> R + Sync) -> Vec<R> {
+    let dir = std::env::temp_dir().join(format!("snoo-mpi-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sock = dir.join("pool.sock");
+    let size = JobLayout::pool_size_for(n, ring, 64);
+    let spec = PoolSpec::new(tag, sock.clone(), size, 1, n, 64, None).unwrap();
+    let _d = DaemonThread::spawn(ServerConfig::single(spec)).unwrap();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..n)
+            .map(|r| {
+                let (sock, f) = (&sock, &f);
+                s.spawn(move || {
+                    let dev = SocketDevice::connect(sock, Duration::from_secs(10)).unwrap();
+                    let opts = JoinOptions {
+                        name: tag.to_string(),
+                        rank: Some(r),
+                        size: Some(n),
+                        timeout: Duration::from_secs(60),
+                    };
+                    let world = World::join(Arc::new(dev), &opts).unwrap();
+                    assert_eq!((world.rank(), world.size()), (r, n));
+                    let out = f(&world);
+                    world.finalize().unwrap();
+                    out
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E3779B97F4A7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+#[test]
+fn ping_pong_every_path_and_size() {
+    let inline = snoo_mpi::engine::INLINE_MAX;
+    let ring = 64 << 10;
+    let sizes = [
+        0,
+        1,
+        7,
+        8,
+        9,
+        inline - 1,
+        inline,
+        inline + 1,
+        ring - 1,
+        ring,
+        ring + 1,
+        64 << 10,
+        1 << 20,
+        16 << 20,
+    ];
+    job("pingpong", 2, ring, |w| {
+        for (i, &len) in sizes.iter().enumerate() {
+            let data = pattern(len, i as u64);
+            let mut buf = vec![0u8; len];
+            if w.rank() == 0 {
+                w.send(&data, 1, i as i32).unwrap();
+                let st = w.recv(&mut buf, Some(1), Some(i as i32)).unwrap();
+                assert_eq!((st.source, st.tag, st.bytes), (1, i as i32, len));
+            } else {
+                let st = w.recv(&mut buf, Some(0), Some(i as i32)).unwrap();
+                assert_eq!(st.bytes, len);
+                assert!(buf == data, "payload of {len} bytes corrupted");
+                w.send(&buf, 0, i as i32).unwrap();
+            }
+            assert!(
+                w.rank() == 1 || buf == data,
+                "echo of {len} bytes corrupted"
+            );
+        }
+    });
+}
+
+#[test]
+fn big_message_through_a_small_ring_and_typed_buffers() {
+    job("big", 2, 16 << 10, |w| {
+        let len = 256 << 20;
+        if w.rank() == 0 {
+            let data: Vec<u64> = (0..len as u64 / 8).collect();
+            w.send(&data, 1, 5).unwrap();
+        } else {
+            let mut buf = vec![0u64; len / 8];
+            let st = w.recv(&mut buf, Some(0), Some(5)).unwrap();
+            assert_eq!(st.count::<u64>(), len / 8);
+            assert!(buf.iter().enumerate().all(|(i, &v)| v == i as u64));
+        }
+    });
+}
+
+#[test]
+fn four_rank_ring_and_any_source_fan_in() {
+    job("ring4", 4, MAX_RING, |w| {
+        let (r, n) = (w.rank(), w.size());
+        let next = (r + 1) % n;
+        let prev = (r + n - 1) % n;
+        let token = pattern(100_000, r.into());
+        let mut got = vec![0u8; 100_000];
+        if r == 0 {
+            w.send(&token, next, 1).unwrap();
+            w.recv(&mut got, Some(prev), Some(1)).unwrap();
+        } else {
+            w.recv(&mut got, Some(prev), Some(1)).unwrap();
+            w.send(&token, next, 1).unwrap();
+        }
+        assert!(got == pattern(100_000, prev.into()));
+        // Fan-in: everyone sends its rank to 0, which takes them in any order.
+        if r == 0 {
+            let mut seen = vec![false; n as usize];
+            for _ in 1..n {
+                let mut v = [0u32; 1];
+                let st = w.recv(&mut v, None, None).unwrap();
+                assert_eq!(v[0], st.source);
+                assert_eq!(st.tag, 9);
+                seen[st.source as usize] = true;
+            }
+            assert!(seen[1..].iter().all(|&s| s));
+        } else {
+            w.send(&[r], 0, 9).unwrap();
+        }
+    });
+}
+
+#[test]
+fn order_is_kept_across_paths_and_unexpected_messages() {
+    job("order", 2, 32 << 10, |w| {
+        let lens = [5usize, 300_000, 1, 0, 70_000, 8, 1 << 20, 3];
+        if w.rank() == 0 {
+            for (i, &l) in lens.iter().enumerate() {
+                w.send(&pattern(l, i as u64), 1, 3).unwrap();
+            }
+            w.send(&[1u8], 1, 4).unwrap();
+        } else {
+            // Take a later message with another tag first: the tag-3 ones queue as unexpected.
+            let mut one = [0u8; 1];
+            w.recv(&mut one, Some(0), Some(4)).unwrap();
+            for (i, &l) in lens.iter().enumerate() {
+                let probe = w.probe(Some(0), Some(3)).unwrap();
+                assert_eq!(probe.bytes, l, "probe sees message {i} next");
+                let mut buf = vec![0u8; l];
+                let st = w.recv(&mut buf, Some(0), Some(3)).unwrap();
+                assert_eq!(st.bytes, l, "message {i} arrived in order");
+                assert!(buf == pattern(l, i as u64));
+            }
+        }
+    });
+}
+
+#[test]
+fn hundreds_of_outstanding_requests_and_self_sends() {
+    job("nonblocking", 2, 64 << 10, |w| {
+        let peer = 1 - w.rank();
+        let n = 300;
+        let outgoing: Vec<Vec<u8>> = (0..n)
+            .map(|i| pattern(i * 37 % 5000, i as u64 + 100 * w.rank() as u64))
+            .collect();
+        let mut incoming: Vec<Vec<u8>> = (0..n).map(|i| vec![0u8; i * 37 % 5000]).collect();
+        w.scope(|s| {
+            let mut reqs = Vec::new();
+            for (i, buf) in incoming.iter_mut().enumerate() {
+                reqs.push(s.irecv(buf, Some(peer), Some(i as i32)).unwrap());
+            }
+            for (i, buf) in outgoing.iter().enumerate() {
+                reqs.push(s.isend(buf, peer, i as i32).unwrap());
+            }
+            let st = s.wait_all(reqs).unwrap();
+            assert_eq!(st.iter().flatten().count(), n);
+        });
+        for (i, buf) in incoming.iter().enumerate() {
+            assert!(
+                *buf == pattern(i * 37 % 5000, i as u64 + 100 * peer as u64),
+                "message {i}"
+            );
+        }
+        // Self-send: buffered, then received.
+        w.send(&[42i32, 43], w.rank(), 77).unwrap();
+        let mut v = [0i32; 2];
+        let st = w.recv(&mut v, Some(w.rank()), Some(77)).unwrap();
+        assert_eq!((v, st.source), ([42, 43], w.rank()));
+    });
+}
+
+#[test]
+fn truncation_and_bad_arguments_are_errors() {
+    job("trunc", 2, 64 << 10, |w| {
+        if w.rank() == 0 {
+            w.send(&[7u8; 10], 1, 1).unwrap();
+            w.send(&pattern(200_000, 1), 1, 2).unwrap();
+            w.send(&[1u8], 1, 3).unwrap();
+            assert!(matches!(w.send(&[1u8], 5, 1), Err(Error::Rank { .. })));
+            assert!(matches!(w.send(&[1u8], 1, -1), Err(Error::Tag(_))));
+        } else {
+            let mut small = [0u8; 4];
+            let e = w.recv(&mut small, Some(0), Some(1)).unwrap_err();
+            assert!(
+                matches!(
+                    e,
+                    Error::Truncate {
+                        incoming: 10,
+                        capacity: 4
+                    }
+                ),
+                "{e}"
+            );
+            assert_eq!(small, [7; 4]);
+            let mut mid = vec![0u8; 1000];
+            let e = w.recv(&mut mid, Some(0), Some(2)).unwrap_err();
+            assert!(
+                matches!(
+                    e,
+                    Error::Truncate {
+                        incoming: 200_000,
+                        capacity: 1000
+                    }
+                ),
+                "{e}"
+            );
+            assert!(mid == pattern(200_000, 1)[..1000]);
+            // The stream after a truncated message is intact.
+            let mut one = [0u8; 1];
+            w.recv(&mut one, Some(0), Some(3)).unwrap();
+            assert_eq!(one, [1]);
+        }
+    });
+}
