@@ -1,0 +1,169 @@
+//! End-to-end tests of the `snoo-run` launcher, with /bin/sh as the rank program.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+fn snoo_run(args: &[&str]) -> (Output, Duration) {
+    let start = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_snoo-run"))
+        .args(args)
+        .output()
+        .expect("run snoo-run");
+    (out, start.elapsed())
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn every_rank_gets_its_environment_and_prefix() {
+    let (out, _) = snoo_run(&[
+        "-n",
+        "3",
+        "--name",
+        "launcher-env",
+        "/bin/sh",
+        "-c",
+        "echo rank=$SNOO_RANK size=$SNOO_SIZE name=$SNOO_NAME; \
+         echo err=$SNOO_RANK >&2; \
+         test -S \"$SNOO_SOCKET\" && echo socket=$SNOO_SOCKET",
+    ]);
+    let stdout = text(&out.stdout);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    let mut sockets = Vec::new();
+    for i in 0..3 {
+        let want = format!("[{i}] rank={i} size=3 name=launcher-env");
+        assert!(stdout.lines().any(|l| l == want), "{want:?} in\n{stdout}");
+        let want = format!("[{i}] err={i}");
+        assert!(stderr.lines().any(|l| l == want), "{want:?} in\n{stderr}");
+        let prefix = format!("[{i}] socket=");
+        let socket = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("rank {i} saw no socket:\n{stdout}"));
+        sockets.push(PathBuf::from(socket));
+    }
+    assert!(sockets.iter().all(|s| *s == sockets[0]));
+    // The socket and its private directory are gone once the job is over.
+    assert!(
+        !sockets[0].exists(),
+        "{} still exists",
+        sockets[0].display()
+    );
+    assert!(!sockets[0].parent().unwrap().exists());
+}
+
+#[test]
+fn default_name_is_per_launcher() {
+    let (out, _) = snoo_run(&["-n", "1", "/bin/sh", "-c", "echo $SNOO_NAME"]);
+    assert!(out.status.success());
+    let stdout = text(&out.stdout);
+    assert!(stdout.starts_with("[0] snoo-run-"), "{stdout}");
+}
+
+#[test]
+fn failing_rank_sets_exit_code_and_kills_the_rest() {
+    let (out, took) = snoo_run(&[
+        "-n",
+        "3",
+        "/bin/sh",
+        "-c",
+        "if [ \"$SNOO_RANK\" = 2 ]; then exit 3; fi; sleep 300",
+    ]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("snoo-run: rank 2 exited with status 3"),
+        "{stderr}"
+    );
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+}
+
+#[test]
+fn rank_killed_by_signal_counts_as_128_plus_signal() {
+    let (out, took) = snoo_run(&[
+        "-n",
+        "2",
+        "/bin/sh",
+        "-c",
+        "if [ \"$SNOO_RANK\" = 1 ]; then kill -9 $$; fi; sleep 300",
+    ]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(137), "{stderr}");
+    assert!(
+        stderr.contains("snoo-run: rank 1 killed by signal 9"),
+        "{stderr}"
+    );
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+}
+
+#[test]
+fn missing_program_is_127() {
+    let (out, _) = snoo_run(&["-n", "2", "snoo-no-such-program-xyz"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(127), "{stderr}");
+    assert!(stderr.contains("snoo-no-such-program-xyz"), "{stderr}");
+    let (out, _) = snoo_run(&["-n", "2", "/nonexistent/snoo-prog"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(127), "{stderr}");
+    assert!(stderr.contains("/nonexistent/snoo-prog"), "{stderr}");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    for args in [
+        &["-n", "0", "/bin/true"][..],
+        &["-n", "2"][..],
+        &["/bin/true"][..],
+        &["-n", "2", "--size", "12Q", "/bin/true"][..],
+        &["-n", "2", "--timeout", "soon", "/bin/true"][..],
+    ] {
+        let (out, _) = snoo_run(args);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(!out.stderr.is_empty(), "{args:?}");
+    }
+}
+
+#[test]
+fn explicit_size_is_accepted() {
+    let (out, _) = snoo_run(&["-n", "2", "--size", "64M", "/bin/sh", "-c", "exit 0"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[test]
+fn timeout_ends_a_hung_job_with_124() {
+    let (out, took) = snoo_run(&["-n", "2", "--timeout", "1", "/bin/sh", "-c", "sleep 300"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(124), "{stderr}");
+    assert!(stderr.contains("timed out"), "{stderr}");
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+}
+
+#[test]
+fn sigterm_to_the_launcher_stops_the_job() {
+    let start = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_snoo-run"))
+        .args(["-n", "2", "/bin/sh", "-c", "echo up; sleep 300"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Once a rank has spoken, the launcher handles its signals.
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    assert!(line.ends_with("] up\n"), "{line:?}");
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(128 + libc::SIGTERM));
+    assert!(start.elapsed() < Duration::from_secs(20));
+}
