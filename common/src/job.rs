@@ -9,7 +9,7 @@
 //!   +16 u64 job id       bumped by every job that forms on this pool
 //!   +24 u32 finalized    ranks that have called Finalize
 //! engine offset + 64     rank table: N slots of 128 bytes
-//!   line 0 (written at Init): +0 u32 state (0 free, 1 claimed, 2 ready, 3 finalized)
+//!   line 0 (written at Init): +0 u32 state (0 free, 1 claimed, 2 ready, 3 finalized, 4 claiming)
 //!                            +4 u32 peer id, +8 u64 peer generation (from the peer table),
 //!                            +16 u32 doorbell vector the rank sleeps on
 //!   line 1 (hot): +0 u32 sleeping — set by the rank before it sleeps on its vector; a sender rings
@@ -73,6 +73,8 @@ pub mod rank_state {
     pub const CLAIMED: u32 = 1;
     pub const READY: u32 = 2;
     pub const FINALIZED: u32 = 3;
+    /// Being taken: the claimer won the slot and is writing its fields.
+    pub const CLAIMING: u32 = 4;
 }
 
 /// The job does not fit the pool.

@@ -208,11 +208,8 @@ impl World {
         let tag = tag.map(check_tag).transpose()?;
         let req = self.id();
         let mut e = self.engine.borrow_mut();
-        if let Some(s) = source {
-            if e.is_dead(s) {
-                return Err(Error::PeerDead(s));
-            }
-        }
+        // A dead source is not refused here: what it sent before dying can still be received; the
+        // wait reports its death once nothing more can arrive.
         // SAFETY: callers keep `buf` borrowed until the request completes or is failed (which
         // removes the pointer from the matcher).
         unsafe {
@@ -287,14 +284,82 @@ impl World {
         r
     }
 
+    /// Starts a send of `len` bytes at `ptr` (C ABI).
+    ///
+    /// # Safety
+    /// The bytes must stay readable until the returned operation completes.
+    pub(crate) unsafe fn isend_raw(
+        &self,
+        ptr: *const u8,
+        len: usize,
+        dest: u32,
+        tag: i32,
+    ) -> Result<Option<Pending>> {
+        self.check_rank(dest)?;
+        check_tag(tag)?;
+        let id = self.id();
+        // SAFETY: forwarded from the caller.
+        let done = unsafe {
+            self.engine
+                .borrow_mut()
+                .start_send(id, ptr, len, dest, tag)?
+        };
+        Ok((!done).then_some(Pending::Send { id, dest }))
+    }
+
+    /// Posts a receive into `len` bytes at `ptr` (C ABI).
+    ///
+    /// # Safety
+    /// The bytes must stay writable, and untouched by the caller, until the operation completes.
+    pub(crate) unsafe fn irecv_raw(
+        &self,
+        ptr: *mut u8,
+        len: usize,
+        source: Option<u32>,
+        tag: Option<i32>,
+    ) -> Result<Pending> {
+        // SAFETY: forwarded from the caller.
+        let buf = unsafe { std::slice::from_raw_parts_mut(ptr, len) };
+        let id = self.post_recv(buf, source, tag)?;
+        Ok(Pending::Recv { id, source })
+    }
+
+    /// Waits for an operation; receives report their status.
+    pub(crate) fn complete(&self, p: Pending) -> Result<Option<Status>> {
+        match p {
+            Pending::Send { id, dest } => {
+                let mut e = self.engine.borrow_mut();
+                e.wait_until(
+                    |e| Ok(e.send_done(id, dest)),
+                    |e| e.is_dead(dest).then_some(Error::PeerDead(dest)),
+                )?;
+                Ok(None)
+            }
+            Pending::Recv { id, source } => self.wait_recv(id, source).map(Some),
+        }
+    }
+
+    /// True if waiting for `p` would not block.
+    pub(crate) fn ready(&self, p: Pending) -> Result<bool> {
+        let mut e = self.engine.borrow_mut();
+        e.progress()?;
+        Ok(match p {
+            Pending::Send { id, dest } => e.send_done(id, dest) || e.is_dead(dest),
+            Pending::Recv { id, source } => {
+                e.matcher.is_done(id) || source.is_some_and(|s| e.is_dead(s))
+            }
+        })
+    }
+
     /// Completes outstanding sends and leaves the job (MPI_Finalize).
     pub fn finalize(self) -> Result<()> {
         self.engine.borrow_mut().finalize()
     }
 }
 
+/// An operation in flight, as the C ABI and scopes track it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Pending {
+pub(crate) enum Pending {
     Send { id: u64, dest: u32 },
     Recv { id: u64, source: Option<u32> },
 }

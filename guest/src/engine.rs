@@ -161,10 +161,19 @@ impl Engine {
             links: Vec::new(),
             matcher: Matcher::default(),
             timeout: opts.timeout,
-            finalized: false,
+            // Not a member until the links are up: a failed join must not run Finalize.
+            finalized: true,
         };
-        engine.wait_for_ranks(deadline)?;
-        engine.connect_links()?;
+        let joined = engine
+            .wait_for_ranks(deadline)
+            .and_then(|_| engine.connect_links());
+        if let Err(e) = joined {
+            // Give the slot back so that a retry (or another process) can take it.
+            let slot = engine.layout.rank_slot(rank).expect("own rank");
+            word32(engine.dev.shm(), slot + RANK_STATE).store(rank_state::FREE, Ordering::Release);
+            return Err(e);
+        }
+        engine.finalized = false;
         Ok(engine)
     }
 
@@ -572,10 +581,13 @@ impl Engine {
     pub(crate) fn progress(&mut self) -> Result<bool> {
         let mut moved = false;
         for r in 0..self.size {
-            if r == self.rank || self.links[r as usize].as_ref().is_none_or(|l| l.dead) {
+            let Some(link) = self.links.get(r as usize).and_then(Option::as_ref) else {
                 continue;
+            };
+            // A dead peer's published messages are still read: it may have sent them and exited.
+            if !link.dead {
+                moved |= self.progress_tx(r)?;
             }
-            moved |= self.progress_tx(r)?;
             moved |= self.progress_rx(r)?;
         }
         Ok(moved)
@@ -645,6 +657,12 @@ impl Engine {
             }
             flag.store(0, Ordering::Relaxed);
             self.check_liveness();
+            // A peer found dead may have published its last messages just before it went: read them
+            // before deciding that what we wait for can no longer happen.
+            self.progress()?;
+            if done(self)? {
+                return Ok(());
+            }
             if let Some(e) = stuck(self) {
                 return Err(e);
             }
@@ -766,30 +784,25 @@ fn claim(
                         let st = word32(shm, slot + RANK_STATE);
                         let cur = st.load(Ordering::Acquire);
                         let stale = cur != rank_state::FREE && !alive(slot);
-                        if cur == rank_state::FREE || stale {
-                            // Slot fields first, then the state with Release.
+                        if (cur == rank_state::FREE || stale)
+                            && st
+                                .compare_exchange(
+                                    cur,
+                                    rank_state::CLAIMING,
+                                    Ordering::AcqRel,
+                                    Ordering::Acquire,
+                                )
+                                .is_ok()
+                        {
+                            // The slot is ours: fill it, then publish it with Release.
                             word32(shm, slot + RANK_PEER).store(own.into(), Ordering::Relaxed);
                             if let Some(g) = shm.u64_at(slot + RANK_GENERATION) {
                                 g.store(own_gen, Ordering::Relaxed);
                             }
                             word32(shm, slot + RANK_VECTOR).store(0, Ordering::Relaxed);
                             word32(shm, slot + RANK_SLEEPING).store(0, Ordering::Relaxed);
-                            if st
-                                .compare_exchange(
-                                    cur,
-                                    rank_state::CLAIMED,
-                                    Ordering::AcqRel,
-                                    Ordering::Acquire,
-                                )
-                                .is_ok()
-                            {
-                                // Re-check that our fields survived a racing claimer.
-                                if word32(shm, slot + RANK_PEER).load(Ordering::Acquire)
-                                    == u32::from(own)
-                                {
-                                    return Ok(r);
-                                }
-                            }
+                            st.store(rank_state::CLAIMED, Ordering::Release);
+                            return Ok(r);
                         }
                     }
                     // Everything taken: if a previous job's ranks hold the slots, they are stale

@@ -5,11 +5,13 @@
 //! - [`matching`]: posted receives, unexpected messages, completions.
 //! - [`device`]: how this process reaches its pool (the daemon socket; in-VM backends later).
 //! - [`error`]: errors as values, with stable C codes.
+//! - [`ffi`]: the C ABI of `include/snoo_mpi.h`.
 
 pub mod api;
 pub mod device;
 pub mod engine;
 pub mod error;
+pub mod ffi;
 pub mod matching;
 
 pub use api::{init, Equivalence, Request, Scope, Status, World, TAG_UB};

@@ -1,0 +1,597 @@
+//! The C ABI (`guest/include/snoo_mpi.h`): the paper's six calls with their exact names and argument
+//! orders, plus non-blocking calls, probes and error strings.
+//!
+//! Every entry point validates its arguments, returns an integer code (`SNOO_MPI_SUCCESS` = 0), and
+//! catches panics so that none crosses into C. The process-wide job lives behind a mutex.
+
+// C entry points take raw pointers by nature; each dereference is checked for NULL and commented.
+#![allow(clippy::not_unsafe_ptr_arg_deref)]
+#![allow(non_snake_case)]
+
+use crate::api::{Pending, Status, World};
+use crate::error::{code, describe, Error, Result};
+use std::ffi::{c_char, c_int, CStr};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Mutex;
+
+/// `SNOO_MPI_Datatype` values.
+pub mod datatype {
+    pub const CHAR: i32 = 1;
+    pub const BYTE: i32 = 2;
+    pub const INT: i32 = 3;
+    pub const LONG: i32 = 4;
+    pub const FLOAT: i32 = 5;
+    pub const DOUBLE: i32 = 6;
+    pub const UNSIGNED_CHAR: i32 = 7;
+    pub const UNSIGNED: i32 = 8;
+    pub const UNSIGNED_LONG: i32 = 9;
+    pub const SHORT: i32 = 10;
+    pub const UNSIGNED_SHORT: i32 = 11;
+    pub const LONG_LONG: i32 = 12;
+    pub const UNSIGNED_LONG_LONG: i32 = 13;
+}
+
+/// The only communicator.
+pub const COMM_WORLD: c_int = 1;
+/// Wildcards (negative, as in MPI).
+pub const ANY_SOURCE: c_int = -1;
+pub const ANY_TAG: c_int = -1;
+
+fn type_size(dt: c_int) -> Result<usize> {
+    use datatype::*;
+    Ok(match dt {
+        CHAR | BYTE | UNSIGNED_CHAR => 1,
+        SHORT | UNSIGNED_SHORT => std::mem::size_of::<std::ffi::c_short>(),
+        INT | UNSIGNED | FLOAT => 4,
+        LONG | UNSIGNED_LONG => std::mem::size_of::<std::ffi::c_long>(),
+        DOUBLE | LONG_LONG | UNSIGNED_LONG_LONG => 8,
+        _ => return Err(Error::Datatype(dt.into())),
+    })
+}
+
+/// `SNOO_MPI_Status` as C sees it.
+#[repr(C)]
+pub struct CStatus {
+    pub source: c_int,
+    pub tag: c_int,
+    pub error: c_int,
+    pub count_bytes: i64,
+}
+
+/// The job of this process. `World` holds raw pointers to buffers lent by C callers, so it is not
+/// `Send` by itself; it is only ever touched with this mutex held.
+struct Job {
+    world: World,
+    // Requests handed to C, by handle; a slot is freed when the request completes.
+    requests: Vec<Option<Pending>>,
+}
+
+// SAFETY: all access to the Job goes through the STATE mutex, one thread at a time; the buffers it
+// points into are the C caller's responsibility (as with MPI).
+unsafe impl Send for Job {}
+
+enum State {
+    Uninit,
+    Running(Box<Job>),
+    Finalized,
+}
+
+static STATE: Mutex<State> = Mutex::new(State::Uninit);
+
+fn with_job(f: impl FnOnce(&mut Job) -> Result<()>) -> c_int {
+    guard(|| {
+        let mut st = STATE.lock().unwrap_or_else(|p| p.into_inner());
+        match &mut *st {
+            State::Running(job) => f(job),
+            _ => Err(Error::NotInitialized),
+        }
+    })
+}
+
+fn guard(f: impl FnOnce() -> Result<()>) -> c_int {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(())) => code::SUCCESS,
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "SNOO_MPI call failed");
+            e.code()
+        }
+        Err(_) => code::ERR_INTERN,
+    }
+}
+
+fn check_comm(comm: c_int) -> Result<()> {
+    if comm != COMM_WORLD {
+        return Err(Error::Comm(comm.into()));
+    }
+    Ok(())
+}
+
+/// Validates (buffer, count, datatype) and returns the byte length.
+fn extent(buf: *const u8, count: c_int, dt: c_int) -> Result<usize> {
+    let size = type_size(dt)?;
+    let count = usize::try_from(count).map_err(|_| Error::Count(count.into()))?;
+    let bytes = count
+        .checked_mul(size)
+        .filter(|&b| b <= 1 << 31)
+        .ok_or(Error::Count(count as i64))?;
+    if buf.is_null() && bytes > 0 {
+        return Err(Error::Buffer);
+    }
+    Ok(bytes)
+}
+
+fn source_arg(s: c_int) -> Result<Option<u32>> {
+    match s {
+        ANY_SOURCE => Ok(None),
+        s if s >= 0 => Ok(Some(s as u32)),
+        s => Err(Error::Rank {
+            rank: s.into(),
+            size: 0,
+        }),
+    }
+}
+
+fn tag_arg(t: c_int) -> Result<Option<i32>> {
+    match t {
+        ANY_TAG => Ok(None),
+        t if t >= 0 => Ok(Some(t)),
+        t => Err(Error::Tag(t.into())),
+    }
+}
+
+fn write_status(out: *mut CStatus, st: Option<Status>, err: c_int) {
+    if out.is_null() {
+        return;
+    }
+    let s = st.unwrap_or(Status {
+        source: 0,
+        tag: 0,
+        bytes: 0,
+    });
+    // SAFETY: the caller passed a pointer to a SNOO_MPI_Status (or NULL, handled above).
+    unsafe {
+        out.write(CStatus {
+            source: s.source as c_int,
+            tag: s.tag,
+            error: err,
+            count_bytes: s.bytes as i64,
+        });
+    }
+}
+
+/// Joins the job on the pool named `name` (see `snoo_mpi::init`).
+#[no_mangle]
+pub extern "C" fn SNOO_MPI_Init(name: *const c_char) -> c_int {
+    guard(|| {
+        if name.is_null() {
+            return Err(Error::Arg("NULL pool name".into()));
+        }
+        // SAFETY: the caller passes a NUL-terminated string.
+        let name = unsafe { CStr::from_ptr(name) }
+            .to_str()
+            .map_err(|_| Error::Arg("pool name is not UTF-8".into()))?;
+        let mut st = STATE.lock().unwrap_or_else(|p| p.into_inner());
+        match &*st {
+            State::Running(_) => return Err(Error::AlreadyInitialized),
+            State::Finalized => {
+                return Err(Error::Arg("SNOO_MPI_Init after SNOO_MPI_Finalize".into()))
+            }
+            State::Uninit => {}
+        }
+        let world = crate::init(name)?;
+        *st = State::Running(Box::new(Job {
+            world,
+            requests: Vec::new(),
+        }));
+        Ok(())
+    })
+}
+
+/// Completes outstanding sends and leaves the job.
+#[no_mangle]
+pub extern "C" fn SNOO_MPI_Finalize() -> c_int {
+    guard(|| {
+        let mut st = STATE.lock().unwrap_or_else(|p| p.into_inner());
+        match std::mem::replace(&mut *st, State::Finalized) {
+            State::Running(job) => job.world.finalize(),
+            other => {
+                *st = other;
+                Err(Error::NotInitialized)
+            }
+        }
+    })
+}
+
+/// Sets `*flag` to 1 if SNOO_MPI_Init succeeded and Finalize has not been called.
+#[no_mangle]
+pub extern "C" fn SNOO_MPI_Initialized(flag: *mut c_int) -> c_int {
+    guard(|| {
+        if flag.is_null() {
+            return Err(Error::Arg("NULL flag".into()));
+        }
+        let st = STATE.lock().unwrap_or_else(|p| p.into_inner());
+        // SAFETY: non-NULL pointer to an int from the caller.
+        unsafe { flag.write(matches!(*st, State::Running(_)) as c_int) };
+        Ok(())
+    })
+}
+
+/// Job size.
+#[no_mangle]
+pub extern "C" fn SNOO_MPI_Comm_size(size: *mut c_int) -> c_int {
+    with_job(|j| {
+        if size.is_null() {
+            return Err(Error::Arg("NULL size".into()));
+        }
+        // SAFETY: non-NULL pointer to an int from the caller.
+        unsafe { size.write(j.world.size() as c_int) };
+        Ok(())
+    })
+}
+
+/// This process's rank.
+#[no_mangle]
+pub extern "C" fn SNOO_MPI_Comm_rank(rank: *mut c_int) -> c_int {
+    with_job(|j| {
+        if rank.is_null() {
+            return Err(Error::Arg("NULL rank".into()));
+        }
+        // SAFETY: non-NULL pointer to an int from the caller.
+        unsafe { rank.write(j.world.rank() as c_int) };
+        Ok(())
+    })
+}
+
+/// Blocking send; `flag` is the tag.
+#[no_mangle]
+pub extern "C" fn SNOO_MPI_Send(
+    message: *const u8,
+    count: c_int,
+    dest: c_int,
+    flag: c_int,
+    datatype: c_int,
+    comm: c_int,
+) -> c_int {
+    with_job(|j| {
+        check_comm(comm)?;
+        let len = extent(message, count, datatype)?;
+        let dest = u32::try_from(dest).map_err(|_| Error::Rank {
+            rank: dest.into(),
+            size: j.world.size(),
+        })?;
+        let ptr = if len == 0 {
+            std::ptr::NonNull::<u8>::dangling().as_ptr() as *const u8
+        } else {
+            message
+        };
+        // SAFETY: the caller's buffer holds `len` bytes and stays valid for this blocking call.
+        match unsafe { j.world.isend_raw(ptr, len, dest, flag)? } {
+            Some(p) => j.world.complete(p).map(|_| ()),
+            None => Ok(()),
+        }
+    })
+}
+
+/// Blocking receive; `flag` is the tag (`SNOO_MPI_ANY_TAG` allowed), `source` may be
+/// `SNOO_MPI_ANY_SOURCE`.
+#[no_mangle]
+pub extern "C" fn SNOO_MPI_Recv(
+    message: *mut u8,
+    count: c_int,
+    source: c_int,
+    datatype: c_int,
+    flag: c_int,
+    comm: c_int,
+) -> c_int {
+    SNOO_MPI_Recv_status(
+        message,
+        count,
+        source,
+        datatype,
+        flag,
+        comm,
+        std::ptr::null_mut(),
+    )
+}
+
+/// `SNOO_MPI_Recv` that also fills `status` (may be NULL).
+#[no_mangle]
+pub extern "C" fn SNOO_MPI_Recv_status(
+    message: *mut u8,
+    count: c_int,
+    source: c_int,
+    datatype: c_int,
+    flag: c_int,
+    comm: c_int,
+    status: *mut CStatus,
+) -> c_int {
+    let mut got = None;
+    let rc = with_job(|j| {
+        check_comm(comm)?;
+        let len = extent(message, count, datatype)?;
+        let ptr = if len == 0 {
+            std::ptr::NonNull::<u8>::dangling().as_ptr()
+        } else {
+            message
+        };
+        // SAFETY: the caller's buffer holds `len` bytes and stays valid for this blocking call.
+        let p = unsafe {
+            j.world
+                .irecv_raw(ptr, len, source_arg(source)?, tag_arg(flag)?)?
+        };
+        got = j.world.complete(p)?;
+        Ok(())
+    });
+    write_status(status, got, rc);
+    rc
+}
+
+fn store_request(j: &mut Job, p: Option<Pending>, out: *mut i64) -> Result<()> {
+    let handle = match p {
+        None => 0,
+        Some(p) => {
+            let slot = match j.requests.iter().position(Option::is_none) {
+                Some(i) => i,
+                None => {
+                    j.requests.push(None);
+                    j.requests.len() - 1
+                }
+            };
+            j.requests[slot] = Some(p);
+            slot as i64 + 1
+        }
+    };
+    // SAFETY: checked non-NULL by the callers.
+    unsafe { out.write(handle) };
+    Ok(())
+}
+
+/// Non-blocking send. `*request` is `SNOO_MPI_REQUEST_NULL` (0) if it completed at once.
+#[no_mangle]
+pub extern "C" fn SNOO_MPI_Isend(
+    message: *const u8,
+    count: c_int,
+    dest: c_int,
+    flag: c_int,
+    datatype: c_int,
+    comm: c_int,
+    request: *mut i64,
+) -> c_int {
+    with_job(|j| {
+        check_comm(comm)?;
+        if request.is_null() {
+            return Err(Error::Request);
+        }
+        let len = extent(message, count, datatype)?;
+        let dest = u32::try_from(dest).map_err(|_| Error::Rank {
+            rank: dest.into(),
+            size: j.world.size(),
+        })?;
+        let ptr = if len == 0 {
+            std::ptr::NonNull::<u8>::dangling().as_ptr() as *const u8
+        } else {
+            message
+        };
+        // SAFETY: the C caller keeps the buffer valid until the request completes (MPI's rule).
+        let p = unsafe { j.world.isend_raw(ptr, len, dest, flag)? };
+        store_request(j, p, request)
+    })
+}
+
+/// Non-blocking receive.
+#[no_mangle]
+pub extern "C" fn SNOO_MPI_Irecv(
+    message: *mut u8,
+    count: c_int,
+    source: c_int,
+    datatype: c_int,
+    flag: c_int,
+    comm: c_int,
+    request: *mut i64,
+) -> c_int {
+    with_job(|j| {
+        check_comm(comm)?;
+        if request.is_null() {
+            return Err(Error::Request);
+        }
+        let len = extent(message, count, datatype)?;
+        let ptr = if len == 0 {
+            std::ptr::NonNull::<u8>::dangling().as_ptr()
+        } else {
+            message
+        };
+        // SAFETY: the C caller keeps the buffer valid and untouched until the request completes.
+        let p = unsafe {
+            j.world
+                .irecv_raw(ptr, len, source_arg(source)?, tag_arg(flag)?)?
+        };
+        store_request(j, Some(p), request)
+    })
+}
+
+fn take_request(j: &mut Job, request: *mut i64) -> Result<Option<Pending>> {
+    if request.is_null() {
+        return Err(Error::Request);
+    }
+    // SAFETY: non-NULL pointer to a request handle from the caller.
+    let h = unsafe { request.read() };
+    if h == 0 {
+        return Ok(None);
+    }
+    let slot = usize::try_from(h - 1)
+        .ok()
+        .filter(|&i| i < j.requests.len())
+        .ok_or(Error::Request)?;
+    let p = j.requests[slot].take().ok_or(Error::Request)?;
+    // SAFETY: as above.
+    unsafe { request.write(0) };
+    Ok(Some(p))
+}
+
+/// Waits for a request and sets it to `SNOO_MPI_REQUEST_NULL`; `status` may be NULL.
+#[no_mangle]
+pub extern "C" fn SNOO_MPI_Wait(request: *mut i64, status: *mut CStatus) -> c_int {
+    let mut got = None;
+    let rc = with_job(|j| {
+        if let Some(p) = take_request(j, request)? {
+            got = j.world.complete(p)?;
+        }
+        Ok(())
+    });
+    write_status(status, got, rc);
+    rc
+}
+
+/// Waits for `count` requests; `statuses` may be NULL. Returns the first error after all completed.
+#[no_mangle]
+pub extern "C" fn SNOO_MPI_Waitall(
+    count: c_int,
+    requests: *mut i64,
+    statuses: *mut CStatus,
+) -> c_int {
+    let n = match usize::try_from(count) {
+        Ok(n) => n,
+        Err(_) => return code::ERR_COUNT,
+    };
+    if n > 0 && requests.is_null() {
+        return code::ERR_REQUEST;
+    }
+    let mut first = code::SUCCESS;
+    for i in 0..n {
+        // SAFETY: the caller passes arrays of `count` elements.
+        let (r, s) = unsafe {
+            (
+                requests.add(i),
+                if statuses.is_null() {
+                    statuses
+                } else {
+                    statuses.add(i)
+                },
+            )
+        };
+        let rc = SNOO_MPI_Wait(r, s);
+        if first == code::SUCCESS {
+            first = rc;
+        }
+    }
+    first
+}
+
+/// Sets `*flag` to 1 and completes the request if it is done, else 0.
+#[no_mangle]
+pub extern "C" fn SNOO_MPI_Test(
+    request: *mut i64,
+    flag: *mut c_int,
+    status: *mut CStatus,
+) -> c_int {
+    if flag.is_null() || request.is_null() {
+        return code::ERR_ARG;
+    }
+    let mut ready = false;
+    let rc = with_job(|j| {
+        // SAFETY: non-NULL pointer to a request handle.
+        let h = unsafe { request.read() };
+        ready = h == 0
+            || match usize::try_from(h - 1)
+                .ok()
+                .and_then(|i| j.requests.get(i).copied().flatten())
+            {
+                Some(p) => j.world.ready(p)?,
+                None => return Err(Error::Request),
+            };
+        Ok(())
+    });
+    // SAFETY: non-NULL pointer to an int.
+    unsafe { flag.write(ready as c_int) };
+    if rc != code::SUCCESS || !ready {
+        return rc;
+    }
+    SNOO_MPI_Wait(request, status)
+}
+
+/// Blocks until a matching message can be received, and describes it.
+#[no_mangle]
+pub extern "C" fn SNOO_MPI_Probe(
+    source: c_int,
+    flag: c_int,
+    comm: c_int,
+    status: *mut CStatus,
+) -> c_int {
+    let mut got = None;
+    let rc = with_job(|j| {
+        check_comm(comm)?;
+        got = Some(j.world.probe(source_arg(source)?, tag_arg(flag)?)?);
+        Ok(())
+    });
+    write_status(status, got, rc);
+    rc
+}
+
+/// Sets `*found` to 1 (and fills `status`) if a matching message can be received now.
+#[no_mangle]
+pub extern "C" fn SNOO_MPI_Iprobe(
+    source: c_int,
+    flag: c_int,
+    comm: c_int,
+    found: *mut c_int,
+    status: *mut CStatus,
+) -> c_int {
+    if found.is_null() {
+        return code::ERR_ARG;
+    }
+    let mut got = None;
+    let rc = with_job(|j| {
+        check_comm(comm)?;
+        got = j.world.iprobe(source_arg(source)?, tag_arg(flag)?)?;
+        Ok(())
+    });
+    // SAFETY: non-NULL pointer to an int.
+    unsafe { found.write(got.is_some() as c_int) };
+    if got.is_some() {
+        write_status(status, got, rc);
+    }
+    rc
+}
+
+/// Elements of `datatype` in a received message (MPI_Get_count).
+#[no_mangle]
+pub extern "C" fn SNOO_MPI_Get_count(
+    status: *const CStatus,
+    datatype: c_int,
+    count: *mut c_int,
+) -> c_int {
+    guard(|| {
+        if status.is_null() || count.is_null() {
+            return Err(Error::Arg("NULL status or count".into()));
+        }
+        let size = type_size(datatype)?;
+        // SAFETY: non-NULL pointers from the caller.
+        let bytes = unsafe { (*status).count_bytes };
+        let n = if bytes < 0 || !(bytes as usize).is_multiple_of(size) {
+            -1
+        } else {
+            (bytes as usize / size) as c_int
+        };
+        // SAFETY: as above.
+        unsafe { count.write(n) };
+        Ok(())
+    })
+}
+
+/// A fixed, NUL-terminated description of an error code.
+#[no_mangle]
+pub extern "C" fn SNOO_MPI_Error_string(errorcode: c_int) -> *const c_char {
+    // The strings are 'static; a NUL-terminated copy of each is built once.
+    static STRINGS: std::sync::OnceLock<Vec<std::ffi::CString>> = std::sync::OnceLock::new();
+    let table = STRINGS.get_or_init(|| {
+        (0..=code::ERR_LASTCODE + 1)
+            .map(|c| std::ffi::CString::new(describe(c)).expect("no NUL in descriptions"))
+            .collect()
+    });
+    let idx = if (0..=code::ERR_LASTCODE).contains(&errorcode) {
+        errorcode as usize
+    } else {
+        table.len() - 1
+    };
+    table[idx].as_ptr()
+}
