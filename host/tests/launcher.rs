@@ -167,3 +167,40 @@ fn sigterm_to_the_launcher_stops_the_job() {
     assert_eq!(status.code(), Some(128 + libc::SIGTERM));
     assert!(start.elapsed() < Duration::from_secs(20));
 }
+
+#[test]
+fn socket_option_uses_a_running_daemon() {
+    use snoo_common::job::{JobLayout, MAX_RING};
+    use snoo_host::{DaemonThread, PoolSpec, ServerConfig};
+    let dir = std::env::temp_dir().join(format!("snoo-run-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sock = dir.join("pool.sock");
+    let size = JobLayout::pool_size_for(2, MAX_RING, 64);
+    let spec = PoolSpec::new("ext", sock.clone(), size, 1, 2, 64, None).unwrap();
+    let daemon = DaemonThread::spawn(ServerConfig::single(spec)).unwrap();
+    let sock_s = sock.to_str().unwrap();
+    let (out, _) = snoo_run(&[
+        "-n",
+        "2",
+        "--name",
+        "ext",
+        "--socket",
+        sock_s,
+        "/bin/sh",
+        "-c",
+        "test -S \"$SNOO_SOCKET\" && echo at=$SNOO_SOCKET name=$SNOO_NAME",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    for i in 0..2 {
+        let want = format!("[{i}] at={sock_s} name=ext");
+        assert!(stdout.lines().any(|l| l == want), "{want:?} in\n{stdout}");
+    }
+    // The launcher leaves a daemon it did not start alone.
+    assert!(sock.exists());
+    daemon.stop().unwrap();
+    let (out, _) = snoo_run(&["-n", "2", "--socket", sock_s, "/bin/true"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains(sock_s));
+    let _ = std::fs::remove_dir_all(&dir);
+}

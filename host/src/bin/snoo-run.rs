@@ -60,7 +60,8 @@ struct Cli {
     #[arg(short = 'n', long = "np", value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=4096))]
     ranks: u32,
-    /// Pool name (the key programs pass to SNOO_MPI_Init); default snoo-run-<pid>.
+    /// Pool name (the key programs pass to SNOO_MPI_Init; ranks see it as SNOO_NAME); default
+    /// snoo-run-<pid>, or "snoo" (snoo-hostd's default) with --socket.
     #[arg(long)]
     name: Option<String>,
     /// Use a running snoo-hostd on this socket instead of an embedded daemon.
@@ -284,10 +285,12 @@ fn terminate(ranks: &mut [Rank]) {
 
 fn run(cli: Cli) -> u8 {
     let n = cli.ranks;
-    let name = cli
-        .name
-        .clone()
-        .unwrap_or_else(|| format!("snoo-run-{}", std::process::id()));
+    let name = match (&cli.name, &cli.socket) {
+        (Some(n), _) => n.clone(),
+        // A running snoo-hostd serves its default name unless told otherwise.
+        (None, Some(_)) => snoo_host::config::DEFAULT_NAME.to_string(),
+        (None, None) => format!("snoo-run-{}", std::process::id()),
+    };
     let program = match resolve(&cli.command[0]) {
         Ok(p) => p,
         Err(code) => return code,
@@ -317,6 +320,16 @@ fn run(cli: Cli) -> u8 {
         Some(s) => {
             if cli.size.is_some() {
                 eprintln!("snoo-run: --size is ignored with --socket (the daemon sizes the pool)");
+            }
+            let is_socket = std::fs::metadata(s)
+                .map(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()))
+                .unwrap_or(false);
+            if !is_socket {
+                eprintln!(
+                    "snoo-run: {}: no socket there (is snoo-hostd running?)",
+                    s.display()
+                );
+                return EXIT_USAGE;
             }
             s.clone()
         }
