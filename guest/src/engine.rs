@@ -148,7 +148,21 @@ impl Engine {
         let own = dev.own_id();
         let (_, own_gen) = header.peer(own.into()).unwrap_or((PeerState::Free, 0));
         let deadline = Instant::now() + opts.timeout;
-        let rank = claim(shm, &header, &layout, opts.rank, own, own_gen, deadline)?;
+        // Claim a rank; if the job is re-formed under us (it had a dead member), claim again.
+        let (rank, job_id) = loop {
+            let (rank, job_id) = claim(shm, &header, &layout, opts.rank, own, own_gen, deadline)?;
+            match wait_for_ranks(shm, &layout, job_id, &*dev, deadline, &info.name) {
+                Ok(()) => break (rank, job_id),
+                Err(None) => continue,
+                Err(Some(e)) => {
+                    // Give the slot back so that a retry (or another process) can take it.
+                    let slot = layout.rank_slot(rank).expect("own rank");
+                    word32(shm, slot + RANK_STATE).store(rank_state::FREE, Ordering::Release);
+                    return Err(e);
+                }
+            }
+        };
+        tracing::debug!(rank, job_id, "joined job");
         let pool = Pool(dev.clone());
         let mut engine = Engine {
             dev: dev.clone(),
@@ -164,10 +178,7 @@ impl Engine {
             // Not a member until the links are up: a failed join must not run Finalize.
             finalized: true,
         };
-        let joined = engine
-            .wait_for_ranks(deadline)
-            .and_then(|_| engine.connect_links());
-        if let Err(e) = joined {
+        if let Err(e) = engine.connect_links() {
             // Give the slot back so that a retry (or another process) can take it.
             let slot = engine.layout.rank_slot(rank).expect("own rank");
             word32(engine.dev.shm(), slot + RANK_STATE).store(rank_state::FREE, Ordering::Release);
@@ -192,34 +203,6 @@ impl Engine {
     /// Data ring bytes per channel in this job.
     pub fn ring_bytes(&self) -> usize {
         self.layout.ring_bytes
-    }
-
-    fn shm(&self) -> &Shm {
-        self.dev.shm()
-    }
-
-    fn wait_for_ranks(&mut self, deadline: Instant) -> Result<()> {
-        loop {
-            let shm = self.shm();
-            let mut joined = 0;
-            for r in 0..self.size {
-                let off = self.layout.rank_slot(r).expect("rank in job");
-                let st = word32(shm, off + RANK_STATE).load(Ordering::Acquire);
-                if st == rank_state::CLAIMED || st == rank_state::READY {
-                    joined += 1;
-                }
-            }
-            if joined == self.size {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                return Err(Error::Timeout(format!(
-                    "{joined} of {} ranks joined pool {:?} before the timeout",
-                    self.size, self.info.name
-                )));
-            }
-            let _ = self.dev.wait(self.vector, Duration::from_millis(2));
-        }
     }
 
     fn connect_links(&mut self) -> Result<()> {
@@ -713,7 +696,93 @@ impl Drop for Engine {
     }
 }
 
-/// Takes a rank slot in the job, forming the job if the pool has none (or only a stale one).
+/// Waits until all ranks of job `job_id` have claimed their slots. `Err(None)`: the job was re-formed
+/// meanwhile (claim again).
+fn wait_for_ranks(
+    shm: &Shm,
+    l: &JobLayout,
+    job_id: u64,
+    dev: &dyn Device,
+    deadline: Instant,
+    name: &str,
+) -> std::result::Result<(), Option<Error>> {
+    loop {
+        let current = shm
+            .u64_at(l.header + JOB_ID)
+            .map_or(0, |w| w.load(Ordering::Acquire));
+        if current != job_id
+            || word32(shm, l.header + JOB_STATE).load(Ordering::Acquire) != job_state::RUNNING
+        {
+            return Err(None);
+        }
+        let mut joined = 0;
+        for r in 0..l.ranks {
+            let off = l.rank_slot(r).expect("rank in job");
+            let st = word32(shm, off + RANK_STATE).load(Ordering::Acquire);
+            // A rank that already finished (FINALIZED) joined too: its messages wait for us.
+            if matches!(
+                st,
+                rank_state::CLAIMED | rank_state::READY | rank_state::FINALIZED
+            ) {
+                joined += 1;
+            }
+        }
+        if joined == l.ranks {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(Some(Error::Timeout(format!(
+                "{joined} of {} ranks joined pool {name:?} before the timeout",
+                l.ranks
+            ))));
+        }
+        let _ = dev.wait(0, Duration::from_millis(2));
+    }
+}
+
+/// Members of the job currently in the pool: (live, dead, finished) counts of slots. A slot's peer
+/// is live if the daemon's peer table still has it alive with the generation it claimed with. The
+/// rank count is read from shared memory, so it is clamped and every access is bounds-checked.
+fn members(shm: &Shm, header: &PoolHeader<'_>, l: &JobLayout) -> (u32, u32, u32) {
+    let ranks = shm
+        .u32_at(l.header + JOB_RANKS)
+        .map_or(0, |w| w.load(Ordering::Acquire))
+        .min(snoo_common::job::MAX_RANKS);
+    let (mut live, mut dead, mut finished) = (0, 0, 0);
+    for r in 0..ranks {
+        let slot = l.rank_table + r as usize * snoo_common::job::RANK_SLOT;
+        let Some(st) = shm
+            .u32_at(slot + RANK_STATE)
+            .map(|w| w.load(Ordering::Acquire))
+        else {
+            break;
+        };
+        if st == rank_state::FINALIZED {
+            finished += 1;
+        }
+        if !matches!(
+            st,
+            rank_state::CLAIMED | rank_state::READY | rank_state::CLAIMING
+        ) {
+            continue;
+        }
+        let peer = shm
+            .u32_at(slot + RANK_PEER)
+            .map_or(u32::MAX, |w| w.load(Ordering::Acquire));
+        let generation = shm
+            .u64_at(slot + RANK_GENERATION)
+            .map_or(0, |g| g.load(Ordering::Acquire));
+        if matches!(header.peer(peer), Some((PeerState::Alive, g)) if g == generation) {
+            live += 1;
+        } else {
+            dead += 1;
+        }
+    }
+    (live, dead, finished)
+}
+
+/// Takes a rank slot in the job, forming the job if the pool has none, or only a stale one (a job
+/// some of whose ranks died and none of whose ranks is still running).
 fn claim(
     shm: &Shm,
     header: &PoolHeader<'_>,
@@ -722,15 +791,8 @@ fn claim(
     own: u16,
     own_gen: u64,
     deadline: Instant,
-) -> Result<u32> {
+) -> Result<(u32, u64)> {
     let state = word32(shm, l.header + JOB_STATE);
-    let alive = |slot: usize| {
-        let peer = word32(shm, slot + RANK_PEER).load(Ordering::Acquire);
-        let generation = shm
-            .u64_at(slot + RANK_GENERATION)
-            .map_or(0, |g| g.load(Ordering::Acquire));
-        matches!(header.peer(peer), Some((PeerState::Alive, g)) if g == generation)
-    };
     loop {
         match state.load(Ordering::Acquire) {
             job_state::FREE => {
@@ -748,26 +810,24 @@ fn claim(
                 }
             }
             job_state::RUNNING => {
+                let (live, dead, finished) = members(shm, header, l);
+                let ranks_now = word32(shm, l.header + JOB_RANKS).load(Ordering::Acquire);
+                // A job with a dead member is finished for good if nobody in it is still running,
+                // or if it never got all its ranks (it can never start): start over. Ranks waiting
+                // in it notice the new job id and claim again.
+                if dead > 0 && (live == 0 || live + dead + finished < ranks_now) {
+                    tracing::info!(dead, "replacing a stale job in the pool");
+                    let _ = state.compare_exchange(
+                        job_state::RUNNING,
+                        job_state::FREE,
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    );
+                    continue;
+                }
                 let ranks = word32(shm, l.header + JOB_RANKS).load(Ordering::Acquire);
                 let ring = word32(shm, l.header + JOB_RING_LOG2).load(Ordering::Acquire);
                 if ranks != l.ranks || ring != l.ring_bytes.trailing_zeros() {
-                    // Another job holds the pool; it may be stale (all its ranks dead).
-                    let any_alive =
-                        (0..ranks.min(l.ranks))
-                            .filter_map(|r| l.rank_slot(r))
-                            .any(|s| {
-                                let st = word32(shm, s + RANK_STATE).load(Ordering::Acquire);
-                                (st == rank_state::CLAIMED || st == rank_state::READY) && alive(s)
-                            });
-                    if !any_alive {
-                        let _ = state.compare_exchange(
-                            job_state::RUNNING,
-                            job_state::FREE,
-                            Ordering::AcqRel,
-                            Ordering::Acquire,
-                        );
-                        continue;
-                    }
                     if Instant::now() > deadline {
                         return Err(Error::Arg(format!(
                             "the pool is busy with another job of {ranks} ranks (this job has {})",
@@ -782,17 +842,14 @@ fn claim(
                     for r in candidates {
                         let slot = l.rank_slot(r).expect("rank in job");
                         let st = word32(shm, slot + RANK_STATE);
-                        let cur = st.load(Ordering::Acquire);
-                        let stale = cur != rank_state::FREE && !alive(slot);
-                        if (cur == rank_state::FREE || stale)
-                            && st
-                                .compare_exchange(
-                                    cur,
-                                    rank_state::CLAIMING,
-                                    Ordering::AcqRel,
-                                    Ordering::Acquire,
-                                )
-                                .is_ok()
+                        if st
+                            .compare_exchange(
+                                rank_state::FREE,
+                                rank_state::CLAIMING,
+                                Ordering::AcqRel,
+                                Ordering::Acquire,
+                            )
+                            .is_ok()
                         {
                             // The slot is ours: fill it, then publish it with Release.
                             word32(shm, slot + RANK_PEER).store(own.into(), Ordering::Relaxed);
@@ -802,16 +859,19 @@ fn claim(
                             word32(shm, slot + RANK_VECTOR).store(0, Ordering::Relaxed);
                             word32(shm, slot + RANK_SLEEPING).store(0, Ordering::Relaxed);
                             st.store(rank_state::CLAIMED, Ordering::Release);
-                            return Ok(r);
+                            let id = shm
+                                .u64_at(l.header + JOB_ID)
+                                .map_or(0, |w| w.load(Ordering::Acquire));
+                            return Ok((r, id));
                         }
                     }
-                    // Everything taken: if a previous job's ranks hold the slots, they are stale
-                    // only if dead (handled above); otherwise wait for a Finalize.
-                    if want.is_some() && Instant::now() > deadline {
-                        return Err(Error::Arg(format!(
-                            "rank {} is already taken in this job",
-                            want.unwrap_or(0)
-                        )));
+                    if Instant::now() > deadline {
+                        return Err(match want {
+                            Some(r) => Error::Arg(format!("rank {r} is already taken in this job")),
+                            None => {
+                                Error::Arg(format!("all {} ranks of the job are taken", l.ranks))
+                            }
+                        });
                     }
                 }
             }

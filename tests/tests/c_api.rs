@@ -2,8 +2,6 @@
 //! static), run as separate processes — 2 and 4 ranks — on the real daemon.
 
 use snoo_common::job::{JobLayout, MAX_RING};
-use snoo_host::config::{PoolSpec, ServerConfig};
-use snoo_host::DaemonThread;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -25,36 +23,52 @@ fn target_dir() -> PathBuf {
         .to_path_buf()
 }
 
-fn build_libs() -> PathBuf {
+fn build() -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.args(["build", "-q", "-p", "snoo-mpi", "--lib"])
-        .current_dir(workspace());
+    cmd.args([
+        "build",
+        "-q",
+        "-p",
+        "snoo-mpi",
+        "--lib",
+        "-p",
+        "snoo-host",
+        "--bins",
+    ])
+    .current_dir(workspace());
     if target_dir().ends_with("release") {
         cmd.arg("--release");
     }
-    assert!(cmd.status().unwrap().success(), "cargo build -p snoo-mpi");
+    assert!(cmd.status().unwrap().success(), "cargo build");
     target_dir()
 }
 
+/// Compiles the C test: against the shared library with pkg-config's flags (snoo-mpi.pc is
+/// written beside the libraries), or against libsnoo_mpi.a.
 fn compile(libdir: &Path, out: &Path, static_lib: bool) {
     let src = workspace().join("tests/c/pingpong.c");
-    let include = workspace().join("guest/include");
     let mut cmd = Command::new("gcc");
     cmd.args(["-O2", "-Wall", "-Werror", "-std=c11"])
-        .arg("-I")
-        .arg(&include)
         .arg(&src)
         .arg("-o")
         .arg(out);
     if static_lib {
+        cmd.arg("-I").arg(workspace().join("guest/include"));
         cmd.arg(libdir.join("libsnoo_mpi.a"))
             .args(["-lpthread", "-ldl", "-lm"]);
     } else {
-        cmd.arg("-L")
-            .arg(libdir)
-            .arg("-lsnoo_mpi")
-            .arg(format!("-Wl,-rpath,{}", libdir.display()));
+        let pc = Command::new("pkg-config")
+            .args(["--cflags", "--libs", "snoo-mpi"])
+            .env("PKG_CONFIG_PATH", libdir)
+            .output()
+            .expect("pkg-config is installed");
+        assert!(
+            pc.status.success(),
+            "pkg-config: {}",
+            String::from_utf8_lossy(&pc.stderr)
+        );
+        cmd.args(String::from_utf8(pc.stdout).unwrap().split_whitespace());
     }
     let o = cmd.output().expect("gcc is installed");
     assert!(
@@ -64,28 +78,87 @@ fn compile(libdir: &Path, out: &Path, static_lib: bool) {
     );
 }
 
-fn run_job(exe: &Path, n: u32, tag: &str) {
-    let dir = std::env::temp_dir().join(format!("snoo-c-{tag}-{}", std::process::id()));
+fn check_ranks(out: &str, n: u32) {
+    for r in 0..n {
+        assert!(
+            out.contains(&format!("[{r}] rank {r} of {n}: ok")),
+            "rank {r} of {n} did not finish:\n{out}"
+        );
+    }
+}
+
+/// Through snoo-run with its embedded daemon.
+fn run_job(bin: &Path, exe: &Path, n: u32) {
+    let o = Command::new(bin.join("snoo-run"))
+        .args(["-n", &n.to_string(), "--timeout", "120"])
+        .arg(exe)
+        .env("SNOO_TIMEOUT", "30")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "snoo-run -n {n}: {out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    check_ranks(&out, n);
+}
+
+#[test]
+fn c_program_with_shared_and_static_library_through_snoo_run() {
+    let bin = build();
+    let dir = std::env::temp_dir().join(format!("snoo-c-build-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let sock = dir.join("pool.sock");
-    let spec = PoolSpec::new(
-        tag,
-        sock.clone(),
-        JobLayout::pool_size_for(n, MAX_RING, 64),
-        1,
-        n,
-        64,
-        None,
-    )
-    .unwrap();
-    let _d = DaemonThread::spawn(ServerConfig::single(spec)).unwrap();
+    for (static_lib, name) in [(false, "pingpong-shared"), (true, "pingpong-static")] {
+        let exe = dir.join(name);
+        compile(&bin, &exe, static_lib);
+        for n in [2, 4] {
+            run_job(&bin, &exe, n);
+        }
+    }
+}
+
+/// Ranks started by hand with SNOO_SOCKET/SNOO_RANK/SNOO_SIZE against a separately started
+/// `snoo-hostd --name NAME --ranks N`, as an administrator would run them.
+#[test]
+fn ranks_started_by_hand_against_a_separate_daemon() {
+    let bin = build();
+    let dir = std::env::temp_dir().join(format!("snoo-c-hand-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let exe = dir.join("pingpong");
+    compile(&bin, &exe, false);
+    let sock = dir.join("job.sock");
+    let n = 3u32;
+    let size = JobLayout::pool_size_for(n, MAX_RING, 64).to_string();
+    let mut daemon = Command::new(bin.join("snoo-hostd"))
+        .args([
+            "--socket",
+            sock.to_str().unwrap(),
+            "--size",
+            &size,
+            "--name",
+            "byhand",
+            "--ranks",
+            "3",
+        ])
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !sock.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "snoo-hostd did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // SNOO_SIZE is left out on purpose: the job size comes from the daemon's --ranks.
     let children: Vec<_> = (0..n)
         .map(|r| {
-            Command::new(exe)
+            Command::new(&exe)
                 .env("SNOO_SOCKET", &sock)
                 .env("SNOO_RANK", r.to_string())
-                .env("SNOO_SIZE", n.to_string())
-                .env("SNOO_NAME", tag)
+                .env("SNOO_NAME", "byhand")
                 .env("SNOO_TIMEOUT", "30")
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
@@ -93,30 +166,18 @@ fn run_job(exe: &Path, n: u32, tag: &str) {
                 .unwrap()
         })
         .collect();
-    for (r, c) in children.into_iter().enumerate() {
+    let mut all = String::new();
+    for c in children {
         let o = c.wait_with_output().unwrap();
-        let (out, err) = (
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr),
-        );
-        assert!(o.status.success(), "rank {r} of {n} failed: {err}");
-        assert!(
-            out.contains(&format!("rank {r} of {n}: ok")),
-            "rank {r}: {out}"
-        );
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        all.push_str(&String::from_utf8_lossy(&o.stdout));
     }
-}
-
-#[test]
-fn c_program_with_shared_and_static_library() {
-    let libdir = build_libs();
-    let dir = std::env::temp_dir().join(format!("snoo-c-build-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    for (static_lib, name) in [(false, "pingpong-shared"), (true, "pingpong-static")] {
-        let exe = dir.join(name);
-        compile(&libdir, &exe, static_lib);
-        for n in [2, 4] {
-            run_job(&exe, n, &format!("{name}-{n}"));
-        }
+    for r in 0..n {
+        assert!(all.contains(&format!("rank {r} of {n}: ok")), "{all}");
     }
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(daemon.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    assert!(daemon.wait().unwrap().success());
 }

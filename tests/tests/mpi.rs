@@ -7,20 +7,34 @@ use snoo_host::DaemonThread;
 use snoo_mpi::device::SocketDevice;
 use snoo_mpi::engine::JoinOptions;
 use snoo_mpi::{Error, World};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-fn job<R: Send>(tag: &str, n: u32, ring: usize, f: impl Fn(&World) -> R + Sync) -> Vec<R> {
+fn daemon(tag: &str, n: u32, ring: usize) -> (DaemonThread, PathBuf) {
     let dir = std::env::temp_dir().join(format!("snoo-mpi-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let sock = dir.join("pool.sock");
     let size = JobLayout::pool_size_for(n, ring, 64);
     let spec = PoolSpec::new(tag, sock.clone(), size, 1, n, 64, None).unwrap();
-    let _d = DaemonThread::spawn(ServerConfig::single(spec)).unwrap();
+    (
+        DaemonThread::spawn(ServerConfig::single(spec)).unwrap(),
+        sock,
+    )
+}
+
+fn job<R: Send>(tag: &str, n: u32, ring: usize, f: impl Fn(&World) -> R + Sync) -> Vec<R> {
+    let (_d, sock) = daemon(tag, n, ring);
+    ranks(&sock, tag, n, f)
+}
+
+/// Runs `f` as every rank of an `n`-rank job on the pool at `sock`, one thread (and one device
+/// connection, so one peer of the pool) per rank.
+fn ranks<R: Send>(sock: &Path, tag: &str, n: u32, f: impl Fn(&World) -> R + Sync) -> Vec<R> {
     std::thread::scope(|s| {
         let handles: Vec<_> = (0..n)
             .map(|r| {
-                let (sock, f) = (&sock, &f);
+                let f = &f;
                 s.spawn(move || {
                     let dev = SocketDevice::connect(sock, Duration::from_secs(10)).unwrap();
                     let opts = JoinOptions {
@@ -245,4 +259,83 @@ fn truncation_and_bad_arguments_are_errors() {
             assert_eq!(one, [1]);
         }
     });
+}
+
+#[test]
+fn a_pool_hosts_successive_jobs_and_replaces_a_dead_one() {
+    let (_d, sock) = daemon("successive", 2, 64 << 10);
+    let exchange = |w: &World| {
+        let peer = 1 - w.rank();
+        w.send(&[w.rank() as u8; 300], peer, 1).unwrap();
+        let mut got = [0u8; 300];
+        w.recv(&mut got, Some(peer), Some(1)).unwrap();
+        assert_eq!(got, [peer as u8; 300]);
+    };
+    // Two jobs one after the other: Finalize frees the pool for the next.
+    ranks(&sock, "successive", 2, exchange);
+    ranks(&sock, "successive", 2, exchange);
+
+    // A job whose only member died without Finalize (its peer left the pool) is replaced.
+    {
+        use snoo_common::job::{
+            job_state, rank_state, JOB_STATE, RANK_GENERATION, RANK_PEER, RANK_STATE,
+        };
+        use snoo_common::layout::PoolHeader;
+        use snoo_mpi::device::Device;
+        use std::sync::atomic::Ordering;
+        let dev = SocketDevice::connect(&sock, Duration::from_secs(10)).unwrap();
+        let (hdr, info) = PoolHeader::open(dev.shm()).unwrap();
+        let l = JobLayout::new(&info.geometry, 2).unwrap();
+        let shm = dev.shm();
+        let (_, generation) = hdr.peer(dev.own_id().into()).unwrap();
+        let slot = l.rank_slot(0).unwrap();
+        shm.u32_at(slot + RANK_PEER)
+            .unwrap()
+            .store(dev.own_id().into(), Ordering::Relaxed);
+        shm.u64_at(slot + RANK_GENERATION)
+            .unwrap()
+            .store(generation, Ordering::Relaxed);
+        shm.u32_at(slot + RANK_STATE)
+            .unwrap()
+            .store(rank_state::CLAIMED, Ordering::Release);
+        assert_eq!(
+            shm.u32_at(l.header + JOB_STATE)
+                .unwrap()
+                .load(Ordering::Acquire),
+            job_state::FREE
+        );
+        shm.u32_at(l.header + JOB_STATE)
+            .unwrap()
+            .store(job_state::RUNNING, Ordering::Release);
+        // (a "job" is now running with rank 0 held by this peer; it dies here)
+    }
+    ranks(&sock, "successive", 2, exchange);
+}
+
+#[test]
+fn init_errors_are_clear() {
+    let (_d, sock) = daemon("initerr", 2, 64 << 10);
+    let join = |name: &str, size: Option<u32>, rank: Option<u32>| {
+        let dev = SocketDevice::connect(&sock, Duration::from_secs(10)).unwrap();
+        let opts = JoinOptions {
+            name: name.into(),
+            rank,
+            size,
+            timeout: Duration::from_millis(300),
+        };
+        World::join(Arc::new(dev), &opts)
+            .err()
+            .expect("join must fail")
+    };
+    assert!(matches!(join("other", Some(2), None), Error::NoPool { .. }));
+    assert!(matches!(
+        join("initerr", Some(2), Some(2)),
+        Error::Rank { .. }
+    ));
+    let e = join("initerr", Some(64), None);
+    assert!(matches!(e, Error::PoolTooSmall(_)), "{e}");
+    assert!(e.to_string().contains("snoo-hostd --size"), "{e}");
+    let e = join("initerr", Some(2), None);
+    assert!(matches!(e, Error::Timeout(_)), "{e}");
+    assert!(e.to_string().contains("1 of 2 ranks"), "{e}");
 }

@@ -1,0 +1,79 @@
+//! Rust SNOO_MPI programs as separate processes through `snoo-run`: the pingpong example moves
+//! every size from 0 B to 256 MiB between two processes with content checks.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn target_dir() -> PathBuf {
+    std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn build() -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args([
+        "build",
+        "-q",
+        "-p",
+        "snoo-host",
+        "--bins",
+        "-p",
+        "snoo-mpi",
+        "--example",
+        "pingpong",
+    ]);
+    cmd.current_dir(workspace());
+    if target_dir().ends_with("release") {
+        cmd.arg("--release");
+    }
+    assert!(cmd.status().unwrap().success(), "cargo build");
+    target_dir()
+}
+
+#[test]
+fn pingpong_processes_up_to_256_mib() {
+    let bin = build();
+    let o = Command::new(bin.join("snoo-run"))
+        .args(["-n", "2", "--name", "pp", "--timeout", "600"])
+        .arg(bin.join("examples/pingpong"))
+        .args(["268435456", "4"])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // Rank 0 prints one row per size; the last is 256 MiB (a corrupted payload fails the run).
+    assert!(out.contains("[0]    268435456"), "{out}");
+    assert!(
+        out.lines().filter(|l| l.starts_with("[0]   ")).count() >= 15,
+        "{out}"
+    );
+}
+
+#[test]
+fn more_ranks_than_the_program_uses_join_and_leave() {
+    let bin = build();
+    let o = Command::new(bin.join("snoo-run"))
+        .args(["-n", "3", "--timeout", "300"])
+        .arg(bin.join("examples/pingpong"))
+        .args(["4096", "10"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
