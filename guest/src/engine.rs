@@ -611,7 +611,9 @@ impl Engine {
         mut done: impl FnMut(&mut Engine) -> Result<bool>,
         mut stuck: impl FnMut(&Engine) -> Option<Error>,
     ) -> Result<()> {
-        let deadline = Instant::now() + self.timeout;
+        // The timeout counts time without progress: a long transfer that keeps moving never expires.
+        let mut deadline = Instant::now() + self.timeout;
+        let mut progressed = false;
         let mut idle = 0u32;
         loop {
             let moved = self.progress()?;
@@ -620,6 +622,7 @@ impl Engine {
             }
             if moved {
                 idle = 0;
+                progressed = true;
                 continue;
             }
             idle += 1;
@@ -634,6 +637,10 @@ impl Engine {
             let flag = word32(dev.shm(), slot + RANK_SLEEPING);
             flag.store(1, Ordering::Relaxed);
             fence(Ordering::SeqCst);
+            if progressed {
+                deadline = Instant::now() + self.timeout;
+                progressed = false;
+            }
             let moved = self.progress()?;
             if !moved && !done(self)? {
                 let _ = self.dev.wait(self.vector, SLEEP_SLICE);
@@ -642,7 +649,7 @@ impl Engine {
             self.check_liveness();
             // A peer found dead may have published its last messages just before it went: read them
             // before deciding that what we wait for can no longer happen.
-            self.progress()?;
+            progressed |= moved | self.progress()?;
             if done(self)? {
                 return Ok(());
             }
