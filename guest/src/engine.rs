@@ -532,17 +532,23 @@ impl Engine {
             return Ok(false);
         };
         let mut moved = false;
+        let proto = |e: snoo_common::ring::RingError| Error::Protocol {
+            rank: src,
+            what: e.to_string(),
+        };
         while let Some(stream) = link.streams.front_mut() {
             if stream.done < stream.len {
+                // Ask the ring first: an empty ring costs one index load, not a buffer operation.
+                let avail = link.rx_ring.readable().map_err(proto)?;
+                if avail == 0 {
+                    break;
+                }
                 let n = self
                     .matcher
-                    .fill(&mut stream.target, stream.done, stream.len, |dst| {
+                    .fill(&mut stream.target, stream.done, stream.len, avail, |dst| {
                         link.rx_ring.read_some(dst)
                     })
-                    .map_err(|e| Error::Protocol {
-                        rank: src,
-                        what: e.to_string(),
-                    })?;
+                    .map_err(proto)?;
                 if n == 0 {
                     break;
                 }

@@ -196,18 +196,20 @@ impl Matcher {
         });
     }
 
-    /// Reads more of a ring payload into its target with `read`. Returns bytes consumed.
+    /// Reads more of a ring payload into its target with `read`, at most `avail` bytes (what the
+    /// ring holds now). Returns bytes consumed.
     pub fn fill(
         &mut self,
         target: &mut Target,
         done: usize,
         len: usize,
+        avail: usize,
         mut read: impl FnMut(&mut [u8]) -> Result<usize, RingError>,
     ) -> Result<usize, RingError> {
         match target {
             Target::Posted { ptr, cap, .. } => {
                 if done < *cap {
-                    let n = (len.min(*cap)) - done;
+                    let n = (len.min(*cap) - done).min(avail);
                     // SAFETY: `post`'s caller guarantees `cap` writable bytes at `ptr`, and
                     // done + n <= cap.
                     let dst = unsafe { std::slice::from_raw_parts_mut(ptr.add(done), n) };
@@ -215,7 +217,7 @@ impl Matcher {
                 } else {
                     // Truncated: consume and drop the rest.
                     let mut scratch = [0u8; 4096];
-                    let n = (len - done).min(scratch.len());
+                    let n = (len - done).min(scratch.len()).min(avail);
                     read(&mut scratch[..n])
                 }
             }
@@ -223,7 +225,9 @@ impl Matcher {
                 let Some(u) = self.unexpected.iter_mut().find(|u| u.id == *id) else {
                     return Ok(0);
                 };
-                let step = (len - done).min(UNEXPECTED_STEP);
+                // Grow only by what is there to read: the announced length is untrusted, and
+                // zero-filling space that stays empty would cost every poll.
+                let step = (len - done).min(UNEXPECTED_STEP).min(avail);
                 let at = u.data.len();
                 u.data.resize(at + step, 0);
                 let n = read(&mut u.data[at..]);
