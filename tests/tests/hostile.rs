@@ -1,0 +1,205 @@
+//! A hostile peer: it joins the pool like any VM and scribbles over the mailboxes, rings and header
+//! while two real ranks talk. The ranks must never crash (a panic fails these tests), never hang
+//! (their waits end by SNOO_TIMEOUT), never touch memory outside the pool or their buffers (every
+//! access is bounds-checked), and must report corruption of their channel as an error.
+
+use snoo_common::job::JobLayout;
+use snoo_common::layout::PoolHeader;
+use snoo_host::config::{PoolSpec, ServerConfig};
+use snoo_host::DaemonThread;
+use snoo_mpi::device::{Device, SocketDevice};
+use snoo_mpi::engine::JoinOptions;
+use snoo_mpi::{Error, World};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn next(seed: &mut u64) -> u64 {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    *seed
+}
+
+/// Phases shared by the ranks and the attacker.
+const JOINED: u32 = 2; // both ranks joined (the counter reaches 2)
+const SENT: u32 = 3; // rank 0 has published its messages
+const GO: u32 = 4; // the attack is done: rank 1 may read
+
+fn wait_for(phase: &AtomicU32, at_least: u32) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while phase.load(Ordering::Acquire) < at_least {
+        assert!(Instant::now() < deadline, "phase {at_least} never came");
+        std::thread::sleep(Duration::from_micros(100));
+    }
+}
+
+/// Runs two ranks doing `talk` and an attacker doing `attack` on the same pool.
+fn scenario<T: Send>(
+    tag: &str,
+    talk: impl Fn(&World, &AtomicU32) -> T + Sync,
+    attack: impl Fn(&SocketDevice, &JobLayout, &AtomicU32, &dyn Fn() -> bool) + Sync,
+) -> Vec<T> {
+    let dir = std::env::temp_dir().join(format!("snoo-hostile-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sock = dir.join("pool.sock");
+    let size = JobLayout::pool_size_for(2, 64 << 10, 64);
+    let spec = PoolSpec::new(tag, sock.clone(), size, 1, 2, 64, None).unwrap();
+    let _d = DaemonThread::spawn(ServerConfig::single(spec)).unwrap();
+    let phase = AtomicU32::new(0);
+    let started = Instant::now();
+    let out = std::thread::scope(|s| {
+        let ranks: Vec<_> = (0..2u32)
+            .map(|r| {
+                let (sock, phase, talk) = (&sock, &phase, &talk);
+                s.spawn(move || {
+                    let dev = SocketDevice::connect(sock, Duration::from_secs(10)).unwrap();
+                    let opts = JoinOptions {
+                        name: tag.to_string(),
+                        rank: Some(r),
+                        size: Some(2),
+                        timeout: Duration::from_secs(3),
+                    };
+                    let w = World::join(Arc::new(dev), &opts).unwrap();
+                    phase.fetch_add(1, Ordering::AcqRel);
+                    wait_for(phase, JOINED);
+                    let o = talk(&w, phase);
+                    let _ = w.finalize();
+                    o
+                })
+            })
+            .collect();
+        let evil = SocketDevice::connect(&sock, Duration::from_secs(10)).unwrap();
+        let (_, info) = PoolHeader::open(evil.shm()).unwrap();
+        let l = JobLayout::new(&info.geometry, 2).unwrap();
+        wait_for(&phase, JOINED);
+        let running = || !ranks.iter().all(|h| h.is_finished());
+        attack(&evil, &l, &phase, &running);
+        ranks
+            .into_iter()
+            .map(|h| h.join().expect("a rank panicked"))
+            .collect::<Vec<_>>()
+    });
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "took {:?}",
+        started.elapsed()
+    );
+    out
+}
+
+/// Rank 0 publishes 50 small messages; rank 1 reads them only after the attack.
+fn send_then_read(w: &World, phase: &AtomicU32) -> Result<u32, Error> {
+    if w.rank() == 0 {
+        for i in 0..50u64 {
+            w.send(&[i], 1, 1)?;
+        }
+        phase.store(SENT, Ordering::Release);
+        Ok(50)
+    } else {
+        wait_for(phase, GO);
+        let mut n = 0;
+        for _ in 0..50 {
+            let mut v = [0u64; 1];
+            w.recv(&mut v, Some(0), Some(1))?;
+            n += 1;
+        }
+        Ok(n)
+    }
+}
+
+#[test]
+fn garbage_in_a_mailbox_is_a_protocol_error_not_a_crash() {
+    let out = scenario("mailbox", send_then_read, |dev, l, phase, _| {
+        wait_for(phase, SENT);
+        let (mb, _) = l.channel(0, 1).unwrap();
+        let shm = dev.shm();
+        let cons = shm.u64_at(mb + 64).unwrap().load(Ordering::Acquire) as usize;
+        let prod = shm.u64_at(mb).unwrap().load(Ordering::Acquire) as usize;
+        assert!(prod > cons, "messages are waiting in the mailbox");
+        let mut seed = 0x2545F4914F6CDD1D;
+        // Overwrite a word in the middle of the unread messages with a random one.
+        let victim = cons + (prod - cons) / 2;
+        let mut garbage = next(&mut seed);
+        garbage &= !0xF;
+        garbage |= 0x9; // a reserved kind: can never be valid
+        shm.u64_at(mb + 128 + (victim % l.mailbox_words) * 8)
+            .unwrap()
+            .store(garbage, Ordering::Release);
+        phase.store(GO, Ordering::Release);
+    });
+    assert!(out[0].is_ok(), "the sender is unaffected: {:?}", out[0]);
+    match &out[1] {
+        Err(Error::Protocol { rank: 0, what }) => eprintln!("reported: {what}"),
+        other => {
+            panic!("rank 1 must report a protocol error on its channel from rank 0: {other:?}")
+        }
+    }
+}
+
+#[test]
+fn a_wild_ring_index_is_a_protocol_error_not_a_crash() {
+    let out = scenario("indices", send_then_read, |dev, l, phase, _| {
+        wait_for(phase, SENT);
+        let (mb, _) = l.channel(0, 1).unwrap();
+        // The producer index jumps far beyond what the ring can hold.
+        dev.shm()
+            .u64_at(mb)
+            .unwrap()
+            .store(u64::MAX / 3, Ordering::Release);
+        phase.store(GO, Ordering::Release);
+    });
+    match &out[1] {
+        Err(Error::Protocol { rank: 0, .. }) => {}
+        other => panic!("rank 1 must report a protocol error: {other:?}"),
+    }
+}
+
+#[test]
+fn scribbling_everywhere_never_crashes_or_hangs() {
+    let talk = |w: &World, _: &AtomicU32| -> Result<u32, Error> {
+        let peer = 1 - w.rank();
+        let data = vec![0xC3u8; 100_000];
+        let mut buf = vec![0u8; 100_000];
+        for i in 0..300u32 {
+            let len = [8usize, 50, 200, 5000, 100_000][i as usize % 5];
+            if w.rank() == 0 {
+                w.send(&data[..len], peer, 1)?;
+                w.recv(&mut buf, Some(peer), Some(2))?;
+            } else {
+                w.recv(&mut buf, Some(peer), Some(1))?;
+                w.send(&data[..len], peer, 2)?;
+            }
+        }
+        Ok(300)
+    };
+    let out = scenario("everywhere", talk, |dev, l, _, running| {
+        let mut seed = 0x9E3779B97F4A7C15;
+        let end = l.end();
+        while running() {
+            // Anywhere from the epoch word to the end of the job's channels.
+            let off = (0x80 + next(&mut seed) as usize % (end - 0x80)) & !7;
+            dev.shm()
+                .u64_at(off)
+                .unwrap()
+                .store(next(&mut seed), Ordering::Relaxed);
+            std::thread::sleep(Duration::from_micros(50));
+        }
+    });
+    // Any outcome but a crash or a hang is acceptable: payload bytes in the rings are not
+    // checksummed, so some corruption is delivered as data (docs/reliability.md says so).
+    for o in &out {
+        if let Err(e) = o {
+            assert!(
+                matches!(
+                    e,
+                    Error::Protocol { .. }
+                        | Error::Timeout(_)
+                        | Error::Truncate { .. }
+                        | Error::PeerDead(_)
+                ),
+                "{e}"
+            );
+        }
+    }
+}
