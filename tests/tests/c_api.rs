@@ -181,3 +181,35 @@ fn ranks_started_by_hand_against_a_separate_daemon() {
     );
     assert!(daemon.wait().unwrap().success());
 }
+
+/// The C test (bad arguments included) under valgrind's memcheck: no invalid read or write, no use
+/// of uninitialised memory, in the C program or the library behind it.
+#[test]
+fn c_program_is_clean_under_valgrind() {
+    let bin = build();
+    let dir = std::env::temp_dir().join(format!("snoo-c-valgrind-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let exe = dir.join("pingpong");
+    compile(&bin, &exe, true);
+    let o = Command::new(bin.join("snoo-run"))
+        .args([
+            "-n",
+            "2",
+            "--timeout",
+            "300",
+            "valgrind",
+            "-q",
+            "--error-exitcode=99",
+        ])
+        .arg(&exe)
+        .env("SNOO_TIMEOUT", "120")
+        .output()
+        .expect("snoo-run");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "under valgrind: {out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    check_ranks(&out, 2);
+}
