@@ -11,5 +11,18 @@ cd "$root"
 sh tests/scripts/fetch-guest-kernel.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -q -- -D warnings
+# Short fuzzing runs of what is read from untrusted shared memory (docs/reliability.md has the long
+# ones). Before the tests, so that the test summary is the last thing printed.
+command -v cargo-fuzz >/dev/null 2>&1 || cargo install -q --locked cargo-fuzz
+for target in register_decode ring_reader header_validate; do
+    log=$(mktemp)
+    if ! cargo fuzz run -s none "$target" -- -max_total_time="${SNOO_FUZZ_SECONDS:-10}" >"$log" 2>&1; then
+        tail -n 40 "$log"
+        echo "fuzz target $target failed" >&2
+        exit 1
+    fi
+    grep -E '^Done [0-9]+ runs' "$log" | sed "s/^/fuzz $target: /"
+    rm -f "$log"
+done
 # QEMU is installed above, so its tests must run, never skip.
 SNOO_REQUIRE_QEMU=1 cargo test --workspace "$@"

@@ -1,0 +1,42 @@
+//! A ring's indices and contents are written by the other side, possibly hostile: attaching a
+//! consumer to arbitrary bytes and reading must never panic, read out of bounds or loop forever.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use snoo_common::ring::{ByteConsumer, ByteRing, WordConsumer, WordFifo};
+use snoo_common::Shm;
+use std::ptr::NonNull;
+
+const WORDS: usize = 64;
+const BYTES: usize = 256;
+
+fuzz_target!(|data: &[u8]| {
+    let len = WordFifo::footprint(WORDS) + ByteRing::footprint(BYTES);
+    let mut mem = vec![0u64; len.div_ceil(8)].into_boxed_slice();
+    let ptr = NonNull::new(mem.as_mut_ptr() as *mut u8).unwrap();
+    // SAFETY: the boxed slice is 8-aligned, at least `len` bytes and owned by the Shm.
+    let shm = unsafe { Shm::from_raw(ptr, len, Box::new(mem)) };
+    // The first bytes steer the reads; the rest become the shared memory, indices included.
+    let (steer, mem_bytes) = data.split_at(data.len().min(16));
+    shm.write(0, &mem_bytes[..mem_bytes.len().min(len)]);
+    let ring_off = WordFifo::footprint(WORDS);
+    if let Ok(mut c) = WordConsumer::new(&shm, 0, WORDS) {
+        for _ in 0..(WORDS * 2) {
+            match c.pop() {
+                Ok(Some(_)) => {}
+                _ => break,
+            }
+        }
+        c.release();
+    }
+    if let Ok(mut c) = ByteConsumer::new(&shm, ring_off, BYTES) {
+        let mut buf = [0u8; BYTES * 2];
+        for &s in steer {
+            let want = (s as usize % buf.len()) + 1;
+            match c.read_some(&mut buf[..want]) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => assert!(n <= want),
+            }
+        }
+    }
+});
