@@ -13,7 +13,7 @@
 //! # Ok::<(), snoo_mpi::Error>(())
 //! ```
 
-use crate::device::{Device, SocketDevice};
+use crate::device::{find_pool, open_pci, Device, PciMode, SocketDevice};
 use crate::engine::{Engine, JoinOptions};
 use crate::error::{Error, Result};
 use crate::matching::Status as RawStatus;
@@ -74,28 +74,56 @@ impl Status {
     }
 }
 
-/// Where the job's pool is reached: `SNOO_DEVICE=socket:PATH`, else `SNOO_SOCKET`, else
-/// `/run/snoo/NAME.sock`.
+/// Where the job's pool is reached:
+/// - `SNOO_DEVICE=socket:PATH`: the daemon socket at PATH (a host process);
+/// - `SNOO_DEVICE=pci:BDF`: the ivshmem device at BDF inside a VM, through VFIO if it is bound to
+///   `vfio-pci`, else through sysfs; `vfio:BDF` and `sysfs:BDF` force one;
+/// - else `SNOO_SOCKET` if set;
+/// - else the first ivshmem device of this VM whose pool is named `name`;
+/// - else the daemon socket `/run/snoo/NAME.sock`.
 fn open_device(name: &str, timeout: Duration) -> Result<Arc<dyn Device>> {
-    let path = match std::env::var("SNOO_DEVICE") {
-        Ok(d) => match d.split_once(':') {
-            Some(("socket", p)) => PathBuf::from(p),
+    let no_pool = |why: String| Error::NoPool {
+        name: name.to_string(),
+        why,
+    };
+    let socket = |path: PathBuf| -> Result<Arc<dyn Device>> {
+        let dev = SocketDevice::connect(&path, timeout).map_err(|e| no_pool(e.to_string()))?;
+        Ok(Arc::new(dev))
+    };
+    if let Ok(d) = std::env::var("SNOO_DEVICE") {
+        let mode = match d.split_once(':') {
+            Some(("socket", p)) => return socket(PathBuf::from(p)),
+            Some(("pci", _)) => PciMode::Auto,
+            Some(("sysfs", _)) => PciMode::Sysfs,
+            Some(("vfio", _)) => PciMode::Vfio,
             _ => {
                 return Err(Error::Arg(format!(
-                    "SNOO_DEVICE={d:?}: expected socket:PATH"
+                    "SNOO_DEVICE={d:?}: expected socket:PATH, pci:BDF, sysfs:BDF or vfio:BDF"
                 )))
             }
-        },
-        Err(_) => match std::env::var_os("SNOO_SOCKET") {
-            Some(p) => PathBuf::from(p),
-            None => PathBuf::from(format!("/run/snoo/{name}.sock")),
-        },
-    };
-    let dev = SocketDevice::connect(&path, timeout).map_err(|e| Error::NoPool {
-        name: name.to_string(),
-        why: e.to_string(),
-    })?;
-    Ok(Arc::new(dev))
+        };
+        let bdf = d.split_once(':').map_or("", |(_, b)| b);
+        return open_pci(bdf, mode).map_err(|e| no_pool(format!("SNOO_DEVICE={d}: {e}")));
+    }
+    if let Some(p) = std::env::var_os("SNOO_SOCKET") {
+        return socket(PathBuf::from(p));
+    }
+    let (found, tried) = find_pool(name);
+    if let Some(dev) = found {
+        return Ok(dev);
+    }
+    let path = PathBuf::from(format!("/run/snoo/{name}.sock"));
+    socket(path.clone()).map_err(|e| {
+        let pci = if tried.is_empty() {
+            "no ivshmem PCI device in this machine".to_string()
+        } else {
+            format!("ivshmem devices tried: {}", tried.join("; "))
+        };
+        match e {
+            Error::NoPool { why, .. } => no_pool(format!("{pci}; and {why}")),
+            e => e,
+        }
+    })
 }
 
 fn env_u32(var: &str) -> Result<Option<u32>> {

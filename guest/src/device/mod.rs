@@ -4,6 +4,13 @@
 //! Backends:
 //! - [`socket::SocketDevice`]: connects to `snoo-hostd` exactly as QEMU does, so that ordinary host
 //!   processes act as VMs with the same protocol and memory layout.
+//! - [`vfio::VfioDevice`]: inside a VM with an IOMMU, the ivshmem device bound to `vfio-pci`;
+//!   doorbells arrive as MSI-X interrupts on eventfds.
+//! - [`sysfs::SysfsDevice`]: inside a VM without an IOMMU, the BARs mapped through sysfs; no
+//!   interrupts, so waits poll with a short backoff.
+//!
+//! [`open_pci`] picks between the two in-VM backends, [`find_pool`] scans the VM's ivshmem devices
+//! for a pool by name.
 //!
 //! Interrupts are only ever wake-ups: a doorbell can be lost (QEMU drops those that arrive before a
 //! guest enables MSI-X), so callers always re-check shared memory after a wait, whatever it returns.
@@ -11,11 +18,17 @@
 use snoo_common::protocol::ProtocolError;
 use snoo_common::Shm;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
+pub mod pci;
 pub mod socket;
+pub mod sysfs;
+pub mod vfio;
 
 pub use socket::SocketDevice;
+pub use sysfs::SysfsDevice;
+pub use vfio::VfioDevice;
 
 /// A peer joined or left the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +57,10 @@ pub enum DeviceError {
     NoSuchPeer(u16),
     #[error("vector {vector} out of range (the pool has {vectors})")]
     BadVector { vector: u32, vectors: u32 },
+    #[error("{0}")]
+    Pci(String),
+    #[error("VFIO: {0}")]
+    Vfio(String),
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -65,4 +82,48 @@ pub trait Device: Send + Sync {
     fn take_events(&self) -> Vec<PeerEvent>;
     /// Ids of the peers currently known to be connected (not including this one).
     fn peers(&self) -> Vec<u16>;
+}
+
+/// How to reach an ivshmem device inside a VM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PciMode {
+    /// VFIO if the device is bound to `vfio-pci`, else sysfs.
+    Auto,
+    Sysfs,
+    Vfio,
+}
+
+/// Opens the ivshmem device at `bdf` inside this VM.
+pub fn open_pci(bdf: &str, mode: PciMode) -> Result<Arc<dyn Device>, DeviceError> {
+    let vfio = match mode {
+        PciMode::Sysfs => false,
+        PciMode::Vfio => true,
+        PciMode::Auto => pci::PciDevice::at(bdf)?.driver().as_deref() == Some("vfio-pci"),
+    };
+    Ok(if vfio {
+        Arc::new(VfioDevice::open(bdf)?)
+    } else {
+        Arc::new(SysfsDevice::open(bdf)?)
+    })
+}
+
+/// Scans this VM's ivshmem devices for the SNOO pool named `name`. `None` if there is none; the
+/// strings say what each device turned out to be.
+pub fn find_pool(name: &str) -> (Option<Arc<dyn Device>>, Vec<String>) {
+    let mut tried = Vec::new();
+    for dev in pci::ivshmem_devices() {
+        let opened = match open_pci(&dev.bdf, PciMode::Auto) {
+            Ok(d) => d,
+            Err(e) => {
+                tried.push(format!("{}: {e}", dev.bdf));
+                continue;
+            }
+        };
+        match snoo_common::layout::PoolHeader::open(opened.shm()) {
+            Ok((_, info)) if info.name == name => return (Some(opened), tried),
+            Ok((_, info)) => tried.push(format!("{}: pool {:?}", dev.bdf, info.name)),
+            Err(e) => tried.push(format!("{}: {e}", dev.bdf)),
+        }
+    }
+    (None, tried)
 }
