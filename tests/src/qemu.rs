@@ -1129,6 +1129,84 @@ fn locate_hostd() -> io::Result<PathBuf> {
     }
 }
 
+/// `target/<profile>` of the running test (or binary).
+fn profile_dir() -> io::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let mut dir = exe.parent().expect("executable has a parent").to_path_buf();
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir.pop();
+    }
+    Ok(dir)
+}
+
+/// Compiles the C program `src` into a static executable for the guests (the initramfs has no
+/// libc): `gcc -static` against `libsnoo_mpi.a`, which is (re)built first with the running test's
+/// profile. Returns the executable, written under `target/<profile>/guest-bin/`.
+pub fn static_c_program(src: &Path) -> io::Result<PathBuf> {
+    static LIB: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let dir = LIB
+        .get_or_init(|| build_static_lib().map_err(|e| e.to_string()))
+        .clone()
+        .map_err(io::Error::other)?;
+    let stem = src
+        .file_stem()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
+    let out_dir = dir.join("guest-bin");
+    fs::create_dir_all(&out_dir)?;
+    let out = out_dir.join(format!("{}-{}", stem.to_string_lossy(), std::process::id()));
+    let o = Command::new("gcc")
+        .args(["-static", "-O2", "-Wall", "-Werror", "-std=c11", "-I"])
+        .arg(workspace_root().join("guest/include"))
+        .arg(src)
+        .arg("-o")
+        .arg(&out)
+        .arg(dir.join("libsnoo_mpi.a"))
+        .args(["-lpthread", "-ldl", "-lm"])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| with_context(e, "running gcc".into()))?;
+    if !o.status.success() {
+        return Err(io::Error::other(format!(
+            "gcc -static {}: {}",
+            src.display(),
+            String::from_utf8_lossy(&o.stderr)
+        )));
+    }
+    Ok(out)
+}
+
+fn build_static_lib() -> io::Result<PathBuf> {
+    let dir = profile_dir()?;
+    let profile = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--quiet", "-p", "snoo-mpi", "--lib"])
+        .arg("--manifest-path")
+        .arg(workspace_root().join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(dir.parent().unwrap_or(Path::new("target")));
+    match profile.as_str() {
+        "debug" => {}
+        "release" => {
+            cmd.arg("--release");
+        }
+        other => {
+            cmd.args(["--profile", other]);
+        }
+    }
+    let out = cmd.stdin(Stdio::null()).output()?;
+    if !out.status.success() || !dir.join("libsnoo_mpi.a").is_file() {
+        return Err(io::Error::other(format!(
+            "cargo build -p snoo-mpi --lib: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )));
+    }
+    Ok(dir)
+}
+
 /// A running `snoo-hostd`, stopped (SIGTERM, then SIGKILL) on drop.
 pub struct HostDaemon {
     child: Child,

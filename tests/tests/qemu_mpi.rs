@@ -1,0 +1,271 @@
+//! SNOO_MPI between QEMU guests: tests/c/pingpong.c, linked statically against libsnoo_mpi.a, runs
+//! as a 2-rank job
+//! - between two guests without an IOMMU (the sysfs backend, found by scanning for the pool name),
+//!   then between one of them and a host process (the socket backend) on the same pool;
+//! - between two guests with a vIOMMU and the device bound to vfio-pci (the VFIO backend, MSI-X
+//!   wake-ups).
+//!
+//! Skips (passes) when QEMU is not installed, unless SNOO_REQUIRE_QEMU is set.
+
+use snoo_common::job::JobLayout;
+use snoo_mpi::device::{Device, SocketDevice};
+use snoo_tests::qemu::{
+    qemu_or_skip, static_c_program, workspace_root, Guest, GuestConfig, GuestImage, HostDaemon,
+    ImageSpec, ScratchDir, VFIO_MODULES,
+};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Rings of 64 KiB keep the pool small; the 1 MiB message of the C program streams through them.
+const RING: usize = 64 << 10;
+/// One job in TCG guests: boots are done, but every instruction is emulated.
+const JOB: Duration = Duration::from_secs(300);
+/// SNOO_TIMEOUT inside the guests (seconds without progress).
+const SNOO_TIMEOUT: u32 = 120;
+
+/// The tests of this file boot two TCG guests each; run them one at a time so that their timings
+/// mean something on a small machine.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn pingpong() -> PathBuf {
+    static_c_program(&workspace_root().join("tests/c/pingpong.c")).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn start_daemon(socket: &Path, name: &str) -> HostDaemon {
+    let size = JobLayout::pool_size_for(2, RING, 64).to_string();
+    HostDaemon::start(
+        socket,
+        &[
+            "--size",
+            &size,
+            "--vectors",
+            "1",
+            "--name",
+            name,
+            "--ranks",
+            "2",
+        ],
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn boot_two(image: &GuestImage, socket: &Path, iommu: bool) -> (Guest, Guest) {
+    let cfg = |name: &str| GuestConfig {
+        ivshmem: vec![(socket.to_path_buf(), 1)],
+        iommu,
+        name: name.into(),
+        ..GuestConfig::default()
+    };
+    std::thread::scope(|s| {
+        let a = s.spawn(|| Guest::boot(image, &cfg("guest-a")).unwrap_or_else(|e| panic!("{e}")));
+        let b = s.spawn(|| Guest::boot(image, &cfg("guest-b")).unwrap_or_else(|e| panic!("{e}")));
+        (a.join().unwrap(), b.join().unwrap())
+    })
+}
+
+/// The shell line that runs rank `rank` of job `name` in a guest; `env` adds variables.
+fn rank_cmd(name: &str, rank: u32, env: &str) -> String {
+    format!(
+        "SNOO_NAME={name} SNOO_RANK={rank} SNOO_SIZE=2 SNOO_TIMEOUT={SNOO_TIMEOUT} {env} /bin/pingpong"
+    )
+}
+
+/// Wraps a command so that it samples the guest's vfio-msix interrupt lines while it runs (they
+/// exist only while a process has MSI-X enabled) and prints the last sample as `IRQ: ...`.
+fn sampling_irqs(cmd: &str) -> String {
+    format!(
+        "{cmd} >/tmp/out 2>&1 & p=$!
+         while kill -0 $p 2>/dev/null; do
+             grep vfio-msix /proc/interrupts >/tmp/irq.new && mv /tmp/irq.new /tmp/irq
+             sleep 0.05
+         done
+         wait $p; st=$?
+         cat /tmp/out; echo \"IRQ: $(cat /tmp/irq 2>/dev/null)\"; exit $st"
+    )
+}
+
+/// Runs both ranks at once, one per guest, and checks that both report success. Returns the time
+/// the job took and both outputs.
+fn run_job(a: &Guest, b: &Guest, cmd_a: &str, cmd_b: &str) -> (Duration, String, String) {
+    run_job_with(a, b, cmd_a, cmd_b, || {})
+}
+
+/// Like [`run_job`], but starts rank 1 (in `b`) first and calls `before_a` before starting rank 0.
+fn run_job_with(
+    a: &Guest,
+    b: &Guest,
+    cmd_a: &str,
+    cmd_b: &str,
+    before_a: impl FnOnce(),
+) -> (Duration, String, String) {
+    let started = Instant::now();
+    let (ra, rb) = std::thread::scope(|s| {
+        let tb = s.spawn(|| b.run(cmd_b, JOB));
+        before_a();
+        let ta = s.spawn(|| a.run(cmd_a, JOB));
+        (ta.join().unwrap(), tb.join().unwrap())
+    });
+    let mut outs = Vec::new();
+    for (rank, g, r) in [(0, a, ra), (1, b, rb)] {
+        let (out, status) = r.unwrap_or_else(|e| panic!("rank {rank} in {}: {e}", g.name()));
+        assert_eq!(status, 0, "rank {rank} in {} failed:\n{out}", g.name());
+        assert!(
+            out.contains(&format!("rank {rank} of 2: ok")),
+            "rank {rank} in {}:\n{out}",
+            g.name()
+        );
+        outs.push(out);
+    }
+    let b_out = outs.pop().unwrap();
+    (started.elapsed(), outs.pop().unwrap(), b_out)
+}
+
+/// Sum of the per-CPU counts of an `IRQ:  25:  3  0  IR-PCI-MSI ... vfio-msix[0](...)` line.
+fn irq_count(line: &str) -> u64 {
+    line.split_whitespace()
+        .skip(2)
+        .map_while(|w| w.parse::<u64>().ok())
+        .sum()
+}
+
+#[test]
+fn c_job_between_two_guests_over_sysfs_then_with_a_host_process() {
+    if !qemu_or_skip("c_job_between_two_guests_over_sysfs_then_with_a_host_process").unwrap() {
+        return;
+    }
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let started = Instant::now();
+    let exe = pingpong();
+    let dir = ScratchDir::new("qemu-mpi").unwrap();
+    let socket = dir.join("job.sock");
+    let name = "guestjob";
+    let daemon = start_daemon(&socket, name);
+    let image = GuestImage::build_with(&ImageSpec::default().file(&exe, "/bin/pingpong"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (a, b) = boot_two(&image, &socket, false);
+    eprintln!("booted in {:.1?} and {:.1?}", a.boot_time(), b.boot_time());
+
+    // No SNOO_DEVICE: each rank finds the pool by scanning its ivshmem devices for the name; with
+    // no IOMMU and no driver bound, that is the sysfs backend.
+    let (t, _, _) = run_job(&a, &b, &rank_cmd(name, 0, ""), &rank_cmd(name, 1, ""));
+    eprintln!("guest <-> guest job (sysfs) took {t:.1?}");
+
+    // The same pool again (the last rank out freed it): rank 0 in guest A, rank 1 a host process
+    // running the same static program through the daemon socket.
+    // This time guest A names its device (SNOO_DEVICE=pci:BDF, auto: sysfs).
+    let bdf = a.ivshmem_device().unwrap_or_else(|e| panic!("{e}")).bdf;
+    let env_a = format!("SNOO_DEVICE=pci:{bdf}");
+    let job = Instant::now();
+    let host = std::thread::scope(|s| {
+        let host = s.spawn(|| {
+            Command::new(&exe)
+                .env("SNOO_SOCKET", &socket)
+                .env("SNOO_NAME", name)
+                .env("SNOO_RANK", "1")
+                .env("SNOO_SIZE", "2")
+                .env("SNOO_TIMEOUT", SNOO_TIMEOUT.to_string())
+                .output()
+                .unwrap()
+        });
+        let (out, status) = a
+            .run(&rank_cmd(name, 0, &env_a), JOB)
+            .unwrap_or_else(|e| panic!("rank 0 in guest-a: {e}"));
+        assert_eq!(status, 0, "rank 0 in guest-a:\n{out}");
+        assert!(out.contains("rank 0 of 2: ok"), "{out}");
+        host.join().unwrap()
+    });
+    let out = String::from_utf8_lossy(&host.stdout);
+    assert!(
+        host.status.success() && out.contains("rank 1 of 2: ok"),
+        "host rank: {}\n{out}{}\ndaemon log:\n{}",
+        host.status,
+        String::from_utf8_lossy(&host.stderr),
+        daemon.log()
+    );
+    eprintln!("guest <-> host process job took {:.1?}", job.elapsed());
+    drop((a, b));
+    eprintln!("whole test took {:.1?}", started.elapsed());
+}
+
+#[test]
+fn c_job_between_two_guests_over_vfio() {
+    if !qemu_or_skip("c_job_between_two_guests_over_vfio").unwrap() {
+        return;
+    }
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let started = Instant::now();
+    let exe = pingpong();
+    let dir = ScratchDir::new("qemu-vfio").unwrap();
+    let socket = dir.join("job.sock");
+    let name = "vfiojob";
+    let _daemon = start_daemon(&socket, name);
+    let spec = ImageSpec {
+        load_modules_at_boot: true,
+        ..ImageSpec::default()
+            .file(&exe, "/bin/pingpong")
+            .modules(VFIO_MODULES)
+    };
+    let image = GuestImage::build_with(&spec).unwrap_or_else(|e| panic!("{e}"));
+    let (a, b) = boot_two(&image, &socket, true);
+    eprintln!("booted in {:.1?} and {:.1?}", a.boot_time(), b.boot_time());
+    let mut bdfs = Vec::new();
+    let mut ids = Vec::new();
+    for g in [&a, &b] {
+        let dev = g.ivshmem_device().unwrap_or_else(|e| panic!("{e}"));
+        ids.push(g.iv_position(&dev).unwrap_or_else(|e| panic!("{e}")));
+        // Bind every 1af4:1110 device to vfio-pci; each gets its own IOMMU group.
+        let out = g
+            .run_ok(
+                &format!(
+                    "echo 1af4 1110 > /sys/bus/pci/drivers/vfio-pci/new_id && \
+                     readlink /sys/bus/pci/devices/{0}/driver && \
+                     ls /dev/vfio/$(basename $(readlink /sys/bus/pci/devices/{0}/iommu_group))",
+                    dev.bdf
+                ),
+                Duration::from_secs(60),
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(out.contains("vfio-pci"), "{} not bound: {out}", dev.bdf);
+        bdfs.push(dev.bdf);
+    }
+    // A host process joins the pool as a plain peer (no rank), only to ring guest B's doorbell.
+    let host = SocketDevice::connect(&socket, Duration::from_secs(10)).expect("host peer joins");
+    // Guest A names the device and the backend; guest B finds the pool by name (auto: VFIO,
+    // because the device is bound to vfio-pci). Both sample /proc/interrupts while they run: a
+    // vfio-msix line proves that the backend routed the MSI-X vector to an eventfd.
+    // Rank 1 starts first and waits for rank 0 on its doorbell vector; the host rings it meanwhile,
+    // which must arrive as an interrupt in guest B.
+    let (t, out_a, out_b) = run_job_with(
+        &a,
+        &b,
+        &sampling_irqs(&rank_cmd(name, 0, &format!("SNOO_DEVICE=vfio:{}", bdfs[0]))),
+        &sampling_irqs(&rank_cmd(name, 1, "")),
+        || {
+            std::thread::sleep(Duration::from_secs(3));
+            for _ in 0..10 {
+                host.doorbell(ids[1], 0).expect("ring guest B");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        },
+    );
+    eprintln!("guest <-> guest job (VFIO) took {t:.1?}");
+    let mut counts = Vec::new();
+    for (g, out) in [(&a, &out_a), (&b, &out_b)] {
+        let irq = out.lines().find(|l| l.starts_with("IRQ:")).unwrap_or("");
+        eprintln!("{}: {irq}", g.name());
+        assert!(
+            irq.contains("vfio-msix"),
+            "{}: no vfio-msix interrupt line while the job ran:\n{out}",
+            g.name()
+        );
+        counts.push(irq_count(irq));
+    }
+    assert!(
+        counts[1] > 0,
+        "the host's doorbells never reached guest B as MSI-X interrupts:\n{out_b}"
+    );
+    drop((a, b));
+    eprintln!("whole test took {:.1?}", started.elapsed());
+}
