@@ -1,0 +1,484 @@
+//! Runs every benchmark in one go — SNOO_MPI (`snoo-bench` under `snoo-run`), MPICH over shared
+//! memory and MPICH restricted to TCP (`bench/mpich/osu_like.c` under `mpiexec`), and the machine's
+//! limits — then writes `docs/benchmarks.md` and `docs/benchmarks.png`.
+//!
+//! ```text
+//! cargo build --release -p snoo-host -p snoo-bench && target/release/bench-report [--quick]
+//! ```
+//! (`scripts/bench.sh` does both, and installs MPICH.) The programs are taken from the directory
+//! of this executable; `osu_like` is compiled there with `mpicc`.
+
+use plotters::prelude::*;
+use snoo_bench::{parse_table, Kind, Table};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+/// Messages per size at most in `seed` (see docs/benchmarks.md for why).
+const SEED_MAX_MSGS: usize = 16384;
+/// A single benchmark run taking longer than this is killed and reported as missing.
+const RUN_TIMEOUT_S: u32 = 240;
+/// MPICH restricted to TCP: Debian's MPICH is ch4:ucx; NOLOCAL makes ch4 treat the peer as remote
+/// (no shared-memory module), and UCX_TLS leaves UCX only its TCP transport.
+const TCP_ENV: [(&str, &str); 2] = [("MPIR_CVAR_NOLOCAL", "1"), ("UCX_TLS", "tcp,self")];
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Imp {
+    Snoo,
+    MpichShm,
+    MpichTcp,
+}
+
+impl Imp {
+    fn label(self) -> &'static str {
+        match self {
+            Imp::Snoo => "SNOO",
+            Imp::MpichShm => "MPICH shm",
+            Imp::MpichTcp => "MPICH TCP",
+        }
+    }
+}
+
+struct Ctx {
+    root: PathBuf,
+    bin: PathBuf,
+    quick: bool,
+    log: String,
+}
+
+fn sh(cmd: &str, args: &[&str]) -> String {
+    Command::new(cmd)
+        .args(args)
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "?".into())
+}
+
+impl Ctx {
+    fn args(&self, kind: Kind) -> Vec<String> {
+        let mut a = vec![kind.name().to_string()];
+        if self.quick {
+            a.extend(["--scale".into(), "0.05".into()]);
+        }
+        if kind == Kind::Seed {
+            let total = if self.quick { "64M" } else { "1G" };
+            let msgs = if self.quick { 1024 } else { SEED_MAX_MSGS };
+            a.extend([
+                "--total".into(),
+                total.into(),
+                "--max-msgs".into(),
+                msgs.to_string(),
+            ]);
+        }
+        a
+    }
+
+    fn run(&mut self, imp: Imp, kind: Kind) -> Option<Table> {
+        let mut cmd = Command::new("timeout");
+        cmd.arg(RUN_TIMEOUT_S.to_string());
+        match imp {
+            Imp::Snoo => {
+                cmd.arg(self.bin.join("snoo-run"))
+                    .args(["-n", "2", "--name", "bench"])
+                    .arg(self.bin.join("snoo-bench"));
+            }
+            Imp::MpichShm | Imp::MpichTcp => {
+                cmd.args(["mpiexec", "-n", "2"]);
+                if imp == Imp::MpichTcp {
+                    for (k, v) in TCP_ENV {
+                        cmd.args(["-genv", k, v]);
+                    }
+                }
+                cmd.arg(self.bin.join("osu_like"));
+            }
+        }
+        cmd.args(self.args(kind));
+        eprintln!("bench-report: {} {} ...", imp.label(), kind.name());
+        let t0 = Instant::now();
+        let out = cmd.output();
+        let secs = t0.elapsed().as_secs_f64();
+        let out = match out {
+            Ok(o) => o,
+            Err(e) => {
+                let _ = writeln!(
+                    self.log,
+                    "- {} {}: could not start: {e}",
+                    imp.label(),
+                    kind.name()
+                );
+                return None;
+            }
+        };
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let status = if out.status.code() == Some(124) {
+            format!("killed after {RUN_TIMEOUT_S} s")
+        } else {
+            format!("{}", out.status)
+        };
+        let t = parse_table(&stdout).ok();
+        let rows = t.as_ref().map_or(0, |t| t.rows.len());
+        let _ = writeln!(
+            self.log,
+            "- {} `{}`: {secs:.1} s, {status}, {rows} rows",
+            imp.label(),
+            kind.name(),
+        );
+        if !out.status.success() {
+            eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+        }
+        t
+    }
+}
+
+fn cell(v: Option<f64>) -> String {
+    v.map_or("—".into(), |v| format!("{v:.2}"))
+}
+
+fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+        _ => None,
+    }
+}
+
+fn size_label(s: usize) -> String {
+    match s {
+        s if s >= 1 << 20 && s % (1 << 20) == 0 => format!("{} MiB", s >> 20),
+        s if s >= 1 << 10 && s % (1 << 10) == 0 => format!("{} KiB", s >> 10),
+        s => format!("{s} B"),
+    }
+}
+
+type Results = [Option<Table>; 3];
+
+fn table_md(kind: Kind, r: &Results) -> String {
+    let mut s = String::new();
+    let unit = if kind.higher_is_better() {
+        "MB/s"
+    } else {
+        "us"
+    };
+    let _ = writeln!(
+        s,
+        "| size | SNOO {unit} | MPICH shm {unit} | SNOO / MPICH shm | MPICH TCP {unit} | SNOO / MPICH TCP |"
+    );
+    let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|");
+    let sizes: Vec<usize> = r
+        .iter()
+        .flatten()
+        .next()
+        .map(|t| t.rows.iter().map(|r| r.0).collect())
+        .unwrap_or_default();
+    for size in sizes {
+        let v: Vec<Option<f64>> = r
+            .iter()
+            .map(|t| t.as_ref().and_then(|t| t.get(size)))
+            .collect();
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} |",
+            size_label(size),
+            cell(v[0]),
+            cell(v[1]),
+            cell(ratio(v[0], v[1])),
+            cell(v[2]),
+            cell(ratio(v[0], v[2])),
+        );
+    }
+    s
+}
+
+/// (min ratio SNOO/other over sizes selected by `pick`, the size where it occurs).
+fn min_ratio(
+    a: &Option<Table>,
+    b: &Option<Table>,
+    pick: impl Fn(usize) -> bool,
+) -> Option<(f64, usize)> {
+    let (a, b) = (a.as_ref()?, b.as_ref()?);
+    a.rows
+        .iter()
+        .filter(|r| pick(r.0))
+        .filter_map(|&(s, v)| ratio(Some(v), b.get(s)).map(|r| (r, s)))
+        .min_by(|x, y| x.0.total_cmp(&y.0))
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "met"
+    } else {
+        "**missed**"
+    }
+}
+
+fn goals(all: &[(Kind, Results)], wake: Option<f64>) -> String {
+    let get = |k: Kind| &all.iter().find(|x| x.0 == k).expect("kind run").1;
+    let mut s = String::from("| goal | measured | verdict |\n|---|---|---|\n");
+    let lat = get(Kind::Latency);
+    let l8 = ratio(
+        lat[0].as_ref().and_then(|t| t.get(8)),
+        lat[1].as_ref().and_then(|t| t.get(8)),
+    );
+    let _ = writeln!(
+        s,
+        "| one-way latency at 8 B ≤ 0.5× MPICH shm | {}× | {} |",
+        cell(l8),
+        verdict(l8.is_some_and(|r| r <= 0.5))
+    );
+    let bw = get(Kind::Bw);
+    let mut line = |what: &str, m: Option<(f64, usize)>, goal: f64| {
+        let _ = writeln!(
+            s,
+            "| {what} ≥ {goal}× | min {}× (at {}) | {} |",
+            cell(m.map(|m| m.0)),
+            m.map_or("—".into(), |m| size_label(m.1)),
+            verdict(m.is_some_and(|m| m.0 >= goal))
+        );
+    };
+    line(
+        "osu_bw vs MPICH shm, every size 1 B – 4 MiB",
+        min_ratio(&bw[0], &bw[1], |_| true),
+        1.0,
+    );
+    line(
+        "osu_bw vs MPICH shm, sizes ≤ 256 B",
+        min_ratio(&bw[0], &bw[1], |s| s <= 256),
+        2.0,
+    );
+    let seed = get(Kind::Seed);
+    line(
+        "seed vs MPICH shm, every size",
+        min_ratio(&seed[0], &seed[1], |_| true),
+        1.0,
+    );
+    line(
+        "seed vs MPICH TCP, every size",
+        min_ratio(&seed[0], &seed[2], |_| true),
+        10.0,
+    );
+    let _ = writeln!(
+        s,
+        "| receiver asleep on the doorbell woken in ≤ 10 us | median {} us | {} |",
+        cell(wake),
+        verdict(wake.is_some_and(|w| w <= 10.0))
+    );
+    s
+}
+
+/// A plotted line: label, colour, (log2 size, MB/s) points.
+type Series = (&'static str, RGBColor, Vec<(f64, f64)>);
+
+fn plot(path: &Path, seed: &Results, memcpy: Option<f64>) -> Result<(), String> {
+    let font = ["DejaVuSans.ttf", "LiberationSans-Regular.ttf"]
+        .iter()
+        .flat_map(|f| {
+            [
+                format!("/usr/share/fonts/truetype/dejavu/{f}"),
+                format!("/usr/share/fonts/truetype/liberation/{f}"),
+            ]
+        })
+        .find_map(|p| std::fs::read(p).ok())
+        .ok_or("no TTF font found (apt-get install fonts-dejavu-core)")?;
+    plotters::style::register_font("sans-serif", FontStyle::Normal, Box::leak(font.into()))
+        .map_err(|_| "bad font file")?;
+    let series: Vec<Series> = seed
+        .iter()
+        .zip([Imp::Snoo, Imp::MpichShm, Imp::MpichTcp])
+        .zip([RED, BLUE, GREEN])
+        .filter_map(|((t, imp), c)| {
+            let t = t.as_ref()?;
+            let pts = t
+                .rows
+                .iter()
+                .filter(|r| r.0 > 0 && r.1 > 0.0)
+                .map(|r| ((r.0 as f64).log2(), r.1))
+                .collect();
+            Some((imp.label(), c, pts))
+        })
+        .collect();
+    let xs = series.iter().flat_map(|s| s.2.iter().map(|p| p.0));
+    let (x0, x1) = xs.fold((f64::MAX, f64::MIN), |(a, b), x| (a.min(x), b.max(x)));
+    if x0 > x1 {
+        return Err("no seed results to plot".into());
+    }
+    let ys = series
+        .iter()
+        .flat_map(|s| s.2.iter().map(|p| p.1))
+        .chain(memcpy);
+    let (y0, y1) = ys.fold((f64::MAX, f64::MIN), |(a, b), y| (a.min(y), b.max(y)));
+    let root = BitMapBackend::new(path, (1000, 640)).into_drawing_area();
+    let e = |e: DrawingAreaErrorKind<_>| e.to_string();
+    root.fill(&WHITE).map_err(e)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "Seed experiment: blocking send/recv bandwidth vs buffer size (2 processes, one host)",
+            ("sans-serif", 20),
+        )
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(70)
+        .build_cartesian_2d(x0 - 0.3..x1 + 0.3, (y0 / 2.0..y1 * 2.0).log_scale())
+        .map_err(e)?;
+    chart
+        .configure_mesh()
+        .x_desc("message buffer size")
+        .y_desc("MB/s (log scale)")
+        .x_label_formatter(&|x| size_label(2f64.powf(x.round()) as usize))
+        .x_labels(((x1 - x0) / 2.0) as usize + 1)
+        .y_label_formatter(&|y| format!("{y:.0}"))
+        .label_style(("sans-serif", 14))
+        .draw()
+        .map_err(e)?;
+    for (label, c, pts) in &series {
+        let c = *c;
+        chart
+            .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
+            .map_err(e)?
+            .label(*label)
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], c.stroke_width(2)));
+        chart
+            .draw_series(pts.iter().map(|&p| Circle::new(p, 4, c.filled())))
+            .map_err(e)?;
+    }
+    if let Some(m) = memcpy {
+        chart
+            .draw_series(LineSeries::new(
+                [(x0 - 0.3, m), (x1 + 0.3, m)],
+                BLACK.stroke_width(1),
+            ))
+            .map_err(e)?
+            .label("memcpy limit (1 thread)")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 14))
+        .draw()
+        .map_err(e)?;
+    root.present().map_err(e)?;
+    Ok(())
+}
+
+fn limits(bin: &Path) -> (Option<f64>, Option<f64>) {
+    let out = sh(bin.join("limits").to_str().unwrap_or("limits"), &[]);
+    let get = |k: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(k)?.trim().parse::<f64>().ok())
+    };
+    (get("memcpy_mbps"), get("cacheline_ns"))
+}
+
+fn main() -> Result<(), String> {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let bin = exe.parent().ok_or("no exe dir")?.to_path_buf();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .ok_or("no workspace")?
+        .to_path_buf();
+    let started = Instant::now();
+    let st = Command::new("mpicc")
+        .args(["-O2", "-o"])
+        .arg(bin.join("osu_like"))
+        .arg(root.join("bench/mpich/osu_like.c"))
+        .status()
+        .map_err(|e| format!("mpicc: {e} (install mpich libmpich-dev)"))?;
+    if !st.success() {
+        return Err("mpicc failed".into());
+    }
+    let mut ctx = Ctx {
+        root,
+        bin,
+        quick,
+        log: String::new(),
+    };
+    let (memcpy, cacheline) = limits(&ctx.bin);
+    let mut all: Vec<(Kind, Results)> = Vec::new();
+    for kind in [Kind::Latency, Kind::Bw, Kind::Bibw, Kind::Seed] {
+        let r = [
+            ctx.run(Imp::Snoo, kind),
+            ctx.run(Imp::MpichShm, kind),
+            ctx.run(Imp::MpichTcp, kind),
+        ];
+        all.push((kind, r));
+    }
+    let wake = ctx.run(Imp::Snoo, Kind::Wake).and_then(|t| t.get(8));
+    let elapsed = started.elapsed().as_secs_f64();
+
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines().find_map(|l| {
+                l.strip_prefix("model name")?
+                    .split_once(':')
+                    .map(|x| x.1.trim().to_string())
+            })
+        })
+        .unwrap_or_else(|| "?".into());
+    let mpich = sh("mpichversion", &[]);
+    let mpich_v = mpich
+        .lines()
+        .filter(|l| l.starts_with("MPICH Version") || l.starts_with("MPICH Device"))
+        .map(|l| l.split_whitespace().last().unwrap_or("?"))
+        .collect::<Vec<_>>()
+        .join(", device ");
+
+    let mut md = String::new();
+    let _ = write!(
+        md,
+        "# Benchmarks\n\n\
+Generated by `scripts/bench.sh` (`target/release/bench-report`{}); do not edit by hand — rerun it.\n\
+Every number below comes from one run on the machine described here; nothing is copied from elsewhere.\n\n\
+![seed experiment](benchmarks.png)\n\n\
+## Machine\n\n\
+| | |\n|---|---|\n\
+| date (UTC) | {} |\n| CPUs (`nproc`) | {} |\n| CPU | {} |\n| kernel | {} |\n| rustc | {} |\n| MPICH | {} |\n\
+| memcpy, 1 thread, 64 MiB buffers | {} MB/s |\n| cache-line ping-pong between 2 CPUs, one way | {} ns |\n| whole run | {:.0} s |\n\n",
+        if quick { " --quick" } else { "" },
+        sh("date", &["-u", "+%Y-%m-%d %H:%M"]),
+        sh("nproc", &[]),
+        cpu,
+        sh("uname", &["-r"]),
+        sh("rustc", &["--version"]),
+        mpich_v,
+        cell(memcpy),
+        cell(cacheline),
+        elapsed,
+    );
+    let _ = write!(
+        md,
+        "## Goals (from the issue)\n\n{}\n\
+Ratios are SNOO / MPICH: for latency lower is better, for bandwidth higher is better.\n\n",
+        goals(&all, wake)
+    );
+    let _ = write!(md, "{}", include_str!("../../method.md"));
+    for (kind, r) in &all {
+        let what = match kind {
+            Kind::Latency => "Latency (osu_latency method, one-way us = round trip / 2)",
+            Kind::Bw => "Bandwidth (osu_bw method, window of 64, MB/s)",
+            Kind::Bibw => {
+                "Bi-directional bandwidth (osu_bibw method, MB/s, both directions summed)"
+            }
+            Kind::Seed => "Seed experiment (blocking send/recv, MB/s)",
+            Kind::Wake => "Wake",
+        };
+        let _ = write!(md, "\n## {what}\n\n{}", table_md(*kind, r));
+    }
+    let _ = write!(
+        md,
+        "\n## Doorbell wake-up\n\nMedian one-way time to a receiver asleep on its doorbell: {} us \
+(SNOO only; MPICH's receivers never sleep, they spin).\n\n## Runs\n\n{}",
+        cell(wake),
+        ctx.log
+    );
+    let docs = ctx.root.join("docs");
+    std::fs::write(docs.join("benchmarks.md"), md).map_err(|e| e.to_string())?;
+    let seed = &all.iter().find(|x| x.0 == Kind::Seed).expect("seed run").1;
+    plot(&docs.join("benchmarks.png"), seed, memcpy)?;
+    eprintln!("bench-report: wrote docs/benchmarks.md and docs/benchmarks.png in {elapsed:.0} s");
+    Ok(())
+}
