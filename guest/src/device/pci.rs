@@ -319,6 +319,45 @@ mod tests {
         assert_eq!(doorbell_value(0xffff, 0x1ff), 0xffff_00ff);
     }
 
+    fn anon_shm(len: usize) -> Shm {
+        let map = MmapRaw::from(memmap2::MmapMut::map_anon(len).unwrap());
+        let ptr = NonNull::new(map.as_mut_ptr()).unwrap();
+        // SAFETY: a private read-write anonymous mapping of `len` bytes, kept alive by the Shm.
+        unsafe { Shm::from_raw(ptr, len, Box::new(map)) }
+    }
+
+    #[test]
+    fn peer_events_follow_the_peer_table() {
+        let shm = anon_shm(1 << 16);
+        let watch = PeerWatch::new(1);
+        assert!(watch.take_events(&shm).is_empty(), "no header, no events");
+        let h = PoolHeader::initialize(&shm, "job", 2, 1, 8).unwrap();
+        h.set_peer(1, PeerState::Alive);
+        h.set_peer(2, PeerState::Alive);
+        // The first call reports the peers already there; our own slot is never a peer.
+        assert_eq!(watch.take_events(&shm), [PeerEvent::Joined(2)]);
+        assert!(watch.take_events(&shm).is_empty());
+        h.set_peer(2, PeerState::Dead);
+        h.set_peer(3, PeerState::Alive);
+        assert_eq!(
+            watch.take_events(&shm),
+            [PeerEvent::Left(2), PeerEvent::Joined(3)]
+        );
+        // A slot reused by a new peer between two looks is a departure and a join.
+        h.set_peer(3, PeerState::Dead);
+        h.set_peer(3, PeerState::Alive);
+        assert_eq!(
+            watch.take_events(&shm),
+            [PeerEvent::Left(3), PeerEvent::Joined(3)]
+        );
+        assert_eq!(watch.alive(&shm).into_keys().collect::<Vec<_>>(), [3]);
+        // A corrupted slot state is not a live peer.
+        shm.u32_at(snoo_common::layout::HEADER_SIZE + 3 * 16)
+            .unwrap()
+            .store(77, std::sync::atomic::Ordering::Relaxed);
+        assert!(watch.alive(&shm).is_empty());
+    }
+
     #[test]
     fn scans_a_fake_sysfs() {
         let root = std::env::temp_dir().join(format!("snoo-fake-sysfs-{}", std::process::id()));
