@@ -51,16 +51,25 @@ fn start_daemon(socket: &Path, name: &str) -> HostDaemon {
     .unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn boot_two(image: &GuestImage, socket: &Path, iommu: bool) -> (Guest, Guest) {
-    let cfg = |name: &str| GuestConfig {
-        ivshmem: vec![(socket.to_path_buf(), 1)],
-        iommu,
-        name: name.into(),
-        ..GuestConfig::default()
+/// Boots guest-a and guest-b at once, attached to the job's pool; `extra_a` are more pools for
+/// guest A, whose devices come first on its PCI bus.
+fn boot_two(image: &GuestImage, socket: &Path, iommu: bool, extra_a: &[&Path]) -> (Guest, Guest) {
+    let cfg = |name: &str, extra: &[&Path]| {
+        let mut ivshmem: Vec<(PathBuf, u32)> = extra.iter().map(|p| (p.to_path_buf(), 1)).collect();
+        ivshmem.push((socket.to_path_buf(), 1));
+        GuestConfig {
+            ivshmem,
+            iommu,
+            name: name.into(),
+            ..GuestConfig::default()
+        }
     };
     std::thread::scope(|s| {
-        let a = s.spawn(|| Guest::boot(image, &cfg("guest-a")).unwrap_or_else(|e| panic!("{e}")));
-        let b = s.spawn(|| Guest::boot(image, &cfg("guest-b")).unwrap_or_else(|e| panic!("{e}")));
+        let a = s.spawn(|| {
+            Guest::boot(image, &cfg("guest-a", extra_a)).unwrap_or_else(|e| panic!("{e}"))
+        });
+        let b =
+            s.spawn(|| Guest::boot(image, &cfg("guest-b", &[])).unwrap_or_else(|e| panic!("{e}")));
         (a.join().unwrap(), b.join().unwrap())
     })
 }
@@ -144,18 +153,28 @@ fn c_job_between_two_guests_over_sysfs_then_with_a_host_process() {
     let daemon = start_daemon(&socket, name);
     let image = GuestImage::build_with(&ImageSpec::default().file(&exe, "/bin/pingpong"))
         .unwrap_or_else(|e| panic!("{e}"));
-    let (a, b) = boot_two(&image, &socket, false);
+    // Guest A is also attached to another pool, on a device scanned before the job's: the rank
+    // there must skip it by name.
+    let decoy = dir.join("decoy.sock");
+    let _decoy = HostDaemon::start(
+        &decoy,
+        &["--size", "1M", "--vectors", "1", "--name", "decoy"],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let (a, b) = boot_two(&image, &socket, false, &[&decoy]);
     eprintln!("booted in {:.1?} and {:.1?}", a.boot_time(), b.boot_time());
 
-    // No SNOO_DEVICE: each rank finds the pool by scanning its ivshmem devices for the name; with
-    // no IOMMU and no driver bound, that is the sysfs backend.
+    // No SNOO_DEVICE: each rank finds the pool by scanning its ivshmem devices for the name (past
+    // the decoy in guest A); with no IOMMU and no driver bound, that is the sysfs backend.
     let (t, _, _) = run_job(&a, &b, &rank_cmd(name, 0, ""), &rank_cmd(name, 1, ""));
     eprintln!("guest <-> guest job (sysfs) took {t:.1?}");
 
     // The same pool again (the last rank out freed it): rank 0 in guest A, rank 1 a host process
     // running the same static program through the daemon socket.
     // This time guest A names its device (SNOO_DEVICE=pci:BDF, auto: sysfs).
-    let bdf = a.ivshmem_device().unwrap_or_else(|e| panic!("{e}")).bdf;
+    let devs = a.ivshmem_devices().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(devs.len(), 2, "guest A has the decoy and the job pool");
+    let bdf = &devs[1].bdf;
     let env_a = format!("SNOO_DEVICE=pci:{bdf}");
     let job = Instant::now();
     let host = std::thread::scope(|s| {
@@ -208,7 +227,7 @@ fn c_job_between_two_guests_over_vfio() {
             .modules(VFIO_MODULES)
     };
     let image = GuestImage::build_with(&spec).unwrap_or_else(|e| panic!("{e}"));
-    let (a, b) = boot_two(&image, &socket, true);
+    let (a, b) = boot_two(&image, &socket, true, &[]);
     eprintln!("booted in {:.1?} and {:.1?}", a.boot_time(), b.boot_time());
     let mut bdfs = Vec::new();
     let mut ids = Vec::new();
