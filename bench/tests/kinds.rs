@@ -1,0 +1,128 @@
+//! Every kind of `snoo-bench` runs briefly through `snoo-run` and prints a well-formed OSU table (or
+//! JSON): the header lines, one row per size, positive numbers. No timing is asserted: this checks
+//! the harness, not the performance (docs/benchmarks.md is where numbers go).
+
+use snoo_bench::{parse_table, Kind};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn target_dir() -> PathBuf {
+    std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// snoo-run lives in another package: build it in the profile these tests run in.
+fn snoo_run() -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "-q", "-p", "snoo-host", "--bin", "snoo-run"]);
+    cmd.current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap());
+    if target_dir().ends_with("release") {
+        cmd.arg("--release");
+    }
+    assert!(cmd.status().unwrap().success(), "cargo build snoo-run");
+    target_dir().join("snoo-run")
+}
+
+fn run(name: &str, args: &[&str]) -> String {
+    let o = Command::new(snoo_run())
+        .args(["-n", "2", "--name", name, "--timeout", "120"])
+        .arg(env!("CARGO_BIN_EXE_snoo-bench"))
+        .args(args)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "snoo-bench {args:?}: {}\n{out}\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out
+}
+
+fn check(kind: Kind, args: &[&str], sizes: &[usize]) {
+    let mut all = vec![kind.name()];
+    all.extend_from_slice(args);
+    let out = run(&format!("bench-{}", kind.name()), &all);
+    let t = parse_table(&out).unwrap_or_else(|e| panic!("{}: {e}\n{out}", kind.name()));
+    assert_eq!(t.title, format!("SNOO_MPI {} v1", kind.title()), "{out}");
+    assert!(out.contains(&kind.column()), "{out}");
+    let got: Vec<usize> = t.rows.iter().map(|r| r.0).collect();
+    assert_eq!(got, sizes, "{out}");
+    for (size, v) in &t.rows {
+        assert!(
+            v.is_finite() && *v > 0.0,
+            "{} at {size}: {v}\n{out}",
+            kind.name()
+        );
+    }
+}
+
+#[test]
+fn latency_table() {
+    check(
+        Kind::Latency,
+        &["--max", "4K", "--scale", "0.01"],
+        &[1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096],
+    );
+}
+
+#[test]
+fn bw_table() {
+    check(
+        Kind::Bw,
+        &["--min", "64", "--max", "256K", "--scale", "0.05"],
+        &[
+            64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072, 262144,
+        ],
+    );
+}
+
+#[test]
+fn bibw_table() {
+    check(
+        Kind::Bibw,
+        &["--min", "1K", "--max", "64K", "--scale", "0.05"],
+        &[1024, 2048, 4096, 8192, 16384, 32768, 65536],
+    );
+}
+
+#[test]
+fn seed_table() {
+    check(
+        Kind::Seed,
+        &["--total", "1M", "--max-msgs", "256", "--max", "1M"],
+        &[64, 256, 1024, 4096, 16384, 65536, 262144, 1 << 20],
+    );
+}
+
+#[test]
+fn wake_table() {
+    check(Kind::Wake, &["--scale", "0.05"], &[8]);
+}
+
+#[test]
+fn json_output() {
+    let out = run(
+        "bench-json",
+        &["latency", "--json", "--max", "8", "--scale", "0.01"],
+    );
+    let line = out
+        .lines()
+        .map(|l| l.split_once("] ").map_or(l, |x| x.1))
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_else(|| panic!("no JSON line\n{out}"));
+    assert!(
+        line.starts_with(r#"{"implementation":"SNOO_MPI","kind":"latency","unit":"us","results":[{"size":1,"value":"#),
+        "{line}"
+    );
+    assert_eq!(line.matches("\"size\":").count(), 4, "{line}");
+    assert!(line.ends_with("}]}"), "{line}");
+    assert!(!out.contains("# Size"), "--json prints no table\n{out}");
+}
