@@ -5,7 +5,7 @@
 set -eu
 . "$(dirname "$0")/common.sh"
 need_cargo
-apt_install qemu-system-x86 busybox-static cpio xz-utils gcc pkgconf
+apt_install qemu-system-x86 busybox-static cpio xz-utils gcc pkgconf mpich libmpich-dev
 cd "$root"
 # The QEMU tests download the guest kernel once into target/guest-cache.
 sh tests/scripts/fetch-guest-kernel.sh
