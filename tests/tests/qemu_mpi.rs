@@ -3,7 +3,7 @@
 //! - between two guests without an IOMMU (the sysfs backend, found by scanning for the pool name),
 //!   then between one of them and a host process (the socket backend) on the same pool;
 //! - between two guests with a vIOMMU and the device bound to vfio-pci (the VFIO backend, MSI-X
-//!   wake-ups).
+//!   wake-ups), then between one of them and a host process.
 //!
 //! Skips (passes) when QEMU is not installed, unless SNOO_REQUIRE_QEMU is set.
 
@@ -131,6 +131,45 @@ fn run_job_with(
     (started.elapsed(), outs.pop().unwrap(), b_out)
 }
 
+/// Rank 0 runs `cmd_a` in guest `a`, rank 1 is `exe` run on the host through the daemon socket.
+fn guest_and_host_job(
+    a: &Guest,
+    exe: &Path,
+    socket: &Path,
+    name: &str,
+    cmd_a: &str,
+    daemon: &HostDaemon,
+) -> Duration {
+    let job = Instant::now();
+    let host = std::thread::scope(|s| {
+        let host = s.spawn(|| {
+            Command::new(exe)
+                .env("SNOO_SOCKET", socket)
+                .env("SNOO_NAME", name)
+                .env("SNOO_RANK", "1")
+                .env("SNOO_SIZE", "2")
+                .env("SNOO_TIMEOUT", SNOO_TIMEOUT.to_string())
+                .output()
+                .unwrap()
+        });
+        let (out, status) = a
+            .run(cmd_a, JOB)
+            .unwrap_or_else(|e| panic!("rank 0 in {}: {e}", a.name()));
+        assert_eq!(status, 0, "rank 0 in {}:\n{out}", a.name());
+        assert!(out.contains("rank 0 of 2: ok"), "{out}");
+        host.join().unwrap()
+    });
+    let out = String::from_utf8_lossy(&host.stdout);
+    assert!(
+        host.status.success() && out.contains("rank 1 of 2: ok"),
+        "host rank: {}\n{out}{}\ndaemon log:\n{}",
+        host.status,
+        String::from_utf8_lossy(&host.stderr),
+        daemon.log()
+    );
+    job.elapsed()
+}
+
 /// Sum of the per-CPU counts of an `IRQ:  25:  3  0  IR-PCI-MSI ... vfio-msix[0](...)` line.
 fn irq_count(line: &str) -> u64 {
     line.split_whitespace()
@@ -176,34 +215,8 @@ fn c_job_between_two_guests_over_sysfs_then_with_a_host_process() {
     assert_eq!(devs.len(), 2, "guest A has the decoy and the job pool");
     let bdf = &devs[1].bdf;
     let env_a = format!("SNOO_DEVICE=pci:{bdf}");
-    let job = Instant::now();
-    let host = std::thread::scope(|s| {
-        let host = s.spawn(|| {
-            Command::new(&exe)
-                .env("SNOO_SOCKET", &socket)
-                .env("SNOO_NAME", name)
-                .env("SNOO_RANK", "1")
-                .env("SNOO_SIZE", "2")
-                .env("SNOO_TIMEOUT", SNOO_TIMEOUT.to_string())
-                .output()
-                .unwrap()
-        });
-        let (out, status) = a
-            .run(&rank_cmd(name, 0, &env_a), JOB)
-            .unwrap_or_else(|e| panic!("rank 0 in guest-a: {e}"));
-        assert_eq!(status, 0, "rank 0 in guest-a:\n{out}");
-        assert!(out.contains("rank 0 of 2: ok"), "{out}");
-        host.join().unwrap()
-    });
-    let out = String::from_utf8_lossy(&host.stdout);
-    assert!(
-        host.status.success() && out.contains("rank 1 of 2: ok"),
-        "host rank: {}\n{out}{}\ndaemon log:\n{}",
-        host.status,
-        String::from_utf8_lossy(&host.stderr),
-        daemon.log()
-    );
-    eprintln!("guest <-> host process job took {:.1?}", job.elapsed());
+    let t = guest_and_host_job(&a, &exe, &socket, name, &rank_cmd(name, 0, &env_a), &daemon);
+    eprintln!("guest <-> host process job (sysfs) took {t:.1?}");
     drop((a, b));
     eprintln!("whole test took {:.1?}", started.elapsed());
 }
@@ -219,7 +232,7 @@ fn c_job_between_two_guests_over_vfio() {
     let dir = ScratchDir::new("qemu-vfio").unwrap();
     let socket = dir.join("job.sock");
     let name = "vfiojob";
-    let _daemon = start_daemon(&socket, name);
+    let daemon = start_daemon(&socket, name);
     let spec = ImageSpec {
         load_modules_at_boot: true,
         ..ImageSpec::default()
@@ -285,6 +298,12 @@ fn c_job_between_two_guests_over_vfio() {
         counts[1] > 0,
         "the host's doorbells never reached guest B as MSI-X interrupts:\n{out_b}"
     );
+    drop(host);
+
+    // The same pool again: rank 0 in guest A (VFIO), rank 1 a host process.
+    let cmd = rank_cmd(name, 0, &format!("SNOO_DEVICE=pci:{}", bdfs[0]));
+    let t = guest_and_host_job(&a, &exe, &socket, name, &cmd, &daemon);
+    eprintln!("guest <-> host process job (VFIO) took {t:.1?}");
     drop((a, b));
     eprintln!("whole test took {:.1?}", started.elapsed());
 }
