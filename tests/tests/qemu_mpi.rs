@@ -7,7 +7,8 @@
 //!
 //! Skips (passes) when QEMU is not installed, unless SNOO_REQUIRE_QEMU is set.
 
-use snoo_common::job::JobLayout;
+use snoo_common::job::{rank_state, JobLayout, RANK_STATE};
+use snoo_common::layout::PoolHeader;
 use snoo_mpi::device::{Device, SocketDevice};
 use snoo_tests::qemu::{
     qemu_or_skip, static_c_program, workspace_root, Guest, GuestConfig, GuestImage, HostDaemon,
@@ -15,6 +16,7 @@ use snoo_tests::qemu::{
 };
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -275,10 +277,22 @@ fn c_job_between_two_guests_over_vfio() {
         &sampling_irqs(&rank_cmd(name, 0, &format!("SNOO_DEVICE=vfio:{}", bdfs[0]))),
         &sampling_irqs(&rank_cmd(name, 1, "")),
         || {
-            std::thread::sleep(Duration::from_secs(3));
+            // Rank 1 claims its slot after it opened the device (MSI-X is routed by then) and then
+            // waits for rank 0, which is not started yet: ring it while it waits.
+            let info = PoolHeader::open(host.shm()).expect("pool header").1;
+            let slot = JobLayout::new(&info.geometry, 2)
+                .expect("job layout")
+                .rank_slot(1)
+                .expect("rank 1");
+            let state = host.shm().u32_at(slot + RANK_STATE).expect("in the pool");
+            let deadline = Instant::now() + JOB;
+            while state.load(Ordering::Acquire) == rank_state::FREE {
+                assert!(Instant::now() < deadline, "rank 1 never claimed its slot");
+                std::thread::sleep(Duration::from_millis(20));
+            }
             for _ in 0..10 {
                 host.doorbell(ids[1], 0).expect("ring guest B");
-                std::thread::sleep(Duration::from_millis(200));
+                std::thread::sleep(Duration::from_millis(100));
             }
         },
     );
