@@ -1,11 +1,12 @@
 //! The machine's limits that bound any shared-memory messaging: single-thread memcpy bandwidth on
 //! buffers far larger than the caches, and the one-way latency of a cache line bouncing between
-//! two threads on two CPUs (a flag written by one, spun on by the other).
+//! two threads on two CPUs (a flag written by one, spun on by the other), and how long a thread
+//! blocked on an eventfd takes to run again once it is written (the doorbell's floor).
 //!
 //! ```text
 //! limits [--json]
 //! ```
-//! Prints `memcpy_mbps VALUE` and `cacheline_ns VALUE` lines (or one JSON object).
+//! Prints `memcpy_mbps`, `cacheline_ns` and `eventfd_wake_us` lines (or one JSON object).
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -77,15 +78,55 @@ fn cacheline_ns() -> f64 {
     })
 }
 
+/// A thread blocked in `read` on an eventfd (as a SNOO rank asleep on its doorbell), woken by another
+/// that writes it after 37 ms (as snoo-bench wake does): median microseconds from the write to the reader running again, over
+/// 20 trials. The floor under SNOO's doorbell wake-up on this machine.
+fn eventfd_wake_us() -> f64 {
+    // SAFETY: plain syscalls on a descriptor this function owns and closes.
+    let fd = unsafe { libc::eventfd(0, 0) };
+    assert!(fd >= 0, "eventfd");
+    let stamp = AtomicU64::new(0);
+    let t0 = Instant::now();
+    let mut samples = std::thread::scope(|s| {
+        let reader = s.spawn(|| {
+            pin(1 % std::thread::available_parallelism().map_or(1, |n| n.get()));
+            let mut out = Vec::new();
+            for _ in 0..20 {
+                let mut v = 0u64;
+                // SAFETY: reads 8 bytes into `v`.
+                unsafe { libc::read(fd, &mut v as *mut u64 as *mut libc::c_void, 8) };
+                let now = t0.elapsed().as_nanos() as u64;
+                out.push(now.saturating_sub(stamp.load(Ordering::Acquire)) as f64 / 1e3);
+            }
+            out
+        });
+        pin(0);
+        for _ in 0..20 {
+            std::thread::sleep(Duration::from_millis(37));
+            stamp.store(t0.elapsed().as_nanos() as u64, Ordering::Release);
+            let one = 1u64;
+            // SAFETY: writes 8 bytes from `one`.
+            unsafe { libc::write(fd, &one as *const u64 as *const libc::c_void, 8) };
+        }
+        reader.join().expect("reader")
+    });
+    // SAFETY: closes our own descriptor.
+    unsafe { libc::close(fd) };
+    samples.sort_by(|a, b| a.total_cmp(b));
+    samples[samples.len() / 2]
+}
+
 fn main() {
     let json = std::env::args().any(|a| a == "--json");
     let m = memcpy_mbps();
     let c = cacheline_ns();
+    let w = eventfd_wake_us();
     if json {
-        println!("{{\"memcpy_mbps\":{m:.1},\"cacheline_ns\":{c:.1}}}");
+        println!("{{\"memcpy_mbps\":{m:.1},\"cacheline_ns\":{c:.1},\"eventfd_wake_us\":{w:.2}}}");
     } else {
         println!("# Machine limits v1");
         println!("memcpy_mbps {m:.1}");
         println!("cacheline_ns {c:.1}");
+        println!("eventfd_wake_us {w:.2}");
     }
 }
