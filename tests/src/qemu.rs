@@ -1153,25 +1153,34 @@ pub fn static_c_program(src: &Path) -> io::Result<PathBuf> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
     let out_dir = dir.join("guest-bin");
     fs::create_dir_all(&out_dir)?;
-    let out = out_dir.join(format!("{}-{}", stem.to_string_lossy(), std::process::id()));
+    // Linked under a private name, then renamed over the shared one: test processes running at the
+    // same time never see a half-written executable, and runs leave one file per program.
+    let out = out_dir.join(stem);
+    let tmp = out_dir.join(format!(
+        ".{}-{}",
+        stem.to_string_lossy(),
+        std::process::id()
+    ));
     let o = Command::new("gcc")
         .args(["-static", "-O2", "-Wall", "-Werror", "-std=c11", "-I"])
         .arg(workspace_root().join("guest/include"))
         .arg(src)
         .arg("-o")
-        .arg(&out)
+        .arg(&tmp)
         .arg(dir.join("libsnoo_mpi.a"))
         .args(["-lpthread", "-ldl", "-lm"])
         .stdin(Stdio::null())
         .output()
         .map_err(|e| with_context(e, "running gcc".into()))?;
     if !o.status.success() {
+        let _ = fs::remove_file(&tmp);
         return Err(io::Error::other(format!(
             "gcc -static {}: {}",
             src.display(),
             String::from_utf8_lossy(&o.stderr)
         )));
     }
+    fs::rename(&tmp, &out)?;
     Ok(out)
 }
 
