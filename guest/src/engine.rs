@@ -641,7 +641,10 @@ impl Engine {
             let slot = self.layout.rank_slot(self.rank).expect("own rank");
             let dev = self.dev.clone();
             let flag = word32(dev.shm(), slot + RANK_SLEEPING);
-            flag.store(1, Ordering::Relaxed);
+            // Without interrupts (sysfs), the "sleep" is a polling backoff: don't ask to be rung.
+            if dev.has_interrupts() {
+                flag.store(1, Ordering::Relaxed);
+            }
             fence(Ordering::SeqCst);
             if progressed {
                 deadline = Instant::now() + self.timeout;

@@ -3,7 +3,8 @@
 //! - [`api`]: the Rust API ([`init`], [`World`], [`Scope`] for non-blocking calls).
 //! - [`engine`]: joins a job, moves register words and ring payloads, drives progress and sleep.
 //! - [`matching`]: posted receives, unexpected messages, completions.
-//! - [`device`]: how this process reaches its pool (the daemon socket; in-VM backends later).
+//! - [`device`]: how this process reaches its pool: the daemon socket (host processes), or the
+//!   ivshmem PCI device inside a VM (VFIO with MSI-X wake-ups, sysfs polling).
 //! - [`error`]: errors as values, with stable C codes.
 //! - [`ffi`]: the C ABI of `include/snoo_mpi.h`.
 

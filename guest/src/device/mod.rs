@@ -82,6 +82,12 @@ pub trait Device: Send + Sync {
     fn take_events(&self) -> Vec<PeerEvent>;
     /// Ids of the peers currently known to be connected (not including this one).
     fn peers(&self) -> Vec<u16>;
+    /// False if doorbells can never wake this endpoint (the sysfs backend has no interrupts): the
+    /// engine then does not announce sleep, so peers never ring it for nothing (each ring from a
+    /// guest is a VM exit).
+    fn has_interrupts(&self) -> bool {
+        true
+    }
 }
 
 /// How to reach an ivshmem device inside a VM.

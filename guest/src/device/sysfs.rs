@@ -107,6 +107,10 @@ impl SysfsDevice {
 }
 
 impl Device for SysfsDevice {
+    fn has_interrupts(&self) -> bool {
+        false
+    }
+
     fn shm(&self) -> &Shm {
         &self.shm
     }
