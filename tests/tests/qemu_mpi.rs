@@ -321,3 +321,97 @@ fn c_job_between_two_guests_over_vfio() {
     drop((a, b));
     eprintln!("whole test took {:.1?}", started.elapsed());
 }
+
+/// Three guests and four ranks (sysfs): guest A runs two ranks on its one device, guests B and C one
+/// each. The C program passes a ring of messages around all four ranks and fans in to rank 0 with
+/// ANY_SOURCE, besides its ping-pong between ranks 0 and 1.
+#[test]
+fn c_job_across_three_guests_with_two_ranks_in_one() {
+    if !qemu_or_skip("c_job_across_three_guests_with_two_ranks_in_one").unwrap() {
+        return;
+    }
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let started = Instant::now();
+    let exe = pingpong();
+    let dir = ScratchDir::new("qemu-mpi3").unwrap();
+    let socket = dir.join("job.sock");
+    let name = "threeguests";
+    let size = JobLayout::pool_size_for(4, RING, 64).to_string();
+    let _daemon = HostDaemon::start(
+        &socket,
+        &[
+            "--size",
+            &size,
+            "--vectors",
+            "1",
+            "--name",
+            name,
+            "--ranks",
+            "4",
+        ],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let image = GuestImage::build_with(&ImageSpec::default().file(&exe, "/bin/pingpong"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let cfg = |n: &str| GuestConfig {
+        ivshmem: vec![(socket.clone(), 1)],
+        name: n.into(),
+        ..GuestConfig::default()
+    };
+    let guests: Vec<Guest> = std::thread::scope(|s| {
+        let hs: Vec<_> = ["guest-a", "guest-b", "guest-c"]
+            .into_iter()
+            .map(|n| {
+                let c = cfg(n);
+                let image = &image;
+                s.spawn(move || Guest::boot(image, &c).unwrap_or_else(|e| panic!("{e}")))
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let cmd = |rank: u32| {
+        format!(
+            "SNOO_NAME={name} SNOO_RANK={rank} SNOO_SIZE=4 SNOO_TIMEOUT={SNOO_TIMEOUT} /bin/pingpong"
+        )
+    };
+    // Guest A: ranks 0 and 3 at once, in the background of one shell command.
+    let two_in_a = format!(
+        "({} >/tmp/r0 2>&1; echo \"exit0=$?\" >>/tmp/r0) & ({} >/tmp/r3 2>&1; echo \"exit3=$?\" >>/tmp/r3) & wait; cat /tmp/r0 /tmp/r3",
+        cmd(0),
+        cmd(3)
+    );
+    let t0 = Instant::now();
+    let outs: Vec<String> = std::thread::scope(|s| {
+        let ha = s.spawn(|| guests[0].run(&two_in_a, JOB));
+        let hb = s.spawn(|| guests[1].run(&cmd(1), JOB));
+        let hc = s.spawn(|| guests[2].run(&cmd(2), JOB));
+        [ha, hb, hc]
+            .into_iter()
+            .zip(&guests)
+            .map(|(h, g)| {
+                let (out, st) = h
+                    .join()
+                    .unwrap()
+                    .unwrap_or_else(|e| panic!("{}: {e}", g.name()));
+                assert_eq!(st, 0, "{}:\n{out}", g.name());
+                out
+            })
+            .collect()
+    });
+    for (rank, out) in [(0, &outs[0]), (3, &outs[0]), (1, &outs[1]), (2, &outs[2])] {
+        assert!(
+            out.contains(&format!("rank {rank} of 4: ok")),
+            "rank {rank}:\n{out}"
+        );
+    }
+    assert!(
+        outs[0].contains("exit0=0") && outs[0].contains("exit3=0"),
+        "{}",
+        outs[0]
+    );
+    eprintln!(
+        "4 ranks in 3 guests: job took {:.1?}, whole test {:.1?}",
+        t0.elapsed(),
+        started.elapsed()
+    );
+}
