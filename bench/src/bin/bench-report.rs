@@ -18,7 +18,7 @@ use std::time::Instant;
 /// Messages per size at most in `seed` (see docs/benchmarks.md for why).
 const SEED_MAX_MSGS: usize = 16384;
 /// Runs of each implementation and kind; tables show the per-size median.
-const REPEATS: usize = 3;
+const REPEATS: usize = 5;
 /// A single benchmark run taking longer than this is killed and reported as missing.
 const RUN_TIMEOUT_S: u32 = 240;
 /// MPICH restricted to TCP: Debian's MPICH is ch4:ucx; NOLOCAL makes ch4 treat the peer as remote
