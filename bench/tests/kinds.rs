@@ -34,6 +34,7 @@ fn run(name: &str, args: &[&str]) -> String {
         .args(["-n", "2", "--name", name, "--timeout", "120"])
         .arg(env!("CARGO_BIN_EXE_snoo-bench"))
         .args(args)
+        .arg("--no-progress")
         .output()
         .unwrap();
     let out = String::from_utf8_lossy(&o.stdout).into_owned();

@@ -3,16 +3,18 @@
 //!
 //! ```text
 //! snoo-run -n 2 --name bench target/release/snoo-bench KIND [--json] [--min SIZE] [--max SIZE]
-//!     [--total SIZE] [--max-msgs N] [--scale F]
+//!     [--total SIZE] [--max-msgs N] [--scale F] [--no-progress]
 //! ```
 //! KIND: `latency` (osu_latency), `bw` (osu_bw), `bibw` (osu_bibw), `seed` (1 GiB moved with
 //! blocking send/recv per buffer size), `wake` (one-way time to a receiver asleep on its doorbell).
 //! Rank 0 prints the table; every other rank beyond 1 only joins and leaves.
 
 use clap::Parser;
-use indicatif::{ProgressBar, ProgressStyle};
+use console::Term;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use snoo_bench::{header, iterations, parse_size, row, to_json, Kind, WINDOW};
 use snoo_mpi::{Error, Result, World};
+use std::fs::{File, OpenOptions};
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -41,6 +43,32 @@ struct Args {
     /// Multiplies the timed iteration counts (e.g. 0.1 for a quick run).
     #[arg(long, default_value_t = 1.0)]
     scale: f64,
+    /// Never draw the progress bar.
+    #[arg(long)]
+    no_progress: bool,
+}
+
+/// Where rank 0 draws its progress bar: stderr if it is a terminal. Under snoo-run, whose line
+/// forwarder makes stderr a pipe: the controlling terminal, but only when the launcher's own
+/// stdout is not that terminal (e.g. bench-report capturing the table), so that the forwarded
+/// rows and the bar never share a screen line; else nowhere.
+fn progress_target() -> ProgressDrawTarget {
+    if std::io::stderr().is_terminal() {
+        return ProgressDrawTarget::stderr();
+    }
+    // SAFETY: getppid has no preconditions.
+    let ppid = unsafe { libc::getppid() };
+    let parent_out = std::fs::read_link(format!("/proc/{ppid}/fd/1")).unwrap_or_default();
+    if parent_out.starts_with("/dev/pts") || parent_out.starts_with("/dev/tty") {
+        return ProgressDrawTarget::hidden();
+    }
+    match (
+        File::open("/dev/tty"),
+        OpenOptions::new().write(true).open("/dev/tty"),
+    ) {
+        (Ok(r), Ok(w)) => ProgressDrawTarget::term(Term::read_write_pair(r, w), 10),
+        _ => ProgressDrawTarget::hidden(),
+    }
 }
 
 fn kind_arg(s: &str) -> std::result::Result<Kind, String> {
@@ -229,8 +257,8 @@ fn run(args: &Args) -> Result<()> {
     if printer {
         println!("{}", header("SNOO_MPI", kind));
     }
-    let bar = if rank == 0 && std::io::stderr().is_terminal() {
-        let b = ProgressBar::new(sizes.len() as u64);
+    let bar = if rank == 0 && !args.no_progress {
+        let b = ProgressBar::with_draw_target(Some(sizes.len() as u64), progress_target());
         b.set_style(
             ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} sizes, {elapsed}")
                 .expect("valid template"),
