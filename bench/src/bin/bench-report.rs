@@ -397,6 +397,19 @@ fn limits(bin: &Path) -> (Option<f64>, Option<f64>, Option<f64>) {
     )
 }
 
+/// The commit the programs were built from, `-dirty` if the work tree had changes.
+fn git_describe(root: &Path) -> String {
+    Command::new("git")
+        .arg("-C")
+        .arg(root)
+        .args(["describe", "--always", "--dirty"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "?".into())
+}
+
 fn main() -> Result<(), String> {
     let quick = std::env::args().any(|a| a == "--quick");
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
@@ -465,11 +478,12 @@ Every number below comes from one run on the machine described here; nothing is 
 ![seed experiment](benchmarks.png)\n\n\
 ## Machine\n\n\
 | | |\n|---|---|\n\
-| date (UTC) | {} |\n| CPUs (`nproc`) | {} |\n| CPU | {} |\n| kernel | {} |\n| rustc | {} |\n| MPICH | {} |\n\
+| date (UTC) | {} |\n| measured tree (`git describe --always --dirty`) | {} |\n| CPUs (`nproc`) | {} |\n| CPU | {} |\n| kernel | {} |\n| rustc | {} |\n| MPICH | {} |\n\
 | memcpy, 1 thread, 64 MiB buffers | {} MB/s |\n| cache-line ping-pong between 2 CPUs, one way | {} ns |\n\
 | thread blocked on an eventfd woken by a write (median) | {} us |\n| whole run | {:.0} s |\n\n",
         if quick { " --quick" } else { "" },
         sh("date", &["-u", "+%Y-%m-%d %H:%M"]),
+        git_describe(&ctx.root),
         sh("nproc", &[]),
         cpu,
         sh("uname", &["-r"]),
