@@ -222,7 +222,9 @@ impl Matcher {
                 }
             }
             Target::Unexpected { id } => {
-                let Some(u) = self.unexpected.iter_mut().find(|u| u.id == *id) else {
+                // Streams complete in arrival order, so the one being filled is near the back of
+                // the queue: search from there (O(1) in practice, not O(queue length)).
+                let Some(u) = self.unexpected.iter_mut().rev().find(|u| u.id == *id) else {
                     return Ok(0);
                 };
                 // Grow only by what is there to read: the announced length is untrusted, and
@@ -245,7 +247,7 @@ impl Matcher {
                 req, src, tag, cap, ..
             } => self.finish(req, src, tag, len, cap),
             Target::Unexpected { id } => {
-                let Some(i) = self.unexpected.iter().position(|u| u.id == id) else {
+                let Some(i) = self.unexpected.iter().rposition(|u| u.id == id) else {
                     return;
                 };
                 self.unexpected[i].complete = true;
