@@ -640,7 +640,7 @@ impl Engine {
             if idle == 1 {
                 spin_start = Instant::now();
             }
-            if idle % SPIN_CHECK != 0 || spin_start.elapsed() < SPIN_TIME {
+            if !idle.is_multiple_of(SPIN_CHECK) || spin_start.elapsed() < SPIN_TIME {
                 std::hint::spin_loop();
                 continue;
             }
