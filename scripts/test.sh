@@ -24,5 +24,16 @@ for target in register_decode ring_reader header_validate; do
     grep -E '^Done [0-9]+ runs' "$log" | sed "s/^/fuzz $target: /"
     rm -f "$log"
 done
-# QEMU is installed above, so its tests must run, never skip.
-SNOO_REQUIRE_QEMU=1 cargo test --workspace "$@"
+# QEMU is installed above, so its tests must run, never skip. The output is kept to print one total
+# at the end (cargo's last summary is the doc-tests', often "0 passed").
+log=$(mktemp)
+rc=$(mktemp)
+# (an AND-OR list, so that `set -e` does not end the group before the status is written)
+{ SNOO_REQUIRE_QEMU=1 cargo test --workspace "$@" && echo 0 >"$rc" || echo $? >"$rc"; } 2>&1 | tee "$log"
+status=$(cat "$rc")
+passed=$(sed -n 's/^test result: [a-zA-Z]*\. \([0-9]*\) passed; \([0-9]*\) failed.*/\1/p' "$log" | awk '{s+=$1} END {print s+0}')
+failed=$(sed -n 's/^test result: [a-zA-Z]*\. \([0-9]*\) passed; \([0-9]*\) failed.*/\2/p' "$log" | awk '{s+=$1} END {print s+0}')
+rm -f "$log" "$rc"
+echo
+echo "all tests: $passed passed, $failed failed"
+exit "$status"
