@@ -19,6 +19,7 @@
 //! `SNOO_QEMU_LOG_DIR` makes every guest write its full console log to a file there.
 //! `SNOO_REQUIRE_QEMU=1` turns "QEMU not installed" from a skip into a failure.
 
+pub use crate::{profile_dir, workspace_root};
 use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::fs::{self, File};
@@ -98,14 +99,6 @@ pub fn qemu_or_skip(test: &str) -> io::Result<bool> {
          (set SNOO_REQUIRE_QEMU=1 to make this a failure)"
     );
     Ok(false)
-}
-
-/// The workspace root (the parent of this crate's directory).
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent")
-        .to_path_buf()
 }
 
 /// Where the guest kernel is cached: `SNOO_GUEST_CACHE`, else `<workspace>/target/guest-cache`.
@@ -1129,16 +1122,6 @@ fn locate_hostd() -> io::Result<PathBuf> {
     }
 }
 
-/// `target/<profile>` of the running test (or binary).
-fn profile_dir() -> io::Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let mut dir = exe.parent().expect("executable has a parent").to_path_buf();
-    if dir.file_name().is_some_and(|n| n == "deps") {
-        dir.pop();
-    }
-    Ok(dir)
-}
-
 /// Compiles the C program `src` into a static executable for the guests (the initramfs has no
 /// libc): `gcc -static` against `libsnoo_mpi.a`, which is (re)built first with the running test's
 /// profile. Returns the executable, written under `target/<profile>/guest-bin/`.
@@ -1185,33 +1168,11 @@ pub fn static_c_program(src: &Path) -> io::Result<PathBuf> {
 }
 
 fn build_static_lib() -> io::Result<PathBuf> {
-    let dir = profile_dir()?;
-    let profile = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
-    let mut cmd = Command::new(cargo);
-    cmd.args(["build", "--quiet", "-p", "snoo-mpi", "--lib"])
-        .arg("--manifest-path")
-        .arg(workspace_root().join("Cargo.toml"))
-        .arg("--target-dir")
-        .arg(dir.parent().unwrap_or(Path::new("target")));
-    match profile.as_str() {
-        "debug" => {}
-        "release" => {
-            cmd.arg("--release");
-        }
-        other => {
-            cmd.args(["--profile", other]);
-        }
-    }
-    let out = cmd.stdin(Stdio::null()).output()?;
-    if !out.status.success() || !dir.join("libsnoo_mpi.a").is_file() {
-        return Err(io::Error::other(format!(
-            "cargo build -p snoo-mpi --lib: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )));
+    let dir = crate::cargo_build(&["-p", "snoo-mpi", "--lib"])?;
+    if !dir.join("libsnoo_mpi.a").is_file() {
+        return Err(io::Error::other(
+            "cargo build -p snoo-mpi --lib made no libsnoo_mpi.a",
+        ));
     }
     Ok(dir)
 }

@@ -2,50 +2,18 @@
 //! static), run as separate processes — 2 and 4 ranks — on the real daemon.
 
 use snoo_common::job::{JobLayout, MAX_RING};
+use snoo_tests::{cargo_build, workspace_root as workspace};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-/// target/<profile>, from this test binary's path (target/<profile>/deps/c_api-…).
-fn target_dir() -> PathBuf {
-    std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn build() -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.args([
-        "build",
-        "-q",
-        "-p",
-        "snoo-mpi",
-        "--lib",
-        "-p",
-        "snoo-host",
-        "--bins",
-    ])
-    .current_dir(workspace());
-    if target_dir().ends_with("release") {
-        cmd.arg("--release");
-    }
-    assert!(cmd.status().unwrap().success(), "cargo build");
-    target_dir()
-}
-
 /// Compiles the C test: against the shared library with pkg-config's flags (snoo-mpi.pc is
 /// written beside the libraries), or against libsnoo_mpi.a.
+/// Builds the libraries and the launcher and daemon; returns `target/<profile>`.
+fn build() -> PathBuf {
+    cargo_build(&["-p", "snoo-mpi", "--lib", "-p", "snoo-host", "--bins"])
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
 fn compile(libdir: &Path, out: &Path, static_lib: bool) {
     let src = workspace().join("tests/c/pingpong.c");
     let mut cmd = Command::new("gcc");

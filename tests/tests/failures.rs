@@ -2,42 +2,17 @@
 //! PEER_DEAD (never hang), and traffic between the survivors goes on. `SNOO_SOAK_RUNS=100` runs the
 //! kill at 100 random points (the default is a handful, for CI).
 
-use snoo_common::job::JobLayout;
-use snoo_host::config::{PoolSpec, ServerConfig};
-use snoo_host::DaemonThread;
+use snoo_tests::{cargo_build, job_daemon};
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn target_dir() -> PathBuf {
-    std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
 fn build() -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.args(["build", "-q", "-p", "snoo-mpi", "--example", "failover"])
-        .current_dir(workspace());
-    if target_dir().ends_with("release") {
-        cmd.arg("--release");
-    }
-    assert!(cmd.status().unwrap().success(), "cargo build");
-    target_dir().join("examples/failover")
+    cargo_build(&["-p", "snoo-mpi", "--example", "failover"])
+        .unwrap_or_else(|e| panic!("{e}"))
+        .join("examples/failover")
 }
 
 /// A cheap deterministic random sequence (no dependency needed for this).
@@ -55,16 +30,11 @@ fn killed_rank_gives_peer_dead_and_survivors_go_on() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(4);
-    let dir = std::env::temp_dir().join(format!("snoo-fail-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
     let mut seed = 0x9E37_79B9_7F4A_7C15u64 ^ u64::from(std::process::id());
     let mut detections = Vec::new();
     for run in 0..runs {
-        let sock = dir.join(format!("r{run}.sock"));
         let name = format!("fail{run}");
-        let size = JobLayout::pool_size_for(3, 64 << 10, 64);
-        let spec = PoolSpec::new(&name, sock.clone(), size, 1, 3, 64, None).unwrap();
-        let _d = DaemonThread::spawn(ServerConfig::single(spec)).unwrap();
+        let (_d, sock) = job_daemon(&name, 3, 64 << 10);
         let spawn = |r: u32| {
             Command::new(&exe)
                 .env("SNOO_SOCKET", &sock)

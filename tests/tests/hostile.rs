@@ -5,11 +5,10 @@
 
 use snoo_common::job::JobLayout;
 use snoo_common::layout::PoolHeader;
-use snoo_host::config::{PoolSpec, ServerConfig};
-use snoo_host::DaemonThread;
 use snoo_mpi::device::{Device, SocketDevice};
 use snoo_mpi::engine::JoinOptions;
 use snoo_mpi::{Error, World};
+use snoo_tests::job_daemon;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -40,12 +39,7 @@ fn scenario<T: Send>(
     talk: impl Fn(&World, &AtomicU32) -> T + Sync,
     attack: impl Fn(&SocketDevice, &JobLayout, &AtomicU32, &dyn Fn() -> bool) + Sync,
 ) -> Vec<T> {
-    let dir = std::env::temp_dir().join(format!("snoo-hostile-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let sock = dir.join("pool.sock");
-    let size = JobLayout::pool_size_for(2, 64 << 10, 64);
-    let spec = PoolSpec::new(tag, sock.clone(), size, 1, 2, 64, None).unwrap();
-    let _d = DaemonThread::spawn(ServerConfig::single(spec)).unwrap();
+    let (_d, sock) = job_daemon(tag, 2, 64 << 10);
     let phase = AtomicU32::new(0);
     let started = Instant::now();
     let out = std::thread::scope(|s| {

@@ -1,32 +1,12 @@
 //! Rust SNOO_MPI programs as separate processes through `snoo-run`: the pingpong example moves
 //! every size from 0 B to 256 MiB between two processes with content checks.
 
-use std::path::{Path, PathBuf};
+use snoo_tests::cargo_build;
+use std::path::PathBuf;
 use std::process::Command;
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn target_dir() -> PathBuf {
-    std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
 fn build() -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.args([
-        "build",
-        "-q",
+    cargo_build(&[
         "-p",
         "snoo-host",
         "--bins",
@@ -34,13 +14,8 @@ fn build() -> PathBuf {
         "snoo-mpi",
         "--example",
         "pingpong",
-    ]);
-    cmd.current_dir(workspace());
-    if target_dir().ends_with("release") {
-        cmd.arg("--release");
-    }
-    assert!(cmd.status().unwrap().success(), "cargo build");
-    target_dir()
+    ])
+    .unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[test]

@@ -2,29 +2,16 @@
 //! so every rank is a separate peer of the pool, exactly as separate processes or VMs would be.
 
 use snoo_common::job::{JobLayout, MAX_RING};
-use snoo_host::config::{PoolSpec, ServerConfig};
-use snoo_host::DaemonThread;
 use snoo_mpi::device::SocketDevice;
 use snoo_mpi::engine::JoinOptions;
 use snoo_mpi::{Error, World};
-use std::path::{Path, PathBuf};
+use snoo_tests::job_daemon;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-fn daemon(tag: &str, n: u32, ring: usize) -> (DaemonThread, PathBuf) {
-    let dir = std::env::temp_dir().join(format!("snoo-mpi-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let sock = dir.join("pool.sock");
-    let size = JobLayout::pool_size_for(n, ring, 64);
-    let spec = PoolSpec::new(tag, sock.clone(), size, 1, n, 64, None).unwrap();
-    (
-        DaemonThread::spawn(ServerConfig::single(spec)).unwrap(),
-        sock,
-    )
-}
-
 fn job<R: Send>(tag: &str, n: u32, ring: usize, f: impl Fn(&World) -> R + Sync) -> Vec<R> {
-    let (_d, sock) = daemon(tag, n, ring);
+    let (_d, sock) = job_daemon(tag, n, ring);
     ranks(&sock, tag, n, f)
 }
 
@@ -263,7 +250,7 @@ fn truncation_and_bad_arguments_are_errors() {
 
 #[test]
 fn a_pool_hosts_successive_jobs_and_replaces_a_dead_one() {
-    let (_d, sock) = daemon("successive", 2, 64 << 10);
+    let (_d, sock) = job_daemon("successive", 2, 64 << 10);
     let exchange = |w: &World| {
         let peer = 1 - w.rank();
         w.send(&[w.rank() as u8; 300], peer, 1).unwrap();
@@ -314,7 +301,7 @@ fn a_pool_hosts_successive_jobs_and_replaces_a_dead_one() {
 
 #[test]
 fn init_errors_are_clear() {
-    let (_d, sock) = daemon("initerr", 2, 64 << 10);
+    let (_d, sock) = job_daemon("initerr", 2, 64 << 10);
     let join = |name: &str, size: Option<u32>, rank: Option<u32>| {
         let dev = SocketDevice::connect(&sock, Duration::from_secs(10)).unwrap();
         let opts = JoinOptions {

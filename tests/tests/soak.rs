@@ -2,12 +2,11 @@
 //! and random tags, mixing blocking and non-blocking calls; receivers check that nothing is lost,
 //! reordered or corrupted. Short in CI; `SNOO_SOAK_ROUNDS=N` for a long run.
 
-use snoo_common::job::{JobLayout, MAX_RING};
-use snoo_host::config::{PoolSpec, ServerConfig};
-use snoo_host::DaemonThread;
+use snoo_common::job::MAX_RING;
 use snoo_mpi::device::SocketDevice;
 use snoo_mpi::engine::JoinOptions;
 use snoo_mpi::World;
+use snoo_tests::job_daemon;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,20 +46,7 @@ fn four_ranks_random_traffic_nothing_lost_reordered_or_corrupt() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(25);
     let n = 4u32;
-    let dir = std::env::temp_dir().join(format!("snoo-soak-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let sock = dir.join("pool.sock");
-    let spec = PoolSpec::new(
-        "soak",
-        sock.clone(),
-        JobLayout::pool_size_for(n, MAX_RING, 64),
-        1,
-        n,
-        64,
-        None,
-    )
-    .unwrap();
-    let _d = DaemonThread::spawn(ServerConfig::single(spec)).unwrap();
+    let (_d, sock) = job_daemon("soak", n, MAX_RING);
     let totals: Vec<(u64, u64)> = std::thread::scope(|s| {
         let hs: Vec<_> = (0..n)
             .map(|r| {
