@@ -106,8 +106,9 @@ fn check_comm(comm: c_int) -> Result<()> {
     Ok(())
 }
 
-/// Validates (buffer, count, datatype) and returns the byte length.
-fn extent(buf: *const u8, count: c_int, dt: c_int) -> Result<usize> {
+/// Validates (buffer, count, datatype) and returns the pointer to use and the byte length. An empty
+/// buffer may be NULL in C; it becomes a dangling, never-dereferenced pointer here.
+fn buffer(buf: *const u8, count: c_int, dt: c_int) -> Result<(*const u8, usize)> {
     let size = type_size(dt)?;
     let count = usize::try_from(count).map_err(|_| Error::Count(count.into()))?;
     let bytes = count
@@ -117,7 +118,25 @@ fn extent(buf: *const u8, count: c_int, dt: c_int) -> Result<usize> {
     if buf.is_null() && bytes > 0 {
         return Err(Error::Buffer);
     }
-    Ok(bytes)
+    let ptr = if bytes == 0 {
+        std::ptr::NonNull::<u8>::dangling().as_ptr() as *const u8
+    } else {
+        buf
+    };
+    Ok((ptr, bytes))
+}
+
+/// [`buffer`] for a receive buffer.
+fn buffer_mut(buf: *mut u8, count: c_int, dt: c_int) -> Result<(*mut u8, usize)> {
+    buffer(buf, count, dt).map(|(p, n)| (p as *mut u8, n))
+}
+
+/// A destination rank from C.
+fn dest_arg(dest: c_int, size: u32) -> Result<u32> {
+    u32::try_from(dest).map_err(|_| Error::Rank {
+        rank: dest.into(),
+        size,
+    })
 }
 
 fn source_arg(s: c_int) -> Result<Option<u32>> {
@@ -254,16 +273,8 @@ pub extern "C" fn SNOO_MPI_Send(
 ) -> c_int {
     with_job(|j| {
         check_comm(comm)?;
-        let len = extent(message, count, datatype)?;
-        let dest = u32::try_from(dest).map_err(|_| Error::Rank {
-            rank: dest.into(),
-            size: j.world.size(),
-        })?;
-        let ptr = if len == 0 {
-            std::ptr::NonNull::<u8>::dangling().as_ptr() as *const u8
-        } else {
-            message
-        };
+        let (ptr, len) = buffer(message, count, datatype)?;
+        let dest = dest_arg(dest, j.world.size())?;
         // SAFETY: the caller's buffer holds `len` bytes and stays valid for this blocking call.
         match unsafe { j.world.isend_raw(ptr, len, dest, flag)? } {
             Some(p) => j.world.complete(p).map(|_| ()),
@@ -308,12 +319,7 @@ pub extern "C" fn SNOO_MPI_Recv_status(
     let mut got = None;
     let rc = with_job(|j| {
         check_comm(comm)?;
-        let len = extent(message, count, datatype)?;
-        let ptr = if len == 0 {
-            std::ptr::NonNull::<u8>::dangling().as_ptr()
-        } else {
-            message
-        };
+        let (ptr, len) = buffer_mut(message, count, datatype)?;
         // SAFETY: the caller's buffer holds `len` bytes and stays valid for this blocking call.
         let p = unsafe {
             j.world
@@ -362,16 +368,8 @@ pub extern "C" fn SNOO_MPI_Isend(
         if request.is_null() {
             return Err(Error::Request);
         }
-        let len = extent(message, count, datatype)?;
-        let dest = u32::try_from(dest).map_err(|_| Error::Rank {
-            rank: dest.into(),
-            size: j.world.size(),
-        })?;
-        let ptr = if len == 0 {
-            std::ptr::NonNull::<u8>::dangling().as_ptr() as *const u8
-        } else {
-            message
-        };
+        let (ptr, len) = buffer(message, count, datatype)?;
+        let dest = dest_arg(dest, j.world.size())?;
         // SAFETY: the C caller keeps the buffer valid until the request completes (MPI's rule).
         let p = unsafe { j.world.isend_raw(ptr, len, dest, flag)? };
         store_request(j, p, request)
@@ -394,12 +392,7 @@ pub extern "C" fn SNOO_MPI_Irecv(
         if request.is_null() {
             return Err(Error::Request);
         }
-        let len = extent(message, count, datatype)?;
-        let ptr = if len == 0 {
-            std::ptr::NonNull::<u8>::dangling().as_ptr()
-        } else {
-            message
-        };
+        let (ptr, len) = buffer_mut(message, count, datatype)?;
         // SAFETY: the C caller keeps the buffer valid and untouched until the request completes.
         let p = unsafe {
             j.world
