@@ -275,9 +275,9 @@ impl<'a> PoolHeader<'a> {
         Ok((PoolHeader { shm, geometry }, info))
     }
 
-    /// Daemon side: an accessor whose geometry comes from the daemon's own configuration, never
-    /// from the (guest-writable) header. Panics only if `max_peers` does not fit `shm`, which the
-    /// daemon checked when it created the pool.
+    /// An accessor whose geometry comes from a trusted source — the daemon's own configuration, or
+    /// a guest's `open` at join — never re-read from the (guest-writable) header. Panics only if
+    /// `max_peers` does not fit `shm`, which both sources have checked.
     pub fn attach_trusted(shm: &'a Shm, max_peers: u32) -> Self {
         let geometry =
             PoolGeometry::new(shm.len() as u64, max_peers).expect("validated at pool creation");

@@ -216,7 +216,7 @@ impl SocketDevice {
             let mut evs = link.decoder.feed(value, fd)?;
             if shm.is_none() {
                 // The memory just arrived (the decoder has accepted it): map it to learn the count.
-                if let Some(f) = peek_shm(&link.decoder) {
+                if let Some(f) = link.decoder.pending_shm() {
                     let s = map(f)?;
                     expected = header_vectors(&s);
                     shm = Some(s);
@@ -283,10 +283,6 @@ impl SocketDevice {
         // applied whole), so a poisoned lock is still usable.
         self.link.lock().unwrap_or_else(|p| p.into_inner())
     }
-}
-
-fn peek_shm(decoder: &ClientDecoder<File>) -> Option<&File> {
-    decoder.pending_shm()
 }
 
 impl Device for SocketDevice {
