@@ -1072,38 +1072,12 @@ fn locate_hostd() -> io::Result<PathBuf> {
     if let Some(p) = std::env::var_os("SNOO_HOSTD") {
         return Ok(PathBuf::from(p));
     }
-    let exe = std::env::current_exe()?;
-    // target/<profile>/deps/<test>-<hash>, or target/<profile>/<bin> for a non-test caller.
-    let mut profile_dir = exe.parent().expect("executable has a parent").to_path_buf();
-    if profile_dir.file_name().is_some_and(|n| n == "deps") {
-        profile_dir.pop();
-    }
-    let bin = profile_dir.join("snoo-hostd");
-    let profile = profile_dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
-    let mut cmd = Command::new(cargo);
-    cmd.args(["build", "--quiet", "-p", "snoo-host", "--bin", "snoo-hostd"])
-        .arg("--manifest-path")
-        .arg(workspace_root().join("Cargo.toml"))
-        .arg("--target-dir")
-        .arg(profile_dir.parent().unwrap_or(Path::new("target")));
-    match profile.as_str() {
-        "debug" => {}
-        "release" => {
-            cmd.arg("--release");
-        }
-        other => {
-            cmd.args(["--profile", other]);
-        }
-    }
-    match cmd.stdin(Stdio::null()).output() {
-        Ok(out) if out.status.success() && bin.is_file() => Ok(bin),
+    let bin = crate::profile_dir()?.join("snoo-hostd");
+    match crate::cargo_build(&["-p", "snoo-host", "--bin", "snoo-hostd"]) {
+        Ok(_) if bin.is_file() => Ok(bin),
         result => {
             let why = match result {
-                Ok(out) => format!("{}: {}", out.status, String::from_utf8_lossy(&out.stderr)),
+                Ok(_) => "it produced no binary".to_string(),
                 Err(e) => e.to_string(),
             };
             if bin.is_file() {
