@@ -126,22 +126,42 @@ fn open_device(name: &str, timeout: Duration) -> Result<Arc<dyn Device>> {
     })
 }
 
+/// A number from the environment. A value that is set but is not a non-negative integer (or not
+/// UTF-8) is an error, never silently ignored: a typo must not put a rank in the wrong job.
 fn env_u32(var: &str) -> Result<Option<u32>> {
+    let bad = |v: &dyn std::fmt::Debug| {
+        Error::Arg(format!(
+            "{var}={v:?} is not a number (expected an integer from 0 to {})",
+            u32::MAX
+        ))
+    };
     match std::env::var(var) {
-        Ok(v) => v
-            .trim()
-            .parse()
-            .map(Some)
-            .map_err(|_| Error::Arg(format!("{var}={v:?} is not a number"))),
-        Err(_) => Ok(None),
+        Ok(v) => v.trim().parse().map(Some).map_err(|_| bad(&v)),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(v)) => Err(bad(&v)),
     }
 }
 
 /// Joins the job on the pool named `name` (MPI_Init). The rank comes from `SNOO_RANK` or join order,
-/// the job size from `SNOO_SIZE` or the pool's `--ranks`; `SNOO_TIMEOUT` (seconds, default 60)
-/// bounds waiting for the other ranks and any wait without progress.
+/// the job size from `SNOO_SIZE` or the pool's `--ranks`; `SNOO_TIMEOUT` (seconds, at least 1,
+/// default 60) bounds waiting for the other ranks and any wait without progress.
+///
+/// Errors: [`Error::Arg`] for a malformed `SNOO_RANK`, `SNOO_SIZE`, `SNOO_TIMEOUT` or
+/// `SNOO_DEVICE`, or a job size outside 1..=1024; [`Error::Rank`] for `SNOO_RANK` ≥ the job size;
+/// [`Error::NoPool`] if the pool cannot be reached or is not named `name`;
+/// [`Error::PoolTooSmall`] if the pool cannot hold a job of this size; [`Error::Timeout`] if the
+/// other ranks do not all join in time.
 pub fn init(name: &str) -> Result<World> {
-    let timeout = Duration::from_secs(env_u32("SNOO_TIMEOUT")?.unwrap_or(60).into());
+    let timeout = match env_u32("SNOO_TIMEOUT")? {
+        None => 60,
+        Some(0) => {
+            return Err(Error::Arg(
+                "SNOO_TIMEOUT=0: the timeout is in seconds and must be at least 1".into(),
+            ))
+        }
+        Some(s) => s,
+    };
+    let timeout = Duration::from_secs(timeout.into());
     let opts = JoinOptions {
         name: name.to_string(),
         rank: env_u32("SNOO_RANK")?,
@@ -161,9 +181,29 @@ fn check_tag(tag: i32) -> Result<u32> {
     u32::try_from(tag).map_err(|_| Error::Tag(tag.into()))
 }
 
+/// Largest message, in bytes (2 GiB: what an envelope can announce).
+pub const MAX_MESSAGE: usize = snoo_common::register::MAX_LEN as usize;
+
+fn check_len(len: usize) -> Result<()> {
+    if len > MAX_MESSAGE {
+        return Err(Error::Count(i64::try_from(len).unwrap_or(i64::MAX)));
+    }
+    Ok(())
+}
+
 impl World {
     /// Joins a job through an already opened device.
+    ///
+    /// A job size of 0 or over 1024 is an [`Error::Arg`] (not a pool that is too small).
     pub fn join(dev: Arc<dyn Device>, opts: &JoinOptions) -> Result<World> {
+        if let Some(n) = opts.size {
+            if n == 0 || n > snoo_common::job::MAX_RANKS {
+                return Err(Error::Arg(format!(
+                    "job size {n}: a job has 1 to {} ranks",
+                    snoo_common::job::MAX_RANKS
+                )));
+            }
+        }
         Ok(World {
             engine: RefCell::new(Engine::join(dev, opts)?),
             next: Cell::new(1),
@@ -205,6 +245,7 @@ impl World {
     fn send_bytes(&self, data: &[u8], dest: u32, tag: i32) -> Result<()> {
         self.check_rank(dest)?;
         check_tag(tag)?;
+        check_len(data.len())?;
         let req = self.id();
         let mut e = self.engine.borrow_mut();
         // SAFETY: `data` stays borrowed until this function returns, and it returns only once the
@@ -229,11 +270,16 @@ impl World {
         self.wait_recv(req, source)
     }
 
-    fn post_recv(&self, buf: &mut [u8], source: Option<u32>, tag: Option<i32>) -> Result<u64> {
+    /// Validates a (source, tag) selector of a receive or probe.
+    fn check_selector(&self, source: Option<u32>, tag: Option<i32>) -> Result<Option<u32>> {
         if let Some(s) = source {
             self.check_rank(s)?;
         }
-        let tag = tag.map(check_tag).transpose()?;
+        tag.map(check_tag).transpose()
+    }
+
+    fn post_recv(&self, buf: &mut [u8], source: Option<u32>, tag: Option<i32>) -> Result<u64> {
+        let tag = self.check_selector(source, tag)?;
         let req = self.id();
         let mut e = self.engine.borrow_mut();
         // A dead source is not refused here: what it sent before dying can still be received; the
@@ -249,17 +295,13 @@ impl World {
 
     fn wait_recv(&self, req: u64, source: Option<u32>) -> Result<Status> {
         let mut e = self.engine.borrow_mut();
-        let r = e.wait_until(
-            |e| Ok(e.matcher.is_done(req)),
-            |e| {
-                let size = e.size();
-                let dead = match source {
-                    Some(s) => e.is_dead(s),
-                    None => (0..size).filter(|&r| r != e.rank()).all(|r| e.is_dead(r)) && size > 1,
-                };
-                dead.then_some(Error::PeerDead(source.unwrap_or(0)))
-            },
-        );
+        let r = if e.matcher.is_done(req) {
+            Ok(())
+        } else if let Some(err) = self_deadlock(&e, source, "receive") {
+            Err(err)
+        } else {
+            e.wait_until(|e| Ok(e.matcher.is_done(req)), |e| source_gone(e, source))
+        };
         if let Err(err) = r {
             if !e.matcher.is_done(req) {
                 e.matcher.fail(req, Error::Arg("cancelled".into()));
@@ -276,22 +318,27 @@ impl World {
 
     /// Waits for a matching message without receiving it (MPI_Probe).
     pub fn probe(&self, source: Option<u32>, tag: Option<i32>) -> Result<Status> {
-        let tag = tag.map(check_tag).transpose()?;
+        let tag = self.check_selector(source, tag)?;
         let mut e = self.engine.borrow_mut();
-        let mut found = None;
-        e.wait_until(
-            |e| {
-                found = e.matcher.probe(source, tag);
-                Ok(found.is_some())
-            },
-            |e| source.filter(|&s| e.is_dead(s)).map(Error::PeerDead),
-        )?;
+        let mut found = e.matcher.probe(source, tag);
+        if found.is_none() {
+            if let Some(err) = self_deadlock(&e, source, "probe") {
+                return Err(err);
+            }
+            e.wait_until(
+                |e| {
+                    found = e.matcher.probe(source, tag);
+                    Ok(found.is_some())
+                },
+                |e| source_gone(e, source),
+            )?;
+        }
         Ok(Status::from_raw(found.expect("probe found a message")))
     }
 
     /// Checks for a matching message (MPI_Iprobe).
     pub fn iprobe(&self, source: Option<u32>, tag: Option<i32>) -> Result<Option<Status>> {
-        let tag = tag.map(check_tag).transpose()?;
+        let tag = self.check_selector(source, tag)?;
         let mut e = self.engine.borrow_mut();
         e.progress()?;
         Ok(e.matcher.probe(source, tag).map(Status::from_raw))
@@ -305,8 +352,9 @@ impl World {
             pending: RefCell::new(Vec::new()),
         };
         let r = f(&scope);
-        let pending = std::mem::take(&mut *scope.pending.borrow_mut());
-        for p in pending {
+        loop {
+            let first = scope.pending.borrow().first().copied();
+            let Some(p) = first else { break };
             let _ = scope.finish(p);
         }
         r
@@ -325,6 +373,7 @@ impl World {
     ) -> Result<Option<Pending>> {
         self.check_rank(dest)?;
         check_tag(tag)?;
+        check_len(len)?;
         let id = self.id();
         // SAFETY: forwarded from the caller.
         let done = unsafe {
@@ -379,10 +428,50 @@ impl World {
         })
     }
 
-    /// Completes outstanding sends and leaves the job (MPI_Finalize).
+    /// Completes outstanding sends and leaves the job (MPI_Finalize). It consumes the `World`, so
+    /// no call can follow it (unlike C, where that is `SNOO_MPI_ERR_NOT_INITIALIZED`):
+    ///
+    /// ```compile_fail,E0382
+    /// let world = snoo_mpi::init("job")?;
+    /// world.finalize()?;
+    /// world.send(&[1u8], 0, 0)?; // use of moved value: `world`
+    /// # Ok::<(), snoo_mpi::Error>(())
+    /// ```
     pub fn finalize(self) -> Result<()> {
         self.engine.borrow_mut().finalize()
     }
+}
+
+/// The error of a blocking receive or probe from `source` (None: ANY_SOURCE) that nothing can
+/// satisfy any more because every rank that could send it is dead.
+fn source_gone(e: &Engine, source: Option<u32>) -> Option<Error> {
+    match source {
+        Some(s) => e.is_dead(s).then_some(Error::PeerDead(s)),
+        None => {
+            let mut others = (0..e.size()).filter(|&r| r != e.rank()).peekable();
+            let first = *others.peek()?;
+            others
+                .all(|r| e.is_dead(r))
+                .then_some(Error::PeerDead(first))
+        }
+    }
+}
+
+/// A blocking receive or probe that only this rank could satisfy (from itself, or ANY_SOURCE in a
+/// job of one) and that no earlier send to self matched would wait forever: the engine is
+/// single-threaded and a send to self is delivered at once, so nothing can match it later.
+fn self_deadlock(e: &Engine, source: Option<u32>, what: &str) -> Option<Error> {
+    let only_self = match source {
+        Some(s) => s == e.rank(),
+        None => e.size() == 1,
+    };
+    only_self.then(|| {
+        Error::Arg(format!(
+            "{what} from rank {} (this rank) with no matching message sent to self: \
+             it would wait forever",
+            e.rank()
+        ))
+    })
 }
 
 /// An operation in flight, as the C ABI and scopes track it.
@@ -400,6 +489,9 @@ pub struct Request(Pending);
 /// Non-blocking operations whose buffers live at least as long as `'env`.
 pub struct Scope<'env> {
     world: &'env World,
+    // Every request started in this scope and not yet completed through it (sends that completed
+    // at once included), in start order. A request not in it (already waited for, or from another
+    // scope) is refused with `Error::Request`.
     pending: RefCell<Vec<Pending>>,
 }
 
@@ -410,17 +502,17 @@ impl<'env> Scope<'env> {
         w.check_rank(dest)?;
         check_tag(tag)?;
         let data = bytes(buf);
+        check_len(data.len())?;
         let id = w.id();
         // SAFETY: `buf` outlives the scope, and the scope completes every request before it ends.
-        let done = unsafe {
+        // (A send that completed at once is still a request of this scope, to be waited for once.)
+        unsafe {
             w.engine
                 .borrow_mut()
                 .start_send(id, data.as_ptr(), data.len(), dest, tag)?
         };
         let p = Pending::Send { id, dest };
-        if !done {
-            self.pending.borrow_mut().push(p);
-        }
+        self.pending.borrow_mut().push(p);
         Ok(Request(p))
     }
 
@@ -438,10 +530,21 @@ impl<'env> Scope<'env> {
     }
 
     fn finish(&self, p: Pending) -> Result<Option<Status>> {
-        self.pending.borrow_mut().retain(|q| *q != p);
+        {
+            // Completion order usually follows posting order: search from the front.
+            let mut pending = self.pending.borrow_mut();
+            match pending.iter().position(|q| *q == p) {
+                Some(i) => pending.remove(i),
+                // Completed already (by `test` or `wait`), or started in another scope.
+                None => return Err(Error::Request),
+            };
+        }
         match p {
             Pending::Send { id, dest } => {
                 let mut e = self.world.engine.borrow_mut();
+                if e.send_done(id, dest) {
+                    return Ok(None);
+                }
                 e.wait_until(
                     |e| Ok(e.send_done(id, dest)),
                     |e| e.is_dead(dest).then_some(Error::PeerDead(dest)),
@@ -452,7 +555,8 @@ impl<'env> Scope<'env> {
         }
     }
 
-    /// Waits for a request (MPI_Wait). Sends report `None`.
+    /// Waits for a request (MPI_Wait). Sends report `None`. A request that [`Scope::test`] already
+    /// completed, or one started in another scope, is an [`Error::Request`].
     pub fn wait(&self, r: Request) -> Result<Option<Status>> {
         self.finish(r.0)
     }
@@ -477,9 +581,12 @@ impl<'env> Scope<'env> {
         }
     }
 
-    /// Checks a request without blocking (MPI_Test): `Some` once complete (the request is then
-    /// consumed and must not be tested again).
+    /// Checks a request without blocking (MPI_Test): `Some` once complete. The request is then
+    /// consumed: testing or waiting for it again is an [`Error::Request`].
     pub fn test(&self, r: &Request) -> Result<Option<Option<Status>>> {
+        if !self.pending.borrow().contains(&r.0) {
+            return Err(Error::Request);
+        }
         let done = {
             let mut e = self.world.engine.borrow_mut();
             e.progress()?;
