@@ -5,11 +5,32 @@
  *
  * The six calls of the SNOO paper keep its names and argument orders (note that Send and Recv
  * order dest/source, flag (= tag) and datatype differently). Every call returns SNOO_MPI_SUCCESS (0)
- * or an error code below; SNOO_MPI_Error_string describes a code. Calls are not thread-safe against
- * each other beyond being serialised internally (one job per process).
+ * or an error code below; SNOO_MPI_Error_string describes a code, SNOO_MPI_Error_detail gives the
+ * full reason of the last failed call of the calling thread (which call, which value, what to do).
+ * Calls are not thread-safe against each other beyond being serialised internally (one job per
+ * process).
  *
- * Environment: SNOO_SOCKET (the daemon socket; or SNOO_DEVICE=socket:PATH), SNOO_RANK, SNOO_SIZE,
- * SNOO_TIMEOUT (seconds, default 60). snoo-run sets the first three.
+ * Bad input never crashes and never disturbs the job: a call that fails on its arguments sends,
+ * posts and consumes nothing and leaves *request untouched (a status, if given, gets the error
+ * code). docs/reliability.md has the table of bad inputs and their codes. In short:
+ *   - every call but Init, Initialized, Get_count and the error calls, before SNOO_MPI_Init or
+ *     after SNOO_MPI_Finalize: SNOO_MPI_ERR_NOT_INITIALIZED; SNOO_MPI_Init twice:
+ *     SNOO_MPI_ERR_ALREADY_INITIALIZED; SNOO_MPI_Init after SNOO_MPI_Finalize: SNOO_MPI_ERR_ARG.
+ *   - NULL for an output the call needs (size, rank, flag, found, Get_count's status or count):
+ *     SNOO_MPI_ERR_ARG; a NULL status (SNOO_MPI_STATUS_IGNORE) is always allowed where a status is
+ *     an output.
+ *   - a NULL request pointer (Isend, Irecv, Wait, Test, Waitall with count > 0), a handle that was
+ *     never returned or whose request already completed: SNOO_MPI_ERR_REQUEST. Waiting for or
+ *     testing SNOO_MPI_REQUEST_NULL succeeds at once with an empty status.
+ *   - a blocking receive or probe from the calling rank itself (or ANY_SOURCE in a job of one) that
+ *     no earlier send to self matches: SNOO_MPI_ERR_ARG at once (it could never complete).
+ *
+ * Environment: SNOO_SOCKET (the daemon socket; or SNOO_DEVICE=socket:PATH, pci:BDF, sysfs:BDF or
+ * vfio:BDF), SNOO_RANK, SNOO_SIZE (1 to 1024), SNOO_TIMEOUT (seconds, at least 1, default 60).
+ * snoo-run sets the first three. A value that is set but malformed makes SNOO_MPI_Init fail with
+ * SNOO_MPI_ERR_ARG. When SNOO_MPI_Init fails (other than by being called twice), it also prints the
+ * reason, as SNOO_MPI_Error_detail has it, as one line on stderr, since C programs often print only
+ * the code; SNOO_QUIET=1 (any value but empty or 0) turns that off.
  */
 #ifndef SNOO_MPI_H
 #define SNOO_MPI_H
@@ -24,6 +45,9 @@ typedef int SNOO_MPI_Datatype;
 typedef int SNOO_MPI_Comm;
 typedef int64_t SNOO_MPI_Request;
 
+/* What a receive got. A truncated receive (SNOO_MPI_ERR_TRUNCATE) still reports its source, tag
+ * and the bytes written; a send, SNOO_MPI_REQUEST_NULL or another error gives the empty status
+ * (SNOO_MPI_ANY_SOURCE, SNOO_MPI_ANY_TAG, 0 bytes). SNOO_MPI_ERROR is the call's return code. */
 typedef struct SNOO_MPI_Status {
     int SNOO_MPI_SOURCE;
     int SNOO_MPI_TAG;
@@ -38,19 +62,20 @@ typedef struct SNOO_MPI_Status {
 #define SNOO_MPI_ERR_TYPE 3            /* unknown datatype */
 #define SNOO_MPI_ERR_TAG 4             /* negative tag (other than SNOO_MPI_ANY_TAG on receive) */
 #define SNOO_MPI_ERR_COMM 5            /* unknown communicator */
-#define SNOO_MPI_ERR_RANK 6            /* rank outside the job */
-#define SNOO_MPI_ERR_REQUEST 7         /* invalid or already completed request */
+#define SNOO_MPI_ERR_RANK 6            /* rank outside the job (SNOO_MPI_ANY_SOURCE on a send) */
+#define SNOO_MPI_ERR_REQUEST 7         /* NULL, unknown or already completed request */
 #define SNOO_MPI_ERR_TRUNCATE 8        /* the message was longer than the receive buffer */
 #define SNOO_MPI_ERR_NOT_INITIALIZED 9 /* before SNOO_MPI_Init or after SNOO_MPI_Finalize */
-#define SNOO_MPI_ERR_ALREADY_INITIALIZED 10
+#define SNOO_MPI_ERR_ALREADY_INITIALIZED 10 /* SNOO_MPI_Init twice */
 #define SNOO_MPI_ERR_NO_POOL 11        /* no pool with that name could be joined */
 #define SNOO_MPI_ERR_POOL_TOO_SMALL 12 /* the pool cannot hold a job of this size */
 #define SNOO_MPI_ERR_TIMEOUT 13        /* no progress within SNOO_TIMEOUT */
 #define SNOO_MPI_ERR_PEER_DEAD 14      /* the peer rank's process or VM died */
 #define SNOO_MPI_ERR_PROTOCOL 15       /* corrupt data in shared memory */
 #define SNOO_MPI_ERR_DEVICE 16         /* daemon or device I/O error */
-#define SNOO_MPI_ERR_ARG 17            /* other invalid argument */
-#define SNOO_MPI_ERR_INTERN 18         /* internal error */
+#define SNOO_MPI_ERR_ARG 17            /* other invalid argument (NULL output, bad environment…) */
+#define SNOO_MPI_ERR_INTERN 18         /* internal error (a bug: please report the detail) */
+#define SNOO_MPI_ERR_LASTCODE 18
 
 /* Datatypes. */
 #define SNOO_MPI_CHAR 1
@@ -97,7 +122,17 @@ int SNOO_MPI_Test(SNOO_MPI_Request *request, int *flag, SNOO_MPI_Status *status)
 int SNOO_MPI_Probe(int source, int flag, SNOO_MPI_Comm comm, SNOO_MPI_Status *status);
 int SNOO_MPI_Iprobe(int source, int flag, SNOO_MPI_Comm comm, int *found, SNOO_MPI_Status *status);
 int SNOO_MPI_Get_count(const SNOO_MPI_Status *status, SNOO_MPI_Datatype datatype, int *count);
+
+/* Errors. SNOO_MPI_Error_string: a fixed description of a code ("unknown error code" for others);
+ * the string is static, never freed. */
 const char *SNOO_MPI_Error_string(int errorcode);
+/* The full message of the last call that failed on the calling thread, e.g.
+ * "SNOO_MPI_Send: invalid rank 5 (job size 2)" or "SNOO_MPI_Init: no pool named \"job\": ...".
+ * Successful calls do not clear it. Copies it into buf as a NUL-terminated string of at most len
+ * bytes and returns its full length without the NUL, like snprintf (a result >= len means it was
+ * cut; SNOO_MPI_Error_detail(NULL, 0) just measures it). Returns 0 and "" if no call has failed on
+ * this thread, -1 if len < 0 or buf is NULL with len > 0. Works before Init and after Finalize. */
+int SNOO_MPI_Error_detail(char *buf, int len);
 
 #ifdef __cplusplus
 }

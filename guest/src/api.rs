@@ -175,6 +175,8 @@ pub fn init(name: &str) -> Result<World> {
 pub struct World {
     engine: RefCell<Engine>,
     next: Cell<u64>,
+    // What the last truncated receive got (source, tag, bytes), for the C status.
+    truncated: Cell<Option<Status>>,
 }
 
 fn check_tag(tag: i32) -> Result<u32> {
@@ -207,6 +209,7 @@ impl World {
         Ok(World {
             engine: RefCell::new(Engine::join(dev, opts)?),
             next: Cell::new(1),
+            truncated: Cell::new(None),
         })
     }
 
@@ -311,7 +314,12 @@ impl World {
         }
         match e.matcher.take(req) {
             Some((st, None)) => Ok(Status::from_raw(st)),
-            Some((_, Some(err))) => Err(err),
+            Some((st, Some(err))) => {
+                if matches!(err, Error::Truncate { .. }) {
+                    self.truncated.set(Some(Status::from_raw(st)));
+                }
+                Err(err)
+            }
             None => Err(Error::Request),
         }
     }
@@ -414,6 +422,12 @@ impl World {
             }
             Pending::Recv { id, source } => self.wait_recv(id, source).map(Some),
         }
+    }
+
+    /// What the last receive that failed with [`Error::Truncate`] got (its source, tag, and the
+    /// bytes written), once (C ABI: MPI fills the status of a truncated receive).
+    pub(crate) fn take_truncated(&self) -> Option<Status> {
+        self.truncated.take()
     }
 
     /// True if waiting for `p` would not block.

@@ -2,7 +2,9 @@
 //! orders, plus non-blocking calls, probes and error strings.
 //!
 //! Every entry point validates its arguments, returns an integer code (`SNOO_MPI_SUCCESS` = 0), and
-//! catches panics so that none crosses into C. The process-wide job lives behind a mutex.
+//! catches panics so that none crosses into C. The process-wide job lives behind a mutex. The full
+//! message of the last error is kept per thread for `SNOO_MPI_Error_detail`; a failed
+//! `SNOO_MPI_Init` also prints it to stderr unless `SNOO_QUIET` is set.
 
 // C entry points take raw pointers by nature; each dereference is checked for NULL and commented.
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
@@ -10,7 +12,10 @@
 
 use crate::api::{Pending, Status, World};
 use crate::error::{code, describe, Error, Result};
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::ffi::{c_char, c_int, CStr};
+use std::io::Write;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Mutex;
 
@@ -62,8 +67,9 @@ pub struct CStatus {
 /// `Send` by itself; it is only ever touched with this mutex held.
 struct Job {
     world: World,
-    // Requests handed to C, by handle; a slot is freed when the request completes.
-    requests: Vec<Option<Pending>>,
+    // Requests handed to C, by handle. A handle is the request's id, unique for the life of the
+    // job, so a stale copy of a completed request's handle never names a newer request.
+    requests: HashMap<i64, Pending>,
 }
 
 // SAFETY: all access to the Job goes through the STATE mutex, one thread at a time; the buffers it
@@ -78,8 +84,26 @@ enum State {
 
 static STATE: Mutex<State> = Mutex::new(State::Uninit);
 
-fn with_job(f: impl FnOnce(&mut Job) -> Result<()>) -> c_int {
-    guard(|| {
+thread_local! {
+    // The full message of the last call that failed on this thread ("SNOO_MPI_Send: invalid rank 5
+    // (job size 2)"), for SNOO_MPI_Error_detail. Successful calls leave it alone, like errno.
+    static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+fn set_detail(msg: String) {
+    // (try_with: a call made while this thread's locals are being destroyed has no detail.)
+    let _ = LAST_ERROR.try_with(|l| *l.borrow_mut() = msg);
+}
+
+fn detail() -> String {
+    LAST_ERROR
+        .try_with(|l| l.borrow().clone())
+        .unwrap_or_default()
+}
+
+/// Runs `f` for the C call `call` with the job, or fails with NOT_INITIALIZED.
+fn with_job(call: &str, f: impl FnOnce(&mut Job) -> Result<()>) -> c_int {
+    guard(call, || {
         let mut st = STATE.lock().unwrap_or_else(|p| p.into_inner());
         match &mut *st {
             State::Running(job) => f(job),
@@ -88,14 +112,27 @@ fn with_job(f: impl FnOnce(&mut Job) -> Result<()>) -> c_int {
     })
 }
 
-fn guard(f: impl FnOnce() -> Result<()>) -> c_int {
+/// Runs the body of the C call `call`: its error becomes a code and this thread's detail, and a
+/// panic (a bug) becomes `SNOO_MPI_ERR_INTERN` instead of unwinding into C.
+fn guard(call: &str, f: impl FnOnce() -> Result<()>) -> c_int {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(())) => code::SUCCESS,
         Ok(Err(e)) => {
-            tracing::debug!(error = %e, "SNOO_MPI call failed");
+            tracing::debug!(call, error = %e, "SNOO_MPI call failed");
+            set_detail(format!("{call}: {e}"));
             e.code()
         }
-        Err(_) => code::ERR_INTERN,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "panic".into());
+            set_detail(format!(
+                "{call}: internal error (a bug in SNOO_MPI): {what}"
+            ));
+            code::ERR_INTERN
+        }
     }
 }
 
@@ -139,13 +176,14 @@ fn dest_arg(dest: c_int, size: u32) -> Result<u32> {
     })
 }
 
-fn source_arg(s: c_int) -> Result<Option<u32>> {
+/// A source rank from C (`SNOO_MPI_ANY_SOURCE` allowed); the World checks the upper bound.
+fn source_arg(s: c_int, size: u32) -> Result<Option<u32>> {
     match s {
         ANY_SOURCE => Ok(None),
         s if s >= 0 => Ok(Some(s as u32)),
         s => Err(Error::Rank {
             rank: s.into(),
-            size: 0,
+            size,
         }),
     }
 }
@@ -158,30 +196,66 @@ fn tag_arg(t: c_int) -> Result<Option<i32>> {
     }
 }
 
+/// Fills a C status (if not NULL): what a receive got, or MPI's empty status (ANY_SOURCE,
+/// ANY_TAG, 0 bytes) when there is no message to describe (a send, REQUEST_NULL, an error).
 fn write_status(out: *mut CStatus, st: Option<Status>, err: c_int) {
     if out.is_null() {
         return;
     }
-    let s = st.unwrap_or(Status {
-        source: 0,
-        tag: 0,
-        bytes: 0,
-    });
-    // SAFETY: the caller passed a pointer to a SNOO_MPI_Status (or NULL, handled above).
-    unsafe {
-        out.write(CStatus {
+    let s = match st {
+        Some(s) => CStatus {
             source: s.source as c_int,
             tag: s.tag,
             error: err,
             count_bytes: s.bytes as i64,
-        });
+        },
+        None => CStatus {
+            source: ANY_SOURCE,
+            tag: ANY_TAG,
+            error: err,
+            count_bytes: 0,
+        },
+    };
+    // SAFETY: the caller passed a pointer to a SNOO_MPI_Status (or NULL, handled above).
+    unsafe { out.write(s) };
+}
+
+/// Completes `p` for a C call: its status, also for a truncated receive (MPI reports what arrived).
+fn complete(j: &mut Job, p: Pending, got: &mut Option<Status>) -> Result<()> {
+    let _ = j.world.take_truncated();
+    match j.world.complete(p) {
+        Ok(st) => {
+            *got = st;
+            Ok(())
+        }
+        Err(e) => {
+            if matches!(e, Error::Truncate { .. }) {
+                *got = j.world.take_truncated();
+            }
+            Err(e)
+        }
     }
 }
 
-/// Joins the job on the pool named `name` (see `snoo_mpi::init`).
+/// True if `SNOO_QUIET` asks the library not to print (set, not empty, not "0").
+fn quiet() -> bool {
+    std::env::var_os("SNOO_QUIET").is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+/// Joins the job on the pool named `name` (see `snoo_mpi::init`). When joining fails, the reason is
+/// also printed to stderr (C programs often print only the code), unless `SNOO_QUIET` is set; a
+/// second Init, which leaves the job running, prints nothing.
 #[no_mangle]
 pub extern "C" fn SNOO_MPI_Init(name: *const c_char) -> c_int {
-    guard(|| {
+    let rc = init(name);
+    if rc != code::SUCCESS && rc != code::ERR_ALREADY_INITIALIZED && !quiet() {
+        let _ = writeln!(std::io::stderr(), "{}", detail());
+    }
+    rc
+}
+
+fn init(name: *const c_char) -> c_int {
+    guard("SNOO_MPI_Init", || {
         if name.is_null() {
             return Err(Error::Arg("NULL pool name".into()));
         }
@@ -200,7 +274,7 @@ pub extern "C" fn SNOO_MPI_Init(name: *const c_char) -> c_int {
         let world = crate::init(name)?;
         *st = State::Running(Box::new(Job {
             world,
-            requests: Vec::new(),
+            requests: HashMap::new(),
         }));
         Ok(())
     })
@@ -209,7 +283,7 @@ pub extern "C" fn SNOO_MPI_Init(name: *const c_char) -> c_int {
 /// Completes outstanding sends and leaves the job.
 #[no_mangle]
 pub extern "C" fn SNOO_MPI_Finalize() -> c_int {
-    guard(|| {
+    guard("SNOO_MPI_Finalize", || {
         let mut st = STATE.lock().unwrap_or_else(|p| p.into_inner());
         match std::mem::replace(&mut *st, State::Finalized) {
             State::Running(job) => job.world.finalize(),
@@ -224,7 +298,7 @@ pub extern "C" fn SNOO_MPI_Finalize() -> c_int {
 /// Sets `*flag` to 1 if SNOO_MPI_Init succeeded and Finalize has not been called.
 #[no_mangle]
 pub extern "C" fn SNOO_MPI_Initialized(flag: *mut c_int) -> c_int {
-    guard(|| {
+    guard("SNOO_MPI_Initialized", || {
         if flag.is_null() {
             return Err(Error::Arg("NULL flag".into()));
         }
@@ -238,7 +312,7 @@ pub extern "C" fn SNOO_MPI_Initialized(flag: *mut c_int) -> c_int {
 /// Job size.
 #[no_mangle]
 pub extern "C" fn SNOO_MPI_Comm_size(size: *mut c_int) -> c_int {
-    with_job(|j| {
+    with_job("SNOO_MPI_Comm_size", |j| {
         if size.is_null() {
             return Err(Error::Arg("NULL size".into()));
         }
@@ -251,7 +325,7 @@ pub extern "C" fn SNOO_MPI_Comm_size(size: *mut c_int) -> c_int {
 /// This process's rank.
 #[no_mangle]
 pub extern "C" fn SNOO_MPI_Comm_rank(rank: *mut c_int) -> c_int {
-    with_job(|j| {
+    with_job("SNOO_MPI_Comm_rank", |j| {
         if rank.is_null() {
             return Err(Error::Arg("NULL rank".into()));
         }
@@ -271,7 +345,7 @@ pub extern "C" fn SNOO_MPI_Send(
     datatype: c_int,
     comm: c_int,
 ) -> c_int {
-    with_job(|j| {
+    with_job("SNOO_MPI_Send", |j| {
         check_comm(comm)?;
         let (ptr, len) = buffer(message, count, datatype)?;
         let dest = dest_arg(dest, j.world.size())?;
@@ -317,16 +391,13 @@ pub extern "C" fn SNOO_MPI_Recv_status(
     status: *mut CStatus,
 ) -> c_int {
     let mut got = None;
-    let rc = with_job(|j| {
+    let rc = with_job("SNOO_MPI_Recv", |j| {
         check_comm(comm)?;
         let (ptr, len) = buffer_mut(message, count, datatype)?;
+        let source = source_arg(source, j.world.size())?;
         // SAFETY: the caller's buffer holds `len` bytes and stays valid for this blocking call.
-        let p = unsafe {
-            j.world
-                .irecv_raw(ptr, len, source_arg(source)?, tag_arg(flag)?)?
-        };
-        got = j.world.complete(p)?;
-        Ok(())
+        let p = unsafe { j.world.irecv_raw(ptr, len, source, tag_arg(flag)?)? };
+        complete(j, p, &mut got)
     });
     write_status(status, got, rc);
     rc
@@ -336,15 +407,13 @@ fn store_request(j: &mut Job, p: Option<Pending>, out: *mut i64) -> Result<()> {
     let handle = match p {
         None => 0,
         Some(p) => {
-            let slot = match j.requests.iter().position(Option::is_none) {
-                Some(i) => i,
-                None => {
-                    j.requests.push(None);
-                    j.requests.len() - 1
-                }
+            let id = match p {
+                Pending::Send { id, .. } | Pending::Recv { id, .. } => id,
             };
-            j.requests[slot] = Some(p);
-            slot as i64 + 1
+            // Ids count up from 1: positive, never 0 (REQUEST_NULL), never reused.
+            let h = i64::try_from(id).map_err(|_| Error::Arg("request ids exhausted".into()))?;
+            j.requests.insert(h, p);
+            h
         }
     };
     // SAFETY: checked non-NULL by the callers.
@@ -363,7 +432,7 @@ pub extern "C" fn SNOO_MPI_Isend(
     comm: c_int,
     request: *mut i64,
 ) -> c_int {
-    with_job(|j| {
+    with_job("SNOO_MPI_Isend", |j| {
         check_comm(comm)?;
         if request.is_null() {
             return Err(Error::Request);
@@ -387,17 +456,15 @@ pub extern "C" fn SNOO_MPI_Irecv(
     comm: c_int,
     request: *mut i64,
 ) -> c_int {
-    with_job(|j| {
+    with_job("SNOO_MPI_Irecv", |j| {
         check_comm(comm)?;
         if request.is_null() {
             return Err(Error::Request);
         }
         let (ptr, len) = buffer_mut(message, count, datatype)?;
+        let source = source_arg(source, j.world.size())?;
         // SAFETY: the C caller keeps the buffer valid and untouched until the request completes.
-        let p = unsafe {
-            j.world
-                .irecv_raw(ptr, len, source_arg(source)?, tag_arg(flag)?)?
-        };
+        let p = unsafe { j.world.irecv_raw(ptr, len, source, tag_arg(flag)?)? };
         store_request(j, Some(p), request)
     })
 }
@@ -411,11 +478,7 @@ fn take_request(j: &mut Job, request: *mut i64) -> Result<Option<Pending>> {
     if h == 0 {
         return Ok(None);
     }
-    let slot = usize::try_from(h - 1)
-        .ok()
-        .filter(|&i| i < j.requests.len())
-        .ok_or(Error::Request)?;
-    let p = j.requests[slot].take().ok_or(Error::Request)?;
+    let p = j.requests.remove(&h).ok_or(Error::Request)?;
     // SAFETY: as above.
     unsafe { request.write(0) };
     Ok(Some(p))
@@ -425,11 +488,9 @@ fn take_request(j: &mut Job, request: *mut i64) -> Result<Option<Pending>> {
 #[no_mangle]
 pub extern "C" fn SNOO_MPI_Wait(request: *mut i64, status: *mut CStatus) -> c_int {
     let mut got = None;
-    let rc = with_job(|j| {
-        if let Some(p) = take_request(j, request)? {
-            got = j.world.complete(p)?;
-        }
-        Ok(())
+    let rc = with_job("SNOO_MPI_Wait", |j| match take_request(j, request)? {
+        Some(p) => complete(j, p, &mut got),
+        None => Ok(()),
     });
     write_status(status, got, rc);
     rc
@@ -442,14 +503,19 @@ pub extern "C" fn SNOO_MPI_Waitall(
     requests: *mut i64,
     statuses: *mut CStatus,
 ) -> c_int {
-    let n = match usize::try_from(count) {
-        Ok(n) => n,
-        Err(_) => return code::ERR_COUNT,
-    };
-    if n > 0 && requests.is_null() {
-        return code::ERR_REQUEST;
+    let mut n = 0;
+    let rc = with_job("SNOO_MPI_Waitall", |_| {
+        n = usize::try_from(count).map_err(|_| Error::Count(count.into()))?;
+        if n > 0 && requests.is_null() {
+            return Err(Error::Request);
+        }
+        Ok(())
+    });
+    if rc != code::SUCCESS {
+        return rc;
     }
     let mut first = code::SUCCESS;
+    let mut first_detail = String::new();
     for i in 0..n {
         // SAFETY: the caller passes arrays of `count` elements.
         let (r, s) = unsafe {
@@ -463,9 +529,14 @@ pub extern "C" fn SNOO_MPI_Waitall(
             )
         };
         let rc = SNOO_MPI_Wait(r, s);
-        if first == code::SUCCESS {
+        if first == code::SUCCESS && rc != code::SUCCESS {
             first = rc;
+            first_detail = format!("SNOO_MPI_Waitall: request {i}: {}", detail());
         }
+    }
+    if first != code::SUCCESS {
+        // The detail of the error returned, not of a later one.
+        set_detail(first_detail);
     }
     first
 }
@@ -477,23 +548,26 @@ pub extern "C" fn SNOO_MPI_Test(
     flag: *mut c_int,
     status: *mut CStatus,
 ) -> c_int {
-    if flag.is_null() || request.is_null() {
-        return code::ERR_ARG;
-    }
     let mut ready = false;
-    let rc = with_job(|j| {
+    let rc = with_job("SNOO_MPI_Test", |j| {
+        if request.is_null() {
+            return Err(Error::Request);
+        }
+        if flag.is_null() {
+            return Err(Error::Arg("NULL flag".into()));
+        }
         // SAFETY: non-NULL pointer to a request handle.
         let h = unsafe { request.read() };
         ready = h == 0
-            || match usize::try_from(h - 1)
-                .ok()
-                .and_then(|i| j.requests.get(i).copied().flatten())
-            {
-                Some(p) => j.world.ready(p)?,
+            || match j.requests.get(&h) {
+                Some(&p) => j.world.ready(p)?,
                 None => return Err(Error::Request),
             };
         Ok(())
     });
+    if flag.is_null() {
+        return rc;
+    }
     // SAFETY: non-NULL pointer to an int.
     unsafe { flag.write(ready as c_int) };
     if rc != code::SUCCESS || !ready {
@@ -511,9 +585,10 @@ pub extern "C" fn SNOO_MPI_Probe(
     status: *mut CStatus,
 ) -> c_int {
     let mut got = None;
-    let rc = with_job(|j| {
+    let rc = with_job("SNOO_MPI_Probe", |j| {
         check_comm(comm)?;
-        got = Some(j.world.probe(source_arg(source)?, tag_arg(flag)?)?);
+        let source = source_arg(source, j.world.size())?;
+        got = Some(j.world.probe(source, tag_arg(flag)?)?);
         Ok(())
     });
     write_status(status, got, rc);
@@ -529,15 +604,19 @@ pub extern "C" fn SNOO_MPI_Iprobe(
     found: *mut c_int,
     status: *mut CStatus,
 ) -> c_int {
-    if found.is_null() {
-        return code::ERR_ARG;
-    }
     let mut got = None;
-    let rc = with_job(|j| {
+    let rc = with_job("SNOO_MPI_Iprobe", |j| {
         check_comm(comm)?;
-        got = j.world.iprobe(source_arg(source)?, tag_arg(flag)?)?;
+        if found.is_null() {
+            return Err(Error::Arg("NULL found".into()));
+        }
+        let source = source_arg(source, j.world.size())?;
+        got = j.world.iprobe(source, tag_arg(flag)?)?;
         Ok(())
     });
+    if found.is_null() {
+        return rc;
+    }
     // SAFETY: non-NULL pointer to an int.
     unsafe { found.write(got.is_some() as c_int) };
     if got.is_some() {
@@ -553,7 +632,7 @@ pub extern "C" fn SNOO_MPI_Get_count(
     datatype: c_int,
     count: *mut c_int,
 ) -> c_int {
-    guard(|| {
+    guard("SNOO_MPI_Get_count", || {
         if status.is_null() || count.is_null() {
             return Err(Error::Arg("NULL status or count".into()));
         }
@@ -587,4 +666,32 @@ pub extern "C" fn SNOO_MPI_Error_string(errorcode: c_int) -> *const c_char {
         table.len() - 1
     };
     table[idx].as_ptr()
+}
+
+/// Copies this thread's last error message (the call and its full reason, e.g. `SNOO_MPI_Init: a
+/// pool of 65536 bytes is too small for 4 ranks: … (snoo-hostd --size 1048576)`) into `buf` as a
+/// NUL-terminated string of at most `len` bytes, cut on a character boundary. Returns the message's full length (without the
+/// NUL), as `snprintf` does, so a return value ≥ `len` means it was cut; 0 (and "") if no call has
+/// failed on this thread; -1 if `len` < 0 or `buf` is NULL with `len` > 0.
+#[no_mangle]
+pub extern "C" fn SNOO_MPI_Error_detail(buf: *mut c_char, len: c_int) -> c_int {
+    let Ok(cap) = usize::try_from(len) else {
+        return -1;
+    };
+    if buf.is_null() && cap > 0 {
+        return -1;
+    }
+    let msg = detail();
+    if cap > 0 {
+        let mut n = msg.len().min(cap - 1);
+        while !msg.is_char_boundary(n) {
+            n -= 1;
+        }
+        // SAFETY: the caller passes `len` writable bytes at `buf`; n + 1 <= len.
+        unsafe {
+            std::ptr::copy_nonoverlapping(msg.as_ptr(), buf.cast::<u8>(), n);
+            buf.add(n).write(0);
+        }
+    }
+    c_int::try_from(msg.len()).unwrap_or(c_int::MAX)
 }
