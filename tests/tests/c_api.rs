@@ -1,5 +1,6 @@
 //! The C ABI: tests/c/pingpong.c compiled with gcc against snoo_mpi.h and each library (shared and
-//! static), run as separate processes — 2 and 4 ranks — on the real daemon.
+//! static), run as separate processes — 2 and 4 ranks — on the real daemon; tests/c/bad_input.c
+//! (every bad argument and its documented code), also under AddressSanitizer and valgrind.
 
 use snoo_common::job::{JobLayout, MAX_RING};
 use snoo_tests::{cargo_build, workspace_root as workspace};
@@ -15,9 +16,26 @@ fn build() -> PathBuf {
 }
 
 fn compile(libdir: &Path, out: &Path, static_lib: bool) {
-    let src = workspace().join("tests/c/pingpong.c");
+    let o = compile_c("pingpong.c", libdir, out, static_lib, &[]);
+    assert!(
+        o.status.success(),
+        "gcc: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// Compiles `tests/c/SRC` with `extra` gcc flags; returns gcc's output (the caller checks it).
+fn compile_c(
+    src: &str,
+    libdir: &Path,
+    out: &Path,
+    static_lib: bool,
+    extra: &[&str],
+) -> std::process::Output {
+    let src = workspace().join("tests/c").join(src);
     let mut cmd = Command::new("gcc");
     cmd.args(["-O2", "-Wall", "-Werror", "-std=c11"])
+        .args(extra)
         .arg(&src)
         .arg("-o")
         .arg(out);
@@ -38,12 +56,7 @@ fn compile(libdir: &Path, out: &Path, static_lib: bool) {
         );
         cmd.args(String::from_utf8(pc.stdout).unwrap().split_whitespace());
     }
-    let o = cmd.output().expect("gcc is installed");
-    assert!(
-        o.status.success(),
-        "gcc: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    cmd.output().expect("gcc is installed")
 }
 
 fn check_ranks(out: &str, n: u32) {
@@ -180,4 +193,144 @@ fn c_program_is_clean_under_valgrind() {
         String::from_utf8_lossy(&o.stderr)
     );
     check_ranks(&out, 2);
+}
+
+/// Compiles tests/c/bad_input.c against the shared library (with `extra` gcc flags) into a fresh
+/// directory named after `tag`.
+fn bad_input_program(bin: &Path, tag: &str, extra: &[&str]) -> (PathBuf, std::process::Output) {
+    let dir = std::env::temp_dir().join(format!("snoo-c-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let exe = dir.join("bad_input");
+    let o = compile_c("bad_input.c", bin, &exe, false, extra);
+    (exe, o)
+}
+
+/// Runs `cmd` (the program, or a wrapper and the program) as a 2-rank job under snoo-run and checks
+/// that both ranks got through every bad call.
+fn run_bad_input(bin: &Path, cmd: &[&std::ffi::OsStr], env: &[(&str, &str)]) {
+    let o = Command::new(bin.join("snoo-run"))
+        .args(["-n", "2", "--timeout", "300"])
+        .args(cmd)
+        .env("SNOO_TIMEOUT", "120")
+        .envs(env.iter().copied())
+        .output()
+        .expect("snoo-run");
+    let out = String::from_utf8_lossy(&o.stdout);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{cmd:?}: {out}{err}");
+    // Every refused Init ran with SNOO_QUIET=1, except a second Init, which prints nothing.
+    assert!(
+        !out.contains("SNOO_MPI_Init:") && !err.contains("SNOO_MPI_Init:"),
+        "{out}{err}"
+    );
+    for r in 0..2 {
+        assert!(
+            out.contains(&format!("[{r}] rank {r} of 2: ok after")),
+            "rank {r} did not finish:\n{out}{err}"
+        );
+    }
+}
+
+/// Every bad input of the C API gets its documented SNOO_MPI_ERR_* code and a detail naming the
+/// call, and loses nothing: a good message each way after each bad call, none stray at the end.
+#[test]
+fn bad_input_gets_documented_codes_and_loses_nothing() {
+    let bin = build();
+    let (exe, o) = bad_input_program(&bin, "bad-input", &[]);
+    assert!(
+        o.status.success(),
+        "gcc: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    run_bad_input(&bin, &[exe.as_os_str()], &[]);
+}
+
+/// The same under AddressSanitizer (gcc -fsanitize=address, against the shared library): no
+/// invalid access or leak, in the program or through the library's use of its buffers.
+#[test]
+fn bad_input_is_clean_under_address_sanitizer() {
+    let bin = build();
+    let flags = ["-g", "-fsanitize=address", "-fno-omit-frame-pointer"];
+    let (exe, o) = bad_input_program(&bin, "bad-input-asan", &flags);
+    if !o.status.success() {
+        let err = String::from_utf8_lossy(&o.stderr);
+        // Only a gcc without AddressSanitizer (no libasan) is a reason to skip; anything else fails.
+        if err.contains("asan") {
+            eprintln!("SKIPPED: gcc cannot build with -fsanitize=address here:\n{err}");
+            return;
+        }
+        panic!("gcc -fsanitize=address: {err}");
+    }
+    run_bad_input(
+        &bin,
+        &[exe.as_os_str()],
+        &[(
+            "ASAN_OPTIONS",
+            "detect_leaks=1:abort_on_error=0:exitcode=97",
+        )],
+    );
+}
+
+/// The same under valgrind's memcheck.
+#[test]
+fn bad_input_is_clean_under_valgrind() {
+    let bin = build();
+    let (exe, o) = bad_input_program(&bin, "bad-input-valgrind", &["-g"]);
+    assert!(
+        o.status.success(),
+        "gcc: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let cmd = ["valgrind", "-q", "--error-exitcode=99"].map(std::ffi::OsStr::new);
+    run_bad_input(&bin, &[cmd[0], cmd[1], cmd[2], exe.as_os_str()], &[]);
+}
+
+/// A C program only gets a code from SNOO_MPI_Init; the reason is printed to stderr (one line,
+/// the same text as SNOO_MPI_Error_detail) unless SNOO_QUIET is set.
+#[test]
+fn init_failure_is_explained_on_stderr_unless_quiet() {
+    let bin = build();
+    let (exe, o) = bad_input_program(&bin, "init-detail", &[]);
+    assert!(
+        o.status.success(),
+        "gcc: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let (_d, sock) = snoo_tests::job_daemon("cinit", 2, 64 << 10);
+    let nowhere = Path::new("/nonexistent/snoo.sock");
+    let cases: [(&Path, &str, i32, &str); 3] = [
+        (nowhere, "2", 11, "SNOO_MPI_Init: no pool named \"cinit\""),
+        (&sock, "200", 12, "(snoo-hostd --size "),
+        (&sock, "2x", 17, "SNOO_SIZE=\"2x\""),
+    ];
+    for (socket, size, code, want) in cases {
+        for quiet in [None, Some("1"), Some("0")] {
+            let mut cmd = Command::new(&exe);
+            cmd.args(["init-fails", &code.to_string()])
+                .env("SNOO_SOCKET", socket)
+                .env("SNOO_NAME", "cinit")
+                .env("SNOO_SIZE", size)
+                .env("SNOO_TIMEOUT", "10")
+                .env_remove("SNOO_QUIET")
+                .env_remove("SNOO_DEVICE")
+                .env_remove("SNOO_RANK");
+            if let Some(q) = quiet {
+                cmd.env("SNOO_QUIET", q);
+            }
+            let o = cmd.output().unwrap();
+            let out = String::from_utf8_lossy(&o.stdout);
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert!(o.status.success(), "SNOO_SIZE={size}: {out}{err}");
+            let detail = out
+                .lines()
+                .find_map(|l| l.strip_prefix("detail: "))
+                .unwrap_or_else(|| panic!("no detail in {out}"));
+            assert!(detail.contains(want), "detail {detail:?} lacks {want:?}");
+            if quiet == Some("1") {
+                assert_eq!(err, "", "SNOO_QUIET=1 must silence Init");
+            } else {
+                assert_eq!(err.trim_end(), detail, "stderr (SNOO_QUIET={quiet:?})");
+            }
+        }
+    }
 }
