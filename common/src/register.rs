@@ -216,6 +216,7 @@ pub enum Path {
 }
 
 impl Path {
+    #[inline]
     fn to_raw(self) -> u64 {
         match self {
             Path::Inline => 0,
@@ -224,6 +225,7 @@ impl Path {
         }
     }
 
+    #[inline]
     fn from_raw(raw: u64) -> Option<Path> {
         match raw {
             0 => Some(Path::Inline),
@@ -386,6 +388,7 @@ impl Word {
     /// helpers of this module are. Out-of-range fields of a hand-built word are caught by a debug
     /// assertion; in release builds they are truncated to their field width, which can produce a
     /// word that does not decode. Use [`Word::try_encode`] for unchecked input.
+    #[inline]
     pub fn encode(&self) -> u64 {
         debug_assert_eq!(self.validate(), Ok(()), "encoding an invalid word {self:?}");
         let k = u64::from(self.kind());
@@ -426,6 +429,7 @@ impl Word {
     }
 
     /// Decodes and validates a word read from a mailbox. Never panics.
+    #[inline]
     pub fn decode(word: u64) -> Result<Word, WordError> {
         let k = (word & kind::MASK) as u8;
         let reserved = |allowed: u64| -> Result<(), WordError> {
@@ -542,6 +546,7 @@ pub struct PendingHeader {
 impl PendingHeader {
     /// Completes the header with the word that followed the envelope, which must be a LENGTH word
     /// holding a length of at least [`SHORT_LEN_LIMIT`].
+    #[inline]
     pub fn finish(self, word: u64) -> Result<Header, WordError> {
         match Word::decode(word)? {
             Word::Length { len } if len >= SHORT_LEN_LIMIT => Ok(Header {
@@ -563,6 +568,7 @@ impl PendingHeader {
 
 impl Header {
     /// A header for a message with MPI tag `tag` and `len` payload bytes.
+    #[inline]
     pub fn new(tag: i32, path: Path, len: usize) -> Result<Header, WordError> {
         let tag = u32::try_from(tag).map_err(|_| WordError::TagOutOfRange(tag.into()))?;
         let len = u32::try_from(len)
@@ -573,6 +579,7 @@ impl Header {
     }
 
     /// Words this header takes in the mailbox: 1, or 2 for lengths of 16 MiB and more.
+    #[inline]
     pub fn word_count(&self) -> usize {
         if self.len < SHORT_LEN_LIMIT {
             1
@@ -583,6 +590,7 @@ impl Header {
 
     /// Words the whole message takes in the mailbox: the header plus, for INLINE messages, the
     /// DATA words.
+    #[inline]
     pub fn message_words(&self) -> usize {
         let data = match self.path {
             Path::Inline => data_words_for(self.len as usize),
@@ -592,6 +600,7 @@ impl Header {
     }
 
     /// Emits the header's words (ENVELOPE, then LENGTH if needed).
+    #[inline]
     pub fn encode(&self, emit: &mut impl FnMut(u64)) {
         debug_assert!(self.tag <= MAX_TAG && self.len <= MAX_LEN);
         if self.len < SHORT_LEN_LIMIT {
@@ -617,6 +626,7 @@ impl Header {
     }
 
     /// Decodes the first word of a message, which must be an ENVELOPE.
+    #[inline]
     pub fn start(word: u64) -> Result<HeaderStart, WordError> {
         match Word::decode(word)? {
             Word::Envelope {
@@ -653,6 +663,7 @@ fn data_word(chunk: &[u8]) -> u64 {
 
 /// Emits `payload` as [`data_words_for`]`(payload.len())` DATA words: full 7-byte words, then a
 /// shorter last word if the length is not a multiple of 7. An empty payload emits nothing.
+#[inline]
 pub fn pack_inline(payload: &[u8], emit: &mut impl FnMut(u64)) {
     let mut chunks = payload.chunks_exact(DATA_BYTES);
     for chunk in &mut chunks {
@@ -682,10 +693,25 @@ fn unpack_data(word: u64) -> Result<(usize, [u8; 8]), WordError> {
 /// Every word must be a valid DATA word, all but the last full (7 bytes) as [`pack_inline`]
 /// produces them, and the payload must fit in `dst`. Bytes of `dst` past the payload are left
 /// untouched; on error, `dst` may have been partly written.
+#[inline]
 pub fn unpack(words: &[u64], dst: &mut [u8]) -> Result<usize, WordError> {
     let capacity = dst.len();
     let mut pos = 0usize;
+    // A full DATA word's low byte: kind DATA, count 7 (and no reserved bits there).
+    const FULL: u8 = kind::DATA | (DATA_BYTES as u8) << NIBBLE_SHIFT;
+    let last = words.len().saturating_sub(1);
     for (i, &word) in words.iter().enumerate() {
+        if i < last && word as u8 == FULL {
+            // Fast path for full words: every other bit pattern of a full word is a valid DATA
+            // word (its 7 payload bytes are arbitrary), so checking the low byte is the whole
+            // validation.
+            let out = dst
+                .get_mut(pos..pos + DATA_BYTES)
+                .ok_or(WordError::Overflow { capacity })?;
+            out.copy_from_slice(&word.to_le_bytes()[1..]);
+            pos += DATA_BYTES;
+            continue;
+        }
         let (count, raw) = unpack_data(word)?;
         if count != DATA_BYTES && i + 1 != words.len() {
             return Err(WordError::NonCanonical {

@@ -48,6 +48,7 @@ impl Shm {
     }
 
     /// Length of the mapping in bytes.
+    #[inline]
     pub fn len(&self) -> usize {
         self.len
     }
@@ -58,10 +59,12 @@ impl Shm {
     }
 
     /// Raw base pointer, for the few engine modules that copy bulk payloads.
+    #[inline]
     pub fn as_ptr(&self) -> *mut u8 {
         self.ptr.as_ptr()
     }
 
+    #[inline]
     fn check(&self, off: usize, size: usize, align: usize) -> Option<*mut u8> {
         let end = off.checked_add(size)?;
         if end > self.len || !off.is_multiple_of(align) {
@@ -72,6 +75,7 @@ impl Shm {
     }
 
     /// The 32-bit word at `off`, or `None` if it is out of bounds or misaligned.
+    #[inline]
     pub fn u32_at(&self, off: usize) -> Option<&AtomicU32> {
         let p = self.check(off, 4, 4)?;
         // SAFETY: in bounds and 4-aligned (the base is 8-aligned); AtomicU32 has the layout of u32 and
@@ -80,6 +84,7 @@ impl Shm {
     }
 
     /// The 64-bit word at `off`, or `None` if it is out of bounds or misaligned.
+    #[inline]
     pub fn u64_at(&self, off: usize) -> Option<&AtomicU64> {
         let p = self.check(off, 8, 8)?;
         // SAFETY: as for `u32_at`, with 8-byte alignment.
@@ -88,6 +93,7 @@ impl Shm {
 
     /// Copies `dst.len()` bytes from offset `off` out of the mapping. Returns false (copying nothing)
     /// if the range is out of bounds.
+    #[inline]
     pub fn read(&self, off: usize, dst: &mut [u8]) -> bool {
         let Some(p) = self.check(off, dst.len(), 1) else {
             return false;
@@ -100,6 +106,7 @@ impl Shm {
 
     /// Copies `src` into the mapping at offset `off`. Returns false (writing nothing) if the range is
     /// out of bounds.
+    #[inline]
     pub fn write(&self, off: usize, src: &[u8]) -> bool {
         let Some(p) = self.check(off, src.len(), 1) else {
             return false;
