@@ -253,13 +253,10 @@ impl World {
         let mut e = self.engine.borrow_mut();
         // SAFETY: `data` stays borrowed until this function returns, and it returns only once the
         // send no longer references it (completed, or its peer is dead and the link dropped it).
-        if unsafe { e.start_send(req, data.as_ptr(), data.len(), dest, tag)? } {
+        if unsafe { e.start_send(req, data.as_ptr(), data.len(), dest, tag, false)? } {
             return Ok(());
         }
-        e.wait_until(
-            |e| Ok(e.send_done(req, dest)),
-            |e| e.is_dead(dest).then_some(Error::PeerDead(dest)),
-        )
+        e.wait_send(req, dest)
     }
 
     /// Blocking receive (MPI_Recv). `source`/`tag` `None` mean ANY_SOURCE/ANY_TAG.
@@ -307,7 +304,7 @@ impl World {
         };
         if let Err(err) = r {
             if !e.matcher.is_done(req) {
-                e.matcher.fail(req, Error::Arg("cancelled".into()));
+                e.cancel_recv(req, Error::Arg("cancelled".into()));
                 e.matcher.take(req);
                 return Err(err);
             }
@@ -387,7 +384,7 @@ impl World {
         let done = unsafe {
             self.engine
                 .borrow_mut()
-                .start_send(id, ptr, len, dest, tag)?
+                .start_send(id, ptr, len, dest, tag, true)?
         };
         Ok((!done).then_some(Pending::Send { id, dest }))
     }
@@ -413,11 +410,7 @@ impl World {
     pub(crate) fn complete(&self, p: Pending) -> Result<Option<Status>> {
         match p {
             Pending::Send { id, dest } => {
-                let mut e = self.engine.borrow_mut();
-                e.wait_until(
-                    |e| Ok(e.send_done(id, dest)),
-                    |e| e.is_dead(dest).then_some(Error::PeerDead(dest)),
-                )?;
+                self.engine.borrow_mut().wait_send(id, dest)?;
                 Ok(None)
             }
             Pending::Recv { id, source } => self.wait_recv(id, source).map(Some),
@@ -523,7 +516,7 @@ impl<'env> Scope<'env> {
         unsafe {
             w.engine
                 .borrow_mut()
-                .start_send(id, data.as_ptr(), data.len(), dest, tag)?
+                .start_send(id, data.as_ptr(), data.len(), dest, tag, true)?
         };
         let p = Pending::Send { id, dest };
         self.pending.borrow_mut().push(p);
@@ -559,10 +552,7 @@ impl<'env> Scope<'env> {
                 if e.send_done(id, dest) {
                     return Ok(None);
                 }
-                e.wait_until(
-                    |e| Ok(e.send_done(id, dest)),
-                    |e| e.is_dead(dest).then_some(Error::PeerDead(dest)),
-                )?;
+                e.wait_send(id, dest)?;
                 Ok(None)
             }
             Pending::Recv { id, source } => self.world.wait_recv(id, source).map(Some),

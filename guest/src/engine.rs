@@ -15,7 +15,7 @@ use snoo_common::job::{
 };
 use snoo_common::job::{RANK_STATE, RANK_VECTOR};
 use snoo_common::layout::{PeerState, PoolHeader, PoolInfo};
-use snoo_common::register::{pack_inline, Header, HeaderStart, Path, PendingHeader, Word};
+use snoo_common::register::{pack_inline, Header, HeaderStart, Path, PendingHeader};
 use snoo_common::ring::{
     ByteConsumer, ByteProducer, ByteRing, WordConsumer, WordFifo, WordProducer,
 };
@@ -32,10 +32,17 @@ pub const INLINE_MAX: usize = 112;
 /// tens to hundreds of microseconds (eventfd, scheduler; a VM exit and an interrupt in a guest), so
 /// polling for a while is cheaper whenever the peer answers within that time.
 const SPIN_TIME: Duration = Duration::from_micros(50);
+/// Unexpected messages beyond which a receiver stops reading new envelopes that no posted receive
+/// could match (memory bound; the senders wait for mailbox room instead).
+const UNEXPECTED_MAX: usize = 1 << 16;
+/// Most non-blocking small sends left unpublished in a mailbox (see [`Engine::start_send`]).
+pub const TX_BATCH: u32 = 16;
 /// Idle polls between two looks at the clock.
 const SPIN_CHECK: u32 = 64;
-/// Longest single sleep: also how often a sleeper re-checks peer liveness.
+/// Longest single sleep.
 const SLEEP_SLICE: Duration = Duration::from_millis(20);
+/// How often a waiter checks that its peers are alive, busy or not.
+const LIVENESS_PERIOD: Duration = Duration::from_millis(10);
 
 /// A handle to the pool mapping that the ring types can hold.
 #[derive(Clone)]
@@ -63,6 +70,8 @@ struct Outgoing {
     // Bytes of the payload already in the ring (the envelope is sent when this is first pushed).
     sent: usize,
     envelope_sent: bool,
+    // The rest of the payload, copied when the caller gave up waiting (`ptr` then points here).
+    owned: Option<Box<[u8]>>,
 }
 
 enum Rx {
@@ -87,6 +96,56 @@ struct Link {
     dead: bool,
     // Set when something was published toward this rank: ring it if it sleeps.
     poke: bool,
+    // Messages pushed into the mailbox but not yet published (see `Engine::start_send`).
+    batched: u32,
+}
+
+impl Link {
+    fn protocol(&self, e: impl std::fmt::Display) -> Error {
+        Error::Protocol {
+            rank: self.rank,
+            what: e.to_string(),
+        }
+    }
+
+    /// Publishes a message's envelope (and its payload, if inline) in the mailbox. False if the
+    /// mailbox has no room for all of it yet.
+    #[inline]
+    fn push_envelope(&mut self, header: &Header, inline: &[u8]) -> Result<bool> {
+        let words = header.message_words();
+        if !self.tx_mb.has_room(words).map_err(|e| self.protocol(e))? {
+            // Let the receiver drain what is batched.
+            self.flush();
+            return Ok(false);
+        }
+        let mut buf = [0u64; 2 + INLINE_MAX.div_ceil(7)];
+        let mut n = 0;
+        header.encode(&mut |w| {
+            buf[n] = w;
+            n += 1;
+        });
+        if !inline.is_empty() {
+            pack_inline(inline, &mut |w| {
+                buf[n] = w;
+                n += 1;
+            });
+        }
+        self.tx_mb
+            .push_all(&buf[..n])
+            .map_err(|e| self.protocol(e))?;
+        Ok(true)
+    }
+
+    /// Publishes every word pushed into the mailbox (one index store) and marks the peer to be
+    /// rung if it sleeps.
+    #[inline]
+    fn flush(&mut self) {
+        if self.tx_mb.pending() > 0 {
+            self.tx_mb.publish();
+            self.poke = true;
+        }
+        self.batched = 0;
+    }
 }
 
 /// A joined job.
@@ -102,6 +161,8 @@ pub struct Engine {
     pub(crate) matcher: Matcher,
     timeout: Duration,
     finalized: bool,
+    // Read every payload even if no receive wants it (set while finalizing).
+    drain_all: bool,
 }
 
 fn word32(shm: &Shm, off: usize) -> &AtomicU32 {
@@ -181,6 +242,7 @@ impl Engine {
             timeout: opts.timeout,
             // Not a member until the links are up: a failed join must not run Finalize.
             finalized: true,
+            drain_all: false,
         };
         if let Err(e) = engine.connect_links() {
             // Give the slot back so that a retry (or another process) can take it.
@@ -253,6 +315,7 @@ impl Engine {
                 outgoing: VecDeque::new(),
                 dead: false,
                 poke: false,
+                batched: 0,
             }));
         }
         Ok(())
@@ -264,6 +327,12 @@ impl Engine {
     /// payload is in shared memory or delivered); otherwise the engine keeps `ptr` until
     /// [`Engine::send_done`] says so.
     ///
+    /// With `batch` (non-blocking sends), a small message may be left unpublished in the mailbox
+    /// so that a burst of them costs one index publication (one cache-line transfer to the
+    /// receiver) per [`TX_BATCH`] messages instead of one each. The batch is published by the next
+    /// engine call that makes progress (any wait, test, probe or blocking call) or when it is
+    /// full, so a message never waits for more than the caller's next SNOO_MPI call.
+    ///
     /// # Safety
     /// `ptr..ptr+len` must stay readable until the send is complete.
     pub(crate) unsafe fn start_send(
@@ -273,6 +342,7 @@ impl Engine {
         len: usize,
         dest: u32,
         tag: i32,
+        batch: bool,
     ) -> Result<bool> {
         if dest == self.rank {
             // SAFETY: the caller guarantees the range is readable now.
@@ -287,6 +357,19 @@ impl Engine {
         };
         let header = Header::new(tag, path, len).map_err(|_| Error::Tag(tag.into()))?;
         let link = self.link_mut(dest)?;
+        if path == Path::Inline && link.outgoing.is_empty() {
+            // The common small message: straight into the mailbox, no queueing.
+            // SAFETY: the caller guarantees the range is readable now.
+            let data = unsafe { std::slice::from_raw_parts(ptr, len) };
+            if link.push_envelope(&header, data)? {
+                link.batched += 1;
+                if !batch || link.batched >= TX_BATCH {
+                    link.flush();
+                    self.wake(dest);
+                }
+                return Ok(true);
+            }
+        }
         let op = Outgoing {
             req,
             header,
@@ -294,11 +377,51 @@ impl Engine {
             len,
             sent: 0,
             envelope_sent: false,
+            owned: None,
         };
         link.outgoing.push_back(op);
         self.progress_tx(dest)?;
         let link = self.link_mut(dest)?;
-        Ok(!link.outgoing.iter().any(|o| o.req == req))
+        Ok(link.outgoing.back().is_none_or(|o| o.req != req))
+    }
+
+    /// Waits until send `req` to `dest` has left the caller's buffer. On error (peer death,
+    /// timeout) the engine stops referencing the buffer before returning (see
+    /// [`Engine::release_send`]), so the caller may free it.
+    pub(crate) fn wait_send(&mut self, req: u64, dest: u32) -> Result<()> {
+        let r = self.wait_until(
+            |e| Ok(e.send_done(req, dest)),
+            |e| e.is_dead(dest).then_some(Error::PeerDead(dest)),
+        );
+        if r.is_err() {
+            self.release_send(req, dest);
+        }
+        r
+    }
+
+    /// Makes send `req` independent of the caller's buffer: a send whose envelope is not out yet
+    /// is dropped; one whose payload is partly in the ring keeps going from a private copy of
+    /// the rest (the receiver expects the whole announced length).
+    fn release_send(&mut self, req: u64, dest: u32) {
+        let Some(link) = self.links.get_mut(dest as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        let Some(i) = link.outgoing.iter().position(|o| o.req == req) else {
+            return;
+        };
+        let op = &mut link.outgoing[i];
+        if !op.envelope_sent {
+            link.outgoing.remove(i);
+            return;
+        }
+        // SAFETY: the caller still holds the buffer (we are inside its wait), and
+        // sent <= len.
+        let rest = unsafe { std::slice::from_raw_parts(op.ptr.add(op.sent), op.len - op.sent) };
+        let owned: Box<[u8]> = rest.into();
+        op.ptr = owned.as_ptr();
+        op.len = owned.len();
+        op.sent = 0;
+        op.owned = Some(owned);
     }
 
     /// True once send `req` to `dest` has left the caller's buffer.
@@ -335,36 +458,33 @@ impl Engine {
             rank: dest,
             what: e.to_string(),
         };
+        link.flush();
         while let Some(op) = link.outgoing.front_mut() {
             if !op.envelope_sent {
-                let words = op.header.message_words();
-                if !link.tx_mb.has_room(words).map_err(proto)? {
+                let (header, ptr, len) = (op.header, op.ptr, op.len);
+                let inline: &[u8] = if header.path == Path::Inline {
+                    // SAFETY: start_send's caller keeps the buffer readable until the send completes.
+                    unsafe { std::slice::from_raw_parts(ptr, len) }
+                } else {
+                    &[]
+                };
+                if !link.push_envelope(&header, inline)? {
                     break;
                 }
-                let mut buf = [0u64; 2 + INLINE_MAX.div_ceil(7)];
-                let mut n = 0;
-                op.header.encode(&mut |w| {
-                    buf[n] = w;
-                    n += 1;
-                });
-                if op.header.path == Path::Inline && op.len > 0 {
-                    // SAFETY: start_send's caller keeps the buffer readable until the send completes.
-                    let data = unsafe { std::slice::from_raw_parts(op.ptr, op.len) };
-                    pack_inline(data, &mut |w| {
-                        buf[n] = w;
-                        n += 1;
-                    });
-                }
-                link.tx_mb.push_all(&buf[..n]).map_err(proto)?;
-                link.tx_mb.publish();
-                op.envelope_sent = true;
-                link.poke = true;
+                link.flush();
                 moved = true;
-                if op.header.path == Path::Inline {
+                if header.path == Path::Inline {
                     link.outgoing.pop_front();
                     continue;
                 }
+                let Some(op) = link.outgoing.front_mut() else {
+                    break;
+                };
+                op.envelope_sent = true;
             }
+            let Some(op) = link.outgoing.front_mut() else {
+                break;
+            };
             if op.sent < op.len {
                 // SAFETY: as above.
                 let rest =
@@ -387,8 +507,8 @@ impl Engine {
     }
 
     /// Rings `r`'s doorbell if something was published toward it and it announced sleep.
+    #[inline]
     fn wake(&mut self, r: u32) {
-        let dev = self.dev.clone();
         let Some(link) = self.links.get_mut(r as usize).and_then(Option::as_mut) else {
             return;
         };
@@ -396,16 +516,16 @@ impl Engine {
             return;
         }
         link.poke = false;
-        // Pairs with the sleeper's SeqCst fence between setting its flag and re-checking memory:
-        // either it sees our publication, or we see its flag.
-        fence(Ordering::SeqCst);
-        let sleeping = dev
+        // SeqCst load after the SeqCst publication (ring.rs): pairs with the sleeper's SeqCst
+        // fence between setting its flag and re-checking memory, so either it sees our
+        // publication or we see its flag.
+        let sleeping = self
+            .dev
             .shm()
             .u32_at(link.sleeping_off)
-            .map(|w| w.load(Ordering::Relaxed))
-            .unwrap_or(0);
+            .map_or(0, |w| w.load(Ordering::SeqCst));
         if sleeping != 0 {
-            if let Err(e) = dev.doorbell(link.peer, link.vector) {
+            if let Err(e) = self.dev.doorbell(link.peer, link.vector) {
                 tracing::debug!(rank = r, error = %e, "doorbell");
             }
         }
@@ -468,28 +588,20 @@ impl Engine {
                         return Err(proto(format!("inline message of {len} bytes")));
                     }
                     let mut data = [0u8; INLINE_MAX];
-                    let mut got = 0;
-                    for _ in 0..snoo_common::register::data_words_for(len) {
-                        let w = link
-                            .rx_mb
-                            .pop()
-                            .map_err(|e| proto(e.to_string()))?
-                            .ok_or_else(|| proto("inline data missing".into()))?;
-                        words += 1;
-                        match Word::decode(w) {
-                            Ok(Word::Data { count, bytes }) => {
-                                let c = count as usize;
-                                if got + c > len {
-                                    return Err(proto(
-                                        "inline data longer than its envelope".into(),
-                                    ));
-                                }
-                                data[got..got + c].copy_from_slice(&bytes[..c]);
-                                got += c;
-                            }
-                            _ => return Err(proto(format!("expected a DATA word, got {w:#018x}"))),
-                        }
+                    let mut raw = [0u64; INLINE_MAX.div_ceil(7)];
+                    let dw = snoo_common::register::data_words_for(len);
+                    // The whole message was checked to be readable before its envelope was
+                    // popped.
+                    let n = link
+                        .rx_mb
+                        .pop_into(&mut raw[..dw])
+                        .map_err(|e| proto(e.to_string()))?;
+                    words += n;
+                    if n != dw {
+                        return Err(proto("inline data missing".into()));
                     }
+                    let got = snoo_common::register::unpack(&raw[..dw], &mut data[..len])
+                        .map_err(|e| proto(format!("bad inline data: {e}")))?;
                     if got != len {
                         return Err(proto("inline data shorter than its envelope".into()));
                     }
@@ -517,6 +629,15 @@ impl Engine {
             if words > 4096 {
                 break;
             }
+            // Bound the unexpected queue: past UNEXPECTED_MAX messages that nobody receives,
+            // leave the rest in the mailbox (the sender waits for room) unless a posted receive
+            // may be waiting behind them.
+            if self.matcher.unexpected_count() >= UNEXPECTED_MAX
+                && !self.drain_all
+                && !self.matcher.wants_from(src)
+            {
+                break;
+            }
         }
         if words > 0 {
             link.rx_mb.release();
@@ -541,6 +662,16 @@ impl Engine {
             what: e.to_string(),
         };
         while let Some(stream) = link.streams.front_mut() {
+            if matches!(stream.target, Target::Unexpected { .. })
+                && !self.matcher.bind(&mut stream.target)
+                && !self.drain_all
+                && !self.matcher.wants_from(src)
+            {
+                // Nobody wants this payload yet, nor anything behind it from this rank: leave it
+                // in the ring. The receive that later matches it takes it straight from the ring
+                // (no heap buffer, no second copy), and the full ring holds the sender back.
+                break;
+            }
             if stream.done < stream.len {
                 // Ask the ring first: an empty ring costs one index load, not a buffer operation.
                 let avail = link.rx_ring.readable().map_err(proto)?;
@@ -605,6 +736,19 @@ impl Engine {
         }
     }
 
+    /// Gives up on receive `req` with `err`: it leaves the matcher, and a payload already streaming
+    /// into its buffer is consumed and dropped instead (the caller may free the buffer now).
+    pub(crate) fn cancel_recv(&mut self, req: u64, err: Error) {
+        self.matcher.fail(req, err);
+        for link in self.links.iter_mut().flatten() {
+            for s in link.streams.iter_mut() {
+                if matches!(s.target, Target::Posted { req: r, .. } if r == req) {
+                    s.target = Target::Discard;
+                }
+            }
+        }
+    }
+
     /// True if rank `r` is known dead.
     pub(crate) fn is_dead(&self, r: u32) -> bool {
         self.links
@@ -616,72 +760,124 @@ impl Engine {
     /// Drives progress until `done` says so, sleeping on the doorbell when idle. `stuck` is
     /// consulted after every liveness check: it returns an error if what the caller waits for can
     /// no longer happen (its peer died).
+    ///
+    /// Liveness is checked after every sleep and, while traffic with other ranks keeps this rank
+    /// busy (so it never sleeps), every [`LIVENESS_PERIOD`]; a dead peer is thus noticed within
+    /// that period either way.
     pub(crate) fn wait_until(
         &mut self,
         mut done: impl FnMut(&mut Engine) -> Result<bool>,
         mut stuck: impl FnMut(&Engine) -> Option<Error>,
     ) -> Result<()> {
+        // Most waits end at once (the message is already here, the send already left): no
+        // progress pass and no clock read for those.
+        if done(self)? {
+            return Ok(());
+        }
+        let mut moved = self.progress()?;
+        if done(self)? {
+            return Ok(());
+        }
+        let start = Instant::now();
         // The timeout counts time without progress: a long transfer that keeps moving never expires.
-        let mut deadline = Instant::now() + self.timeout;
-        let mut progressed = false;
-        let mut idle = 0u32;
-        let mut spin_start = Instant::now();
+        let mut last_moved = start;
+        let mut next_check = start + LIVENESS_PERIOD;
+        let mut idle_since: Option<Instant> = None;
+        let mut progressed = moved;
+        let mut polls = 0u32;
         loop {
-            let moved = self.progress()?;
-            if done(self)? {
-                return Ok(());
-            }
-            if moved {
-                idle = 0;
-                progressed = true;
+            polls = polls.wrapping_add(1);
+            if !polls.is_multiple_of(SPIN_CHECK) {
+                if !moved {
+                    std::hint::spin_loop();
+                }
+                moved = self.progress()?;
+                progressed |= moved;
+                if done(self)? {
+                    return Ok(());
+                }
                 continue;
             }
-            idle += 1;
-            if idle == 1 {
-                spin_start = Instant::now();
-            }
-            if !idle.is_multiple_of(SPIN_CHECK) || spin_start.elapsed() < SPIN_TIME {
-                std::hint::spin_loop();
-                continue;
-            }
-            // Announce sleep, then look once more: a sender that published before seeing the flag
-            // is caught by this re-check; one that publishes after sees the flag and rings.
-            let slot = self.layout.rank_slot(self.rank).expect("own rank");
-            let dev = self.dev.clone();
-            let flag = word32(dev.shm(), slot + RANK_SLEEPING);
-            // Without interrupts (sysfs), the "sleep" is a polling backoff: don't ask to be rung.
-            if dev.has_interrupts() {
-                flag.store(1, Ordering::Relaxed);
-            }
-            fence(Ordering::SeqCst);
+            // Every SPIN_CHECK polls: look at the clock.
+            let now = Instant::now();
             if progressed {
-                deadline = Instant::now() + self.timeout;
+                last_moved = now;
+                idle_since = None;
                 progressed = false;
             }
-            let moved = self.progress()?;
-            if !moved && !done(self)? {
-                let _ = self.dev.wait(self.vector, SLEEP_SLICE);
+            let mut check = now >= next_check;
+            let since = *idle_since.get_or_insert(now);
+            if now.duration_since(since) >= SPIN_TIME && !self.drain_unwanted()? {
+                self.sleep(
+                    next_check.saturating_duration_since(now).min(SLEEP_SLICE),
+                    &mut done,
+                )?;
+                // After a sleep, poll again for a while before the next one.
+                idle_since = None;
+                check = true;
             }
-            flag.store(0, Ordering::Relaxed);
-            self.check_liveness();
-            // A peer found dead may have published its last messages just before it went: read them
-            // before deciding that what we wait for can no longer happen.
-            progressed |= moved | self.progress()?;
-            if done(self)? {
-                return Ok(());
+            if check {
+                next_check = Instant::now() + LIVENESS_PERIOD;
+                self.check_liveness();
+                // A peer found dead may have published its last messages just before it went:
+                // read them before deciding that what we wait for can no longer happen.
+                progressed |= self.progress()?;
+                if done(self)? {
+                    return Ok(());
+                }
+                if let Some(e) = stuck(self) {
+                    return Err(e);
+                }
             }
-            if let Some(e) = stuck(self) {
-                return Err(e);
-            }
-            if Instant::now() > deadline {
+            if !progressed && now.duration_since(last_moved) > self.timeout {
                 return Err(Error::Timeout(format!(
                     "no progress for {:?} (SNOO_TIMEOUT)",
                     self.timeout
                 )));
             }
-            // After a sleep, poll again for a while before the next one.
-            idle = 0;
+            moved = self.progress()?;
+            progressed |= moved;
+            if done(self)? {
+                return Ok(());
+            }
         }
+    }
+
+    /// Reads unmatched ring payloads into the unexpected queue. Done only when a wait has been
+    /// idle for a while: a program whose ranks all block in sends before receiving (legal
+    /// with eager buffering) must not deadlock on full rings. Returns true if anything moved.
+    fn drain_unwanted(&mut self) -> Result<bool> {
+        let was = std::mem::replace(&mut self.drain_all, true);
+        let moved = self.progress();
+        self.drain_all = was;
+        moved
+    }
+
+    /// Announces sleep, looks once more, then sleeps on the doorbell for at most `max`.
+    fn sleep(
+        &mut self,
+        max: Duration,
+        done: &mut impl FnMut(&mut Engine) -> Result<bool>,
+    ) -> Result<()> {
+        // A sender that published before seeing the flag is caught by the re-check below; one that
+        // publishes after sees the flag and rings (see ring.rs on the SeqCst handshake).
+        let slot = self.layout.rank_slot(self.rank).expect("own rank");
+        let dev = self.dev.clone();
+        let flag = word32(dev.shm(), slot + RANK_SLEEPING);
+        // Without interrupts (sysfs), the "sleep" is a polling backoff: don't ask to be rung.
+        let announce = dev.has_interrupts();
+        if announce {
+            flag.swap(1, Ordering::SeqCst);
+        }
+        fence(Ordering::SeqCst);
+        let moved = self.progress()?;
+        if !moved && !done(self)? {
+            let _ = dev.wait(self.vector, max);
+        }
+        if announce {
+            flag.store(0, Ordering::Relaxed);
+        }
+        Ok(())
     }
 
     /// Completes outstanding sends and leaves the job; the last rank out frees the pool for the
@@ -690,6 +886,9 @@ impl Engine {
         if self.finalized {
             return Ok(());
         }
+        // Messages sent to us that nobody will receive: read them anyway, so that their senders'
+        // rings drain and those senders can finish too.
+        self.drain_all = true;
         let result = self.wait_until(
             |e| {
                 Ok(e.links
@@ -699,6 +898,7 @@ impl Engine {
             },
             |_| None,
         );
+        let _ = self.progress();
         self.finalized = true;
         let shm = self.dev.shm();
         let l = &self.layout;

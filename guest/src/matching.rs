@@ -8,6 +8,28 @@
 use crate::error::Error;
 use snoo_common::ring::RingError;
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// Hashes request ids (small, unique, sequential integers) with one multiplication: the default
+/// SipHash costs more than the rest of a small message's receive path.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
 
 /// Any source, any tag.
 pub const ANY: Option<u32> = None;
@@ -42,6 +64,9 @@ pub enum Target {
     },
     /// Into the unexpected-message queue.
     Unexpected { id: u64 },
+    /// Nowhere: the receive it was for was cancelled (its caller got an error and may have freed
+    /// the buffer), but the bytes must still be consumed to keep the ring in step.
+    Discard,
 }
 
 struct Posted {
@@ -68,7 +93,7 @@ struct Unexpected {
 pub struct Matcher {
     posted: VecDeque<Posted>,
     unexpected: VecDeque<Unexpected>,
-    done: HashMap<u64, (Status, Option<Error>)>,
+    done: HashMap<u64, (Status, Option<Error>), BuildHasherDefault<IdHasher>>,
     next_id: u64,
 }
 
@@ -221,6 +246,11 @@ impl Matcher {
                     read(&mut scratch[..n])
                 }
             }
+            Target::Discard => {
+                let mut scratch = [0u8; 4096];
+                let n = (len - done).min(scratch.len()).min(avail);
+                read(&mut scratch[..n])
+            }
             Target::Unexpected { id } => {
                 // Streams complete in arrival order, so the one being filled is near the back of
                 // the queue: search from there (O(1) in practice, not O(queue length)).
@@ -240,12 +270,56 @@ impl Matcher {
         }
     }
 
+    /// True if some posted receive could take a message from `src` (the source itself or any).
+    /// While none can, the engine leaves unmatched ring payloads from `src` in the ring instead of
+    /// buffering them (see `Engine::progress_rx_streams`).
+    #[inline]
+    pub fn wants_from(&self, src: u32) -> bool {
+        self.posted.iter().any(|p| p.src.is_none_or(|s| s == src))
+    }
+
+    /// Messages in the unexpected queue.
+    #[inline]
+    pub fn unexpected_count(&self) -> usize {
+        self.unexpected.len()
+    }
+
+    /// If the unexpected message `target` streams into has been claimed by a receive, moves what
+    /// arrived so far into that receive's buffer and turns `target` into the receive, so the rest
+    /// of the payload goes straight there (one copy instead of two). Returns true if it did.
+    pub fn bind(&mut self, target: &mut Target) -> bool {
+        let Target::Unexpected { id } = *target else {
+            return false;
+        };
+        let Some(i) = self
+            .unexpected
+            .iter()
+            .position(|u| u.id == id && u.claimed.is_some())
+        else {
+            return false;
+        };
+        let u = self.unexpected.remove(i).expect("index found");
+        let (req, ptr, cap) = u.claimed.expect("claimed");
+        let n = u.data.len().min(cap);
+        // SAFETY: as in `post`: the claiming receive's buffer has `cap` writable bytes; n <= cap.
+        unsafe { std::ptr::copy_nonoverlapping(u.data.as_ptr(), ptr, n) };
+        *target = Target::Posted {
+            req,
+            src: u.src,
+            tag: u.tag,
+            ptr,
+            cap,
+        };
+        true
+    }
+
     /// A ring payload has fully arrived.
     pub fn complete(&mut self, target: Target, len: usize) {
         match target {
             Target::Posted {
                 req, src, tag, cap, ..
             } => self.finish(req, src, tag, len, cap),
+            Target::Discard => {}
             Target::Unexpected { id } => {
                 let Some(i) = self.unexpected.iter().rposition(|u| u.id == id) else {
                     return;
