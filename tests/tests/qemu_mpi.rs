@@ -3,7 +3,8 @@
 //! - between two guests without an IOMMU (the sysfs backend, found by scanning for the pool name),
 //!   then between one of them and a host process (the socket backend) on the same pool;
 //! - between two guests with a vIOMMU and the device bound to vfio-pci (the VFIO backend, MSI-X
-//!   wake-ups), then between one of them and a host process.
+//!   wake-ups), then tests/c/sweep.c between them (every size 0 B to 16 MiB, every byte checked,
+//!   MB/s per size printed), then one of them and a host process.
 //!
 //! Skips (passes) when QEMU is not installed, unless SNOO_REQUIRE_QEMU is set.
 
@@ -20,7 +21,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Rings of 64 KiB keep the pool small; the 1 MiB message of the C program streams through them.
+/// Rings of 64 KiB keep the pool small; the 1 MiB message of the C program and the 16 MiB of the
+/// sweep stream through them.
 const RING: usize = 64 << 10;
 /// One job in TCG guests: boots are done, but every instruction is emulated.
 const JOB: Duration = Duration::from_secs(300);
@@ -33,6 +35,58 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 fn pingpong() -> PathBuf {
     static_c_program(&workspace_root().join("tests/c/pingpong.c")).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn sweep() -> PathBuf {
+    static_c_program(&workspace_root().join("tests/c/sweep.c")).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Sizes tests/c/sweep.c checks: 0, the 25 powers of two up to 16 MiB, and 10 odd sizes.
+const SWEEP_SIZES: usize = 36;
+
+/// Runs tests/c/sweep.c as a 2-rank job, rank 0 in `a` and rank 1 in `b`, and checks that both
+/// ranks verified every byte at every size. Prints rank 0's per-size MB/s lines and returns them.
+fn sweep_job(a: &Guest, b: &Guest, name: &str, env_a: &str, env_b: &str) -> Vec<String> {
+    let cmd = |rank: u32, env: &str| {
+        format!(
+            "SNOO_NAME={name} SNOO_RANK={rank} SNOO_SIZE=2 SNOO_TIMEOUT={SNOO_TIMEOUT} {env} /bin/sweep"
+        )
+    };
+    let started = Instant::now();
+    let (ra, rb) = std::thread::scope(|s| {
+        let tb = s.spawn(|| b.run(&cmd(1, env_b), JOB));
+        let ta = s.spawn(|| a.run(&cmd(0, env_a), JOB));
+        (ta.join().unwrap(), tb.join().unwrap())
+    });
+    let took = started.elapsed();
+    let mut lines = Vec::new();
+    for (rank, g, r) in [(0, a, ra), (1, b, rb)] {
+        let (out, status) = r.unwrap_or_else(|e| panic!("sweep rank {rank} in {}: {e}", g.name()));
+        assert_eq!(
+            status,
+            0,
+            "sweep rank {rank} in {} failed:\n{out}",
+            g.name()
+        );
+        assert!(
+            out.contains(&format!("rank {rank} of 2: sweep ok ({SWEEP_SIZES} sizes)")),
+            "sweep rank {rank} in {}:\n{out}",
+            g.name()
+        );
+        if rank == 0 {
+            lines = out
+                .lines()
+                .filter(|l| l.starts_with("sweep: "))
+                .map(str::to_string)
+                .collect();
+        }
+    }
+    assert_eq!(lines.len(), SWEEP_SIZES, "{lines:#?}");
+    for l in &lines {
+        eprintln!("{} -> {}: {l}", a.name(), b.name());
+    }
+    eprintln!("sweep 0 B .. 16 MiB took {took:.1?}");
+    lines
 }
 
 fn start_daemon(socket: &Path, name: &str) -> HostDaemon {
@@ -231,6 +285,7 @@ fn c_job_between_two_guests_over_vfio() {
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let started = Instant::now();
     let exe = pingpong();
+    let sweep_exe = sweep();
     let dir = ScratchDir::new("qemu-vfio").unwrap();
     let socket = dir.join("job.sock");
     let name = "vfiojob";
@@ -239,6 +294,7 @@ fn c_job_between_two_guests_over_vfio() {
         load_modules_at_boot: true,
         ..ImageSpec::default()
             .file(&exe, "/bin/pingpong")
+            .file(&sweep_exe, "/bin/sweep")
             .modules(VFIO_MODULES)
     };
     let image = GuestImage::build_with(&spec).unwrap_or_else(|e| panic!("{e}"));
@@ -297,6 +353,8 @@ fn c_job_between_two_guests_over_vfio() {
         },
     );
     eprintln!("guest <-> guest job (VFIO) took {t:.1?}");
+    // A bandwidth sweep 0 B .. 16 MiB on the same two guests, every byte checked at every size.
+    sweep_job(&a, &b, name, &format!("SNOO_DEVICE=vfio:{}", bdfs[0]), "");
     let mut counts = Vec::new();
     for (g, out) in [(&a, &out_a), (&b, &out_b)] {
         let irq = out.lines().find(|l| l.starts_with("IRQ:")).unwrap_or("");
