@@ -473,3 +473,138 @@ fn c_job_across_three_guests_with_two_ranks_in_one() {
         started.elapsed()
     );
 }
+
+/// A guest killed mid-job: rank 0 streams 16 MiB messages from a guest (sysfs) to rank 1, a host
+/// process on the same pool; QEMU gets SIGKILL while messages flow, and rank 1, blocked in a
+/// receive, must fail with SNOO_MPI_ERR_PEER_DEAD and exit within a bounded time (SNOO_TIMEOUT is
+/// far longer, so a timeout cannot pass for it). Every wait here has a deadline.
+#[test]
+fn guest_killed_mid_transfer_gives_peer_dead_to_the_host_rank() {
+    if !qemu_or_skip("guest_killed_mid_transfer_gives_peer_dead_to_the_host_rank").unwrap() {
+        return;
+    }
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    /// From the kill to the survivor's exit: liveness is checked after every 20 ms sleep, and the
+    /// daemon marks a peer dead as soon as its socket closes; the rest is slack for a loaded host.
+    const BOUND: Duration = Duration::from_secs(20);
+    let stream = static_c_program(&workspace_root().join("tests/c/stream.c"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let dir = ScratchDir::new("qemu-kill").unwrap();
+    let socket = dir.join("job.sock");
+    let name = "killjob";
+    let daemon = start_daemon(&socket, name);
+    let image = GuestImage::build_with(&ImageSpec::default().file(&stream, "/bin/stream"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut a = Guest::boot(
+        &image,
+        &GuestConfig {
+            ivshmem: vec![(socket.clone(), 1)],
+            name: "guest-a".into(),
+            ..GuestConfig::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+
+    // Rank 1 on the host; its stdout lines arrive on a channel with their arrival time.
+    let mut host = Command::new(&stream)
+        .env("SNOO_SOCKET", &socket)
+        .env("SNOO_NAME", name)
+        .env("SNOO_RANK", "1")
+        .env("SNOO_SIZE", "2")
+        .env("SNOO_TIMEOUT", SNOO_TIMEOUT.to_string())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<(Instant, String)>();
+    let stdout = host.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send((Instant::now(), line));
+        }
+    });
+    // Kills the host rank if anything below panics, so the test cannot hang on it.
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut host = KillOnDrop(host);
+
+    // Rank 0 in the guest, in the background so that the console stays free.
+    a.run_ok(
+        &format!(
+            "SNOO_NAME={name} SNOO_RANK=0 SNOO_SIZE=2 SNOO_TIMEOUT={SNOO_TIMEOUT} \
+             /bin/stream >/tmp/stream.out 2>&1 &"
+        ),
+        Duration::from_secs(30),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+
+    // Wait until three messages arrived: the stream is flowing, and the next one is in transit.
+    let deadline = Instant::now() + JOB;
+    let mut received = 0;
+    while received < 3 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok((_, l)) if l.starts_with("received ") => received += 1,
+            Ok((_, l)) => panic!("host rank: unexpected {l:?}"),
+            Err(e) => panic!(
+                "host rank: no 3 messages within {JOB:?} ({e}); guest:\n{}\ndaemon:\n{}",
+                a.run("cat /tmp/stream.out", Duration::from_secs(10))
+                    .map(|r| r.0)
+                    .unwrap_or_default(),
+                daemon.log()
+            ),
+        }
+    }
+
+    let killed = Instant::now();
+    a.kill(); // SIGKILL, then reaps QEMU.
+    let reaped = killed.elapsed();
+
+    // Rank 1 reports the death and exits.
+    let mut error_line = None;
+    let mut last_received = received;
+    while error_line.is_none() {
+        let left = (killed + BOUND).saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok((t, l)) if l.starts_with("rank 1: error") => error_line = Some((t - killed, l)),
+            Ok((_, l)) if l.starts_with("received ") => last_received += 1,
+            Ok((_, l)) => panic!("host rank: unexpected {l:?}"),
+            Err(e) => panic!(
+                "host rank reported nothing within {BOUND:?} of the kill ({e}); daemon:\n{}",
+                daemon.log()
+            ),
+        }
+    }
+    let (to_error, line) = error_line.unwrap();
+    let status = loop {
+        if let Some(st) = host.0.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            killed.elapsed() < BOUND,
+            "host rank printed {line:?} but did not exit within {BOUND:?}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let to_exit = killed.elapsed();
+    let _ = reader.join();
+    eprintln!(
+        "QEMU reaped {reaped:.1?} after SIGKILL; host rank: {line:?} {to_error:.1?} after the \
+         kill, exited ({status}) after {to_exit:.1?}; {last_received} messages of 16 MiB got through"
+    );
+    assert!(
+        line.contains("error 14 ") && line.contains("peer rank died"),
+        "{line}"
+    );
+    assert_eq!(status.code(), Some(3), "exit status of the host rank");
+    assert!(to_exit < BOUND);
+}
