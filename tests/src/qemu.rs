@@ -1141,6 +1141,68 @@ pub fn static_c_program(src: &Path) -> io::Result<PathBuf> {
     Ok(out)
 }
 
+/// Builds example `name` of package `package` as a static executable for the guests:
+/// `RUSTFLAGS="-C target-feature=+crt-static" cargo build --target x86_64-unknown-linux-gnu
+/// --example NAME`, in the running test's profile but in its own target directory
+/// (`target/guest-static`), so that the flags never invalidate the workspace's normal builds.
+/// Returns the executable, checked to have no program interpreter.
+pub fn static_rust_example(package: &str, name: &str) -> io::Result<PathBuf> {
+    const TRIPLE: &str = "x86_64-unknown-linux-gnu";
+    let profile_dir = crate::profile_dir()?;
+    let profile = profile_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let target_dir = workspace_root().join("target").join("guest-static");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args([
+        "build",
+        "--quiet",
+        "-p",
+        package,
+        "--example",
+        name,
+        "--target",
+        TRIPLE,
+    ])
+    .arg("--manifest-path")
+    .arg(workspace_root().join("Cargo.toml"))
+    .arg("--target-dir")
+    .arg(&target_dir)
+    // RUSTFLAGS applies only to the target with --target, not to build scripts.
+    .env_remove("CARGO_ENCODED_RUSTFLAGS")
+    .env("RUSTFLAGS", "-C target-feature=+crt-static");
+    match profile.as_str() {
+        "debug" => {}
+        "release" => {
+            cmd.arg("--release");
+        }
+        other => {
+            cmd.args(["--profile", other]);
+        }
+    }
+    let out = cmd.stdin(Stdio::null()).output()?;
+    if !out.status.success() {
+        return Err(io::Error::other(format!(
+            "crt-static build of {package} example {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )));
+    }
+    let exe = target_dir
+        .join(TRIPLE)
+        .join(&profile)
+        .join("examples")
+        .join(name);
+    check_static(&exe).map_err(|e| {
+        io::Error::other(format!(
+            "{} was built with crt-static but is not a static executable: {e}",
+            exe.display()
+        ))
+    })?;
+    Ok(exe)
+}
+
 fn build_static_lib() -> io::Result<PathBuf> {
     let dir = crate::cargo_build(&["-p", "snoo-mpi", "--lib"])?;
     if !dir.join("libsnoo_mpi.a").is_file() {

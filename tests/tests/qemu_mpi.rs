@@ -12,8 +12,8 @@ use snoo_common::job::{rank_state, JobLayout, RANK_STATE};
 use snoo_common::layout::PoolHeader;
 use snoo_mpi::device::{Device, SocketDevice};
 use snoo_tests::qemu::{
-    qemu_or_skip, static_c_program, workspace_root, Guest, GuestConfig, GuestImage, HostDaemon,
-    ImageSpec, ScratchDir, VFIO_MODULES,
+    qemu_or_skip, static_c_program, static_rust_example, workspace_root, Guest, GuestConfig,
+    GuestImage, HostDaemon, ImageSpec, ScratchDir, VFIO_MODULES,
 };
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -607,4 +607,82 @@ fn guest_killed_mid_transfer_gives_peer_dead_to_the_host_rank() {
     );
     assert_eq!(status.code(), Some(3), "exit status of the host rank");
     assert!(to_exit < BOUND);
+}
+
+/// A Rust program built with crt-static (guest/examples/pingpong.rs, see
+/// `static_rust_example`) runs in the busybox initramfs, which has no libc, as rank 0 of a job
+/// whose rank 1 is the same executable on the host; both check every byte of every message.
+#[test]
+fn static_rust_program_in_a_guest_talks_to_a_host_rank() {
+    if !qemu_or_skip("static_rust_program_in_a_guest_talks_to_a_host_rank").unwrap() {
+        return;
+    }
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let started = Instant::now();
+    let exe = static_rust_example("snoo-mpi", "pingpong").unwrap_or_else(|e| panic!("{e}"));
+    eprintln!("built {} in {:.1?}", exe.display(), started.elapsed());
+    let dir = ScratchDir::new("qemu-rust").unwrap();
+    let socket = dir.join("job.sock");
+    let name = "rustjob";
+    let daemon = start_daemon(&socket, name);
+    let image = GuestImage::build_with(&ImageSpec::default().file(&exe, "/bin/rust-pingpong"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let a = Guest::boot(
+        &image,
+        &GuestConfig {
+            ivshmem: vec![(socket.clone(), 1)],
+            name: "guest-a".into(),
+            ..GuestConfig::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    // Messages of 0, 1, 4, ... 1 MiB bytes (powers of four), 10 round trips each (2 from 1 MiB).
+    let args = ["1048576", "10"];
+    let t0 = Instant::now();
+    let host = std::thread::scope(|s| {
+        let host = s.spawn(|| {
+            Command::new(&exe)
+                .args(args)
+                .env("SNOO_SOCKET", &socket)
+                .env("SNOO_NAME", name)
+                .env("SNOO_RANK", "1")
+                .env("SNOO_SIZE", "2")
+                .env("SNOO_TIMEOUT", SNOO_TIMEOUT.to_string())
+                .output()
+                .unwrap()
+        });
+        let (out, status) = a
+            .run(
+                &format!(
+                    "SNOO_NAME={name} SNOO_RANK=0 SNOO_SIZE=2 SNOO_TIMEOUT={SNOO_TIMEOUT} \
+                     /bin/rust-pingpong {}",
+                    args.join(" ")
+                ),
+                JOB,
+            )
+            .unwrap_or_else(|e| panic!("rank 0 in {}: {e}", a.name()));
+        assert_eq!(status, 0, "rank 0 in {}:\n{out}", a.name());
+        // The last size is 4^10 = 1 MiB: rank 0 printed a line for it after checking its bytes.
+        assert!(
+            out.lines()
+                .any(|l| l.split_whitespace().next() == Some("1048576")),
+            "rank 0 in {}:\n{out}",
+            a.name()
+        );
+        eprintln!("rank 0 (Rust, static, in {}):\n{out}", a.name());
+        host.join().unwrap()
+    });
+    assert!(
+        host.status.success(),
+        "host rank: {}\n{}{}\ndaemon log:\n{}",
+        host.status,
+        String::from_utf8_lossy(&host.stdout),
+        String::from_utf8_lossy(&host.stderr),
+        daemon.log()
+    );
+    eprintln!(
+        "job took {:.1?}, whole test {:.1?}",
+        t0.elapsed(),
+        started.elapsed()
+    );
 }
