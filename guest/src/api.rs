@@ -332,6 +332,7 @@ impl World {
             }
             e.wait_until(
                 |e| {
+                    e.progress_all()?;
                     found = e.matcher.probe(source, tag);
                     Ok(found.is_some())
                 },
@@ -345,7 +346,7 @@ impl World {
     pub fn iprobe(&self, source: Option<u32>, tag: Option<i32>) -> Result<Option<Status>> {
         let tag = self.check_selector(source, tag)?;
         let mut e = self.engine.borrow_mut();
-        e.progress()?;
+        e.progress_all()?;
         Ok(e.matcher.probe(source, tag).map(Status::from_raw))
     }
 
@@ -453,13 +454,12 @@ impl World {
 /// satisfy any more because every rank that could send it is dead.
 fn source_gone(e: &Engine, source: Option<u32>) -> Option<Error> {
     match source {
-        Some(s) => e.is_dead(s).then_some(Error::PeerDead(s)),
+        Some(s) => e.gone(s),
         None => {
             let mut others = (0..e.size()).filter(|&r| r != e.rank()).peekable();
             let first = *others.peek()?;
-            others
-                .all(|r| e.is_dead(r))
-                .then_some(Error::PeerDead(first))
+            let err = e.gone(first);
+            others.all(|r| e.is_dead(r)).then_some(err).flatten()
         }
     }
 }

@@ -32,11 +32,10 @@ pub const INLINE_MAX: usize = 112;
 /// tens to hundreds of microseconds (eventfd, scheduler; a VM exit and an interrupt in a guest), so
 /// polling for a while is cheaper whenever the peer answers within that time.
 const SPIN_TIME: Duration = Duration::from_micros(50);
-/// Unexpected messages beyond which a receiver stops reading new envelopes that no posted receive
-/// could match (memory bound; the senders wait for mailbox room instead).
-const UNEXPECTED_MAX: usize = 1 << 16;
 /// Most non-blocking small sends left unpublished in a mailbox (see [`Engine::start_send`]).
 pub const TX_BATCH: u32 = 16;
+/// Idle time after which a waiter yields its CPU between polls.
+const YIELD_AFTER: Duration = Duration::from_micros(5);
 /// Idle polls between two looks at the clock.
 const SPIN_CHECK: u32 = 64;
 /// Longest single sleep.
@@ -98,6 +97,9 @@ struct Link {
     poke: bool,
     // Messages pushed into the mailbox but not yet published (see `Engine::start_send`).
     batched: u32,
+    // The rank called Finalize; and, since the last liveness check, everything it sent was read.
+    finished: bool,
+    drained: bool,
 }
 
 impl Link {
@@ -316,6 +318,8 @@ impl Engine {
                 dead: false,
                 poke: false,
                 batched: 0,
+                finished: false,
+                drained: false,
             }));
         }
         Ok(())
@@ -389,10 +393,7 @@ impl Engine {
     /// timeout) the engine stops referencing the buffer before returning (see
     /// [`Engine::release_send`]), so the caller may free it.
     pub(crate) fn wait_send(&mut self, req: u64, dest: u32) -> Result<()> {
-        let r = self.wait_until(
-            |e| Ok(e.send_done(req, dest)),
-            |e| e.is_dead(dest).then_some(Error::PeerDead(dest)),
-        );
+        let r = self.wait_until(|e| Ok(e.send_done(req, dest)), |e| e.gone(dest));
         if r.is_err() {
             self.release_send(req, dest);
         }
@@ -544,7 +545,16 @@ impl Engine {
         // (read_some publishes the consumer index itself, chunk by chunk.)
         // Then new words in the mailbox.
         let mut words = 0;
-        while let Some(w) = link.rx_mb.peek().map_err(|e| proto(e.to_string()))? {
+        // Leave the mailbox alone while no posted receive could take a message from `src`:
+        // a receive posted later then takes its message straight from the mailbox (no
+        // unexpected-queue entry, no heap copy), and the full mailbox holds the sender back.
+        // Probes, idle waits and Finalize read on (`drain_all`).
+        let wanted = self.drain_all || self.matcher.wants_from(src);
+        while let Some(w) = if wanted || matches!(link.rx, Rx::NeedLength(_)) {
+            link.rx_mb.peek().map_err(|e| proto(e.to_string()))?
+        } else {
+            None
+        } {
             let header = match std::mem::replace(&mut link.rx, Rx::Idle) {
                 Rx::NeedLength(p) => {
                     link.rx_mb.pop().map_err(|e| proto(e.to_string()))?;
@@ -629,17 +639,15 @@ impl Engine {
             if words > 4096 {
                 break;
             }
-            // Bound the unexpected queue: past UNEXPECTED_MAX messages that nobody receives,
-            // leave the rest in the mailbox (the sender waits for room) unless a posted receive
-            // may be waiting behind them.
-            if self.matcher.unexpected_count() >= UNEXPECTED_MAX
-                && !self.drain_all
-                && !self.matcher.wants_from(src)
-            {
+            // Once the receive that wanted a message from `src` is satisfied, stop (see above).
+            if !self.drain_all && !self.matcher.wants_from(src) {
                 break;
             }
         }
-        if words > 0 {
+        // Hand the read slots back in batches: every release is a cache-line transfer to the
+        // sender. Whatever is left is released as soon as this rank has nothing to do
+        // (`release_idle`), so a sender waiting for room never waits on an idle receiver.
+        if link.rx_mb.unreleased() >= link.rx_mb.capacity() / 8 {
             link.rx_mb.release();
             link.poke = true;
         }
@@ -733,6 +741,33 @@ impl Engine {
                     link.dead = true;
                 }
             }
+            if !link.finished {
+                let state = self
+                    .layout
+                    .rank_slot(link.rank)
+                    .and_then(|slot| self.dev.shm().u32_at(slot + RANK_STATE))
+                    .map_or(0, |w| w.load(Ordering::Acquire));
+                link.finished = state == rank_state::FINALIZED;
+            }
+            // A finished rank is gone for us once everything it sent has been read.
+            link.drained = link.finished
+                && link.streams.is_empty()
+                && matches!(link.rx, Rx::Idle)
+                && link.rx_mb.available(1).is_ok_and(|n| n == 0);
+        }
+    }
+
+    /// Why nothing more can be exchanged with rank `r`, if so: it died, or it called Finalize and
+    /// everything it sent has been read (then neither can a send to it complete, nor can a
+    /// receive from it be satisfied).
+    pub(crate) fn gone(&self, r: u32) -> Option<Error> {
+        let l = self.links.get(r as usize).and_then(Option::as_ref)?;
+        if l.dead {
+            Some(Error::PeerDead(r))
+        } else if l.drained {
+            Some(Error::PeerFinalized(r))
+        } else {
+            None
         }
     }
 
@@ -749,12 +784,9 @@ impl Engine {
         }
     }
 
-    /// True if rank `r` is known dead.
+    /// True if nothing more can be exchanged with rank `r` (see [`Engine::gone`]).
     pub(crate) fn is_dead(&self, r: u32) -> bool {
-        self.links
-            .get(r as usize)
-            .and_then(Option::as_ref)
-            .is_some_and(|l| l.dead)
+        self.gone(r).is_some()
     }
 
     /// Drives progress until `done` says so, sleeping on the doorbell when idle. `stuck` is
@@ -778,6 +810,10 @@ impl Engine {
         if done(self)? {
             return Ok(());
         }
+        // A peer already known to be gone fails the wait at once.
+        if let Some(e) = stuck(self) {
+            return Err(e);
+        }
         let start = Instant::now();
         // The timeout counts time without progress: a long transfer that keeps moving never expires.
         let mut last_moved = start;
@@ -789,6 +825,7 @@ impl Engine {
             polls = polls.wrapping_add(1);
             if !polls.is_multiple_of(SPIN_CHECK) {
                 if !moved {
+                    self.release_idle();
                     std::hint::spin_loop();
                 }
                 moved = self.progress()?;
@@ -807,7 +844,13 @@ impl Engine {
             }
             let mut check = now >= next_check;
             let since = *idle_since.get_or_insert(now);
-            if now.duration_since(since) >= SPIN_TIME && !self.drain_unwanted()? {
+            let idle = now.duration_since(since);
+            if idle >= YIELD_AFTER {
+                // If the rank we wait for shares our CPU (more ranks than CPUs, or a busy host),
+                // spinning only delays it: let it run. Without such a rank this returns at once.
+                std::thread::yield_now();
+            }
+            if idle >= SPIN_TIME && !self.drain_unwanted()? {
                 self.sleep(
                     next_check.saturating_duration_since(now).min(SLEEP_SLICE),
                     &mut done,
@@ -843,7 +886,27 @@ impl Engine {
         }
     }
 
-    /// Reads unmatched ring payloads into the unexpected queue. Done only when a wait has been
+    /// Releases every mailbox slot read but not yet handed back (see `progress_rx`).
+    fn release_idle(&mut self) {
+        for r in 0..self.links.len() {
+            let Some(link) = self.links[r].as_mut() else {
+                continue;
+            };
+            if link.rx_mb.unreleased() > 0 {
+                link.rx_mb.release();
+                link.poke = true;
+                self.wake(r as u32);
+            }
+        }
+    }
+
+    /// One progress pass that also reads messages nobody has posted a receive for yet (into the
+    /// unexpected queue), as probes need.
+    pub(crate) fn progress_all(&mut self) -> Result<bool> {
+        self.drain_unwanted()
+    }
+
+    /// Reads unmatched messages and ring payloads into the unexpected queue. Done only when a wait has been
     /// idle for a while: a program whose ranks all block in sends before receiving (legal
     /// with eager buffering) must not deadlock on full rings. Returns true if anything moved.
     fn drain_unwanted(&mut self) -> Result<bool> {
@@ -894,11 +957,12 @@ impl Engine {
                 Ok(e.links
                     .iter()
                     .flatten()
-                    .all(|l| l.outgoing.is_empty() || l.dead))
+                    .all(|l| l.outgoing.is_empty() || l.dead || l.finished))
             },
             |_| None,
         );
         let _ = self.progress();
+        self.release_idle();
         self.finalized = true;
         let shm = self.dev.shm();
         let l = &self.layout;

@@ -33,6 +33,10 @@ pub enum Error {
     Timeout(String),
     #[error("rank {0} died (its VM or process is gone)")]
     PeerDead(u32),
+    /// The rank called Finalize and everything it sent has been received: nothing more can come
+    /// from it, and nothing more sent to it will be received (C: `SNOO_MPI_ERR_PEER_DEAD`).
+    #[error("rank {0} has called Finalize: nothing more comes from it or reaches it")]
+    PeerFinalized(u32),
     #[error("corrupt shared memory on the channel with rank {rank}: {what}")]
     Protocol { rank: u32, what: String },
     #[error("device: {0}")]
@@ -86,7 +90,7 @@ impl Error {
             Error::NoPool { .. } => ERR_NO_POOL,
             Error::PoolTooSmall(_) => ERR_POOL_TOO_SMALL,
             Error::Timeout(_) => ERR_TIMEOUT,
-            Error::PeerDead(_) => ERR_PEER_DEAD,
+            Error::PeerDead(_) | Error::PeerFinalized(_) => ERR_PEER_DEAD,
             Error::Protocol { .. } => ERR_PROTOCOL,
             Error::Device(_) => ERR_DEVICE,
             Error::Arg(_) => ERR_ARG,

@@ -436,7 +436,13 @@ fn a_dead_or_finished_peer_fails_the_calls_that_need_it() {
                 let mut got = vec![0u8; 5000];
                 w.recv(&mut got, Some(1), Some(1)).unwrap();
                 assert!(got == pattern(5000, 1));
-                // Then: dead (noticed within a few sleeps of 20 ms).
+                // Then: gone. Rank 1 first marks itself finalized, then its process leaves the
+                // pool, so the first call may see either.
+                fails!(
+                    w.recv(&mut got, Some(1), Some(1)),
+                    Error::PeerDead(1) | Error::PeerFinalized(1)
+                );
+                std::thread::sleep(Duration::from_millis(100));
                 fails!(w.recv(&mut got, Some(1), Some(1)), Error::PeerDead(1));
                 exchange_between(&w, 0, 2, 0);
                 fails!(w.recv(&mut got, Some(1), None), Error::PeerDead(1));
@@ -471,6 +477,50 @@ fn a_dead_or_finished_peer_fails_the_calls_that_need_it() {
                 w.finalize().unwrap();
             }
         }
+    });
+}
+
+/// A rank that called Finalize but whose process goes on (it still holds its device, so it is
+/// alive in the pool): receives from it fail once its messages are read, sends to it that cannot
+/// complete fail, and neither waits for SNOO_TIMEOUT.
+#[test]
+fn a_finalized_but_running_rank_fails_the_calls_that_need_it() {
+    let (_d, sock) = job_daemon("badfin", 2, 64 << 10);
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    std::thread::scope(|s| {
+        let sock = &sock;
+        s.spawn(move || {
+            let dev = Arc::new(SocketDevice::connect(sock, Duration::from_secs(10)).unwrap());
+            let opts = JoinOptions {
+                name: "badfin".into(),
+                rank: Some(1),
+                size: Some(2),
+                timeout: Duration::from_secs(30),
+            };
+            let w = World::join(dev.clone(), &opts).unwrap();
+            w.send(&pattern(300, 9), 0, 3).unwrap();
+            w.finalize().unwrap();
+            // Keep the device (and so the peer) alive until rank 0 is done.
+            rx.recv_timeout(Duration::from_secs(60)).unwrap();
+            drop(dev);
+        });
+        let dev = SocketDevice::connect(sock, Duration::from_secs(10)).unwrap();
+        let opts = JoinOptions {
+            name: "badfin".into(),
+            rank: Some(0),
+            size: Some(2),
+            timeout: Duration::from_secs(30),
+        };
+        let w = World::join(Arc::new(dev), &opts).unwrap();
+        let mut got = vec![0u8; 300];
+        w.recv(&mut got, Some(1), Some(3)).unwrap();
+        assert!(got == pattern(300, 9));
+        fails!(w.recv(&mut got, Some(1), None), Error::PeerFinalized(1));
+        fails!(w.probe(Some(1), None), Error::PeerFinalized(1));
+        // Larger than the 64 KiB ring: can never complete.
+        fails!(w.send(&pattern(1 << 20, 4), 1, 1), Error::PeerFinalized(1));
+        w.finalize().unwrap();
+        tx.send(()).unwrap();
     });
 }
 
