@@ -850,14 +850,19 @@ impl Engine {
                 // spinning only delays it: let it run. Without such a rank this returns at once.
                 std::thread::yield_now();
             }
-            if idle >= SPIN_TIME && !self.drain_unwanted()? {
-                self.sleep(
-                    next_check.saturating_duration_since(now).min(SLEEP_SLICE),
-                    &mut done,
-                )?;
-                // After a sleep, poll again for a while before the next one.
-                idle_since = None;
-                check = true;
+            if idle >= SPIN_TIME {
+                if self.drain_unwanted()? {
+                    // Buffering what nobody asked for yet is progress too (see drain_unwanted).
+                    progressed = true;
+                } else {
+                    self.sleep(
+                        next_check.saturating_duration_since(now).min(SLEEP_SLICE),
+                        &mut done,
+                    )?;
+                    // After a sleep, poll again for a while before the next one.
+                    idle_since = None;
+                    check = true;
+                }
             }
             if check {
                 next_check = Instant::now() + LIVENESS_PERIOD;

@@ -326,3 +326,42 @@ fn init_errors_are_clear() {
     assert!(matches!(e, Error::Timeout(_)), "{e}");
     assert!(e.to_string().contains("1 of 2 ranks"), "{e}");
 }
+
+/// Both ranks send far more than their mailbox and ring hold before receiving anything (legal
+/// with eager buffering, MPI's "unsafe" pattern): unmatched messages are left in the mailbox and
+/// ring while nobody wants them, so this only completes because an idle wait buffers them. Then a
+/// receive posted late takes a message the receiver never buffered, straight from the ring.
+#[test]
+fn flooding_before_receiving_does_not_deadlock() {
+    let n_small = 3000u32; // 3000 x 3 words: far beyond the 1024-word mailbox
+    let n_big = 40u32; // 40 x 20 KiB: far beyond the 64 KiB ring
+    job("flood", 2, 64 << 10, |w| {
+        let peer = 1 - w.rank();
+        for i in 0..n_small {
+            w.send(&i.to_le_bytes(), peer, 1).unwrap();
+        }
+        for i in 0..n_big {
+            w.send(&pattern(20 << 10, u64::from(i)), peer, 2).unwrap();
+        }
+        let mut b = [0u8; 4];
+        for i in 0..n_small {
+            let st = w.recv(&mut b, Some(peer), Some(1)).unwrap();
+            assert_eq!((st.bytes, u32::from_le_bytes(b)), (4, i));
+        }
+        let mut big = vec![0u8; 20 << 10];
+        for i in 0..n_big {
+            w.recv(&mut big, Some(peer), Some(2)).unwrap();
+            assert!(big == pattern(20 << 10, u64::from(i)), "big message {i}");
+        }
+        // The late receive: rank 0 sends after rank 1 has been busy elsewhere for a while.
+        if w.rank() == 0 {
+            w.send(&pattern(30 << 10, 99), 1, 3).unwrap();
+        } else {
+            std::thread::sleep(Duration::from_millis(50));
+            let mut late = vec![0u8; 30 << 10];
+            let st = w.recv(&mut late, Some(0), Some(3)).unwrap();
+            assert_eq!(st.bytes, 30 << 10);
+            assert!(late == pattern(30 << 10, 99), "late message");
+        }
+    });
+}
