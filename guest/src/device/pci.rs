@@ -13,6 +13,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 /// PCI ids of QEMU's ivshmem devices (Red Hat / Qumranet vendor id).
 pub const IVSHMEM_VENDOR: u16 = 0x1af4;
@@ -227,6 +228,52 @@ pub fn header_vectors(shm: &Shm) -> Option<u32> {
     (1..=MAX_VECTORS)
         .contains(&info.vectors)
         .then_some(info.vectors)
+}
+
+/// How an endpoint without interrupts waits: it sleeps with a backoff from 50 µs to 1 ms, and the
+/// engine re-checks shared memory after each nap. An idle waiter wakes at most a thousand times a
+/// second; one that follows activity starts short again.
+pub struct PollWait(Mutex<Backoff>);
+
+struct Backoff {
+    nap: Duration,
+    last_end: Instant,
+}
+
+impl PollWait {
+    /// First and longest sleep of an idle waiter.
+    pub const MIN_NAP: Duration = Duration::from_micros(50);
+    pub const MAX_NAP: Duration = Duration::from_millis(1);
+    /// A wait that starts this long after the previous one ended follows activity.
+    const ACTIVE_GAP: Duration = Duration::from_millis(2);
+
+    pub fn new() -> PollWait {
+        PollWait(Mutex::new(Backoff {
+            nap: Self::MIN_NAP,
+            last_end: Instant::now(),
+        }))
+    }
+
+    /// Sleeps for the next nap of the backoff, at most `timeout`.
+    pub fn nap(&self, timeout: Duration) {
+        let nap = {
+            let mut b = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            if b.last_end.elapsed() > Self::ACTIVE_GAP {
+                b.nap = Self::MIN_NAP;
+            }
+            let nap = b.nap;
+            b.nap = (b.nap * 2).min(Self::MAX_NAP);
+            nap
+        };
+        std::thread::sleep(nap.min(timeout));
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).last_end = Instant::now();
+    }
+}
+
+impl Default for PollWait {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// Peer joins and departures read from the pool's peer table, as the daemon maintains it.

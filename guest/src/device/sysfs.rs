@@ -8,25 +8,13 @@
 
 use super::pci::{
     doorbell_value, header_vectors, iv_position, map_pool, page_size, PciDevice, PeerWatch,
-    Registers, REG_DOORBELL, REG_IV_POSITION,
+    PollWait, Registers, REG_DOORBELL, REG_IV_POSITION,
 };
 use super::{Device, DeviceError, PeerEvent};
 use snoo_common::Shm;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
-
-/// First and longest sleep of an idle waiter.
-const MIN_NAP: Duration = Duration::from_micros(50);
-const MAX_NAP: Duration = Duration::from_millis(1);
-/// A wait that starts this long after the previous one ended follows activity: start short again.
-const ACTIVE_GAP: Duration = Duration::from_millis(2);
-
-struct Backoff {
-    nap: Duration,
-    last_end: Instant,
-}
+use std::time::Duration;
 
 /// A pool reached through the sysfs resource files of an ivshmem-doorbell device.
 pub struct SysfsDevice {
@@ -36,7 +24,7 @@ pub struct SysfsDevice {
     own_id: u16,
     vectors: u32,
     watch: PeerWatch,
-    backoff: Mutex<Backoff>,
+    poll: PollWait,
 }
 
 fn open_rw(pci: &PciDevice, file: &str) -> Result<File, DeviceError> {
@@ -93,10 +81,7 @@ impl SysfsDevice {
             own_id,
             vectors,
             watch: PeerWatch::new(own_id),
-            backoff: Mutex::new(Backoff {
-                nap: MIN_NAP,
-                last_end: Instant::now(),
-            }),
+            poll: PollWait::new(),
         })
     }
 
@@ -144,20 +129,7 @@ impl Device for SysfsDevice {
                 vectors: self.vectors,
             });
         }
-        let nap = {
-            let mut b = self.backoff.lock().unwrap_or_else(|p| p.into_inner());
-            if b.last_end.elapsed() > ACTIVE_GAP {
-                b.nap = MIN_NAP;
-            }
-            let nap = b.nap;
-            b.nap = (b.nap * 2).min(MAX_NAP);
-            nap
-        };
-        std::thread::sleep(nap.min(timeout));
-        self.backoff
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .last_end = Instant::now();
+        self.poll.nap(timeout);
         Ok(false)
     }
 
