@@ -226,6 +226,26 @@ fn guest_and_host_job(
     job.elapsed()
 }
 
+/// Binds the guest's only ivshmem device to vfio-pci; returns its address and peer id.
+fn bind_vfio(g: &Guest) -> (String, u16) {
+    let dev = g.ivshmem_device().unwrap_or_else(|e| panic!("{e}"));
+    let id = g.iv_position(&dev).unwrap_or_else(|e| panic!("{e}"));
+    // Bind every 1af4:1110 device to vfio-pci; each gets its own IOMMU group.
+    let out = g
+        .run_ok(
+            &format!(
+                "echo 1af4 1110 > /sys/bus/pci/drivers/vfio-pci/new_id && \
+                 readlink /sys/bus/pci/devices/{0}/driver && \
+                 ls /dev/vfio/$(basename $(readlink /sys/bus/pci/devices/{0}/iommu_group))",
+                dev.bdf
+            ),
+            Duration::from_secs(60),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(out.contains("vfio-pci"), "{} not bound: {out}", dev.bdf);
+    (dev.bdf, id)
+}
+
 /// Sum of the per-CPU counts of an `IRQ:  25:  3  0  IR-PCI-MSI ... vfio-msix[0](...)` line.
 fn irq_count(line: &str) -> u64 {
     line.split_whitespace()
@@ -303,22 +323,9 @@ fn c_job_between_two_guests_over_vfio() {
     let mut bdfs = Vec::new();
     let mut ids = Vec::new();
     for g in [&a, &b] {
-        let dev = g.ivshmem_device().unwrap_or_else(|e| panic!("{e}"));
-        ids.push(g.iv_position(&dev).unwrap_or_else(|e| panic!("{e}")));
-        // Bind every 1af4:1110 device to vfio-pci; each gets its own IOMMU group.
-        let out = g
-            .run_ok(
-                &format!(
-                    "echo 1af4 1110 > /sys/bus/pci/drivers/vfio-pci/new_id && \
-                     readlink /sys/bus/pci/devices/{0}/driver && \
-                     ls /dev/vfio/$(basename $(readlink /sys/bus/pci/devices/{0}/iommu_group))",
-                    dev.bdf
-                ),
-                Duration::from_secs(60),
-            )
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert!(out.contains("vfio-pci"), "{} not bound: {out}", dev.bdf);
-        bdfs.push(dev.bdf);
+        let (bdf, id) = bind_vfio(g);
+        ids.push(id);
+        bdfs.push(bdf);
     }
     // A host process joins the pool as a plain peer (no rank), only to ring guest B's doorbell.
     let host = SocketDevice::connect(&socket, Duration::from_secs(10)).expect("host peer joins");
@@ -682,6 +689,108 @@ fn static_rust_program_in_a_guest_talks_to_a_host_rank() {
     );
     eprintln!(
         "job took {:.1?}, whole test {:.1?}",
+        t0.elapsed(),
+        started.elapsed()
+    );
+}
+
+/// Two ranks in one guest whose device is bound to vfio-pci, a third in another guest. Only one
+/// process can open the VFIO group: the first rank of guest A opens it and lends the device fd
+/// (guest/src/device/vfio_share.rs), the second maps the BARs from the lent fd and polls. Both
+/// ranks of guest A force VFIO (SNOO_DEVICE=vfio:BDF), and the guest samples which of them map the
+/// VFIO device and which holds the group: both must map it, exactly one holds the group.
+#[test]
+fn c_job_with_two_vfio_ranks_in_one_guest() {
+    if !qemu_or_skip("c_job_with_two_vfio_ranks_in_one_guest").unwrap() {
+        return;
+    }
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let started = Instant::now();
+    let exe = pingpong();
+    let dir = ScratchDir::new("qemu-vfio2").unwrap();
+    let socket = dir.join("job.sock");
+    let name = "vfiotwo";
+    let size = JobLayout::pool_size_for(3, RING, 64).to_string();
+    let _daemon = HostDaemon::start(
+        &socket,
+        &[
+            "--size",
+            &size,
+            "--vectors",
+            "1",
+            "--name",
+            name,
+            "--ranks",
+            "3",
+        ],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let spec = ImageSpec {
+        load_modules_at_boot: true,
+        ..ImageSpec::default()
+            .file(&exe, "/bin/pingpong")
+            .modules(VFIO_MODULES)
+    };
+    let image = GuestImage::build_with(&spec).unwrap_or_else(|e| panic!("{e}"));
+    let (a, b) = boot_two(&image, &socket, true, &[]);
+    eprintln!("booted in {:.1?} and {:.1?}", a.boot_time(), b.boot_time());
+    let (bdf_a, _) = bind_vfio(&a);
+    bind_vfio(&b);
+    let env = |rank: u32| {
+        format!("SNOO_NAME={name} SNOO_RANK={rank} SNOO_SIZE=3 SNOO_TIMEOUT={SNOO_TIMEOUT}")
+    };
+    // Rank 2 starts first (it will most likely own the device), rank 0, which does the 1 MiB
+    // ping-pong with rank 1, a second later; each runs under its own name so that the sampling
+    // loop can tell them apart.
+    let two_in_a = format!(
+        "cp /bin/pingpong /tmp/pp0; cp /bin/pingpong /tmp/pp2; : >/tmp/ev
+         {e2} SNOO_DEVICE=vfio:{bdf_a} /tmp/pp2 >/tmp/r2 2>&1 & P2=$!
+         sleep 1
+         {e0} SNOO_DEVICE=vfio:{bdf_a} /tmp/pp0 >/tmp/r0 2>&1 & P0=$!
+         while kill -0 $P0 2>/dev/null || kill -0 $P2 2>/dev/null; do
+             for r in 0 2; do
+                 p=$(pidof pp$r) || continue
+                 grep -q vfio /proc/$p/maps 2>/dev/null && echo \"rank $r maps the VFIO device\" >>/tmp/ev
+                 ls -l /proc/$p/fd 2>/dev/null | grep -q '/dev/vfio/[0-9]' && echo \"rank $r holds the group\" >>/tmp/ev
+             done
+             sleep 0.05
+         done
+         wait $P0; s0=$?; wait $P2; s2=$?
+         cat /tmp/r0 /tmp/r2; sort -u /tmp/ev; echo \"exit0=$s0 exit2=$s2\"",
+        e0 = env(0),
+        e2 = env(2),
+    );
+    let t0 = Instant::now();
+    let (ra, rb) = std::thread::scope(|s| {
+        let hb = s.spawn(|| b.run(&format!("{} /bin/pingpong", env(1)), JOB));
+        let ha = s.spawn(|| a.run(&two_in_a, JOB));
+        (ha.join().unwrap(), hb.join().unwrap())
+    });
+    let (out_a, st_a) = ra.unwrap_or_else(|e| panic!("guest A: {e}"));
+    let (out_b, st_b) = rb.unwrap_or_else(|e| panic!("guest B: {e}"));
+    eprintln!("guest A:\n{out_a}\nguest B:\n{out_b}");
+    assert_eq!(st_a, 0, "guest A:\n{out_a}");
+    assert_eq!(st_b, 0, "guest B:\n{out_b}");
+    assert!(out_a.contains("exit0=0 exit2=0"), "{out_a}");
+    for (rank, out) in [(0, &out_a), (2, &out_a), (1, &out_b)] {
+        assert!(
+            out.contains(&format!("rank {rank} of 3: ok")),
+            "rank {rank}:\n{out}"
+        );
+    }
+    for rank in [0, 2] {
+        assert!(
+            out_a.contains(&format!("rank {rank} maps the VFIO device")),
+            "rank {rank} never mapped the VFIO device:\n{out_a}"
+        );
+    }
+    let holders = out_a.matches("holds the group").count();
+    assert_eq!(
+        holders, 1,
+        "exactly one rank holds the VFIO group:\n{out_a}"
+    );
+    eprintln!(
+        "3 ranks, 2 of them on one VFIO device: job took {:.1?}, whole test {:.1?}",
         t0.elapsed(),
         started.elapsed()
     );

@@ -6,6 +6,8 @@
 //!   processes act as VMs with the same protocol and memory layout.
 //! - [`vfio::VfioDevice`]: inside a VM with an IOMMU, the ivshmem device bound to `vfio-pci`;
 //!   doorbells arrive as MSI-X interrupts on eventfds.
+//! - [`vfio_share::BorrowedVfioDevice`]: another rank in the same VM as a `VfioDevice`, on the
+//!   device fd that one lends it; no interrupts of its own, so waits poll.
 //! - [`sysfs::SysfsDevice`]: inside a VM without an IOMMU, the BARs mapped through sysfs; no
 //!   interrupts, so waits poll with a short backoff.
 //!
@@ -25,10 +27,12 @@ pub mod pci;
 pub mod socket;
 pub mod sysfs;
 pub mod vfio;
+pub mod vfio_share;
 
 pub use socket::SocketDevice;
 pub use sysfs::SysfsDevice;
 pub use vfio::VfioDevice;
+pub use vfio_share::BorrowedVfioDevice;
 
 /// A peer joined or left the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,11 +110,46 @@ pub fn open_pci(bdf: &str, mode: PciMode) -> Result<Arc<dyn Device>, DeviceError
         PciMode::Vfio => true,
         PciMode::Auto => pci::PciDevice::at(bdf)?.driver().as_deref() == Some("vfio-pci"),
     };
-    Ok(if vfio {
-        Arc::new(VfioDevice::open(bdf)?)
+    if vfio {
+        open_vfio(bdf)
     } else {
-        Arc::new(SysfsDevice::open(bdf)?)
-    })
+        Ok(Arc::new(SysfsDevice::open(bdf)?))
+    }
+}
+
+/// How long a rank that finds the VFIO group taken waits for its owner to start lending it (the
+/// owner opens the group before it can lend; under TCG that takes a while).
+const LEND_WAIT: Duration = Duration::from_secs(20);
+
+/// The device bound to `vfio-pci` at `bdf`: borrowed from the local process that has it open, else
+/// opened through VFIO (this process becomes the owner and lends it in turn).
+fn open_vfio(bdf: &str) -> Result<Arc<dyn Device>, DeviceError> {
+    let pci = pci::PciDevice::at(bdf)?;
+    if let Some(d) = BorrowedVfioDevice::borrow(&pci)? {
+        return Ok(Arc::new(d));
+    }
+    let opened = match VfioDevice::open(bdf) {
+        Ok(d) => return Ok(Arc::new(d)),
+        Err(e) => e,
+    };
+    // Another rank may have opened the group between our two attempts: wait for it to lend.
+    if !vfio_share::group_busy(&pci) {
+        return Err(opened);
+    }
+    let deadline = std::time::Instant::now() + LEND_WAIT;
+    loop {
+        if let Some(d) = BorrowedVfioDevice::borrow(&pci)? {
+            return Ok(Arc::new(d));
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(DeviceError::Vfio(format!(
+                "{opened}; another process has the VFIO group open but lends no device fd on \
+                 the abstract socket @{}",
+                vfio_share::socket_name(&pci.bdf)
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Scans this VM's ivshmem devices for the SNOO pool named `name`. `None` if there is none; the

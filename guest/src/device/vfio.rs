@@ -2,12 +2,14 @@
 //! (container, group, device), its BARs mapped from the device fd, and its MSI-X vectors routed
 //! into eventfds, so that a doorbell from a peer really wakes a waiter.
 //!
-//! The VFIO group is opened exclusively: one process per VM uses a given device this way.
+//! The VFIO group is opened exclusively: one process per VM opens a given device this way; it
+//! lends the device fd to other local ranks (see [`super::vfio_share`]).
 
 use super::pci::{
     doorbell_value, header_vectors, iv_position, map_pool, page_size, PciDevice, PeerWatch,
     Registers, REG_DOORBELL, REG_IV_POSITION,
 };
+use super::vfio_share::{Lender, Regions};
 use super::{Device, DeviceError, PeerEvent};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use snoo_common::Shm;
@@ -35,8 +37,10 @@ enum Bar0 {
 
 /// A pool reached through an ivshmem-doorbell device bound to `vfio-pci`.
 pub struct VfioDevice {
+    // Field order is drop order: stop lending, unmap before closing the device, close it before the
+    // container.
+    lender: Option<Lender>,
     pci: PciDevice,
-    // Field order is drop order: unmap before closing the device, close it before the container.
     bar0: Bar0,
     shm: Shm,
     events: Vec<EventFd>,
@@ -85,6 +89,12 @@ impl VfioDevice {
             return Err(vfio_err(&pci, "BAR2", "vfio-pci does not allow mapping it"));
         }
         let bar2_len = dev.get_region_size(BAR2_REGION);
+        let regions = Regions {
+            bar0_offset: bar0_off,
+            bar0_mappable: matches!(bar0, Bar0::Mapped(_)),
+            bar2_offset: dev.get_region_offset(BAR2_REGION),
+            bar2_len,
+        };
         if bar2_len < page_size() as u64 {
             return Err(vfio_err(&pci, "BAR2", format!("only {bar2_len} bytes")));
         }
@@ -109,6 +119,7 @@ impl VfioDevice {
             .map_err(|e| vfio_err(&pci, "enabling MSI-X", e))?;
 
         let mut me = VfioDevice {
+            lender: None,
             pci,
             bar0,
             shm,
@@ -121,6 +132,8 @@ impl VfioDevice {
         };
         me.own_id = iv_position(me.read32(REG_IV_POSITION), &me.pci.bdf)?;
         me.watch = PeerWatch::new(me.own_id);
+        // Other ranks of this VM cannot open the group now; they borrow the device fd instead.
+        me.lender = Lender::start(&me.pci.bdf, me.dev.as_raw_fd(), regions);
         tracing::debug!(bdf = %me.pci.bdf, own_id = me.own_id, vectors, "opened ivshmem through VFIO");
         Ok(me)
     }
