@@ -103,19 +103,16 @@ struct Link {
 }
 
 impl Link {
-    fn protocol(&self, e: impl std::fmt::Display) -> Error {
-        Error::Protocol {
-            rank: self.rank,
-            what: e.to_string(),
-        }
-    }
-
     /// Publishes a message's envelope (and its payload, if inline) in the mailbox. False if the
     /// mailbox has no room for all of it yet.
     #[inline]
     fn push_envelope(&mut self, header: &Header, inline: &[u8]) -> Result<bool> {
         let words = header.message_words();
-        if !self.tx_mb.has_room(words).map_err(|e| self.protocol(e))? {
+        if !self
+            .tx_mb
+            .has_room(words)
+            .map_err(|e| Error::protocol(self.rank, e))?
+        {
             // Let the receiver drain what is batched.
             self.flush();
             return Ok(false);
@@ -134,7 +131,7 @@ impl Link {
         }
         self.tx_mb
             .push_all(&buf[..n])
-            .map_err(|e| self.protocol(e))?;
+            .map_err(|e| Error::protocol(self.rank, e))?;
         Ok(true)
     }
 
@@ -288,19 +285,18 @@ impl Engine {
                 .expect("in pool")
                 .load(Ordering::Acquire);
             let vector = word32(shm, slot + RANK_VECTOR).load(Ordering::Acquire);
-            let bad = |what: &str| Error::Protocol {
-                rank: r,
-                what: what.to_string(),
-            };
             if peer >= self.info.geometry.max_peers || peer > u32::from(u16::MAX) {
-                return Err(bad("peer id out of range in the rank table"));
+                return Err(Error::protocol(r, "peer id out of range in the rank table"));
             }
             if vector >= self.info.vectors.max(1) {
-                return Err(bad("doorbell vector out of range in the rank table"));
+                return Err(Error::protocol(
+                    r,
+                    "doorbell vector out of range in the rank table",
+                ));
             }
             let (tx_mb, tx_ring) = l.channel(self.rank, r).expect("pair in job");
             let (rx_mb, rx_ring) = l.channel(r, self.rank).expect("pair in job");
-            let ring_err = |e: snoo_common::ring::RingError| bad(&e.to_string());
+            let ring_err = |e| Error::protocol(r, e);
             let p = &self.pool;
             self.links.push(Some(Link {
                 rank: r,
@@ -455,10 +451,6 @@ impl Engine {
             return Ok(false);
         };
         let mut moved = false;
-        let proto = |e: snoo_common::ring::RingError| Error::Protocol {
-            rank: dest,
-            what: e.to_string(),
-        };
         link.flush();
         while let Some(op) = link.outgoing.front_mut() {
             if !op.envelope_sent {
@@ -490,7 +482,10 @@ impl Engine {
                 // SAFETY: as above.
                 let rest =
                     unsafe { std::slice::from_raw_parts(op.ptr.add(op.sent), op.len - op.sent) };
-                let n = link.tx_ring.write_some(rest).map_err(proto)?;
+                let n = link
+                    .tx_ring
+                    .write_some(rest)
+                    .map_err(|e| Error::protocol(dest, e))?;
                 if n > 0 {
                     op.sent += n;
                     link.poke = true;
@@ -541,7 +536,6 @@ impl Engine {
         let Some(link) = self.links.get_mut(src as usize).and_then(Option::as_mut) else {
             return Ok(false);
         };
-        let proto = |what: String| Error::Protocol { rank: src, what };
         // (read_some publishes the consumer index itself, chunk by chunk.)
         // Then new words in the mailbox.
         let mut words = 0;
@@ -551,15 +545,15 @@ impl Engine {
         // Probes, idle waits and Finalize read on (`drain_all`).
         let wanted = self.drain_all || self.matcher.wants_from(src);
         while let Some(w) = if wanted || matches!(link.rx, Rx::NeedLength(_)) {
-            link.rx_mb.peek().map_err(|e| proto(e.to_string()))?
+            link.rx_mb.peek().map_err(|e| Error::protocol(src, e))?
         } else {
             None
         } {
             let header = match std::mem::replace(&mut link.rx, Rx::Idle) {
                 Rx::NeedLength(p) => {
-                    link.rx_mb.pop().map_err(|e| proto(e.to_string()))?;
+                    link.rx_mb.pop().map_err(|e| Error::protocol(src, e))?;
                     words += 1;
-                    p.finish(w).map_err(|e| proto(e.to_string()))?
+                    p.finish(w).map_err(|e| Error::protocol(src, e))?
                 }
                 Rx::Idle => match Header::start(w) {
                     Ok(HeaderStart::Complete(h)) => {
@@ -569,24 +563,27 @@ impl Engine {
                             let avail = link
                                 .rx_mb
                                 .available(need)
-                                .map_err(|e| proto(e.to_string()))?;
+                                .map_err(|e| Error::protocol(src, e))?;
                             if avail < need {
                                 break;
                             }
                         }
-                        link.rx_mb.pop().map_err(|e| proto(e.to_string()))?;
+                        link.rx_mb.pop().map_err(|e| Error::protocol(src, e))?;
                         words += 1;
                         h
                     }
                     Ok(HeaderStart::NeedsLength(p)) => {
-                        link.rx_mb.pop().map_err(|e| proto(e.to_string()))?;
+                        link.rx_mb.pop().map_err(|e| Error::protocol(src, e))?;
                         words += 1;
                         link.rx = Rx::NeedLength(p);
                         continue;
                     }
                     Err(e) => {
                         // Flow control and control words are not used by this engine version.
-                        return Err(proto(format!("unexpected mailbox word: {e}")));
+                        return Err(Error::protocol(
+                            src,
+                            format!("unexpected mailbox word: {e}"),
+                        ));
                     }
                 },
             };
@@ -595,7 +592,10 @@ impl Engine {
                 Path::Inline => {
                     let len = header.len as usize;
                     if len > INLINE_MAX {
-                        return Err(proto(format!("inline message of {len} bytes")));
+                        return Err(Error::protocol(
+                            src,
+                            format!("inline message of {len} bytes"),
+                        ));
                     }
                     let mut data = [0u8; INLINE_MAX];
                     let mut raw = [0u64; INLINE_MAX.div_ceil(7)];
@@ -605,15 +605,18 @@ impl Engine {
                     let n = link
                         .rx_mb
                         .pop_into(&mut raw[..dw])
-                        .map_err(|e| proto(e.to_string()))?;
+                        .map_err(|e| Error::protocol(src, e))?;
                     words += n;
                     if n != dw {
-                        return Err(proto("inline data missing".into()));
+                        return Err(Error::protocol(src, "inline data missing"));
                     }
                     let got = snoo_common::register::unpack(&raw[..dw], &mut data[..len])
-                        .map_err(|e| proto(format!("bad inline data: {e}")))?;
+                        .map_err(|e| Error::protocol(src, format!("bad inline data: {e}")))?;
                     if got != len {
-                        return Err(proto("inline data shorter than its envelope".into()));
+                        return Err(Error::protocol(
+                            src,
+                            "inline data shorter than its envelope",
+                        ));
                     }
                     self.matcher.deliver_local(src, header.tag, &data[..len]);
                 }
@@ -630,8 +633,9 @@ impl Engine {
                     });
                 }
                 Path::Rendezvous => {
-                    return Err(proto(
-                        "rendezvous is not used by this engine version".into(),
+                    return Err(Error::protocol(
+                        src,
+                        "rendezvous is not used by this engine version",
                     ))
                 }
             }
@@ -665,10 +669,6 @@ impl Engine {
             return Ok(false);
         };
         let mut moved = false;
-        let proto = |e: snoo_common::ring::RingError| Error::Protocol {
-            rank: src,
-            what: e.to_string(),
-        };
         while let Some(stream) = link.streams.front_mut() {
             if matches!(stream.target, Target::Unexpected { .. })
                 && !self.matcher.bind(&mut stream.target)
@@ -682,7 +682,10 @@ impl Engine {
             }
             if stream.done < stream.len {
                 // Ask the ring first: an empty ring costs one index load, not a buffer operation.
-                let avail = link.rx_ring.readable().map_err(proto)?;
+                let avail = link
+                    .rx_ring
+                    .readable()
+                    .map_err(|e| Error::protocol(src, e))?;
                 if avail == 0 {
                     break;
                 }
@@ -691,7 +694,7 @@ impl Engine {
                     .fill(&mut stream.target, stream.done, stream.len, avail, |dst| {
                         link.rx_ring.read_some(dst)
                     })
-                    .map_err(proto)?;
+                    .map_err(|e| Error::protocol(src, e))?;
                 if n == 0 {
                     break;
                 }

@@ -45,6 +45,16 @@ pub enum Error {
     Arg(String),
 }
 
+impl Error {
+    /// Corrupt shared memory on the channel with `rank`.
+    pub(crate) fn protocol(rank: u32, what: impl std::fmt::Display) -> Error {
+        Error::Protocol {
+            rank,
+            what: what.to_string(),
+        }
+    }
+}
+
 /// `Result` with SNOO_MPI's error.
 pub type Result<T> = std::result::Result<T, Error>;
 
