@@ -854,8 +854,8 @@ impl Engine {
                 std::thread::yield_now();
             }
             if idle >= SPIN_TIME {
-                if self.drain_unwanted()? {
-                    // Buffering what nobody asked for yet is progress too (see drain_unwanted).
+                if self.progress_all()? {
+                    // Buffering what nobody asked for yet is progress too (see progress_all).
                     progressed = true;
                 } else {
                     self.sleep(
@@ -908,16 +908,11 @@ impl Engine {
         }
     }
 
-    /// One progress pass that also reads messages nobody has posted a receive for yet (into the
-    /// unexpected queue), as probes need.
+    /// One progress pass that also reads messages nobody has posted a receive for yet into the
+    /// unexpected queue (payloads included). Probes need it; waits do it only once idle for their
+    /// poll budget, so that a program whose ranks all block in sends before receiving (legal
+    /// with eager buffering) cannot deadlock on full rings. Returns true if anything moved.
     pub(crate) fn progress_all(&mut self) -> Result<bool> {
-        self.drain_unwanted()
-    }
-
-    /// Reads unmatched messages and ring payloads into the unexpected queue. Done only when a wait has been
-    /// idle for a while: a program whose ranks all block in sends before receiving (legal
-    /// with eager buffering) must not deadlock on full rings. Returns true if anything moved.
-    fn drain_unwanted(&mut self) -> Result<bool> {
         let was = std::mem::replace(&mut self.drain_all, true);
         let moved = self.progress();
         self.drain_all = was;

@@ -278,12 +278,6 @@ impl Matcher {
         self.posted.iter().any(|p| p.src.is_none_or(|s| s == src))
     }
 
-    /// Messages in the unexpected queue.
-    #[inline]
-    pub fn unexpected_count(&self) -> usize {
-        self.unexpected.len()
-    }
-
     /// If the unexpected message `target` streams into has been claimed by a receive, moves what
     /// arrived so far into that receive's buffer and turns `target` into the receive, so the rest
     /// of the payload goes straight there (one copy instead of two). Returns true if it did.
@@ -357,41 +351,6 @@ impl Matcher {
                 bytes: u.len,
                 sent: u.len,
             })
-    }
-
-    /// Fails every pending receive that only `dead` could satisfy. Returns true if any failed.
-    pub fn fail_source(&mut self, dead: u32) -> bool {
-        let mut failed = Vec::new();
-        self.posted.retain(|p| {
-            if p.src == Some(dead) {
-                failed.push(p.req);
-                false
-            } else {
-                true
-            }
-        });
-        let mut claimed = Vec::new();
-        self.unexpected.retain(|u| {
-            if u.src == dead && !u.complete {
-                if let Some((req, ..)) = u.claimed {
-                    claimed.push(req);
-                }
-                false
-            } else {
-                true
-            }
-        });
-        let any = !failed.is_empty() || !claimed.is_empty();
-        for req in failed.into_iter().chain(claimed) {
-            let st = Status {
-                source: dead,
-                tag: 0,
-                bytes: 0,
-                sent: 0,
-            };
-            self.done.insert(req, (st, Some(Error::PeerDead(dead))));
-        }
-        any
     }
 
     /// Removes a pending receive (used when the job fails under it).
