@@ -34,6 +34,14 @@ pub fn doorbell_value(peer: u16, vector: u32) -> u32 {
     (u32::from(peer) << 16) | (vector & 0xff)
 }
 
+/// `vector` is one of the device's `vectors` interrupt vectors.
+pub fn check_vector(vector: u32, vectors: u32) -> Result<(), DeviceError> {
+    if vector >= vectors {
+        return Err(DeviceError::BadVector { vector, vectors });
+    }
+    Ok(())
+}
+
 /// An ivshmem device as sysfs lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PciDevice {
@@ -252,6 +260,14 @@ impl PollWait {
             nap: Self::MIN_NAP,
             last_end: Instant::now(),
         }))
+    }
+
+    /// `Device::wait` of an endpoint without interrupts: checks `vector` against `vectors`, naps
+    /// (at most `timeout`) and reports no interrupt, so the caller re-checks shared memory.
+    pub fn wait(&self, vector: u32, vectors: u32, timeout: Duration) -> Result<bool, DeviceError> {
+        check_vector(vector, vectors)?;
+        self.nap(timeout);
+        Ok(false)
     }
 
     /// Sleeps for the next nap of the backoff, at most `timeout`.

@@ -7,8 +7,8 @@
 //! (host processes, VFIO guests). Peer joins and departures come from the pool's peer table.
 
 use super::pci::{
-    doorbell_value, header_vectors, iv_position, map_pool, page_size, PciDevice, PeerWatch,
-    PollWait, Registers, REG_DOORBELL, REG_IV_POSITION,
+    check_vector, doorbell_value, header_vectors, iv_position, map_pool, page_size, PciDevice,
+    PeerWatch, PollWait, Registers, REG_DOORBELL, REG_IV_POSITION,
 };
 use super::{Device, DeviceError, PeerEvent};
 use snoo_common::Shm;
@@ -109,12 +109,7 @@ impl Device for SysfsDevice {
     }
 
     fn doorbell(&self, peer: u16, vector: u32) -> Result<(), DeviceError> {
-        if vector >= self.vectors {
-            return Err(DeviceError::BadVector {
-                vector,
-                vectors: self.vectors,
-            });
-        }
+        check_vector(vector, self.vectors)?;
         // QEMU silently drops doorbells to unknown peers, like the socket backend's NoSuchPeer
         // would be ignored by the engine anyway.
         self.regs
@@ -123,14 +118,7 @@ impl Device for SysfsDevice {
     }
 
     fn wait(&self, vector: u32, timeout: Duration) -> Result<bool, DeviceError> {
-        if vector >= self.vectors {
-            return Err(DeviceError::BadVector {
-                vector,
-                vectors: self.vectors,
-            });
-        }
-        self.poll.nap(timeout);
-        Ok(false)
+        self.poll.wait(vector, self.vectors, timeout)
     }
 
     fn take_events(&self) -> Vec<PeerEvent> {

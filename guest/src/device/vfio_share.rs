@@ -13,8 +13,8 @@
 //! the owner exits first: its fd keeps the device open.
 
 use super::pci::{
-    doorbell_value, header_vectors, iv_position, map_pool, PciDevice, PeerWatch, PollWait,
-    Registers, REG_DOORBELL, REG_IV_POSITION,
+    check_vector, doorbell_value, header_vectors, iv_position, map_pool, PciDevice, PeerWatch,
+    PollWait, Registers, REG_DOORBELL, REG_IV_POSITION,
 };
 use super::{Device, DeviceError, PeerEvent};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -249,25 +249,13 @@ impl Device for BorrowedVfioDevice {
     }
 
     fn doorbell(&self, peer: u16, vector: u32) -> Result<(), DeviceError> {
-        if vector >= self.vectors {
-            return Err(DeviceError::BadVector {
-                vector,
-                vectors: self.vectors,
-            });
-        }
+        check_vector(vector, self.vectors)?;
         self.write32(REG_DOORBELL, doorbell_value(peer, vector));
         Ok(())
     }
 
     fn wait(&self, vector: u32, timeout: Duration) -> Result<bool, DeviceError> {
-        if vector >= self.vectors {
-            return Err(DeviceError::BadVector {
-                vector,
-                vectors: self.vectors,
-            });
-        }
-        self.poll.nap(timeout);
-        Ok(false)
+        self.poll.wait(vector, self.vectors, timeout)
     }
 
     fn take_events(&self) -> Vec<PeerEvent> {
