@@ -1,14 +1,20 @@
 //! Helpers shared by the cross-crate tests: building workspace binaries in the profile the tests
-//! run in, and serving a pool for a job. The QEMU harness is in [`qemu`].
+//! run in, serving a pool for a job, joining it as ranks, and test payloads. The QEMU harness is in
+//! [`qemu`].
 
 pub mod qemu;
 
 use snoo_common::job::JobLayout;
 use snoo_host::config::{PoolSpec, ServerConfig};
 use snoo_host::DaemonThread;
+use snoo_mpi::device::SocketDevice;
+use snoo_mpi::engine::JoinOptions;
+use snoo_mpi::World;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
 
 /// The workspace root (the parent of this crate's directory).
 pub fn workspace_root() -> PathBuf {
@@ -45,15 +51,7 @@ pub fn cargo_build(args: &[&str]) -> io::Result<PathBuf> {
         .arg(workspace_root().join("Cargo.toml"))
         .arg("--target-dir")
         .arg(dir.parent().unwrap_or(Path::new("target")));
-    match profile.as_str() {
-        "debug" => {}
-        "release" => {
-            cmd.arg("--release");
-        }
-        other => {
-            cmd.args(["--profile", other]);
-        }
-    }
+    profile_args(&mut cmd, &profile);
     let out = cmd.stdin(Stdio::null()).output()?;
     if !out.status.success() {
         return Err(io::Error::other(format!(
@@ -63,6 +61,19 @@ pub fn cargo_build(args: &[&str]) -> io::Result<PathBuf> {
         )));
     }
     Ok(dir)
+}
+
+/// Adds the `cargo build` arguments that select `profile` (the name of a `target/` subdirectory).
+pub fn profile_args(cmd: &mut Command, profile: &str) {
+    match profile {
+        "debug" => {}
+        "release" => {
+            cmd.arg("--release");
+        }
+        other => {
+            cmd.args(["--profile", other]);
+        }
+    }
 }
 
 /// Serves a pool named `tag`, sized for `ranks` ranks with data rings of `ring` bytes, from the
@@ -77,4 +88,53 @@ pub fn job_daemon(tag: &str, ranks: u32, ring: usize) -> (DaemonThread, PathBuf)
         DaemonThread::spawn(ServerConfig::single(spec)).expect("daemon starts"),
         sock,
     )
+}
+
+/// Joins job `name` on the pool at `sock` as `rank` of `size`, through a device connection of its
+/// own (so a peer of its own, as a separate process or VM would be).
+pub fn join_rank(sock: &Path, name: &str, rank: u32, size: u32, timeout: Duration) -> World {
+    let dev = SocketDevice::connect(sock, Duration::from_secs(10)).expect("daemon reachable");
+    let opts = JoinOptions {
+        name: name.to_string(),
+        rank: Some(rank),
+        size: Some(size),
+        timeout,
+    };
+    let world = World::join(Arc::new(dev), &opts).expect("joins the job");
+    assert_eq!((world.rank(), world.size()), (rank, size));
+    world
+}
+
+/// Runs `f` as every rank of an `n`-rank job on the pool at `sock`, one thread (and one
+/// [`join_rank`] peer) per rank. `f` owns its `World`: it finalizes or drops it when it wants.
+pub fn ranks<R: Send>(
+    sock: &Path,
+    name: &str,
+    n: u32,
+    timeout: Duration,
+    f: impl Fn(World) -> R + Sync,
+) -> Vec<R> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..n)
+            .map(|r| {
+                let f = &f;
+                s.spawn(move || f(join_rank(sock, name, r, n, timeout)))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+/// `len` bytes of an xorshift stream seeded by `seed`: not periodic at any power of two, so a
+/// chunk delivered at the wrong offset shows.
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
 }

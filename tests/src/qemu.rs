@@ -1173,15 +1173,7 @@ pub fn static_rust_example(package: &str, name: &str) -> io::Result<PathBuf> {
     // RUSTFLAGS applies only to the target with --target, not to build scripts.
     .env_remove("CARGO_ENCODED_RUSTFLAGS")
     .env("RUSTFLAGS", "-C target-feature=+crt-static");
-    match profile.as_str() {
-        "debug" => {}
-        "release" => {
-            cmd.arg("--release");
-        }
-        other => {
-            cmd.args(["--profile", other]);
-        }
-    }
+    crate::profile_args(&mut cmd, &profile);
     let out = cmd.stdin(Stdio::null()).output()?;
     if !out.status.success() {
         return Err(io::Error::other(format!(

@@ -8,8 +8,7 @@
 use snoo_mpi::device::SocketDevice;
 use snoo_mpi::engine::JoinOptions;
 use snoo_mpi::{Error, World, TAG_UB};
-use snoo_tests::job_daemon;
-use std::path::Path;
+use snoo_tests::{job_daemon, join_rank, pattern, ranks};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,44 +18,9 @@ const JOB_TIMEOUT: Duration = Duration::from_secs(60);
 /// What "at once" means for a failing call (generous: the machine is shared).
 const AT_ONCE: Duration = Duration::from_secs(5);
 
-/// Runs `f` as every rank of an `n`-rank job on the pool at `sock`, one thread per rank. `f` owns
-/// its `World`: it finalizes it (or drops it, leaving the pool) when it wants.
-fn ranks<R: Send>(sock: &Path, name: &str, n: u32, f: impl Fn(World) -> R + Sync) -> Vec<R> {
-    std::thread::scope(|s| {
-        let handles: Vec<_> = (0..n)
-            .map(|r| {
-                let f = &f;
-                s.spawn(move || {
-                    let dev = SocketDevice::connect(sock, Duration::from_secs(10)).unwrap();
-                    let opts = JoinOptions {
-                        name: name.to_string(),
-                        rank: Some(r),
-                        size: Some(n),
-                        timeout: JOB_TIMEOUT,
-                    };
-                    f(World::join(Arc::new(dev), &opts).unwrap())
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    })
-}
-
 fn job<R: Send>(name: &str, n: u32, f: impl Fn(World) -> R + Sync) -> Vec<R> {
     let (_d, sock) = job_daemon(name, n, 64 << 10);
-    ranks(&sock, name, n, f)
-}
-
-fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    ranks(&sock, name, n, JOB_TIMEOUT, f)
 }
 
 /// Asserts that `$e` (a `Result`) failed with an error matching `$pat`, within [`AT_ONCE`].
@@ -504,14 +468,7 @@ fn a_finalized_but_running_rank_fails_the_calls_that_need_it() {
             rx.recv_timeout(Duration::from_secs(60)).unwrap();
             drop(dev);
         });
-        let dev = SocketDevice::connect(sock, Duration::from_secs(10)).unwrap();
-        let opts = JoinOptions {
-            name: "badfin".into(),
-            rank: Some(0),
-            size: Some(2),
-            timeout: Duration::from_secs(30),
-        };
-        let w = World::join(Arc::new(dev), &opts).unwrap();
+        let w = join_rank(sock, "badfin", 0, 2, Duration::from_secs(30));
         let mut got = vec![0u8; 300];
         w.recv(&mut got, Some(1), Some(3)).unwrap();
         assert!(got == pattern(300, 9));
@@ -554,7 +511,7 @@ fn joining_with_bad_options_is_refused() {
         "{e:?}"
     );
     // None of that took a slot: a real job runs on the pool.
-    ranks(&sock, "badjoin", 2, |w| {
+    ranks(&sock, "badjoin", 2, JOB_TIMEOUT, |w| {
         exchange(&w, 0);
         w.finalize().unwrap();
     });

@@ -4,10 +4,8 @@
 use snoo_common::job::JobLayout;
 use snoo_host::config::{PoolSpec, ServerConfig};
 use snoo_host::DaemonThread;
-use snoo_mpi::device::SocketDevice;
-use snoo_mpi::engine::JoinOptions;
 use snoo_mpi::World;
-use std::sync::{Arc, Barrier, Mutex};
+use std::sync::{Barrier, Mutex};
 use std::time::Duration;
 
 fn spec(sock: &std::path::Path) -> ServerConfig {
@@ -18,14 +16,7 @@ fn spec(sock: &std::path::Path) -> ServerConfig {
 }
 
 fn join(sock: &std::path::Path, r: u32) -> World {
-    let dev = SocketDevice::connect(sock, Duration::from_secs(10)).unwrap();
-    let opts = JoinOptions {
-        name: "restart".into(),
-        rank: Some(r),
-        size: Some(2),
-        timeout: Duration::from_secs(30),
-    };
-    World::join(Arc::new(dev), &opts).unwrap()
+    snoo_tests::join_rank(sock, "restart", r, 2, Duration::from_secs(30))
 }
 
 fn exchange(w: &World, rounds: u32) {

@@ -6,11 +6,9 @@
 use snoo_common::job::JobLayout;
 use snoo_common::layout::PoolHeader;
 use snoo_mpi::device::{Device, SocketDevice};
-use snoo_mpi::engine::JoinOptions;
 use snoo_mpi::{Error, World};
 use snoo_tests::job_daemon;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn next(seed: &mut u64) -> u64 {
@@ -47,14 +45,7 @@ fn scenario<T: Send>(
             .map(|r| {
                 let (sock, phase, talk) = (&sock, &phase, &talk);
                 s.spawn(move || {
-                    let dev = SocketDevice::connect(sock, Duration::from_secs(10)).unwrap();
-                    let opts = JoinOptions {
-                        name: tag.to_string(),
-                        rank: Some(r),
-                        size: Some(2),
-                        timeout: Duration::from_secs(3),
-                    };
-                    let w = World::join(Arc::new(dev), &opts).unwrap();
+                    let w = snoo_tests::join_rank(sock, tag, r, 2, Duration::from_secs(3));
                     phase.fetch_add(1, Ordering::AcqRel);
                     wait_for(phase, JOINED);
                     let o = talk(&w, phase);

@@ -5,7 +5,7 @@ use snoo_common::job::{JobLayout, MAX_RING};
 use snoo_mpi::device::SocketDevice;
 use snoo_mpi::engine::JoinOptions;
 use snoo_mpi::{Error, World};
-use snoo_tests::job_daemon;
+use snoo_tests::{job_daemon, pattern};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,43 +15,14 @@ fn job<R: Send>(tag: &str, n: u32, ring: usize, f: impl Fn(&World) -> R + Sync) 
     ranks(&sock, tag, n, f)
 }
 
-/// Runs `f` as every rank of an `n`-rank job on the pool at `sock`, one thread (and one device
-/// connection, so one peer of the pool) per rank.
+/// Runs `f` as every rank of an `n`-rank job on the pool at `sock` (see [`snoo_tests::ranks`]),
+/// and finalizes each rank after.
 fn ranks<R: Send>(sock: &Path, tag: &str, n: u32, f: impl Fn(&World) -> R + Sync) -> Vec<R> {
-    std::thread::scope(|s| {
-        let handles: Vec<_> = (0..n)
-            .map(|r| {
-                let f = &f;
-                s.spawn(move || {
-                    let dev = SocketDevice::connect(sock, Duration::from_secs(10)).unwrap();
-                    let opts = JoinOptions {
-                        name: tag.to_string(),
-                        rank: Some(r),
-                        size: Some(n),
-                        timeout: Duration::from_secs(60),
-                    };
-                    let world = World::join(Arc::new(dev), &opts).unwrap();
-                    assert_eq!((world.rank(), world.size()), (r, n));
-                    let out = f(&world);
-                    world.finalize().unwrap();
-                    out
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    snoo_tests::ranks(sock, tag, n, Duration::from_secs(60), |world| {
+        let out = f(&world);
+        world.finalize().unwrap();
+        out
     })
-}
-
-fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E3779B97F4A7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 #[test]

@@ -89,8 +89,10 @@ fn sweep_job(a: &Guest, b: &Guest, name: &str, env_a: &str, env_b: &str) -> Vec<
     lines
 }
 
-fn start_daemon(socket: &Path, name: &str) -> HostDaemon {
-    let size = JobLayout::pool_size_for(2, RING, 64).to_string();
+/// Serves pool `name` for a job of `ranks` ranks (RING-byte rings, one vector) on `socket`.
+fn start_daemon(socket: &Path, name: &str, ranks: u32) -> HostDaemon {
+    let size = JobLayout::pool_size_for(ranks, RING, 64).to_string();
+    let ranks = ranks.to_string();
     HostDaemon::start(
         socket,
         &[
@@ -101,7 +103,7 @@ fn start_daemon(socket: &Path, name: &str) -> HostDaemon {
             "--name",
             name,
             "--ranks",
-            "2",
+            &ranks,
         ],
     )
     .unwrap_or_else(|e| panic!("{e}"))
@@ -265,7 +267,7 @@ fn c_job_between_two_guests_over_sysfs_then_with_a_host_process() {
     let dir = ScratchDir::new("qemu-mpi").unwrap();
     let socket = dir.join("job.sock");
     let name = "guestjob";
-    let daemon = start_daemon(&socket, name);
+    let daemon = start_daemon(&socket, name, 2);
     let image = GuestImage::build_with(&ImageSpec::default().file(&exe, "/bin/pingpong"))
         .unwrap_or_else(|e| panic!("{e}"));
     // Guest A is also attached to another pool, on a device scanned before the job's: the rank
@@ -309,7 +311,7 @@ fn c_job_between_two_guests_over_vfio() {
     let dir = ScratchDir::new("qemu-vfio").unwrap();
     let socket = dir.join("job.sock");
     let name = "vfiojob";
-    let daemon = start_daemon(&socket, name);
+    let daemon = start_daemon(&socket, name, 2);
     let spec = ImageSpec {
         load_modules_at_boot: true,
         ..ImageSpec::default()
@@ -401,21 +403,7 @@ fn c_job_across_three_guests_with_two_ranks_in_one() {
     let dir = ScratchDir::new("qemu-mpi3").unwrap();
     let socket = dir.join("job.sock");
     let name = "threeguests";
-    let size = JobLayout::pool_size_for(4, RING, 64).to_string();
-    let _daemon = HostDaemon::start(
-        &socket,
-        &[
-            "--size",
-            &size,
-            "--vectors",
-            "1",
-            "--name",
-            name,
-            "--ranks",
-            "4",
-        ],
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let _daemon = start_daemon(&socket, name, 4);
     let image = GuestImage::build_with(&ImageSpec::default().file(&exe, "/bin/pingpong"))
         .unwrap_or_else(|e| panic!("{e}"));
     let cfg = |n: &str| GuestConfig {
@@ -499,7 +487,7 @@ fn guest_killed_mid_transfer_gives_peer_dead_to_the_host_rank() {
     let dir = ScratchDir::new("qemu-kill").unwrap();
     let socket = dir.join("job.sock");
     let name = "killjob";
-    let daemon = start_daemon(&socket, name);
+    let daemon = start_daemon(&socket, name, 2);
     let image = GuestImage::build_with(&ImageSpec::default().file(&stream, "/bin/stream"))
         .unwrap_or_else(|e| panic!("{e}"));
     let mut a = Guest::boot(
@@ -631,7 +619,7 @@ fn static_rust_program_in_a_guest_talks_to_a_host_rank() {
     let dir = ScratchDir::new("qemu-rust").unwrap();
     let socket = dir.join("job.sock");
     let name = "rustjob";
-    let daemon = start_daemon(&socket, name);
+    let daemon = start_daemon(&socket, name, 2);
     let image = GuestImage::build_with(&ImageSpec::default().file(&exe, "/bin/rust-pingpong"))
         .unwrap_or_else(|e| panic!("{e}"));
     let a = Guest::boot(
@@ -710,21 +698,7 @@ fn c_job_with_two_vfio_ranks_in_one_guest() {
     let dir = ScratchDir::new("qemu-vfio2").unwrap();
     let socket = dir.join("job.sock");
     let name = "vfiotwo";
-    let size = JobLayout::pool_size_for(3, RING, 64).to_string();
-    let _daemon = HostDaemon::start(
-        &socket,
-        &[
-            "--size",
-            &size,
-            "--vectors",
-            "1",
-            "--name",
-            name,
-            "--ranks",
-            "3",
-        ],
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let _daemon = start_daemon(&socket, name, 3);
     let spec = ImageSpec {
         load_modules_at_boot: true,
         ..ImageSpec::default()

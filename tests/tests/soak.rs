@@ -3,11 +3,7 @@
 //! reordered or corrupted. Short in CI; `SNOO_SOAK_ROUNDS=N` for a long run.
 
 use snoo_common::job::MAX_RING;
-use snoo_mpi::device::SocketDevice;
-use snoo_mpi::engine::JoinOptions;
-use snoo_mpi::World;
 use snoo_tests::job_daemon;
-use std::sync::Arc;
 use std::time::Duration;
 
 fn mix(mut x: u64) -> u64 {
@@ -52,14 +48,7 @@ fn four_ranks_random_traffic_nothing_lost_reordered_or_corrupt() {
             .map(|r| {
                 let sock = &sock;
                 s.spawn(move || {
-                    let dev = SocketDevice::connect(sock, Duration::from_secs(10)).unwrap();
-                    let opts = JoinOptions {
-                        name: "soak".into(),
-                        rank: Some(r),
-                        size: Some(n),
-                        timeout: Duration::from_secs(120),
-                    };
-                    let w = World::join(Arc::new(dev), &opts).unwrap();
+                    let w = snoo_tests::join_rank(sock, "soak", r, n, Duration::from_secs(120));
                     let (mut msgs, mut bytes) = (0u64, 0u64);
                     let mut expect = Vec::new();
                     for k in 0..rounds {
