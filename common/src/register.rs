@@ -656,22 +656,31 @@ pub const fn data_words_for(len: usize) -> usize {
 fn data_word(chunk: &[u8]) -> u64 {
     debug_assert!((1..=DATA_BYTES).contains(&chunk.len()));
     let mut raw = [0u8; 8];
-    raw[0] = kind::DATA | (chunk.len() as u8) << NIBBLE_SHIFT;
-    raw[1..1 + chunk.len()].copy_from_slice(chunk);
-    u64::from_le_bytes(raw)
+    raw[..chunk.len()].copy_from_slice(chunk);
+    data_word_from(u64::from_le_bytes(raw), chunk.len())
+}
+
+/// The DATA word carrying the low `count` bytes of `bytes` (little-endian).
+#[inline]
+fn data_word_from(bytes: u64, count: usize) -> u64 {
+    u64::from(kind::DATA | (count as u8) << NIBBLE_SHIFT) | bytes << 8
 }
 
 /// Emits `payload` as [`data_words_for`]`(payload.len())` DATA words: full 7-byte words, then a
 /// shorter last word if the length is not a multiple of 7. An empty payload emits nothing.
 #[inline]
 pub fn pack_inline(payload: &[u8], emit: &mut impl FnMut(u64)) {
-    let mut chunks = payload.chunks_exact(DATA_BYTES);
-    for chunk in &mut chunks {
-        emit(data_word(chunk));
+    let mut pos = 0;
+    // Full words whose 7 bytes have an 8th after them: one unaligned 8-byte load each, the 8th
+    // byte shifted out. (Assembling words byte by byte stalled on store forwarding.)
+    while pos + 8 <= payload.len() {
+        let mut raw = [0u8; 8];
+        raw.copy_from_slice(&payload[pos..pos + 8]);
+        emit(data_word_from(u64::from_le_bytes(raw), DATA_BYTES));
+        pos += DATA_BYTES;
     }
-    let rest = chunks.remainder();
-    if !rest.is_empty() {
-        emit(data_word(rest));
+    for chunk in payload[pos..].chunks(DATA_BYTES) {
+        emit(data_word(chunk));
     }
 }
 
@@ -704,11 +713,16 @@ pub fn unpack(words: &[u64], dst: &mut [u8]) -> Result<usize, WordError> {
         if i < last && word as u8 == FULL {
             // Fast path for full words: every other bit pattern of a full word is a valid DATA
             // word (its 7 payload bytes are arbitrary), so checking the low byte is the whole
-            // validation.
-            let out = dst
-                .get_mut(pos..pos + DATA_BYTES)
-                .ok_or(WordError::Overflow { capacity })?;
-            out.copy_from_slice(&word.to_le_bytes()[1..]);
+            // validation. Another word follows, so when the payload fits, one 8-byte store can
+            // write this word's 7 bytes plus one that the next word overwrites.
+            if let Some(out) = dst.get_mut(pos..pos + 8) {
+                out.copy_from_slice(&(word >> 8).to_le_bytes());
+            } else {
+                let out = dst
+                    .get_mut(pos..pos + DATA_BYTES)
+                    .ok_or(WordError::Overflow { capacity })?;
+                out.copy_from_slice(&word.to_le_bytes()[1..]);
+            }
             pos += DATA_BYTES;
             continue;
         }
