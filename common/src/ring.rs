@@ -16,6 +16,7 @@
 //! ```text
 //! offset  size            field
 //! +0      8               producer index (u64): units published so far; written by the producer only
+//!                         (the mailbox consumer does not read it: see below)
 //! +8      56              zero padding (the producer index has the cache line to itself)
 //! +64     8               consumer index (u64): units released so far; written by the consumer only
 //! +72     56              zero padding
@@ -40,13 +41,24 @@
 //! the caller's to validate. No operation loops on a value read from shared memory: every loop is
 //! bounded by the ring's capacity or the caller's buffer.
 //!
+//! # The mailbox polls slots, not the producer index
+//!
+//! Kind 0 (the low 4 bits of a register word) is never a valid word, so a zero slot is an empty
+//! one. The mailbox consumer reads the slot at its position and takes it if the kind is not 0;
+//! it never reads the producer index (which the producer still stores, for diagnostics). When it
+//! releases slots it zeroes them first. So a new message costs the consumer one cache-line
+//! transfer (the slot's) instead of two (the index's, then the slot's), and a hostile producer
+//! index cannot mislead it. The data ring works with indices as described below.
+//!
 //! # Memory orderings
 //!
-//! * The producer writes slots (Relaxed atomic stores for words, plain copies for bytes), then
-//!   stores the producer index with **Release**: the slot writes happen-before any load that sees
-//!   the new index.
-//! * The consumer loads the producer index with **Acquire**, then reads the slots (Relaxed loads /
-//!   copies): it sees every unit the producer wrote before publishing that index.
+//! * Mailbox: the producer stores each word with **Release**, the consumer loads slots with
+//!   **Acquire**; words are written in order, so a consumer that sees the last word of a message
+//!   sees all of it. Zeroing a released slot is Relaxed, ordered before the producer's reuse by
+//!   the Release store of the consumer index.
+//! * Data ring: the producer copies bytes into the ring, then stores the producer index with
+//!   **Release**; the consumer loads it with **Acquire**, then copies out: it sees every byte
+//!   written before the index it loaded.
 //! * The consumer stores its index with **Release** only after it has copied the units out: its
 //!   reads happen-before the producer's observation of the new consumer index.
 //! * The producer loads the consumer index with **Acquire** before overwriting the released slots,
@@ -55,25 +67,29 @@
 //! On x86-64 (the only target of ivshmem here) Release stores and Acquire loads are plain moves;
 //! the orderings mostly constrain the compiler, and they are what the Rust memory model requires.
 //!
-//! * Index publications (producer and consumer) are **SeqCst** swaps, i.e. full barriers. A side
-//!   that may sleep sets a flag, issues a SeqCst fence and looks at the ring once more; the other
-//!   side publishes and then SeqCst-loads that flag. In the single total order of SeqCst
-//!   operations, either the sleeper's re-check sees the publication or the publisher sees the
-//!   flag (and rings the doorbell): no lost wake-up, without an extra fence per message.
+//! * Sleep/wake handshake. A side that may sleep sets a flag, issues a SeqCst fence and looks at
+//!   the ring once more; the other side publishes and then SeqCst-loads that flag. Publication is
+//!   a SeqCst swap of the index (data ring, consumer indices) or a SeqCst fence after the slot
+//!   writes (mailbox producer). Either way, either the sleeper's re-check sees the publication or
+//!   the publisher sees the flag (and rings the doorbell): no lost wake-up, and one full barrier
+//!   per published batch, not per message.
 //!
 //! # Cost
 //!
 //! Each side caches the other side's index and reloads it only when the cached value is not enough
-//! (the ring looks full to the producer, or empty to the consumer): a reload is a cache-line
-//! transfer between cores. Publication is batched: [`WordProducer::push`] only writes the slot, and
-//! [`WordProducer::publish`] stores the index once for a whole message; likewise
-//! [`WordConsumer::release`]. No operation allocates.
+//! (the ring looks full to the producer, or empty to the data-ring consumer): a reload is a
+//! cache-line transfer between cores. Publication is batched: [`WordProducer::publish`] ends a
+//! batch of pushes with one fence; [`WordConsumer::release`] hands back a batch of slots with one
+//! index store. No operation allocates.
 
 use crate::shm::Shm;
 use crossbeam_utils::CachePadded;
 use std::borrow::Borrow;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicU64, Ordering};
 use thiserror::Error;
+
+/// The kind nibble of a mailbox word ([`crate::register`]); kind 0 marks an empty slot.
+const KIND_MASK: u64 = 0xF;
 
 /// Alignment of a ring's offset: one cache line.
 pub const RING_ALIGN: usize = 64;
@@ -116,6 +132,9 @@ pub enum RingError {
         footprint: usize,
         len: usize,
     },
+    /// A word of kind 0 was pushed into a mailbox, where it would read as an empty slot.
+    #[error("mailbox word {0:#x} has kind 0, which means an empty slot")]
+    EmptyWord(u64),
     /// The other side's index, as read from shared memory, is not something that side can have
     /// written: it went backwards, ran ahead of what is possible (the producer past
     /// `consumer + capacity`, the consumer past what was published), or was inconsistent when
@@ -240,10 +259,13 @@ struct ProducerCore {
     // driven by different threads) do not false-share their hot indices.
     st: CachePadded<ProducerState>,
     reg: Region,
+    // Mailbox: the consumer sees words as they are pushed, so it may legitimately release up to
+    // `head`; data ring: only up to what was published.
+    visible_at_push: bool,
 }
 
 impl ProducerCore {
-    fn attach(shm: &Shm, reg: Region) -> Result<Self, RingError> {
+    fn attach(shm: &Shm, reg: Region, visible_at_push: bool) -> Result<Self, RingError> {
         let (p, c) = attach_indices(shm, &reg)?;
         Ok(ProducerCore {
             st: CachePadded::new(ProducerState {
@@ -252,6 +274,7 @@ impl ProducerCore {
                 cached_tail: c,
             }),
             reg,
+            visible_at_push,
         })
     }
 
@@ -269,15 +292,20 @@ impl ProducerCore {
         // our later writes to those slots cannot be seen by its earlier reads.
         let seen = atomic(shm, self.reg.cons)?.load(Ordering::Acquire);
         let st = &mut *self.st;
-        // The consumer only moves forward, and never past what we published.
+        // The consumer only moves forward, and never past what it can have seen.
+        let high = if self.visible_at_push {
+            st.head
+        } else {
+            st.published
+        };
         let moved = seen.wrapping_sub(st.cached_tail);
-        let possible = st.published.wrapping_sub(st.cached_tail);
+        let possible = high.wrapping_sub(st.cached_tail);
         if moved > possible {
             return Err(RingError::Corrupt {
                 side: Side::Consumer,
                 seen,
                 low: st.cached_tail,
-                high: st.published,
+                high,
             });
         }
         st.cached_tail = seen;
@@ -437,7 +465,7 @@ impl<S: Borrow<Shm>> WordProducer<S> {
     /// after [`WordFifo::init`]).
     pub fn new(shm: S, offset: usize, capacity: usize) -> Result<Self, RingError> {
         let reg = region(shm.borrow(), offset, capacity, 8, WordFifo::MAX_CAPACITY)?;
-        let core = ProducerCore::attach(shm.borrow(), reg)?;
+        let core = ProducerCore::attach(shm.borrow(), reg, true)?;
         Ok(WordProducer { core, shm })
     }
 
@@ -446,7 +474,7 @@ impl<S: Borrow<Shm>> WordProducer<S> {
         self.core.reg.cap as usize
     }
 
-    /// Words pushed but not yet published.
+    /// Words pushed since the last [`publish`](Self::publish).
     pub fn pending(&self) -> usize {
         self.core.st.head.wrapping_sub(self.core.st.published) as usize
     }
@@ -458,8 +486,9 @@ impl<S: Borrow<Shm>> WordProducer<S> {
         self.core.has_room(self.shm.borrow(), n as u64)
     }
 
-    /// Writes `word` into the next slot without publishing it. Returns `Ok(false)` if the ring is
-    /// full.
+    /// Writes `word` into the next slot, where the consumer can see it at once. Returns
+    /// `Ok(false)` if the ring is full, [`RingError::EmptyWord`] for a word of kind 0 (it would
+    /// read as an empty slot).
     #[inline]
     pub fn push(&mut self, word: u64) -> Result<bool, RingError> {
         if !self.has_room(1)? {
@@ -469,8 +498,12 @@ impl<S: Borrow<Shm>> WordProducer<S> {
         Ok(true)
     }
 
-    /// Pushes all of `words` or, if they do not all fit, none of them.
+    /// Pushes all of `words` or, if they do not all fit (or one has kind 0), none of them.
+    #[inline]
     pub fn push_all(&mut self, words: &[u64]) -> Result<bool, RingError> {
+        if let Some(&w) = words.iter().find(|&&w| w & KIND_MASK == 0) {
+            return Err(RingError::EmptyWord(w));
+        }
         if !self.has_room(words.len())? {
             return Ok(false);
         }
@@ -482,28 +515,41 @@ impl<S: Borrow<Shm>> WordProducer<S> {
 
     #[inline]
     fn write_slot(&mut self, word: u64) -> Result<(), RingError> {
+        if word & KIND_MASK == 0 {
+            return Err(RingError::EmptyWord(word));
+        }
         let st = &mut *self.core.st;
         let off = self.core.reg.data + ((st.head & self.core.reg.mask) as usize) * 8;
-        // Relaxed: ordered before the consumer's reads by the Release store in `publish`.
-        atomic(self.shm.borrow(), off)?.store(word, Ordering::Relaxed);
+        // Release: a consumer that Acquire-loads this word sees every word written before it,
+        // so seeing the last word of a message means the whole message is there.
+        atomic(self.shm.borrow(), off)?.store(word, Ordering::Release);
         st.head = st.head.wrapping_add(1);
         Ok(())
     }
 
-    /// Makes every pushed word visible to the consumer with one Release store of the producer
-    /// index (none if nothing is pending).
+    /// Ends a batch of pushes: stores the producer index (informational: the consumer polls the
+    /// slots, not this index) and issues a SeqCst fence. The fence is the sender's half of the
+    /// sleep/wake handshake: a later SeqCst load of the consumer's "sleeping" flag cannot be
+    /// ordered before the slot writes (see the module docs). Nothing happens if nothing was
+    /// pushed since the last call.
     #[inline]
     pub fn publish(&mut self) {
-        self.core.publish(self.shm.borrow());
-    }
-
-    /// Forgets the words pushed since the last publish (e.g. a message that turned out not to fit).
-    pub fn discard_pending(&mut self) {
-        self.core.st.head = self.core.st.published;
+        let st = &mut *self.core.st;
+        if st.head != st.published {
+            // The `if let` cannot fail (checked region).
+            if let Ok(a) = atomic(self.shm.borrow(), self.core.reg.prod) {
+                a.store(st.head, Ordering::Release);
+            }
+            fence(Ordering::SeqCst);
+            st.published = st.head;
+        }
     }
 }
 
-/// The consumer side of a [`WordFifo`].
+/// The consumer side of a [`WordFifo`]. It polls the slots themselves: a slot whose kind nibble
+/// is 0 is empty, and every slot it has read is zeroed again when [`release`](Self::release)
+/// hands it back. So learning of a new message costs one cache-line transfer (the slot's), not
+/// two (producer index, then slot).
 #[derive(Debug)]
 pub struct WordConsumer<S: Borrow<Shm>> {
     core: ConsumerCore,
@@ -511,7 +557,7 @@ pub struct WordConsumer<S: Borrow<Shm>> {
 }
 
 impl<S: Borrow<Shm>> WordConsumer<S> {
-    /// Attaches to the mailbox at `offset`, continuing from the indices found there.
+    /// Attaches to the mailbox at `offset`, continuing from the consumer index found there.
     pub fn new(shm: S, offset: usize, capacity: usize) -> Result<Self, RingError> {
         let reg = region(shm.borrow(), offset, capacity, 8, WordFifo::MAX_CAPACITY)?;
         let core = ConsumerCore::attach(shm.borrow(), reg)?;
@@ -528,23 +574,39 @@ impl<S: Borrow<Shm>> WordConsumer<S> {
         self.core.st.tail.wrapping_sub(self.core.st.released) as usize
     }
 
-    /// Words readable now: the cached count if it is at least `want`, else a fresh one.
+    /// The word `ahead` slots past the next one to read, or `None` if that slot is empty. A slot
+    /// that would wrap onto popped-but-unreleased ones (which still hold their old words) first
+    /// releases them.
     #[inline]
-    pub fn available(&mut self, want: usize) -> Result<usize, RingError> {
-        Ok(self.core.available(self.shm.borrow(), want as u64)? as usize)
+    fn load(&mut self, ahead: u64) -> Result<Option<u64>, RingError> {
+        if ahead >= self.core.reg.cap {
+            return Ok(None);
+        }
+        if self.unreleased() as u64 + ahead >= self.core.reg.cap {
+            self.release();
+        }
+        let at = self.core.st.tail.wrapping_add(ahead);
+        let off = self.core.reg.data + ((at & self.core.reg.mask) as usize) * 8;
+        // Acquire: pairs with the producer's Release store of this word (and so of every word
+        // before it).
+        let w = atomic(self.shm.borrow(), off)?.load(Ordering::Acquire);
+        Ok((w & KIND_MASK != 0).then_some(w))
     }
 
     /// The next word without consuming it, or `None` if the ring is empty.
     #[inline]
     pub fn peek(&mut self) -> Result<Option<u64>, RingError> {
-        if self.core.available(self.shm.borrow(), 1)? == 0 {
-            return Ok(None);
+        self.load(0)
+    }
+
+    /// True if the next `n` words are all there (`n` ≤ capacity): the producer writes in order,
+    /// so it is enough that the last of them is.
+    #[inline]
+    pub fn ready(&mut self, n: usize) -> Result<bool, RingError> {
+        if n == 0 {
+            return Ok(true);
         }
-        let off = self.core.reg.data + ((self.core.st.tail & self.core.reg.mask) as usize) * 8;
-        // Relaxed: ordered after the producer's slot write by the Acquire load in `refresh`.
-        Ok(Some(
-            atomic(self.shm.borrow(), off)?.load(Ordering::Relaxed),
-        ))
+        Ok(self.load(n as u64 - 1)?.is_some())
     }
 
     /// Takes the next word, or `None` if the ring is empty. The slot stays reserved until
@@ -558,27 +620,41 @@ impl<S: Borrow<Shm>> WordConsumer<S> {
         Ok(w)
     }
 
-    /// Takes up to `dst.len()` words at once (as many as are readable), like that many
+    /// Takes up to `dst.len()` words at once (until the first empty slot), like that many
     /// [`pop`](Self::pop)s. Returns how many were taken.
     #[inline]
     pub fn pop_into(&mut self, dst: &mut [u64]) -> Result<usize, RingError> {
-        let n = (self.core.available(self.shm.borrow(), dst.len() as u64)? as usize).min(dst.len());
-        let shm = self.shm.borrow();
-        for slot in dst.iter_mut().take(n) {
-            let off = self.core.reg.data + ((self.core.st.tail & self.core.reg.mask) as usize) * 8;
-            // Relaxed: ordered after the producer's slot write by the Acquire load in `refresh`.
-            *slot = atomic(shm, off)?.load(Ordering::Relaxed);
-            self.core.st.tail = self.core.st.tail.wrapping_add(1);
+        let mut n = 0;
+        for slot in dst.iter_mut() {
+            match self.pop()? {
+                Some(w) => *slot = w,
+                None => break,
+            }
+            n += 1;
         }
         Ok(n)
     }
 
-    /// Hands every popped slot back to the producer with one Release store of the consumer index
-    /// (none if nothing was popped). Call it once per message, or at least before the ring can
-    /// fill with popped-but-unreleased words.
+    /// Hands every popped slot back to the producer: zeroes the slots (so they read as empty
+    /// until the producer writes them again), then one Release store of the consumer index (none
+    /// if nothing was popped). Call it at least before the ring can fill with popped words; each
+    /// call is a cache-line transfer to the producer, so batching pays.
     #[inline]
     pub fn release(&mut self) {
-        self.core.release(self.shm.borrow());
+        let shm = self.shm.borrow();
+        let st = &mut *self.core.st;
+        let mut i = st.released;
+        while i != st.tail {
+            let off = self.core.reg.data + ((i & self.core.reg.mask) as usize) * 8;
+            // Relaxed: ordered before the producer's reuse of the slot by the Release store of
+            // the index below (the producer writes a slot only after Acquire-loading an index
+            // past it). Cannot fail (checked region).
+            if let Ok(a) = atomic(shm, off) {
+                a.store(0, Ordering::Relaxed);
+            }
+            i = i.wrapping_add(1);
+        }
+        self.core.release(shm);
     }
 }
 
@@ -661,7 +737,7 @@ impl<S: Borrow<Shm>> ByteProducer<S> {
     /// Attaches to the data ring at `offset`, continuing from the indices found there.
     pub fn new(shm: S, offset: usize, capacity: usize) -> Result<Self, RingError> {
         let reg = region(shm.borrow(), offset, capacity, 1, ByteRing::MAX_CAPACITY)?;
-        let core = ProducerCore::attach(shm.borrow(), reg)?;
+        let core = ProducerCore::attach(shm.borrow(), reg, false)?;
         Ok(ByteProducer {
             core,
             chunk: ByteRing::default_chunk(capacity),
@@ -880,47 +956,80 @@ mod tests {
     }
 
     #[test]
-    fn words_are_batched_and_bounded() {
+    fn words_are_visible_at_once_and_bounded() {
         let shm = heap_shm(4096);
         WordFifo::init(&shm, 0, 4).unwrap();
         let mut p = WordProducer::new(&shm, 0, 4).unwrap();
         let mut c = WordConsumer::new(&shm, 0, 4).unwrap();
 
         assert_eq!(c.pop(), Ok(None));
-        assert_eq!(p.push(1), Ok(true));
-        assert_eq!(p.push(2), Ok(true));
+        assert_eq!(p.push(0x11), Ok(true));
+        assert_eq!(p.push(0x21), Ok(true));
         assert_eq!(p.pending(), 2);
-        assert_eq!(c.pop(), Ok(None), "nothing visible before publish");
+        assert_eq!(
+            c.ready(2),
+            Ok(true),
+            "visible before publish: the consumer polls slots"
+        );
+        assert_eq!(c.ready(3), Ok(false));
         assert_eq!(index(&shm, OFF_PRODUCER), 0);
         p.publish();
         assert_eq!(index(&shm, OFF_PRODUCER), 2, "one store for the batch");
-        assert_eq!(c.available(1), Ok(2));
-        assert_eq!(c.peek(), Ok(Some(1)));
-        assert_eq!(c.pop(), Ok(Some(1)));
-        assert!(p.push_all(&[3, 4]).unwrap());
-        assert_eq!(p.push(5), Ok(false), "full");
-        assert!(!p.push_all(&[5]).unwrap());
-        p.publish();
-        assert_eq!(c.pop(), Ok(Some(2)));
-        assert_eq!(p.push(5), Ok(false), "popped but not released");
+        assert_eq!(c.peek(), Ok(Some(0x11)));
+        assert_eq!(c.pop(), Ok(Some(0x11)));
+        assert!(p.push_all(&[0x31, 0x41]).unwrap());
+        assert_eq!(p.push(0x51), Ok(false), "full");
+        assert!(!p.push_all(&[0x51]).unwrap());
+        assert_eq!(c.pop(), Ok(Some(0x21)));
+        assert_eq!(p.push(0x51), Ok(false), "popped but not released");
         assert_eq!(c.unreleased(), 2);
         c.release();
         assert_eq!(index(&shm, OFF_CONSUMER), 2);
-        assert_eq!(p.push(5), Ok(true));
-        assert_eq!(p.push(6), Ok(true));
-        assert_eq!(p.push(7), Ok(false));
-        p.discard_pending();
-        assert!(p.push_all(&[5, 6]).unwrap());
-        p.publish();
-        let got: Vec<u64> = std::iter::from_fn(|| c.pop().unwrap()).collect();
-        assert_eq!(got, [3, 4, 5, 6]);
-        c.release();
+        assert_eq!(
+            (0..4)
+                .map(|i| index(&shm, OFF_DATA + 8 * i))
+                .collect::<Vec<_>>(),
+            [0, 0, 0x31, 0x41],
+            "released slots are zeroed"
+        );
+        assert_eq!(p.push(0x51), Ok(true));
+        assert_eq!(p.push(0x61), Ok(true));
+        assert_eq!(p.push(0x71), Ok(false));
+        let got: Vec<u64> = (0..4).map(|_| c.pop().unwrap().unwrap()).collect();
+        assert_eq!(got, [0x31, 0x41, 0x51, 0x61]);
+        assert_eq!(c.unreleased(), 4);
+        // A full lap popped but unreleased: the next slot still holds an old word, so looking at
+        // it releases first instead of reading that word again.
+        assert_eq!(c.peek(), Ok(None));
+        assert_eq!(c.unreleased(), 0);
+
+        // Kind-0 words would read as empty slots: refused, and nothing is written.
+        assert_eq!(p.push(0x70), Err(RingError::EmptyWord(0x70)));
+        assert_eq!(p.push_all(&[0x81, 0]), Err(RingError::EmptyWord(0)));
+        assert_eq!(c.peek(), Ok(None));
 
         // A second consumer attaches where the first one left off.
-        assert!(p.push(8).unwrap());
+        assert!(p.push(0x81).unwrap());
         p.publish();
         let mut c2 = WordConsumer::new(&shm, 0, 4).unwrap();
-        assert_eq!(c2.pop(), Ok(Some(8)));
+        assert_eq!(c2.pop(), Ok(Some(0x81)));
+    }
+
+    #[test]
+    fn the_mailbox_consumer_ignores_the_producer_index() {
+        let shm = heap_shm(4096);
+        WordFifo::init(&shm, 0, 8).unwrap();
+        let mut p = WordProducer::new(&shm, 0, 8).unwrap();
+        let mut c = WordConsumer::new(&shm, 0, 8).unwrap();
+        for i in 1..=5 {
+            p.push(i << 4 | 1).unwrap();
+        }
+        p.publish();
+        // A wild producer index changes nothing: the consumer reads the slots.
+        set_index(&shm, OFF_PRODUCER, u64::MAX / 3);
+        let got: Vec<u64> = std::iter::from_fn(|| c.pop().unwrap()).collect();
+        assert_eq!(got, [0x11, 0x21, 0x31, 0x41, 0x51]);
+        assert_eq!(c.ready(100), Ok(false), "beyond the capacity: never ready");
     }
 
     #[test]
@@ -949,43 +1058,40 @@ mod tests {
     #[test]
     fn corrupt_producer_index_is_detected() {
         let shm = heap_shm(4096);
-        WordFifo::init(&shm, 0, 8).unwrap();
-        let mut p = WordProducer::new(&shm, 0, 8).unwrap();
-        let mut c = WordConsumer::new(&shm, 0, 8).unwrap();
-        for i in 0..5 {
-            p.push(i).unwrap();
-        }
-        p.publish();
-        assert_eq!(c.pop(), Ok(Some(0)));
-        c.release();
+        ByteRing::init(&shm, 0, 16).unwrap();
+        let mut p = ByteProducer::new(&shm, 0, 16).unwrap();
+        let mut c = ByteConsumer::new(&shm, 0, 16).unwrap();
+        p.set_chunk(1);
+        assert_eq!(p.write_some(&[7; 5]), Ok(5));
+        let mut buf = [0u8; 16];
+        assert_eq!(c.read_some(&mut buf[..1]), Ok(1));
 
-        // Ahead by more than a ring: consumer (1) + capacity (8) + 1.
-        set_index(&shm, OFF_PRODUCER, 1 + 8 + 1);
-        // The cached head still has words: no reload, no error yet.
-        for i in 1..5 {
-            assert_eq!(c.pop(), Ok(Some(i)));
-        }
+        // Ahead by more than a ring: consumer (1) + capacity (16) + 1.
+        set_index(&shm, OFF_PRODUCER, 1 + 16 + 1);
         assert!(matches!(
-            c.pop(),
+            c.read_some(&mut buf),
             Err(RingError::Corrupt {
                 side: Side::Producer,
-                seen: 10,
+                seen: 18,
                 ..
             })
         ));
         // Exactly a ring ahead is legal.
-        set_index(&shm, OFF_PRODUCER, 1 + 8);
-        assert!(c.pop().unwrap().is_some());
+        set_index(&shm, OFF_PRODUCER, 1 + 16);
+        assert_eq!(c.read_some(&mut buf[..4]), Ok(4));
         // Backwards.
         set_index(&shm, OFF_PRODUCER, 3);
-        c.release();
-        for _ in 0..3 {
-            let _ = c.pop();
-        }
-        assert!(matches!(c.available(100), Err(RingError::Corrupt { .. })));
+        assert!(matches!(
+            c.read_some(&mut buf),
+            Err(RingError::Corrupt { .. })
+        ));
         set_index(&shm, OFF_PRODUCER, u64::MAX);
-        assert!(matches!(c.available(100), Err(RingError::Corrupt { .. })));
+        assert!(matches!(c.readable(), Err(RingError::Corrupt { .. })));
         // Attaching to an inconsistent pair of indices fails.
+        assert!(matches!(
+            ByteConsumer::new(&shm, 0, 16),
+            Err(RingError::Corrupt { .. })
+        ));
         assert!(matches!(
             WordConsumer::new(&shm, 0, 8),
             Err(RingError::Corrupt { .. })
@@ -1029,10 +1135,10 @@ mod tests {
         let mut p = WordProducer::new(&shm, 0, 8).unwrap();
         let mut c = WordConsumer::new(&shm, 0, 8).unwrap();
         for round in 0..4u64 {
-            assert!(p.push_all(&[round; 8]).unwrap());
+            assert!(p.push_all(&[round << 4 | 1; 8]).unwrap());
             p.publish();
             for _ in 0..8 {
-                assert_eq!(c.pop(), Ok(Some(round)));
+                assert_eq!(c.pop(), Ok(Some(round << 4 | 1)));
             }
             c.release();
         }
@@ -1050,8 +1156,9 @@ mod tests {
 
     fn word_op() -> impl Strategy<Value = WordOp> {
         prop_oneof![
-            4 => any::<u64>().prop_map(WordOp::Push),
-            1 => proptest::collection::vec(any::<u64>(), 0..6).prop_map(WordOp::PushAll),
+            4 => any::<u64>().prop_map(|w| WordOp::Push(w | 1)),
+            1 => proptest::collection::vec(any::<u64>().prop_map(|w| w | 1), 0..6)
+                .prop_map(WordOp::PushAll),
             2 => Just(WordOp::Publish),
             4 => Just(WordOp::Pop),
             2 => Just(WordOp::Release),
@@ -1069,34 +1176,37 @@ mod tests {
             WordFifo::init(&shm, 64, cap).unwrap();
             let mut p = WordProducer::new(&shm, 64, cap).unwrap();
             let mut c = WordConsumer::new(&shm, 64, cap).unwrap();
-            // Model: published words not yet popped, pushed-unpublished words, popped-unreleased.
+            // Model: pushed words not yet popped (visible at once), pushed-unpublished count,
+            // popped-unreleased.
             let mut visible = VecDeque::new();
-            let mut pending = Vec::new();
+            let mut pending = 0usize;
             let mut unreleased = 0usize;
             let mut sent = Vec::new();
             let mut received = Vec::new();
             for op in ops {
-                let in_ring = visible.len() + pending.len() + unreleased;
+                let in_ring = visible.len() + unreleased;
                 match op {
                     WordOp::Push(w) => {
                         let ok = p.push(w).unwrap();
                         prop_assert_eq!(ok, in_ring < cap);
-                        if ok { pending.push(w); sent.push(w); }
+                        if ok { pending += 1; visible.push_back(w); sent.push(w); }
                     }
                     WordOp::PushAll(ws) => {
                         let ok = p.push_all(&ws).unwrap();
                         prop_assert_eq!(ok, in_ring + ws.len() <= cap);
-                        if ok { pending.extend(&ws); sent.extend(&ws); }
+                        if ok { pending += ws.len(); visible.extend(&ws); sent.extend(&ws); }
                     }
-                    WordOp::Publish => { p.publish(); visible.extend(pending.drain(..)); }
+                    WordOp::Publish => { p.publish(); pending = 0; }
                     WordOp::Pop => {
                         let got = c.pop().unwrap();
                         prop_assert_eq!(got, visible.pop_front());
                         if let Some(w) = got { unreleased += 1; received.push(w); }
+                        // A full lap popped: the next look releases them first.
+                        if unreleased == cap { prop_assert_eq!(c.peek().unwrap(), None); unreleased = 0; }
                     }
                     WordOp::Release => { c.release(); unreleased = 0; }
                 }
-                prop_assert_eq!(p.pending(), pending.len());
+                prop_assert_eq!(p.pending(), pending);
                 prop_assert_eq!(c.unreleased(), unreleased);
             }
             p.publish();

@@ -14,10 +14,11 @@
 //! ```
 
 use crate::device::{find_pool, open_pci, Device, PciMode, SocketDevice};
-use crate::engine::{Engine, JoinOptions};
+use crate::engine::{Direct, Engine, JoinOptions};
 use crate::error::{Error, Result};
 use crate::matching::Status as RawStatus;
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -266,8 +267,38 @@ impl World {
         source: Option<u32>,
         tag: Option<i32>,
     ) -> Result<Status> {
-        let req = self.post_recv(bytes_mut(buf), source, tag)?;
-        self.wait_recv(req, source)
+        self.recv_bytes(bytes_mut(buf), source, tag)
+    }
+
+    fn recv_bytes(&self, buf: &mut [u8], source: Option<u32>, tag: Option<i32>) -> Result<Status> {
+        if let Some(s) = source {
+            // The fast path: the message is (or soon will be) at the head of `s`'s mailbox.
+            let tag = self.check_selector(source, tag)?;
+            if let Some(st) = self.engine.borrow_mut().recv_direct_spin(s, tag, buf)? {
+                return Ok(Status::from_raw(st));
+            }
+        }
+        match self.post_recv(buf, source, tag)? {
+            Pending::Recv { id, source } => self.wait_recv(id, source),
+            Pending::Received { st, .. } => Ok(Status::from_raw(st)),
+            Pending::Send { .. } => Err(Error::Request),
+        }
+    }
+
+    /// Blocking receive into `len` bytes at `ptr` (C ABI).
+    ///
+    /// # Safety
+    /// The bytes must be writable, and untouched by the caller, for the duration of the call.
+    pub(crate) unsafe fn recv_raw(
+        &self,
+        ptr: *mut u8,
+        len: usize,
+        source: Option<u32>,
+        tag: Option<i32>,
+    ) -> Result<Status> {
+        // SAFETY: forwarded from the caller.
+        let buf = unsafe { std::slice::from_raw_parts_mut(ptr, len) };
+        self.recv_bytes(buf, source, tag)
     }
 
     /// Validates a (source, tag) selector of a receive or probe.
@@ -278,10 +309,18 @@ impl World {
         tag.map(check_tag).transpose()
     }
 
-    fn post_recv(&self, buf: &mut [u8], source: Option<u32>, tag: Option<i32>) -> Result<u64> {
+    /// Posts a receive; a message already at the head of its source's mailbox completes it at
+    /// once (`Pending::Received`), without a trip through the matcher.
+    fn post_recv(&self, buf: &mut [u8], source: Option<u32>, tag: Option<i32>) -> Result<Pending> {
         let tag = self.check_selector(source, tag)?;
-        let req = self.id();
+        let id = self.id();
         let mut e = self.engine.borrow_mut();
+        if let Some(s) = source {
+            if let Direct::Taken(st) = e.recv_direct(s, tag, buf)? {
+                return Ok(Pending::Received { id, st });
+            }
+        }
+        let req = id;
         // A dead source is not refused here: what it sent before dying can still be received; the
         // wait reports its death once nothing more can arrive.
         // SAFETY: callers keep `buf` borrowed until the request completes or is failed (which
@@ -290,7 +329,7 @@ impl World {
             e.matcher
                 .post(req, source, tag, buf.as_mut_ptr(), buf.len())
         };
-        Ok(req)
+        Ok(Pending::Recv { id: req, source })
     }
 
     fn wait_recv(&self, req: u64, source: Option<u32>) -> Result<Status> {
@@ -355,11 +394,11 @@ impl World {
     pub fn scope<'env, R>(&'env self, f: impl FnOnce(&Scope<'env>) -> R) -> R {
         let scope = Scope {
             world: self,
-            pending: RefCell::new(Vec::new()),
+            pending: RefCell::new(VecDeque::new()),
         };
         let r = f(&scope);
         loop {
-            let first = scope.pending.borrow().first().copied();
+            let first = scope.pending.borrow().front().copied();
             let Some(p) = first else { break };
             let _ = scope.finish(p);
         }
@@ -403,8 +442,7 @@ impl World {
     ) -> Result<Pending> {
         // SAFETY: forwarded from the caller.
         let buf = unsafe { std::slice::from_raw_parts_mut(ptr, len) };
-        let id = self.post_recv(buf, source, tag)?;
-        Ok(Pending::Recv { id, source })
+        self.post_recv(buf, source, tag)
     }
 
     /// Waits for an operation; receives report their status.
@@ -415,6 +453,7 @@ impl World {
                 Ok(None)
             }
             Pending::Recv { id, source } => self.wait_recv(id, source).map(Some),
+            Pending::Received { st, .. } => Ok(Some(Status::from_raw(st))),
         }
     }
 
@@ -433,6 +472,7 @@ impl World {
             Pending::Recv { id, source } => {
                 e.matcher.is_done(id) || source.is_some_and(|s| e.is_dead(s))
             }
+            Pending::Received { .. } => true,
         })
     }
 
@@ -484,8 +524,30 @@ fn self_deadlock(e: &Engine, source: Option<u32>, what: &str) -> Option<Error> {
 /// An operation in flight, as the C ABI and scopes track it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Pending {
-    Send { id: u64, dest: u32 },
-    Recv { id: u64, source: Option<u32> },
+    Send {
+        id: u64,
+        dest: u32,
+    },
+    Recv {
+        id: u64,
+        source: Option<u32>,
+    },
+    /// A receive that completed when it was posted.
+    Received {
+        id: u64,
+        st: RawStatus,
+    },
+}
+
+impl Pending {
+    /// The request's id (unique in this process).
+    pub(crate) fn id(&self) -> u64 {
+        match *self {
+            Pending::Send { id, .. } | Pending::Recv { id, .. } | Pending::Received { id, .. } => {
+                id
+            }
+        }
+    }
 }
 
 /// A non-blocking operation in flight.
@@ -499,7 +561,7 @@ pub struct Scope<'env> {
     // Every request started in this scope and not yet completed through it (sends that completed
     // at once included), in start order. A request not in it (already waited for, or from another
     // scope) is refused with `Error::Request`.
-    pending: RefCell<Vec<Pending>>,
+    pending: RefCell<VecDeque<Pending>>,
 }
 
 impl<'env> Scope<'env> {
@@ -519,7 +581,7 @@ impl<'env> Scope<'env> {
                 .start_send(id, data.as_ptr(), data.len(), dest, tag, true)?
         };
         let p = Pending::Send { id, dest };
-        self.pending.borrow_mut().push(p);
+        self.pending.borrow_mut().push_back(p);
         Ok(Request(p))
     }
 
@@ -530,9 +592,8 @@ impl<'env> Scope<'env> {
         source: Option<u32>,
         tag: Option<i32>,
     ) -> Result<Request> {
-        let id = self.world.post_recv(bytes_mut(buf), source, tag)?;
-        let p = Pending::Recv { id, source };
-        self.pending.borrow_mut().push(p);
+        let p = self.world.post_recv(bytes_mut(buf), source, tag)?;
+        self.pending.borrow_mut().push_back(p);
         Ok(Request(p))
     }
 
@@ -541,7 +602,7 @@ impl<'env> Scope<'env> {
             // Completion order usually follows posting order: search from the front.
             let mut pending = self.pending.borrow_mut();
             match pending.iter().position(|q| *q == p) {
-                Some(i) => pending.remove(i),
+                Some(i) => pending.remove(i).expect("index found"),
                 // Completed already (by `test` or `wait`), or started in another scope.
                 None => return Err(Error::Request),
             };
@@ -556,6 +617,7 @@ impl<'env> Scope<'env> {
                 Ok(None)
             }
             Pending::Recv { id, source } => self.world.wait_recv(id, source).map(Some),
+            Pending::Received { st, .. } => Ok(Some(Status::from_raw(st))),
         }
     }
 
@@ -599,6 +661,7 @@ impl<'env> Scope<'env> {
                 Pending::Recv { id, source } => {
                     e.matcher.is_done(id) || source.is_some_and(|s| e.is_dead(s))
                 }
+                Pending::Received { .. } => true,
             }
         };
         if done {

@@ -8,7 +8,7 @@
 
 use crate::device::Device;
 use crate::error::{Error, Result};
-use crate::matching::{Incoming, Matcher, Target};
+use crate::matching::{Incoming, Matcher, Status, Target};
 use snoo_common::job::{job_state, rank_state, JobLayout, JOB_FINALIZED, JOB_ID, JOB_MAILBOX_LOG2};
 use snoo_common::job::{
     JOB_RANKS, JOB_RING_LOG2, JOB_STATE, RANK_GENERATION, RANK_PEER, RANK_SLEEPING,
@@ -36,6 +36,9 @@ const SPIN_TIME: Duration = Duration::from_micros(50);
 pub const TX_BATCH: u32 = 16;
 /// Idle time after which a waiter yields its CPU between polls.
 const YIELD_AFTER: Duration = Duration::from_micros(5);
+/// Polls of one mailbox by a blocking receive's fast path before the general wait takes over
+/// (a few microseconds: an empty poll is one load from a cache line the sender will write).
+const DIRECT_POLLS: u32 = 2048;
 /// Idle polls between two looks at the clock.
 const SPIN_CHECK: u32 = 64;
 /// Longest single sleep.
@@ -43,14 +46,40 @@ const SLEEP_SLICE: Duration = Duration::from_millis(20);
 /// How often a waiter checks that its peers are alive, busy or not.
 const LIVENESS_PERIOD: Duration = Duration::from_millis(10);
 
-/// A handle to the pool mapping that the ring types can hold.
+/// A handle to the pool mapping that the ring types can hold. It caches the address of the
+/// device's `Shm`: every ring operation borrows it, and going through `dyn Device` each time
+/// cost a virtual call per mailbox word.
 #[derive(Clone)]
-pub(crate) struct Pool(Arc<dyn Device>);
+pub(crate) struct Pool {
+    // Keeps the device, and so the mapping, alive.
+    _dev: Arc<dyn Device>,
+    shm: std::ptr::NonNull<Shm>,
+}
+
+impl Pool {
+    fn new(dev: Arc<dyn Device>) -> Pool {
+        let shm = std::ptr::NonNull::from(dev.shm());
+        Pool { _dev: dev, shm }
+    }
+}
 
 impl Borrow<Shm> for Pool {
+    #[inline]
     fn borrow(&self) -> &Shm {
-        self.0.shm()
+        // SAFETY: `shm` points into the device that `dev` keeps alive, and a device hands out the
+        // same `Shm`, never moved or replaced, for its whole life (see `Device::shm`).
+        unsafe { self.shm.as_ref() }
     }
+}
+
+/// What [`Engine::recv_direct`] did.
+pub(crate) enum Direct {
+    /// It took the message.
+    Taken(Status),
+    /// Nothing (whole) there yet: try again.
+    NotYet,
+    /// The fast path does not apply: use the general one.
+    Never,
 }
 
 /// A message being read from a peer's data ring into its target.
@@ -227,7 +256,7 @@ impl Engine {
             }
         };
         tracing::debug!(rank, job_id, "joined job");
-        let pool = Pool(dev.clone());
+        let pool = Pool::new(dev.clone());
         let mut engine = Engine {
             dev: dev.clone(),
             pool,
@@ -560,11 +589,11 @@ impl Engine {
                         if h.path == Path::Inline {
                             // Take the whole inline message at once: the sender published it whole.
                             let need = 1 + snoo_common::register::data_words_for(h.len as usize);
-                            let avail = link
+                            if !link
                                 .rx_mb
-                                .available(need)
-                                .map_err(|e| Error::protocol(src, e))?;
-                            if avail < need {
+                                .ready(need)
+                                .map_err(|e| Error::protocol(src, e))?
+                            {
                                 break;
                             }
                         }
@@ -663,6 +692,136 @@ impl Engine {
         Ok(moved)
     }
 
+    /// Takes the next message from `src`'s mailbox straight into `buf`, bypassing the matcher,
+    /// when MPI's ordering rules make it the receive's match: nothing from `src` is queued or
+    /// streaming, no posted receive could take it first, and it is an inline message with a
+    /// matching tag that fits `buf`. Anything else is [`Direct::Never`]: the caller takes the
+    /// general path, which handles every case, errors included.
+    ///
+    /// This is the small-message fast path of blocking and non-blocking receives: one slot load
+    /// when nothing is there, and no queue, table or heap operation when something is.
+    #[inline]
+    pub(crate) fn recv_direct(
+        &mut self,
+        src: u32,
+        tag: Option<u32>,
+        buf: &mut [u8],
+    ) -> Result<Direct> {
+        if src == self.rank || !self.matcher.quiet_for(src) {
+            return Ok(Direct::Never);
+        }
+        let Some(link) = self.links.get_mut(src as usize).and_then(Option::as_mut) else {
+            return Ok(Direct::Never);
+        };
+        if !link.streams.is_empty() || !matches!(link.rx, Rx::Idle) {
+            return Ok(Direct::Never);
+        }
+        let w = match link.rx_mb.peek() {
+            Ok(Some(w)) => w,
+            Ok(None) => return Ok(Direct::NotYet),
+            Err(_) => return Ok(Direct::Never),
+        };
+        let Ok(HeaderStart::Complete(h)) = Header::start(w) else {
+            return Ok(Direct::Never);
+        };
+        let len = h.len as usize;
+        if h.path != Path::Inline
+            || len > INLINE_MAX
+            || len > buf.len()
+            || tag.is_some_and(|t| t != h.tag)
+        {
+            return Ok(Direct::Never);
+        }
+        let dw = snoo_common::register::data_words_for(len);
+        match link.rx_mb.ready(1 + dw) {
+            Ok(true) => {}
+            // The envelope is there, its data words are still on their way.
+            Ok(false) => return Ok(Direct::NotYet),
+            Err(_) => return Ok(Direct::Never),
+        }
+        let mut raw = [0u64; 1 + INLINE_MAX.div_ceil(7)];
+        // Everything is there (checked above), and these words are ours alone: the producer
+        // never rewrites a slot before we release it.
+        let n = link
+            .rx_mb
+            .pop_into(&mut raw[..1 + dw])
+            .map_err(|e| Error::protocol(src, e))?;
+        if n != 1 + dw {
+            return Err(Error::protocol(src, "inline data missing"));
+        }
+        let got = snoo_common::register::unpack(&raw[1..1 + dw], &mut buf[..len])
+            .map_err(|e| Error::protocol(src, format!("bad inline data: {e}")))?;
+        if got != len {
+            return Err(Error::protocol(
+                src,
+                "inline data shorter than its envelope",
+            ));
+        }
+        if link.rx_mb.unreleased() >= link.rx_mb.capacity() / 8 {
+            link.rx_mb.release();
+            link.poke = true;
+            self.wake(src);
+        }
+        Ok(Direct::Taken(Status {
+            source: src,
+            tag: h.tag,
+            bytes: len,
+            sent: len,
+        }))
+    }
+
+    /// Publishes every batch of non-blocking sends still unpublished (and rings sleepers).
+    #[inline]
+    pub(crate) fn flush_batches(&mut self) {
+        for r in 0..self.links.len() {
+            if let Some(link) = self.links[r].as_mut() {
+                if link.batched > 0 {
+                    link.flush();
+                    self.wake(r as u32);
+                }
+            }
+        }
+    }
+
+    /// True if nothing but receives is in flight: no send waits for room in any mailbox or ring,
+    /// and no payload is streaming in. A blocking receive may then poll one mailbox alone for a
+    /// while without holding anything else up.
+    #[inline]
+    pub(crate) fn only_receiving(&self) -> bool {
+        self.links
+            .iter()
+            .flatten()
+            .all(|l| l.outgoing.is_empty() && l.streams.is_empty())
+    }
+
+    /// Polls `src`'s mailbox alone, a bounded number of times, for a message [`recv_direct`]
+    /// can take. Used by blocking receives before they post; gives up at once when anything
+    /// else is in flight, and after [`DIRECT_POLLS`] empty polls (then the general wait, with
+    /// its liveness checks, timeout and sleep, takes over).
+    ///
+    /// [`recv_direct`]: Engine::recv_direct
+    pub(crate) fn recv_direct_spin(
+        &mut self,
+        src: u32,
+        tag: Option<u32>,
+        buf: &mut [u8],
+    ) -> Result<Option<Status>> {
+        self.flush_batches();
+        if !self.only_receiving() {
+            return Ok(None);
+        }
+        for _ in 0..DIRECT_POLLS {
+            match self.recv_direct(src, tag, buf)? {
+                Direct::Taken(st) => return Ok(Some(st)),
+                Direct::Never => return Ok(None),
+                // No `release_idle` here: zeroing slots in the line the sender writes next would
+                // cost a cache-line transfer per message (see `wait_until`).
+                Direct::NotYet => std::hint::spin_loop(),
+            }
+        }
+        Ok(None)
+    }
+
     /// Moves ring payload into the targets of announced messages, in order.
     fn progress_rx_streams(&mut self, src: u32) -> Result<bool> {
         let Some(link) = self.links.get_mut(src as usize).and_then(Option::as_mut) else {
@@ -756,7 +915,7 @@ impl Engine {
             link.drained = link.finished
                 && link.streams.is_empty()
                 && matches!(link.rx, Rx::Idle)
-                && link.rx_mb.available(1).is_ok_and(|n| n == 0);
+                && link.rx_mb.peek().is_ok_and(|w| w.is_none());
         }
     }
 
@@ -828,7 +987,6 @@ impl Engine {
             polls = polls.wrapping_add(1);
             if !polls.is_multiple_of(SPIN_CHECK) {
                 if !moved {
-                    self.release_idle();
                     std::hint::spin_loop();
                 }
                 moved = self.progress()?;
@@ -849,6 +1007,11 @@ impl Engine {
             let since = *idle_since.get_or_insert(now);
             let idle = now.duration_since(since);
             if idle >= YIELD_AFTER {
+                // Hand back read mailbox slots only once idle for a while: releasing zeroes them,
+                // and a write to the line the sender writes next costs a cache-line transfer per
+                // message. (Unreleased slots never block a sender on their own: progress_rx
+                // releases them by the time they are an eighth of the mailbox.)
+                self.release_idle();
                 // If the rank we wait for shares our CPU (more ranks than CPUs, or a busy host),
                 // spinning only delays it: let it run. Without such a rank this returns at once.
                 std::thread::yield_now();

@@ -395,9 +395,20 @@ pub extern "C" fn SNOO_MPI_Recv_status(
         check_comm(comm)?;
         let (ptr, len) = buffer_mut(message, count, datatype)?;
         let source = source_arg(source, j.world.size())?;
+        let _ = j.world.take_truncated();
         // SAFETY: the caller's buffer holds `len` bytes and stays valid for this blocking call.
-        let p = unsafe { j.world.irecv_raw(ptr, len, source, tag_arg(flag)?)? };
-        complete(j, p, &mut got)
+        match unsafe { j.world.recv_raw(ptr, len, source, tag_arg(flag)?) } {
+            Ok(st) => {
+                got = Some(st);
+                Ok(())
+            }
+            Err(e) => {
+                if matches!(e, Error::Truncate { .. }) {
+                    got = j.world.take_truncated();
+                }
+                Err(e)
+            }
+        }
     });
     write_status(status, got, rc);
     rc
@@ -407,9 +418,7 @@ fn store_request(j: &mut Job, p: Option<Pending>, out: *mut i64) -> Result<()> {
     let handle = match p {
         None => 0,
         Some(p) => {
-            let id = match p {
-                Pending::Send { id, .. } | Pending::Recv { id, .. } => id,
-            };
+            let id = p.id();
             // Ids count up from 1: positive, never 0 (REQUEST_NULL), never reused.
             let h = i64::try_from(id).map_err(|_| Error::Arg("request ids exhausted".into()))?;
             j.requests.insert(h, p);

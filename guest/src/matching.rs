@@ -278,6 +278,13 @@ impl Matcher {
         self.posted.iter().any(|p| p.src.is_none_or(|s| s == src))
     }
 
+    /// True if a message from `src` would be matched by a receive posted now and nothing else:
+    /// no posted receive could take it, and no message from `src` waits in the unexpected queue.
+    #[inline]
+    pub fn quiet_for(&self, src: u32) -> bool {
+        !self.wants_from(src) && !self.unexpected.iter().any(|u| u.src == src)
+    }
+
     /// If the unexpected message `target` streams into has been claimed by a receive, moves what
     /// arrived so far into that receive's buffer and turns `target` into the receive, so the rest
     /// of the payload goes straight there (one copy instead of two). Returns true if it did.

@@ -71,7 +71,8 @@ pub enum DeviceError {
 
 /// What the engine needs from the way it reaches the pool.
 pub trait Device: Send + Sync {
-    /// The whole pool, mapped.
+    /// The whole pool, mapped: the same `Shm` at the same address for the device's whole life (the
+    /// engine caches its address).
     fn shm(&self) -> &Shm;
     /// This endpoint's peer id (ivshmem's IVPosition).
     fn own_id(&self) -> u16;
