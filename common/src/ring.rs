@@ -85,7 +85,9 @@
 use crate::shm::Shm;
 use crossbeam_utils::CachePadded;
 use std::borrow::Borrow;
-use std::sync::atomic::{fence, AtomicU64, Ordering};
+#[cfg(not(target_arch = "x86_64"))]
+use std::sync::atomic::fence;
+use std::sync::atomic::{AtomicU64, Ordering};
 use thiserror::Error;
 
 /// The kind nibble of a mailbox word ([`crate::register`]); kind 0 marks an empty slot.
@@ -453,6 +455,25 @@ impl WordFifo {
     }
 }
 
+/// Stores `value` into the mailbox's producer index as a full barrier between the slot writes
+/// before it and the loads after it (the consumer's "sleeping" flag).
+///
+/// On x86-64 that is a SeqCst swap: a locked instruction, which the hardware orders as a full
+/// fence, while its Release and Acquire halves keep the compiler from moving the slot stores after
+/// it or the flag load before it. `mfence`, what `fence(SeqCst)` compiles to, costs more on AMD
+/// CPUs (it also serializes dispatch): seed at 256 B lost about a quarter of its rate with it.
+/// Elsewhere, the portable store plus SeqCst fence.
+#[inline]
+fn publish_barrier(index: &AtomicU64, value: u64) {
+    #[cfg(target_arch = "x86_64")]
+    index.swap(value, Ordering::SeqCst);
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        index.store(value, Ordering::Release);
+        fence(Ordering::SeqCst);
+    }
+}
+
 /// The producer side of a [`WordFifo`]. `S` is any handle to the mapping: `&Shm`, `Arc<Shm>`...
 #[derive(Debug)]
 pub struct WordProducer<S: Borrow<Shm>> {
@@ -538,9 +559,8 @@ impl<S: Borrow<Shm>> WordProducer<S> {
         if st.head != st.published {
             // The `if let` cannot fail (checked region).
             if let Ok(a) = atomic(self.shm.borrow(), self.core.reg.prod) {
-                a.store(st.head, Ordering::Release);
+                publish_barrier(a, st.head);
             }
-            fence(Ordering::SeqCst);
             st.published = st.head;
         }
     }

@@ -14,7 +14,7 @@
 //! ```
 
 use crate::device::{find_pool, open_pci, Device, PciMode, SocketDevice};
-use crate::engine::{Direct, Engine, JoinOptions};
+use crate::engine::{Direct, Engine, JoinOptions, INLINE_MAX};
 use crate::error::{Error, Result};
 use crate::matching::Status as RawStatus;
 use std::cell::{Cell, RefCell};
@@ -315,7 +315,7 @@ impl World {
         let tag = self.check_selector(source, tag)?;
         let id = self.id();
         let mut e = self.engine.borrow_mut();
-        if let Some(s) = source {
+        if let (Some(s), true) = (source, buf.len() <= INLINE_MAX) {
             if let Direct::Taken(st) = e.recv_direct(s, tag, buf)? {
                 return Ok(Pending::Received { id, st });
             }

@@ -807,7 +807,10 @@ impl Engine {
         buf: &mut [u8],
     ) -> Result<Option<Status>> {
         self.flush_batches();
-        if !self.only_receiving() {
+        // A buffer larger than any inline message most likely waits for a ring message, which
+        // the general path reads (envelope, then payload) in one go: polling here first would
+        // only add a second pass over the envelope.
+        if buf.len() > INLINE_MAX || !self.only_receiving() {
             return Ok(None);
         }
         for _ in 0..DIRECT_POLLS {

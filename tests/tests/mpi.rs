@@ -336,3 +336,52 @@ fn flooding_before_receiving_does_not_deadlock() {
         }
     });
 }
+
+/// The small-message fast path (a receive that takes the head of its source's mailbox straight
+/// into its buffer) must never break MPI's rules: a message with another tag is skipped and
+/// queued, later receives still match in send order, a receive completes at post time only with
+/// its own message, and a message too long for the buffer is a truncation, as on the general path.
+#[test]
+fn small_receives_on_the_fast_path_keep_mpi_order() {
+    job("fastpath", 2, 64 << 10, |w| {
+        if w.rank() == 0 {
+            for (tag, v) in [(1, 10u64), (2, 20), (1, 11), (3, 30), (4, 40)] {
+                w.send(&[v], 1, tag).unwrap();
+            }
+            w.send(&[7u8; 16], 1, 5).unwrap();
+            // Wait until rank 1 has taken everything, so its Irecvs below find their messages
+            // already in the mailbox.
+            let mut ack = [0u8; 1];
+            w.recv(&mut ack, Some(1), Some(9)).unwrap();
+        } else {
+            let mut v = [0u64; 1];
+            // Tag 2 is behind a tag-1 message: that one is queued, not lost or reordered.
+            let st = w.recv(&mut v, Some(0), Some(2)).unwrap();
+            assert_eq!((st.tag, v[0]), (2, 20));
+            w.recv(&mut v, Some(0), Some(1)).unwrap();
+            assert_eq!(v[0], 10, "first tag-1 message first");
+            w.recv(&mut v, Some(0), Some(1)).unwrap();
+            assert_eq!(v[0], 11);
+            // Wait until the rest is surely there, then post receives for it.
+            std::thread::sleep(Duration::from_millis(50));
+            let (mut a, mut b) = ([0u64; 1], [0u64; 1]);
+            w.scope(|s| {
+                let ra = s.irecv(&mut a, Some(0), Some(3)).unwrap();
+                let rb = s.irecv(&mut b, Some(0), None).unwrap();
+                let sa = s.test(&ra).unwrap().expect("its message was waiting");
+                let sb = s.wait(rb).unwrap().unwrap();
+                assert_eq!((sa.unwrap().tag, sb.tag), (3, 4));
+            });
+            assert_eq!((a[0], b[0]), (30, 40));
+            let mut short = [0u8; 8];
+            match w.recv(&mut short, Some(0), Some(5)) {
+                Err(Error::Truncate { incoming, capacity }) => {
+                    assert_eq!((incoming, capacity), (16, 8))
+                }
+                other => panic!("expected a truncation, got {other:?}"),
+            }
+            assert_eq!(short, [7u8; 8]);
+            w.send(&[1u8], 0, 9).unwrap();
+        }
+    });
+}
