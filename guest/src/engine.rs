@@ -36,9 +36,6 @@ const SPIN_TIME: Duration = Duration::from_micros(50);
 pub const TX_BATCH: u32 = 16;
 /// Idle time after which a waiter yields its CPU between polls.
 const YIELD_AFTER: Duration = Duration::from_micros(5);
-/// Polls of one mailbox by a blocking receive's fast path before the general wait takes over
-/// (a few microseconds: an empty poll is one load from a cache line the sender will write).
-const DIRECT_POLLS: u32 = 2048;
 /// Idle polls between two looks at the clock.
 const SPIN_CHECK: u32 = 64;
 /// Longest single sleep.
@@ -796,7 +793,7 @@ impl Engine {
 
     /// Polls `src`'s mailbox alone, a bounded number of times, for a message [`recv_direct`]
     /// can take. Used by blocking receives before they post; gives up at once when anything
-    /// else is in flight, and after [`DIRECT_POLLS`] empty polls (then the general wait, with
+    /// else is in flight, and after about [`YIELD_AFTER`] of empty polls (then the general wait, with
     /// its liveness checks, timeout and sleep, takes over).
     ///
     /// [`recv_direct`]: Engine::recv_direct
@@ -813,13 +810,26 @@ impl Engine {
         if buf.len() > INLINE_MAX || !self.only_receiving() {
             return Ok(None);
         }
-        for _ in 0..DIRECT_POLLS {
+        // The clock is read only once polling has gone on for a while, so a message that is
+        // already there costs no clock read.
+        let mut deadline = None;
+        for polls in 1u32.. {
             match self.recv_direct(src, tag, buf)? {
                 Direct::Taken(st) => return Ok(Some(st)),
                 Direct::Never => return Ok(None),
                 // No `release_idle` here: zeroing slots in the line the sender writes next would
                 // cost a cache-line transfer per message (see `wait_until`).
-                Direct::NotYet => std::hint::spin_loop(),
+                Direct::NotYet => {
+                    if polls.is_multiple_of(SPIN_CHECK) {
+                        let now = Instant::now();
+                        match deadline {
+                            None => deadline = Some(now + YIELD_AFTER),
+                            Some(d) if now >= d => break,
+                            Some(_) => {}
+                        }
+                    }
+                    std::hint::spin_loop();
+                }
             }
         }
         Ok(None)
