@@ -221,6 +221,8 @@ fn scribbling_everywhere_never_crashes_or_hangs() {
                         | Error::Timeout(_)
                         | Error::Truncate { .. }
                         | Error::PeerDead(_)
+                        // The other rank failed first (one of the above) and finalized.
+                        | Error::PeerFinalized(_)
                 ),
                 "{e}"
             );
