@@ -14,7 +14,7 @@
 //! ```
 
 use crate::device::{find_pool, open_pci, Device, PciMode, SocketDevice};
-use crate::engine::{Direct, Engine, JoinOptions, INLINE_MAX};
+use crate::engine::{Direct, Engine, JoinOptions};
 use crate::error::{Error, Result};
 use crate::matching::Status as RawStatus;
 use std::cell::{Cell, RefCell};
@@ -315,21 +315,17 @@ impl World {
         let tag = self.check_selector(source, tag)?;
         let id = self.id();
         let mut e = self.engine.borrow_mut();
-        if let (Some(s), true) = (source, buf.len() <= INLINE_MAX) {
+        if let Some(s) = source {
             if let Direct::Taken(st) = e.recv_direct(s, tag, buf)? {
                 return Ok(Pending::Received { id, st });
             }
         }
-        let req = id;
         // A dead source is not refused here: what it sent before dying can still be received; the
         // wait reports its death once nothing more can arrive.
         // SAFETY: callers keep `buf` borrowed until the request completes or is failed (which
         // removes the pointer from the matcher).
-        unsafe {
-            e.matcher
-                .post(req, source, tag, buf.as_mut_ptr(), buf.len())
-        };
-        Ok(Pending::Recv { id: req, source })
+        unsafe { e.matcher.post(id, source, tag, buf.as_mut_ptr(), buf.len()) };
+        Ok(Pending::Recv { id, source })
     }
 
     fn wait_recv(&self, req: u64, source: Option<u32>) -> Result<Status> {

@@ -161,6 +161,45 @@ impl Link {
         Ok(true)
     }
 
+    /// Pops the DATA words of an inline message whose envelope was just popped and unpacks them
+    /// into `dst` (exactly the message's length). Returns the words popped.
+    #[inline]
+    fn take_inline(&mut self, dst: &mut [u8]) -> Result<usize> {
+        let src = self.rank;
+        let len = dst.len();
+        let dw = snoo_common::register::data_words_for(len);
+        let mut raw = [0u64; INLINE_MAX.div_ceil(7)];
+        let n = self
+            .rx_mb
+            .pop_into(&mut raw[..dw])
+            .map_err(|e| Error::protocol(src, e))?;
+        if n != dw {
+            return Err(Error::protocol(src, "inline data missing"));
+        }
+        let got = snoo_common::register::unpack(&raw[..dw], dst)
+            .map_err(|e| Error::protocol(src, format!("bad inline data: {e}")))?;
+        if got != len {
+            return Err(Error::protocol(
+                src,
+                "inline data shorter than its envelope",
+            ));
+        }
+        Ok(n)
+    }
+
+    /// Hands read mailbox slots back once they are an eighth of the mailbox: every release is a
+    /// cache-line transfer to the sender (the rest goes back when the rank idles, `release_idle`).
+    /// Returns true if it did.
+    #[inline]
+    fn release_batch(&mut self) -> bool {
+        let due = self.rx_mb.unreleased() >= self.rx_mb.capacity() / 8;
+        if due {
+            self.rx_mb.release();
+            self.poke = true;
+        }
+        due
+    }
+
     /// Publishes every word pushed into the mailbox (one index store) and marks the peer to be
     /// rung if it sleeps.
     #[inline]
@@ -624,26 +663,9 @@ impl Engine {
                         ));
                     }
                     let mut data = [0u8; INLINE_MAX];
-                    let mut raw = [0u64; INLINE_MAX.div_ceil(7)];
-                    let dw = snoo_common::register::data_words_for(len);
                     // The whole message was checked to be readable before its envelope was
                     // popped.
-                    let n = link
-                        .rx_mb
-                        .pop_into(&mut raw[..dw])
-                        .map_err(|e| Error::protocol(src, e))?;
-                    words += n;
-                    if n != dw {
-                        return Err(Error::protocol(src, "inline data missing"));
-                    }
-                    let got = snoo_common::register::unpack(&raw[..dw], &mut data[..len])
-                        .map_err(|e| Error::protocol(src, format!("bad inline data: {e}")))?;
-                    if got != len {
-                        return Err(Error::protocol(
-                            src,
-                            "inline data shorter than its envelope",
-                        ));
-                    }
+                    words += link.take_inline(&mut data[..len])?;
                     self.matcher.deliver_local(src, header.tag, &data[..len]);
                 }
                 Path::Ring => {
@@ -677,10 +699,7 @@ impl Engine {
         // Hand the read slots back in batches: every release is a cache-line transfer to the
         // sender. Whatever is left is released as soon as this rank has nothing to do
         // (`release_idle`), so a sender waiting for room never waits on an idle receiver.
-        if link.rx_mb.unreleased() >= link.rx_mb.capacity() / 8 {
-            link.rx_mb.release();
-            link.poke = true;
-        }
+        let _ = link.release_batch();
         // A new stream may be readable right away.
         if link.streams.front().is_some_and(|s| s.done == 0) && words > 0 {
             self.progress_rx_streams(src)?;
@@ -704,7 +723,10 @@ impl Engine {
         tag: Option<u32>,
         buf: &mut [u8],
     ) -> Result<Direct> {
-        if src == self.rank || !self.matcher.quiet_for(src) {
+        // A buffer larger than any inline message most likely waits for a ring message, which
+        // the general path reads (envelope, then payload) in one pass: looking here first would
+        // only add a second pass over the envelope.
+        if buf.len() > INLINE_MAX || src == self.rank || !self.matcher.quiet_for(src) {
             return Ok(Direct::Never);
         }
         let Some(link) = self.links.get_mut(src as usize).and_then(Option::as_mut) else {
@@ -722,11 +744,8 @@ impl Engine {
             return Ok(Direct::Never);
         };
         let len = h.len as usize;
-        if h.path != Path::Inline
-            || len > INLINE_MAX
-            || len > buf.len()
-            || tag.is_some_and(|t| t != h.tag)
-        {
+        // With the buffer check above, this also keeps `len` within INLINE_MAX.
+        if h.path != Path::Inline || len > buf.len() || tag.is_some_and(|t| t != h.tag) {
             return Ok(Direct::Never);
         }
         let dw = snoo_common::register::data_words_for(len);
@@ -736,27 +755,11 @@ impl Engine {
             Ok(false) => return Ok(Direct::NotYet),
             Err(_) => return Ok(Direct::Never),
         }
-        let mut raw = [0u64; 1 + INLINE_MAX.div_ceil(7)];
         // Everything is there (checked above), and these words are ours alone: the producer
         // never rewrites a slot before we release it.
-        let n = link
-            .rx_mb
-            .pop_into(&mut raw[..1 + dw])
-            .map_err(|e| Error::protocol(src, e))?;
-        if n != 1 + dw {
-            return Err(Error::protocol(src, "inline data missing"));
-        }
-        let got = snoo_common::register::unpack(&raw[1..1 + dw], &mut buf[..len])
-            .map_err(|e| Error::protocol(src, format!("bad inline data: {e}")))?;
-        if got != len {
-            return Err(Error::protocol(
-                src,
-                "inline data shorter than its envelope",
-            ));
-        }
-        if link.rx_mb.unreleased() >= link.rx_mb.capacity() / 8 {
-            link.rx_mb.release();
-            link.poke = true;
+        link.rx_mb.pop().map_err(|e| Error::protocol(src, e))?;
+        link.take_inline(&mut buf[..len])?;
+        if link.release_batch() {
             self.wake(src);
         }
         Ok(Direct::Taken(Status {
@@ -804,10 +807,7 @@ impl Engine {
         buf: &mut [u8],
     ) -> Result<Option<Status>> {
         self.flush_batches();
-        // A buffer larger than any inline message most likely waits for a ring message, which
-        // the general path reads (envelope, then payload) in one go: polling here first would
-        // only add a second pass over the envelope.
-        if buf.len() > INLINE_MAX || !self.only_receiving() {
+        if !self.only_receiving() {
             return Ok(None);
         }
         // The clock is read only once polling has gone on for a while, so a message that is
