@@ -220,10 +220,20 @@ fn write_status(out: *mut CStatus, st: Option<Status>, err: c_int) {
     unsafe { out.write(s) };
 }
 
-/// Completes `p` for a C call: its status, also for a truncated receive (MPI reports what arrived).
+/// Completes `p` for a C call (see [`report`]).
 fn complete(j: &mut Job, p: Pending, got: &mut Option<Status>) -> Result<()> {
+    report(j, got, |w| w.complete(p))
+}
+
+/// Runs `op` (a completion or a blocking receive) and stores its status in `got`, also for a
+/// truncated receive (MPI reports what arrived).
+fn report(
+    j: &mut Job,
+    got: &mut Option<Status>,
+    op: impl FnOnce(&World) -> Result<Option<Status>>,
+) -> Result<()> {
     let _ = j.world.take_truncated();
-    match j.world.complete(p) {
+    match op(&j.world) {
         Ok(st) => {
             *got = st;
             Ok(())
@@ -395,20 +405,11 @@ pub extern "C" fn SNOO_MPI_Recv_status(
         check_comm(comm)?;
         let (ptr, len) = buffer_mut(message, count, datatype)?;
         let source = source_arg(source, j.world.size())?;
-        let _ = j.world.take_truncated();
+        let tag = tag_arg(flag)?;
         // SAFETY: the caller's buffer holds `len` bytes and stays valid for this blocking call.
-        match unsafe { j.world.recv_raw(ptr, len, source, tag_arg(flag)?) } {
-            Ok(st) => {
-                got = Some(st);
-                Ok(())
-            }
-            Err(e) => {
-                if matches!(e, Error::Truncate { .. }) {
-                    got = j.world.take_truncated();
-                }
-                Err(e)
-            }
-        }
+        report(j, &mut got, |w| {
+            unsafe { w.recv_raw(ptr, len, source, tag) }.map(Some)
+        })
     });
     write_status(status, got, rc);
     rc
