@@ -512,11 +512,7 @@ impl<S: Borrow<Shm>> WordProducer<S> {
     /// read as an empty slot).
     #[inline]
     pub fn push(&mut self, word: u64) -> Result<bool, RingError> {
-        if !self.has_room(1)? {
-            return Ok(false);
-        }
-        self.write_slot(word)?;
-        Ok(true)
+        self.push_all(&[word])
     }
 
     /// Pushes all of `words` or, if they do not all fit (or one has kind 0), none of them.
@@ -535,10 +531,8 @@ impl<S: Borrow<Shm>> WordProducer<S> {
     }
 
     #[inline]
+    /// Writes one word whose kind `push_all` checked, in space it checked.
     fn write_slot(&mut self, word: u64) -> Result<(), RingError> {
-        if word & KIND_MASK == 0 {
-            return Err(RingError::EmptyWord(word));
-        }
         let st = &mut *self.core.st;
         let off = self.core.reg.data + ((st.head & self.core.reg.mask) as usize) * 8;
         // Release: a consumer that Acquire-loads this word sees every word written before it,
