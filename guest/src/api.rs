@@ -16,7 +16,7 @@
 use crate::device::{find_pool, open_pci, Device, PciMode, SocketDevice};
 use crate::engine::{Direct, Engine, JoinOptions};
 use crate::error::{Error, Result};
-use crate::matching::Status as RawStatus;
+use crate::matching::{Status as RawStatus, Ticket};
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -279,7 +279,7 @@ impl World {
             }
         }
         match self.post_recv(buf, source, tag)? {
-            Pending::Recv { id, source } => self.wait_recv(id, source),
+            Pending::Recv { t, source } => self.wait_recv(t, source),
             Pending::Received { st, .. } => Ok(Status::from_raw(st)),
             Pending::Send { .. } => Err(Error::Request),
         }
@@ -324,11 +324,11 @@ impl World {
         // wait reports its death once nothing more can arrive.
         // SAFETY: callers keep `buf` borrowed until the request completes or is failed (which
         // removes the pointer from the matcher).
-        unsafe { e.matcher.post(id, source, tag, buf.as_mut_ptr(), buf.len()) };
-        Ok(Pending::Recv { id, source })
+        let t = unsafe { e.matcher.post(id, source, tag, buf.as_mut_ptr(), buf.len()) };
+        Ok(Pending::Recv { t, source })
     }
 
-    fn wait_recv(&self, req: u64, source: Option<u32>) -> Result<Status> {
+    fn wait_recv(&self, req: Ticket, source: Option<u32>) -> Result<Status> {
         let mut e = self.engine.borrow_mut();
         let r = if e.matcher.is_done(req) {
             Ok(())
@@ -448,7 +448,7 @@ impl World {
                 self.engine.borrow_mut().wait_send(id, dest)?;
                 Ok(None)
             }
-            Pending::Recv { id, source } => self.wait_recv(id, source).map(Some),
+            Pending::Recv { t, source } => self.wait_recv(t, source).map(Some),
             Pending::Received { st, .. } => Ok(Some(Status::from_raw(st))),
         }
     }
@@ -465,8 +465,8 @@ impl World {
         e.progress()?;
         Ok(match p {
             Pending::Send { id, dest } => e.send_done(id, dest) || e.is_dead(dest),
-            Pending::Recv { id, source } => {
-                e.matcher.is_done(id) || source.is_some_and(|s| e.is_dead(s))
+            Pending::Recv { t, source } => {
+                e.matcher.is_done(t) || source.is_some_and(|s| e.is_dead(s))
             }
             Pending::Received { .. } => true,
         })
@@ -525,7 +525,7 @@ pub(crate) enum Pending {
         dest: u32,
     },
     Recv {
-        id: u64,
+        t: Ticket,
         source: Option<u32>,
     },
     /// A receive that completed when it was posted.
@@ -539,9 +539,8 @@ impl Pending {
     /// The request's id (unique in this process).
     pub(crate) fn id(&self) -> u64 {
         match *self {
-            Pending::Send { id, .. } | Pending::Recv { id, .. } | Pending::Received { id, .. } => {
-                id
-            }
+            Pending::Send { id, .. } | Pending::Received { id, .. } => id,
+            Pending::Recv { t, .. } => t.req,
         }
     }
 }
@@ -612,7 +611,7 @@ impl<'env> Scope<'env> {
                 e.wait_send(id, dest)?;
                 Ok(None)
             }
-            Pending::Recv { id, source } => self.world.wait_recv(id, source).map(Some),
+            Pending::Recv { t, source } => self.world.wait_recv(t, source).map(Some),
             Pending::Received { st, .. } => Ok(Some(Status::from_raw(st))),
         }
     }
@@ -654,8 +653,8 @@ impl<'env> Scope<'env> {
             e.progress()?;
             match r.0 {
                 Pending::Send { id, dest } => e.send_done(id, dest) || e.is_dead(dest),
-                Pending::Recv { id, source } => {
-                    e.matcher.is_done(id) || source.is_some_and(|s| e.is_dead(s))
+                Pending::Recv { t, source } => {
+                    e.matcher.is_done(t) || source.is_some_and(|s| e.is_dead(s))
                 }
                 Pending::Received { .. } => true,
             }

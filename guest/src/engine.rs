@@ -8,7 +8,7 @@
 
 use crate::device::Device;
 use crate::error::{Error, Result};
-use crate::matching::{Incoming, Matcher, Status, Target};
+use crate::matching::{Incoming, Matcher, Status, Target, Ticket};
 use snoo_common::job::{job_state, rank_state, JobLayout, JOB_FINALIZED, JOB_ID, JOB_MAILBOX_LOG2};
 use snoo_common::job::{
     JOB_RANKS, JOB_RING_LOG2, JOB_STATE, RANK_GENERATION, RANK_PEER, RANK_SLEEPING,
@@ -662,11 +662,12 @@ impl Engine {
                             format!("inline message of {len} bytes"),
                         ));
                     }
-                    let mut data = [0u8; INLINE_MAX];
                     // The whole message was checked to be readable before its envelope was
-                    // popped.
-                    words += link.take_inline(&mut data[..len])?;
-                    self.matcher.deliver_local(src, header.tag, &data[..len]);
+                    // popped. It goes straight into the receive it matches.
+                    self.matcher.deliver_with(src, header.tag, len, |dst| {
+                        words += link.take_inline(dst)?;
+                        Ok::<(), Error>(())
+                    })?;
                 }
                 Path::Ring => {
                     let target = self.matcher.arrive(Incoming {
@@ -946,13 +947,13 @@ impl Engine {
         }
     }
 
-    /// Gives up on receive `req` with `err`: it leaves the matcher, and a payload already streaming
+    /// Gives up on receive `t` with `err`: it leaves the matcher, and a payload already streaming
     /// into its buffer is consumed and dropped instead (the caller may free the buffer now).
-    pub(crate) fn cancel_recv(&mut self, req: u64, err: Error) {
-        self.matcher.fail(req, err);
+    pub(crate) fn cancel_recv(&mut self, t: Ticket, err: Error) {
+        self.matcher.fail(t, err);
         for link in self.links.iter_mut().flatten() {
             for s in link.streams.iter_mut() {
-                if matches!(s.target, Target::Posted { req: r, .. } if r == req) {
+                if matches!(s.target, Target::Posted { t: r, .. } if r == t) {
                     s.target = Target::Discard;
                 }
             }

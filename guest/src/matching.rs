@@ -7,29 +7,7 @@
 
 use crate::error::Error;
 use snoo_common::ring::RingError;
-use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
-
-/// Hashes request ids (small, unique, sequential integers) with one multiplication: the default
-/// SipHash costs more than the rest of a small message's receive path.
-#[derive(Default)]
-struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
+use std::collections::VecDeque;
 
 /// Any source, any tag.
 pub const ANY: Option<u32> = None;
@@ -56,7 +34,7 @@ pub struct Incoming {
 pub enum Target {
     /// Straight into a posted receive's buffer.
     Posted {
-        req: u64,
+        t: Ticket,
         src: u32,
         tag: u32,
         ptr: *mut u8,
@@ -69,8 +47,31 @@ pub enum Target {
     Discard,
 }
 
-struct Posted {
+/// A posted receive's handle: its request id (unique in the process) and its entry in the
+/// matcher's slab, where its completion is written in place (no table insert or lookup by id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ticket {
+    pub req: u64,
+    slot: u32,
+}
+
+/// Where a posted receive stands.
+enum State {
+    /// The entry is unused.
+    Free,
+    Waiting,
+    Done(Status, Option<Error>),
+}
+
+/// A slab entry: `req` tells a stale ticket (its receive already taken, the entry reused) from
+/// the current one.
+struct Entry {
     req: u64,
+    state: State,
+}
+
+struct Posted {
+    t: Ticket,
     src: Option<u32>,
     tag: Option<u32>,
     ptr: *mut u8,
@@ -85,7 +86,7 @@ struct Unexpected {
     data: Vec<u8>,
     complete: bool,
     // A receive matched this message while its payload was still arriving.
-    claimed: Option<(u64, *mut u8, usize)>,
+    claimed: Option<(Ticket, *mut u8, usize)>,
 }
 
 /// The matching state of one engine.
@@ -93,7 +94,9 @@ struct Unexpected {
 pub struct Matcher {
     posted: VecDeque<Posted>,
     unexpected: VecDeque<Unexpected>,
-    done: HashMap<u64, (Status, Option<Error>), BuildHasherDefault<IdHasher>>,
+    // Receives posted and not yet taken; `free` lists the unused entries.
+    slab: Vec<Entry>,
+    free: Vec<u32>,
     next_id: u64,
 }
 
@@ -105,15 +108,23 @@ fn matches(src: Option<u32>, tag: Option<u32>, s: u32, t: u32) -> bool {
 const UNEXPECTED_STEP: usize = 256 << 10;
 
 impl Matcher {
-    fn finish(&mut self, req: u64, src: u32, tag: u32, sent: usize, cap: usize) {
+    /// The entry of a receive not yet taken.
+    #[inline]
+    fn entry(&mut self, t: Ticket) -> Option<&mut Entry> {
+        self.slab
+            .get_mut(t.slot as usize)
+            .filter(|e| e.req == t.req && !matches!(e.state, State::Free))
+    }
+
+    #[inline]
+    fn finish(&mut self, t: Ticket, src: u32, tag: u32, sent: usize, cap: usize) {
         let bytes = sent.min(cap);
         let err = (sent > cap).then_some(Error::Truncate {
             incoming: sent,
             capacity: cap,
         });
-        self.done.insert(
-            req,
-            (
+        if let Some(e) = self.entry(t) {
+            e.state = State::Done(
                 Status {
                     source: src,
                     tag,
@@ -121,11 +132,12 @@ impl Matcher {
                     sent,
                 },
                 err,
-            ),
-        );
+            );
+        }
     }
 
-    /// Posts a receive of at most `cap` bytes into `ptr`.
+    /// Posts receive `req` (an id unique in the process) of at most `cap` bytes into `ptr`.
+    /// Returns its ticket, by which it is waited for and taken.
     ///
     /// # Safety
     /// `ptr..ptr+cap` must stay writable, and not be accessed otherwise, until the request completes.
@@ -136,7 +148,24 @@ impl Matcher {
         tag: Option<u32>,
         ptr: *mut u8,
         cap: usize,
-    ) {
+    ) -> Ticket {
+        let entry = Entry {
+            req,
+            state: State::Waiting,
+        };
+        let slot = match self.free.pop() {
+            Some(i) => {
+                self.slab[i as usize] = entry;
+                i
+            }
+            None => {
+                // More receives outstanding at once than u32 can count cannot fit in memory.
+                let i = u32::try_from(self.slab.len()).expect("fewer than 2^32 receives");
+                self.slab.push(entry);
+                i
+            }
+        };
+        let t = Ticket { req, slot };
         if let Some(i) = self
             .unexpected
             .iter()
@@ -148,19 +177,20 @@ impl Matcher {
                 // SAFETY: the caller guarantees `ptr` has `cap` writable bytes; n <= cap and
                 // n <= data.len() (a complete message holds len bytes).
                 unsafe { std::ptr::copy_nonoverlapping(u.data.as_ptr(), ptr, n) };
-                self.finish(req, u.src, u.tag, u.len, cap);
+                self.finish(t, u.src, u.tag, u.len, cap);
             } else {
-                self.unexpected[i].claimed = Some((req, ptr, cap));
+                self.unexpected[i].claimed = Some((t, ptr, cap));
             }
-            return;
+            return t;
         }
         self.posted.push_back(Posted {
-            req,
+            t,
             src,
             tag,
             ptr,
             cap,
         });
+        t
     }
 
     /// A ring message was announced: returns where its payload goes.
@@ -172,7 +202,7 @@ impl Matcher {
         {
             let p = self.posted.remove(i).expect("index found");
             return Target::Posted {
-                req: p.req,
+                t: p.t,
                 src: m.src,
                 tag: m.tag,
                 ptr: p.ptr,
@@ -194,31 +224,62 @@ impl Matcher {
         Target::Unexpected { id }
     }
 
-    /// A whole message is here (inline, or a send to self).
+    /// A whole message is here (a send to self).
     pub fn deliver_local(&mut self, src: u32, tag: u32, data: &[u8]) {
-        if let Some(i) = self
+        let r: Result<(), std::convert::Infallible> =
+            self.deliver_with(src, tag, data.len(), |d| {
+                d.copy_from_slice(data);
+                Ok(())
+            });
+        let Ok(()) = r;
+    }
+
+    /// A whole small message of `len` bytes is here; `fill` writes it into the slice it is given
+    /// (exactly `len` bytes). That slice is the matching posted receive's buffer when it fits, so
+    /// the common small message goes from the mailbox into place and completes there; otherwise a
+    /// heap copy (a truncated receive, or no receive yet). If `fill` fails, nothing is matched.
+    #[inline]
+    pub fn deliver_with<E>(
+        &mut self,
+        src: u32,
+        tag: u32,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let found = self
             .posted
             .iter()
-            .position(|p| matches(p.src, p.tag, src, tag))
-        {
-            let p = self.posted.remove(i).expect("index found");
-            let n = data.len().min(p.cap);
-            // SAFETY: `post`'s caller guarantees `p.ptr` has `p.cap` writable bytes.
-            unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), p.ptr, n) };
-            self.finish(p.req, src, tag, data.len(), p.cap);
-            return;
+            .position(|p| matches(p.src, p.tag, src, tag));
+        if let Some(i) = found {
+            let p = &self.posted[i];
+            let (t, ptr, cap) = (p.t, p.ptr, p.cap);
+            if len <= cap {
+                // SAFETY: `post`'s caller guarantees `cap` writable bytes at `ptr`; len <= cap.
+                fill(unsafe { std::slice::from_raw_parts_mut(ptr, len) })?;
+            } else {
+                let mut data = vec![0; len];
+                fill(&mut data)?;
+                // SAFETY: as above; cap < len = data.len().
+                unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), ptr, cap) };
+            }
+            self.posted.remove(i);
+            self.finish(t, src, tag, len, cap);
+            return Ok(());
         }
+        let mut data = vec![0; len];
+        fill(&mut data)?;
         let id = self.next_id;
         self.next_id += 1;
         self.unexpected.push_back(Unexpected {
             id,
             src,
             tag,
-            len: data.len(),
-            data: data.to_vec(),
+            len,
+            data,
             complete: true,
             claimed: None,
         });
+        Ok(())
     }
 
     /// Reads more of a ring payload into its target with `read`, at most `avail` bytes (what the
@@ -300,12 +361,12 @@ impl Matcher {
             return false;
         };
         let u = self.unexpected.remove(i).expect("index found");
-        let (req, ptr, cap) = u.claimed.expect("claimed");
+        let (t, ptr, cap) = u.claimed.expect("claimed");
         let n = u.data.len().min(cap);
         // SAFETY: as in `post`: the claiming receive's buffer has `cap` writable bytes; n <= cap.
         unsafe { std::ptr::copy_nonoverlapping(u.data.as_ptr(), ptr, n) };
         *target = Target::Posted {
-            req,
+            t,
             src: u.src,
             tag: u.tag,
             ptr,
@@ -318,33 +379,47 @@ impl Matcher {
     pub fn complete(&mut self, target: Target, len: usize) {
         match target {
             Target::Posted {
-                req, src, tag, cap, ..
-            } => self.finish(req, src, tag, len, cap),
+                t, src, tag, cap, ..
+            } => self.finish(t, src, tag, len, cap),
             Target::Discard => {}
             Target::Unexpected { id } => {
                 let Some(i) = self.unexpected.iter().rposition(|u| u.id == id) else {
                     return;
                 };
                 self.unexpected[i].complete = true;
-                if let Some((req, ptr, cap)) = self.unexpected[i].claimed {
+                if let Some((t, ptr, cap)) = self.unexpected[i].claimed {
                     let u = self.unexpected.remove(i).expect("index found");
                     let n = u.len.min(cap).min(u.data.len());
                     // SAFETY: as in `post`: the claiming receive's buffer has `cap` bytes.
                     unsafe { std::ptr::copy_nonoverlapping(u.data.as_ptr(), ptr, n) };
-                    self.finish(req, u.src, u.tag, u.len, cap);
+                    self.finish(t, u.src, u.tag, u.len, cap);
                 }
             }
         }
     }
 
-    /// Takes the completion of receive `req`, if it completed.
-    pub fn take(&mut self, req: u64) -> Option<(Status, Option<Error>)> {
-        self.done.remove(&req)
+    /// Takes the completion of receive `t`, if it completed; its entry is then free for reuse.
+    #[inline]
+    pub fn take(&mut self, t: Ticket) -> Option<(Status, Option<Error>)> {
+        let e = self.entry(t)?;
+        if matches!(e.state, State::Waiting) {
+            return None;
+        }
+        match std::mem::replace(&mut e.state, State::Free) {
+            State::Done(st, err) => {
+                self.free.push(t.slot);
+                Some((st, err))
+            }
+            _ => None,
+        }
     }
 
-    /// True if receive `req` is complete.
-    pub fn is_done(&self, req: u64) -> bool {
-        self.done.contains_key(&req)
+    /// True if receive `t` is complete.
+    #[inline]
+    pub fn is_done(&self, t: Ticket) -> bool {
+        self.slab
+            .get(t.slot as usize)
+            .is_some_and(|e| e.req == t.req && matches!(e.state, State::Done(..)))
     }
 
     /// The first queued message matching `src`/`tag`, without receiving it (MPI_Iprobe).
@@ -361,16 +436,15 @@ impl Matcher {
     }
 
     /// Removes a pending receive (used when the job fails under it).
-    pub fn fail(&mut self, req: u64, err: Error) {
-        self.posted.retain(|p| p.req != req);
+    pub fn fail(&mut self, t: Ticket, err: Error) {
+        self.posted.retain(|p| p.t != t);
         for u in self.unexpected.iter_mut() {
-            if u.claimed.is_some_and(|(r, ..)| r == req) {
+            if u.claimed.is_some_and(|(c, ..)| c == t) {
                 u.claimed = None;
             }
         }
-        self.done.insert(
-            req,
-            (
+        if let Some(e) = self.entry(t) {
+            e.state = State::Done(
                 Status {
                     source: 0,
                     tag: 0,
@@ -378,7 +452,76 @@ impl Matcher {
                     sent: 0,
                 },
                 Some(err),
-            ),
-        );
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn post(m: &mut Matcher, req: u64, buf: &mut [u8]) -> Ticket {
+        // SAFETY: every buffer outlives its receive in these tests.
+        unsafe { m.post(req, Some(1), Some(7), buf.as_mut_ptr(), buf.len()) }
+    }
+
+    #[test]
+    fn completions_land_in_the_slab_and_stale_tickets_see_nothing() {
+        let mut m = Matcher::default();
+        let (mut a, mut b) = ([0u8; 4], [0u8; 4]);
+        let ta = post(&mut m, 1, &mut a);
+        assert!(!m.is_done(ta));
+        assert!(m.take(ta).is_none(), "a waiting receive cannot be taken");
+        m.deliver_local(1, 7, b"abc");
+        let (st, err) = m.take(ta).expect("completed in place");
+        assert_eq!((st.bytes, st.sent, err.is_none()), (3, 3, true));
+        assert_eq!(&a[..3], b"abc");
+        // The entry is reused by the next receive; the old ticket must not see its completion.
+        let tb = post(&mut m, 2, &mut b);
+        assert_eq!(tb.slot, ta.slot);
+        m.deliver_local(1, 7, b"xy");
+        assert!(!m.is_done(ta));
+        assert!(m.take(ta).is_none());
+        assert!(m.take(tb).is_some());
+        assert!(m.take(tb).is_none(), "taken once");
+    }
+
+    #[test]
+    fn deliver_with_truncates_queues_and_leaves_state_alone_on_error() {
+        let mut m = Matcher::default();
+        let mut small = [0u8; 2];
+        let t = post(&mut m, 1, &mut small);
+        // A failing fill matches nothing.
+        let r: Result<(), &str> = m.deliver_with(1, 7, 3, |_| Err("bad words"));
+        assert!(r.is_err());
+        assert!(!m.is_done(t));
+        m.deliver_local(1, 7, b"abc");
+        let (st, err) = m.take(t).expect("done");
+        assert_eq!((st.bytes, st.sent), (2, 3));
+        assert!(matches!(
+            err,
+            Some(Error::Truncate {
+                incoming: 3,
+                capacity: 2
+            })
+        ));
+        assert_eq!(&small, b"ab");
+        // No receive: queued, then matched by the next one.
+        m.deliver_local(1, 7, b"late");
+        let mut buf = [0u8; 8];
+        let t = post(&mut m, 2, &mut buf);
+        assert_eq!(m.take(t).map(|(s, _)| s.bytes), Some(4));
+        assert_eq!(&buf[..4], b"late");
+    }
+
+    #[test]
+    fn a_failed_receive_reports_its_error() {
+        let mut m = Matcher::default();
+        let mut buf = [0u8; 4];
+        let t = post(&mut m, 1, &mut buf);
+        m.fail(t, Error::PeerDead(1));
+        assert!(!m.wants_from(1), "no longer posted");
+        assert!(matches!(m.take(t), Some((_, Some(Error::PeerDead(1))))));
     }
 }
