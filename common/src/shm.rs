@@ -100,7 +100,7 @@ impl Shm {
         };
         // SAFETY: the source range is inside the mapping and cannot overlap `dst`, which is process
         // memory. Concurrent writers can only make the copied bytes stale, which callers validate.
-        unsafe { std::ptr::copy_nonoverlapping(p, dst.as_mut_ptr(), dst.len()) };
+        unsafe { copy_bytes(p, dst.as_mut_ptr(), dst.len()) };
         true
     }
 
@@ -112,7 +112,7 @@ impl Shm {
             return false;
         };
         // SAFETY: the destination range is inside the mapping and cannot overlap `src`.
-        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), p, src.len()) };
+        unsafe { copy_bytes(src.as_ptr(), p, src.len()) };
         true
     }
 
@@ -125,6 +125,59 @@ impl Shm {
         unsafe { std::ptr::write_bytes(p, 0, len) };
         true
     }
+}
+
+/// Bytes from which [`copy_bytes`] checks the relative placement of the two buffers.
+const ALIAS_CHECK_MIN: usize = 2048;
+
+/// `memcpy`, except when the destination starts 1 to 63 bytes past the source modulo 4 KiB: on
+/// AMD Zen CPUs glibc's `rep movsb` copy then runs at about a twentieth of its speed (measured
+/// here: 1.6 GB/s instead of 30-40 GB/s for 128 KiB), as every store 4K-aliases a load about to
+/// be issued. A receive buffer from `malloc` (page + 16 bytes) and a page-aligned pool buffer are
+/// exactly that. Those copies go through 16-byte SSE2 moves instead, which do not care (30 GB/s).
+///
+/// # Safety
+/// `src..src+len` readable, `dst..dst+len` writable, the two not overlapping.
+#[inline]
+unsafe fn copy_bytes(src: *const u8, dst: *mut u8, len: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if len >= ALIAS_CHECK_MIN
+        && (1..64).contains(&((dst as usize).wrapping_sub(src as usize) & 4095))
+    {
+        // SAFETY: forwarded from the caller.
+        unsafe { copy_sse2(src, dst, len) };
+        return;
+    }
+    // SAFETY: forwarded from the caller.
+    unsafe { std::ptr::copy_nonoverlapping(src, dst, len) };
+}
+
+/// 64 bytes per step with unaligned 16-byte loads and stores, then `memcpy` for the tail.
+///
+/// # Safety
+/// As [`copy_bytes`].
+#[cfg(target_arch = "x86_64")]
+#[inline(never)]
+unsafe fn copy_sse2(src: *const u8, dst: *mut u8, len: usize) {
+    use std::arch::x86_64::{__m128i, _mm_loadu_si128, _mm_storeu_si128};
+    let mut i = 0;
+    while i + 64 <= len {
+        // SAFETY: i + 64 <= len, so all four 16-byte loads and stores are in range, and
+        // `loadu`/`storeu` take unaligned addresses. SSE2 is part of x86-64.
+        unsafe {
+            let s = src.add(i) as *const __m128i;
+            let d = dst.add(i) as *mut __m128i;
+            let (a, b) = (_mm_loadu_si128(s), _mm_loadu_si128(s.add(1)));
+            let (c, e) = (_mm_loadu_si128(s.add(2)), _mm_loadu_si128(s.add(3)));
+            _mm_storeu_si128(d, a);
+            _mm_storeu_si128(d.add(1), b);
+            _mm_storeu_si128(d.add(2), c);
+            _mm_storeu_si128(d.add(3), e);
+        }
+        i += 64;
+    }
+    // SAFETY: the remaining `len - i` bytes are in range.
+    unsafe { std::ptr::copy_nonoverlapping(src.add(i), dst.add(i), len - i) };
 }
 
 #[cfg(test)]
