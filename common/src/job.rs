@@ -16,6 +16,10 @@
 //!                 the doorbell only when it is set
 //! then, page aligned      channels: for every ordered pair (i, j), i != j, in order i*N + j:
 //!                         a mailbox (word FIFO, i produces, j consumes) then a data ring
+//! then, page aligned      heaps: the rest of the pool, split evenly (whole pages) between the
+//!                         ranks, rank r's at heaps + r * heap_bytes. A rank allocates its
+//!                         rendezvous send buffers there (SNOO_MPI_Alloc_mem); other ranks only
+//!                         read them, and only the range a BUFFER word names, checked first.
 //! ```
 //!
 //! Every rank derives the same layout from N and the engine area's size (the largest ring that
@@ -96,6 +100,9 @@ pub struct JobLayout {
     pub mailbox_words: usize,
     pub ring_bytes: usize,
     channel_stride: usize,
+    /// Offset of rank 0's heap, and bytes of every rank's heap (0 when the pool has no room).
+    pub heaps: usize,
+    pub heap_bytes: usize,
 }
 
 impl JobLayout {
@@ -106,7 +113,15 @@ impl JobLayout {
         let stride = (mailbox_footprint(MAILBOX_WORDS) + ring_footprint(ring)).next_multiple_of(64);
         let pairs = ranks as usize * (ranks as usize - 1);
         let end = channels.checked_add(pairs.checked_mul(stride)?)?;
-        (end as u64 <= geometry.pool_size).then_some(JobLayout {
+        if end as u64 > geometry.pool_size {
+            return None;
+        }
+        let heaps = end.next_multiple_of(PAGE);
+        let rest = usize::try_from(geometry.pool_size)
+            .ok()?
+            .saturating_sub(heaps);
+        let heap_bytes = (rest / ranks as usize) / PAGE * PAGE;
+        Some(JobLayout {
             ranks,
             header,
             rank_table,
@@ -114,6 +129,8 @@ impl JobLayout {
             mailbox_words: MAILBOX_WORDS,
             ring_bytes: ring,
             channel_stride: stride,
+            heaps,
+            heap_bytes,
         })
     }
 
@@ -163,7 +180,22 @@ impl JobLayout {
         Some((mailbox, mailbox + mailbox_footprint(self.mailbox_words)))
     }
 
-    /// One past the last byte the job uses.
+    /// Offset and length of rank `r`'s heap, if `r` is a rank of the job (the length may be 0).
+    pub fn heap(&self, r: u32) -> Option<(usize, usize)> {
+        (r < self.ranks).then(|| (self.heaps + r as usize * self.heap_bytes, self.heap_bytes))
+    }
+
+    /// True if `len` bytes at `offset` lie wholly inside rank `r`'s heap (the check a receiver
+    /// makes on a BUFFER word before reading).
+    pub fn in_heap(&self, r: u32, offset: u64, len: u64) -> bool {
+        let Some((start, size)) = self.heap(r) else {
+            return false;
+        };
+        let (start, end) = (start as u64, (start + size) as u64);
+        offset >= start && offset.checked_add(len).is_some_and(|e| e <= end)
+    }
+
+    /// One past the last byte of the channels (the heaps follow, page aligned).
     pub fn end(&self) -> usize {
         let pairs = self.ranks as usize * (self.ranks as usize - 1);
         self.channels + pairs * self.channel_stride
@@ -196,6 +228,19 @@ mod tests {
                 assert!(w[0].1 <= w[1].0, "channels overlap for n={n}");
             }
             assert!(l.channel(0, 0).is_none() && l.channel(n, 0).is_none());
+            // Heaps: after the channels, page aligned, disjoint, inside the pool.
+            let mut prev = l.end();
+            for r in 0..n {
+                let (h, len) = l.heap(r).unwrap();
+                assert!(h >= prev && h % PAGE == 0 && len % PAGE == 0);
+                prev = h + len;
+                assert!(l.in_heap(r, h as u64, len as u64));
+                assert!(!l.in_heap(r, h as u64, len as u64 + 1));
+                assert!(!l.in_heap(r, h as u64 - 1, 1) || r > 0);
+                assert!(!l.in_heap(r, u64::MAX, 2), "no overflow");
+            }
+            assert!(prev as u64 <= g.pool_size);
+            assert!(l.heap(n).is_none() && !l.in_heap(n, l.heaps as u64, 1));
         }
         assert_eq!(JobLayout::new(&g, 2).unwrap().ring_bytes, MAX_RING);
     }

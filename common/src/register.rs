@@ -16,9 +16,10 @@
 //! | `0x2`     | LENGTH   | sender → receiver  | follows a *long* ENVELOPE: the length (≥ 16 MiB)      |
 //! | `0x3`     | DATA     | sender → receiver  | 1 to 7 payload bytes of an INLINE message             |
 //! | `0x4`     | CREDIT   | receiver → sender  | flow control: the receiver gives back eager budget    |
-//! | `0x5`     | CTS      | receiver → sender  | rendezvous clear-to-send for one RENDEZVOUS envelope  |
+//! | `0x5`     | FIN      | receiver → sender  | a RENDEZVOUS payload was copied out: buffer released  |
 //! | `0x6`     | CONTROL  | either             | barrier, finalize, abort                              |
-//! | `0x7-0xF` | reserved | —                  | decode as [`WordError::ReservedKind`]                 |
+//! | `0x7`     | BUFFER   | sender → receiver  | follows a RENDEZVOUS header: where its payload lies   |
+//! | `0x8-0xF` | reserved | —                  | decode as [`WordError::ReservedKind`]                 |
 //!
 //! # Bit layouts
 //!
@@ -35,8 +36,9 @@
 //!  +----------------+--+--------------------------+--+--+----+-----+
 //!   path: 0 INLINE      payload follows as DATA words in this mailbox
 //!         1 RING        payload streams through the pair's data ring (eager, pipelined)
-//!         2 RENDEZVOUS  ready-to-send: the payload waits for the receiver's CTS, then
-//!                       streams through the data ring
+//!         2 RENDEZVOUS  single copy: the payload stays in the sender's buffer in the pool
+//!                       (a BUFFER word after the header says where); the receiver copies it
+//!                       out once a receive matches, then answers FIN
 //!         3 reserved
 //!   L = 0: the length is the 24-bit short length (0 ..= 16 MiB - 1)
 //!   L = 1: "long": the short length must be 0 and a LENGTH word follows immediately
@@ -69,14 +71,16 @@
 //!         1 MESSAGES  the receiver freed `amount` eager message slots
 //!         2..=15 reserved
 //!
-//! CTS (0x5)
+//! FIN (0x5)
 //!   63            40 39                          8  7   4  3  0
 //!  +----------------+-----------------------------+------+-----+
 //!  | 0              | rendezvous id (u32)         | 0    | 0x5 |
 //!  +----------------+-----------------------------+------+-----+
-//!   id: which RENDEZVOUS envelope is cleared. Ids are implicit: the i-th RENDEZVOUS envelope a
-//!   sender puts in a mailbox has id i (counting from 0, wrapping at 2^32). The mailbox is an
-//!   ordered, lossless FIFO, so both sides count the same way and the envelope needs no id field.
+//!   id: which RENDEZVOUS message's payload the receiver has finished reading (or dropped): its
+//!   buffer is the sender's again. Ids are implicit: the i-th RENDEZVOUS envelope a sender puts
+//!   in a mailbox has id i (counting from 0, wrapping at 2^32). The mailbox is an ordered,
+//!   lossless FIFO and payloads are read in order, so both sides count the same way and the
+//!   envelope needs no id field.
 //!
 //! CONTROL (0x6)
 //!   63                              16 15        8  7   4  3  0
@@ -88,6 +92,15 @@
 //!   op 3 ABORT     argument: the MPI error code, an i32 stored as its u32 bit pattern in bits
 //!                  16..=47; bits 48..=63 must be 0
 //!   op 0 and 4..=255 reserved
+//!
+//! BUFFER (0x7)
+//!   63                                           8  7   4  3  0
+//!  +----------------------------------------------+------+-----+
+//!  | pool offset (56 bits)                        | 0    | 0x7 |
+//!  +----------------------------------------------+------+-----+
+//!   only valid right after a RENDEZVOUS header (after its LENGTH word, if any): the payload is
+//!   the header's length in bytes from this offset of the pool. The receiver checks that the
+//!   whole range lies in the sender's own heap (job.rs) before reading a byte of it.
 //! ```
 //!
 //! # Why these choices
@@ -99,9 +112,10 @@
 //!   more pay for a LENGTH word, which is noise next to copying 16 MiB. Lengths up to 2^31 bytes are
 //!   expressible (MPI counts are `int`).
 //! * **Three paths.** INLINE suits payloads that fit the mailbox; RING streams through the data
-//!   ring as soon as it is sent (eager, the receiver may have to buffer it if unmatched);
-//!   RENDEZVOUS waits for the receiver to match the envelope and answer CTS before streaming, so a
-//!   large unmatched message does not block the ring for the messages behind it.
+//!   ring as soon as it is sent (eager, two copies, the receiver may have to buffer it if
+//!   unmatched); RENDEZVOUS, for large sends from pool memory (`SNOO_MPI_Alloc_mem`), leaves the
+//!   payload where it is and lets the receiver make the only copy, at the price of the FIN answer
+//!   before the sender may reuse its buffer.
 //! * **No source rank or communicator in the word**: a mailbox belongs to one ordered pair of ranks,
 //!   so the source is implicit. Communicator contexts, if needed, can take reserved bits later.
 
@@ -121,10 +135,12 @@ pub mod kind {
     pub const DATA: u8 = 0x3;
     /// Flow-control credit, receiver to sender.
     pub const CREDIT: u8 = 0x4;
-    /// Rendezvous clear-to-send, receiver to sender.
-    pub const CTS: u8 = 0x5;
+    /// A rendezvous payload was read: its buffer is released, receiver to sender.
+    pub const FIN: u8 = 0x5;
     /// Barrier, finalize, abort.
     pub const CONTROL: u8 = 0x6;
+    /// Where a rendezvous payload lies in the pool.
+    pub const BUFFER: u8 = 0x7;
 
     /// Human-readable name of a kind code, for logs and errors.
     pub fn name(kind: u8) -> &'static str {
@@ -134,8 +150,9 @@ pub mod kind {
             LENGTH => "LENGTH",
             DATA => "DATA",
             CREDIT => "CREDIT",
-            CTS => "CTS",
+            FIN => "FIN",
             CONTROL => "CONTROL",
+            BUFFER => "BUFFER",
             _ => "RESERVED",
         }
     }
@@ -157,7 +174,10 @@ const ENV_PATH_SHIFT: u32 = 4;
 const ENV_LONG_BIT: u64 = 1 << 6;
 const ENV_TAG_SHIFT: u32 = 8;
 const ENV_LEN_SHIFT: u32 = 40;
-const U32_SHIFT: u32 = 8; // LENGTH, CREDIT amount, CTS id
+const U32_SHIFT: u32 = 8; // LENGTH, CREDIT amount, FIN id
+const OFFSET_SHIFT: u32 = 8; // BUFFER offset
+/// Largest pool offset a BUFFER word can carry.
+pub const MAX_OFFSET: u64 = (1 << 56) - 1;
 const NIBBLE_SHIFT: u32 = 4; // DATA count, CREDIT unit
 const CTRL_OP_SHIFT: u32 = 8;
 const CTRL_ARG_SHIFT: u32 = 16;
@@ -173,7 +193,7 @@ pub enum WordError {
     /// Kind 0: an empty slot, never a message.
     #[error("word {word:#018x} has kind 0, which is never valid (an empty slot)")]
     ZeroKind { word: u64 },
-    /// One of the reserved kinds 0x7..=0xF.
+    /// One of the reserved kinds 0x8..=0xF.
     #[error("word {word:#018x} has reserved kind {kind:#x}")]
     ReservedKind { word: u64, kind: u8 },
     /// A bit that must be zero is set.
@@ -211,7 +231,8 @@ pub enum Path {
     Inline,
     /// The payload streams through the pair's data ring right away (eager).
     Ring,
-    /// Ready-to-send: the payload streams through the data ring after the receiver's CTS.
+    /// Single copy: the payload stays in the sender's pool buffer (a BUFFER word follows the
+    /// header) until the receiver has copied it out and answered FIN.
     Rendezvous,
 }
 
@@ -301,10 +322,12 @@ pub enum Word {
     Data { count: u8, bytes: [u8; DATA_BYTES] },
     /// Flow-control credit.
     Credit { unit: CreditUnit, amount: u32 },
-    /// Rendezvous clear-to-send for the RENDEZVOUS envelope with implicit id `id`.
-    ClearToSend { id: u32 },
+    /// The payload of the RENDEZVOUS message with implicit id `id` has been read.
+    Fin { id: u32 },
     /// Barrier, finalize, abort.
     Control(Control),
+    /// The pool offset of a RENDEZVOUS payload, at most [`MAX_OFFSET`].
+    Buffer { offset: u64 },
 }
 
 fn bad(word: u64, field: &'static str, value: u64) -> WordError {
@@ -319,8 +342,9 @@ impl Word {
             Word::Length { .. } => kind::LENGTH,
             Word::Data { .. } => kind::DATA,
             Word::Credit { .. } => kind::CREDIT,
-            Word::ClearToSend { .. } => kind::CTS,
+            Word::Fin { .. } => kind::FIN,
             Word::Control(_) => kind::CONTROL,
+            Word::Buffer { .. } => kind::BUFFER,
         }
     }
 
@@ -372,6 +396,7 @@ impl Word {
             {
                 Err(bad(0, "barrier generation", generation))
             }
+            Word::Buffer { offset } if offset > MAX_OFFSET => Err(bad(0, "offset", offset)),
             _ => Ok(()),
         }
     }
@@ -414,7 +439,8 @@ impl Word {
             Word::Credit { unit, amount } => {
                 k | unit.to_raw() << NIBBLE_SHIFT | u64::from(amount) << U32_SHIFT
             }
-            Word::ClearToSend { id } => k | u64::from(id) << U32_SHIFT,
+            Word::Fin { id } => k | u64::from(id) << U32_SHIFT,
+            Word::Buffer { offset } => k | (offset & MAX_OFFSET) << OFFSET_SHIFT,
             Word::Control(c) => {
                 let (op, arg) = match c {
                     Control::Barrier { generation } => {
@@ -491,10 +517,16 @@ impl Word {
                     amount: (word >> U32_SHIFT) as u32,
                 })
             }
-            kind::CTS => {
+            kind::FIN => {
                 reserved(U32_FIELD_BITS | kind::MASK)?;
-                Ok(Word::ClearToSend {
+                Ok(Word::Fin {
                     id: (word >> U32_SHIFT) as u32,
+                })
+            }
+            kind::BUFFER => {
+                reserved(!NIBBLE_BITS)?;
+                Ok(Word::Buffer {
+                    offset: word >> OFFSET_SHIFT,
                 })
             }
             kind::CONTROL => {
@@ -544,6 +576,12 @@ pub struct PendingHeader {
 }
 
 impl PendingHeader {
+    /// The path the envelope announced.
+    #[inline]
+    pub fn path(&self) -> Path {
+        self.path
+    }
+
     /// Completes the header with the word that followed the envelope, which must be a LENGTH word
     /// holding a length of at least [`SHORT_LEN_LIMIT`].
     #[inline]
@@ -589,12 +627,13 @@ impl Header {
     }
 
     /// Words the whole message takes in the mailbox: the header plus, for INLINE messages, the
-    /// DATA words.
+    /// DATA words, and for RENDEZVOUS messages the BUFFER word.
     #[inline]
     pub fn message_words(&self) -> usize {
         let data = match self.path {
             Path::Inline => data_words_for(self.len as usize),
-            Path::Ring | Path::Rendezvous => 0,
+            Path::Ring => 0,
+            Path::Rendezvous => 1,
         };
         self.word_count() + data
     }
@@ -830,7 +869,8 @@ mod tests {
                 any::<u32>()
             )
                 .prop_map(|(unit, amount)| Word::Credit { unit, amount }),
-            any::<u32>().prop_map(|id| Word::ClearToSend { id }),
+            any::<u32>().prop_map(|id| Word::Fin { id }),
+            (0..=MAX_OFFSET).prop_map(|offset| Word::Buffer { offset }),
             (0..=MAX_BARRIER_GENERATION)
                 .prop_map(|generation| Word::Control(Control::Barrier { generation })),
             Just(Word::Control(Control::Finalize)),
@@ -909,7 +949,7 @@ mod tests {
             Word::decode(0xFF00),
             Err(WordError::ZeroKind { .. })
         ));
-        for k in 0x7..=0xFu64 {
+        for k in 0x8..=0xFu64 {
             assert_eq!(
                 Word::decode(k),
                 Err(WordError::ReservedKind {
@@ -918,6 +958,39 @@ mod tests {
                 })
             );
         }
+    }
+
+    #[test]
+    fn buffer_and_fin_words() {
+        let w = Word::Buffer {
+            offset: 0x1234_5678,
+        }
+        .encode();
+        assert_eq!(w, 0x12_3456_7807);
+        assert_eq!(
+            Word::decode(w),
+            Ok(Word::Buffer {
+                offset: 0x1234_5678
+            })
+        );
+        // Bits 4..=7 are reserved; the offset has 56 bits.
+        assert_eq!(
+            Word::decode(w | 0x10),
+            Err(WordError::ReservedBits { word: w | 0x10 })
+        );
+        assert!(Word::Buffer {
+            offset: MAX_OFFSET + 1
+        }
+        .try_encode()
+        .is_err());
+        let fin = Word::Fin { id: 7 }.encode();
+        assert_eq!(fin, 0x705);
+        assert!(
+            Word::decode(fin | 1 << 40).is_err(),
+            "FIN bits above the id"
+        );
+        let h = Header::new(3, Path::Rendezvous, 1 << 20).unwrap();
+        assert_eq!(h.message_words(), 2, "envelope + BUFFER");
     }
 
     #[test]
@@ -1080,7 +1153,7 @@ mod tests {
             Err(WordError::NonCanonical { .. })
         ));
         assert!(matches!(
-            unpack(&[Word::ClearToSend { id: 1 }.encode()], &mut buf),
+            unpack(&[Word::Fin { id: 1 }.encode()], &mut buf),
             Err(WordError::UnexpectedKind { .. })
         ));
         assert!(matches!(
