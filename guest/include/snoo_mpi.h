@@ -75,7 +75,8 @@ typedef struct SNOO_MPI_Status {
 #define SNOO_MPI_ERR_DEVICE 16         /* daemon or device I/O error */
 #define SNOO_MPI_ERR_ARG 17            /* other invalid argument (NULL output, bad environment…) */
 #define SNOO_MPI_ERR_INTERN 18         /* internal error (a bug: please report the detail) */
-#define SNOO_MPI_ERR_LASTCODE 18
+#define SNOO_MPI_ERR_NO_MEM 19         /* SNOO_MPI_Alloc_mem: no room left in this rank's pool heap */
+#define SNOO_MPI_ERR_LASTCODE 19
 
 /* Datatypes. */
 #define SNOO_MPI_CHAR 1
@@ -122,6 +123,16 @@ int SNOO_MPI_Test(SNOO_MPI_Request *request, int *flag, SNOO_MPI_Status *status)
 int SNOO_MPI_Probe(int source, int flag, SNOO_MPI_Comm comm, SNOO_MPI_Status *status);
 int SNOO_MPI_Iprobe(int source, int flag, SNOO_MPI_Comm comm, int *found, SNOO_MPI_Status *status);
 int SNOO_MPI_Get_count(const SNOO_MPI_Status *status, SNOO_MPI_Datatype datatype, int *count);
+
+/* Memory in this rank's heap in the shared pool (as MPI_Alloc_mem / MPI_Free_mem; baseptr is a
+ * pointer to a pointer, as in MPI). Sends of 32 KiB or more from it are copied once, by the
+ * receiver, straight out of the pool (other VMs can read it) instead of through the data ring.
+ * The memory is zeroed. size < 0: SNOO_MPI_ERR_COUNT; NULL baseptr: SNOO_MPI_ERR_ARG; no room:
+ * SNOO_MPI_ERR_NO_MEM (start a larger pool: the ranks' heaps share what the channels leave).
+ * Free_mem of NULL does nothing; of a pointer not from Alloc_mem, or of a buffer a send is still
+ * reading: SNOO_MPI_ERR_ARG, and nothing is freed. Everything is freed by SNOO_MPI_Finalize. */
+int SNOO_MPI_Alloc_mem(long size, void *baseptr);
+int SNOO_MPI_Free_mem(void *base);
 
 /* Errors. SNOO_MPI_Error_string: a fixed description of a code ("unknown error code" for others);
  * the string is static, never freed. */

@@ -472,6 +472,40 @@ impl World {
         })
     }
 
+    /// Allocates `len` bytes of this rank's heap in the pool (MPI_Alloc_mem), zeroed. Sends of
+    /// [`engine::RDV_MIN`](crate::engine::RDV_MIN) bytes or more from such memory take the
+    /// single-copy path: the receiver copies the payload straight out of it (other VMs can read
+    /// the pool), instead of the sender copying it through the data ring first. The block is
+    /// freed when the [`PoolMem`] is dropped. [`Error::NoMem`] when the heap has no room: the
+    /// heaps share what the pool has left after the channels, so start a larger pool.
+    pub fn alloc_mem(&self, len: usize) -> Result<PoolMem<'_>> {
+        check_len(len)?;
+        let ptr = self.engine.borrow_mut().alloc_mem(len)?;
+        let ptr = std::ptr::NonNull::new(ptr).ok_or(Error::NoMem {
+            size: len,
+            largest: 0,
+            heap: 0,
+        })?;
+        let mut mem = PoolMem {
+            world: self,
+            ptr,
+            len,
+        };
+        mem.fill(0);
+        Ok(mem)
+    }
+
+    /// Allocates pool memory for the C ABI (SNOO_MPI_Alloc_mem); freed with [`World::free_raw`].
+    pub(crate) fn alloc_raw(&self, len: usize) -> Result<*mut u8> {
+        check_len(len)?;
+        self.engine.borrow_mut().alloc_mem(len)
+    }
+
+    /// Frees pool memory from [`World::alloc_raw`] (SNOO_MPI_Free_mem).
+    pub(crate) fn free_raw(&self, ptr: *mut u8) -> Result<()> {
+        self.engine.borrow_mut().free_mem(ptr)
+    }
+
     /// Completes outstanding sends and leaves the job (MPI_Finalize). It consumes the `World`, so
     /// no call can follow it (unlike C, where that is `SNOO_MPI_ERR_NOT_INITIALIZED`):
     ///
@@ -483,6 +517,51 @@ impl World {
     /// ```
     pub fn finalize(self) -> Result<()> {
         self.engine.borrow_mut().finalize()
+    }
+}
+
+/// A block of this rank's heap in the pool, from [`World::alloc_mem`]; dereferences to its bytes.
+///
+/// Other ranks (other VMs) can read the pool, which is the point: a large send from here is
+/// copied once, by the receiver. They can also write it; an honest peer never does, so treat the
+/// contents as trusted only as far as you trust the job's members. It borrows the `World`, so
+/// it cannot outlive the job.
+pub struct PoolMem<'w> {
+    world: &'w World,
+    ptr: std::ptr::NonNull<u8>,
+    len: usize,
+}
+
+impl std::ops::Deref for PoolMem<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // SAFETY: `ptr..ptr+len` is a live block of this rank's heap, inside the pool mapping
+        // that the world's device keeps mapped for the world's life (which `'w` outlives), and no
+        // other `PoolMem` covers it (the heap hands each block out once).
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl std::ops::DerefMut for PoolMem<'_> {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `deref`; `&mut self` makes this the only reference into the block.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for PoolMem<'_> {
+    fn drop(&mut self) {
+        // A send from the block is complete by now: sends borrow the `PoolMem`, and scopes and
+        // blocking sends end only after their sends are complete.
+        if let Err(e) = self.world.free_raw(self.ptr.as_ptr()) {
+            tracing::warn!(error = %e, "freeing pool memory");
+        }
+    }
+}
+
+impl std::fmt::Debug for PoolMem<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PoolMem").field("len", &self.len).finish()
     }
 }
 

@@ -8,6 +8,7 @@
 
 use crate::device::Device;
 use crate::error::{Error, Result};
+use crate::heap::Heap;
 use crate::matching::{Incoming, Matcher, Status, Target, Ticket};
 use snoo_common::job::{job_state, rank_state, JobLayout, JOB_FINALIZED, JOB_ID, JOB_MAILBOX_LOG2};
 use snoo_common::job::{
@@ -15,7 +16,7 @@ use snoo_common::job::{
 };
 use snoo_common::job::{RANK_STATE, RANK_VECTOR};
 use snoo_common::layout::{PeerState, PoolHeader, PoolInfo};
-use snoo_common::register::{pack_inline, Header, HeaderStart, Path, PendingHeader};
+use snoo_common::register::{kind, pack_inline, Header, HeaderStart, Path, PendingHeader, Word};
 use snoo_common::ring::{
     ByteConsumer, ByteProducer, ByteRing, WordConsumer, WordFifo, WordProducer,
 };
@@ -28,6 +29,9 @@ use std::time::{Duration, Instant};
 
 /// Largest payload sent inline as DATA words in the mailbox; larger ones go through the ring.
 pub const INLINE_MAX: usize = 112;
+/// Smallest send from this rank's pool heap (`alloc_mem`) that takes the single-copy RENDEZVOUS
+/// path: below it, the FIN round trip costs more than the copy it saves.
+pub const RDV_MIN: usize = 32 << 10;
 /// How long a waiter polls shared memory before it sleeps on its doorbell. A doorbell wake-up costs
 /// tens to hundreds of microseconds (eventfd, scheduler; a VM exit and an interrupt in a guest), so
 /// polling for a while is cheaper whenever the peer answers within that time.
@@ -79,11 +83,13 @@ pub(crate) enum Direct {
     Never,
 }
 
-/// A message being read from a peer's data ring into its target.
+/// A message being read into its target: from a peer's data ring or, for a RENDEZVOUS message,
+/// from the peer's buffer in the pool at offset `rdv` (checked to lie in the peer's heap).
 struct Stream {
     target: Target,
     len: usize,
     done: usize,
+    rdv: Option<usize>,
 }
 
 /// An outgoing message that did not fit at once.
@@ -97,6 +103,8 @@ struct Outgoing {
     envelope_sent: bool,
     // The rest of the payload, copied when the caller gave up waiting (`ptr` then points here).
     owned: Option<Box<[u8]>>,
+    // RENDEZVOUS: the payload's pool offset. The op stays queued until the receiver's FIN.
+    buffer: Option<u64>,
 }
 
 enum Rx {
@@ -126,13 +134,23 @@ struct Link {
     // The rank called Finalize; and, since the last liveness check, everything it sent was read.
     finished: bool,
     drained: bool,
+    // RENDEZVOUS bookkeeping: FINs owed to this rank (payloads read, answer not pushed yet), the
+    // id of the next FIN we send, and of the next FIN we expect for our own RENDEZVOUS sends.
+    fin_owed: u32,
+    fin_next: u32,
+    fin_expect: u32,
 }
 
 impl Link {
     /// Publishes a message's envelope (and its payload, if inline) in the mailbox. False if the
     /// mailbox has no room for all of it yet.
     #[inline]
-    fn push_envelope(&mut self, header: &Header, inline: &[u8]) -> Result<bool> {
+    fn push_envelope(
+        &mut self,
+        header: &Header,
+        inline: &[u8],
+        buffer: Option<u64>,
+    ) -> Result<bool> {
         let words = header.message_words();
         if !self
             .tx_mb
@@ -154,6 +172,10 @@ impl Link {
                 buf[n] = w;
                 n += 1;
             });
+        }
+        if let Some(offset) = buffer {
+            buf[n] = Word::Buffer { offset }.encode();
+            n += 1;
         }
         self.tx_mb
             .push_all(&buf[..n])
@@ -200,6 +222,56 @@ impl Link {
         due
     }
 
+    /// True while our oldest send to this rank is a RENDEZVOUS waiting for its FIN (the mailbox
+    /// from this rank must then be read even if no receive wants anything from it).
+    #[inline]
+    fn awaiting_fin(&self) -> bool {
+        self.outgoing
+            .front()
+            .is_some_and(|o| o.buffer.is_some() && o.envelope_sent)
+    }
+
+    /// Takes a FIN word from this rank: our RENDEZVOUS send at the head of the queue is done.
+    fn take_fin(&mut self, word: u64) -> Result<()> {
+        match Word::decode(word) {
+            Ok(Word::Fin { id }) if id == self.fin_expect && self.awaiting_fin() => {
+                self.outgoing.pop_front();
+                self.fin_expect = self.fin_expect.wrapping_add(1);
+                Ok(())
+            }
+            Ok(Word::Fin { id }) => Err(Error::protocol(
+                self.rank,
+                format!(
+                    "FIN {id} with no such rendezvous in flight (expected {})",
+                    self.fin_expect
+                ),
+            )),
+            Ok(_) | Err(_) => Err(Error::protocol(
+                self.rank,
+                format!("bad FIN word {word:#x}"),
+            )),
+        }
+    }
+
+    /// Pushes the FINs owed to this rank, as far as the mailbox has room (the rest go with the
+    /// next progress pass).
+    fn send_fins(&mut self) -> Result<()> {
+        while self.fin_owed > 0 {
+            let w = Word::Fin { id: self.fin_next }.encode();
+            if !self
+                .tx_mb
+                .push(w)
+                .map_err(|e| Error::protocol(self.rank, e))?
+            {
+                break;
+            }
+            self.fin_owed -= 1;
+            self.fin_next = self.fin_next.wrapping_add(1);
+        }
+        self.flush();
+        Ok(())
+    }
+
     /// Publishes every word pushed into the mailbox (one index store) and marks the peer to be
     /// rung if it sleeps.
     #[inline]
@@ -229,6 +301,8 @@ pub struct Engine {
     drain_all: bool,
     // A doorbell was rung since the last wait began (see `yield_to_woken`).
     rang: bool,
+    // This rank's heap in the pool (alloc_mem).
+    heap: Heap,
 }
 
 fn word32(shm: &Shm, off: usize) -> &AtomicU32 {
@@ -310,6 +384,10 @@ impl Engine {
             finalized: true,
             drain_all: false,
             rang: false,
+            heap: {
+                let (start, len) = layout.heap(rank).expect("own rank");
+                Heap::new(start, len)
+            },
         };
         if let Err(e) = engine.connect_links() {
             // Give the slot back so that a retry (or another process) can take it.
@@ -384,6 +462,9 @@ impl Engine {
                 batched: 0,
                 finished: false,
                 drained: false,
+                fin_owed: 0,
+                fin_next: 0,
+                fin_expect: 0,
             }));
         }
         Ok(())
@@ -418,8 +499,15 @@ impl Engine {
             self.matcher.deliver_local(self.rank, tag as u32, data);
             return Ok(true);
         }
+        let buffer = if len >= RDV_MIN {
+            self.heap_offset(ptr, len)
+        } else {
+            None
+        };
         let path = if len <= INLINE_MAX {
             Path::Inline
+        } else if buffer.is_some() {
+            Path::Rendezvous
         } else {
             Path::Ring
         };
@@ -429,7 +517,7 @@ impl Engine {
             // The common small message: straight into the mailbox, no queueing.
             // SAFETY: the caller guarantees the range is readable now.
             let data = unsafe { std::slice::from_raw_parts(ptr, len) };
-            if link.push_envelope(&header, data)? {
+            if link.push_envelope(&header, data, None)? {
                 link.batched += 1;
                 if !batch || link.batched >= TX_BATCH {
                     link.flush();
@@ -446,11 +534,54 @@ impl Engine {
             sent: 0,
             envelope_sent: false,
             owned: None,
+            buffer,
         };
         link.outgoing.push_back(op);
         self.progress_tx(dest)?;
         let link = self.link_mut(dest)?;
         Ok(link.outgoing.back().is_none_or(|o| o.req != req))
+    }
+
+    /// The pool offset of `len` bytes at `ptr` if they lie in this rank's heap.
+    fn heap_offset(&self, ptr: *const u8, len: usize) -> Option<u64> {
+        let off = (ptr as usize).checked_sub(self.dev.shm().as_ptr() as usize)?;
+        self.heap.contains(off, len).then_some(off as u64)
+    }
+
+    /// Allocates `size` bytes in this rank's heap in the pool (MPI_Alloc_mem). Large sends from
+    /// there take the single-copy RENDEZVOUS path.
+    pub(crate) fn alloc_mem(&mut self, size: usize) -> Result<*mut u8> {
+        let off = self.heap.alloc(size).ok_or(Error::NoMem {
+            size,
+            largest: self.heap.largest_free(),
+            heap: self.heap.size(),
+        })?;
+        // In bounds: the heap lies inside the pool (JobLayout).
+        Ok(self.dev.shm().as_ptr().wrapping_add(off))
+    }
+
+    /// Frees a block from [`Engine::alloc_mem`]. Refused while a send from it is in flight.
+    pub(crate) fn free_mem(&mut self, ptr: *mut u8) -> Result<()> {
+        let not_ours = || Error::Arg("not a pointer from SNOO_MPI_Alloc_mem".into());
+        let off = (ptr as usize)
+            .checked_sub(self.dev.shm().as_ptr() as usize)
+            .filter(|&o| self.heap.contains(o, 0))
+            .ok_or_else(not_ours)?;
+        let len = self.heap.block_len(off).ok_or_else(not_ours)?;
+        let block = ptr as usize..ptr as usize + len;
+        // A send still reading the block (one that copied its rest away does not).
+        let busy = self.links.iter().flatten().any(|l| {
+            l.outgoing
+                .iter()
+                .any(|o| o.owned.is_none() && block.contains(&(o.ptr as usize)))
+        });
+        if busy {
+            return Err(Error::Arg(
+                "the buffer is still being sent (wait for the send first)".into(),
+            ));
+        }
+        self.heap.free(off);
+        Ok(())
     }
 
     /// Waits until send `req` to `dest` has left the caller's buffer. On error (peer death,
@@ -477,6 +608,12 @@ impl Engine {
         let op = &mut link.outgoing[i];
         if !op.envelope_sent {
             link.outgoing.remove(i);
+            return;
+        }
+        if op.buffer.is_some() {
+            // A RENDEZVOUS payload is read where it lies: it cannot be copied away from the
+            // receiver. The op waits for its FIN; a caller that reuses the buffer before then
+            // (after an error) may have the new bytes received.
             return;
         }
         // SAFETY: the caller still holds the buffer (we are inside its wait), and
@@ -519,17 +656,20 @@ impl Engine {
             return Ok(false);
         };
         let mut moved = false;
+        if link.fin_owed > 0 {
+            link.send_fins()?;
+        }
         link.flush();
         while let Some(op) = link.outgoing.front_mut() {
             if !op.envelope_sent {
-                let (header, ptr, len) = (op.header, op.ptr, op.len);
+                let (header, ptr, len, buffer) = (op.header, op.ptr, op.len, op.buffer);
                 let inline: &[u8] = if header.path == Path::Inline {
                     // SAFETY: start_send's caller keeps the buffer readable until the send completes.
                     unsafe { std::slice::from_raw_parts(ptr, len) }
                 } else {
                     &[]
                 };
-                if !link.push_envelope(&header, inline)? {
+                if !link.push_envelope(&header, inline, buffer)? {
                     break;
                 }
                 link.flush();
@@ -546,6 +686,11 @@ impl Engine {
             let Some(op) = link.outgoing.front_mut() else {
                 break;
             };
+            if op.buffer.is_some() {
+                // Sent; done when the receiver's FIN comes back (`Link::take_fin`). Later sends
+                // to this rank wait behind it, so FINs come back in order.
+                break;
+            }
             if op.sent < op.len {
                 // SAFETY: as above.
                 let rest =
@@ -612,12 +757,22 @@ impl Engine {
         // a receive posted later then takes its message straight from the mailbox (no
         // unexpected-queue entry, no heap copy), and the full mailbox holds the sender back.
         // Probes, idle waits and Finalize read on (`drain_all`).
-        let wanted = self.drain_all || self.matcher.wants_from(src);
+        let wanted = self.drain_all || self.matcher.wants_from(src) || link.awaiting_fin();
         while let Some(w) = if wanted || matches!(link.rx, Rx::NeedLength(_)) {
             link.rx_mb.peek().map_err(|e| Error::protocol(src, e))?
         } else {
             None
         } {
+            if matches!(link.rx, Rx::Idle) && (w & kind::MASK) as u8 == kind::FIN {
+                link.rx_mb.pop().map_err(|e| Error::protocol(src, e))?;
+                words += 1;
+                link.take_fin(w)?;
+                moved = true;
+                if !self.drain_all && !self.matcher.wants_from(src) && !link.awaiting_fin() {
+                    break;
+                }
+                continue;
+            }
             let header = match std::mem::replace(&mut link.rx, Rx::Idle) {
                 Rx::NeedLength(p) => {
                     link.rx_mb.pop().map_err(|e| Error::protocol(src, e))?;
@@ -626,9 +781,10 @@ impl Engine {
                 }
                 Rx::Idle => match Header::start(w) {
                     Ok(HeaderStart::Complete(h)) => {
-                        if h.path == Path::Inline {
-                            // Take the whole inline message at once: the sender published it whole.
-                            let need = 1 + snoo_common::register::data_words_for(h.len as usize);
+                        if h.path != Path::Ring {
+                            // Take the whole message (inline data, BUFFER word) at once: the
+                            // sender published it whole.
+                            let need = h.message_words();
                             if !link
                                 .rx_mb
                                 .ready(need)
@@ -642,6 +798,13 @@ impl Engine {
                         h
                     }
                     Ok(HeaderStart::NeedsLength(p)) => {
+                        // A long RENDEZVOUS header: wait until its BUFFER word is there too, so
+                        // the header is never complete without it.
+                        if p.path() == Path::Rendezvous
+                            && !link.rx_mb.ready(3).map_err(|e| Error::protocol(src, e))?
+                        {
+                            break;
+                        }
                         link.rx_mb.pop().map_err(|e| Error::protocol(src, e))?;
                         words += 1;
                         link.rx = Rx::NeedLength(p);
@@ -683,13 +846,41 @@ impl Engine {
                         target,
                         len: header.len as usize,
                         done: 0,
+                        rdv: None,
                     });
                 }
                 Path::Rendezvous => {
-                    return Err(Error::protocol(
+                    // The BUFFER word was checked to be there before the envelope was popped.
+                    let w = link.rx_mb.pop().map_err(|e| Error::protocol(src, e))?;
+                    words += 1;
+                    let len = header.len as usize;
+                    let offset = match w.map(Word::decode) {
+                        Some(Ok(Word::Buffer { offset })) => offset,
+                        _ => {
+                            return Err(Error::protocol(
+                                src,
+                                "a RENDEZVOUS header without its BUFFER word",
+                            ))
+                        }
+                    };
+                    // Untrusted: the whole range must be the sender's own heap.
+                    if !self.layout.in_heap(src, offset, len as u64) {
+                        return Err(Error::protocol(
+                            src,
+                            format!("rendezvous payload of {len} bytes at {offset:#x} is outside its heap"),
+                        ));
+                    }
+                    let target = self.matcher.arrive(Incoming {
                         src,
-                        "rendezvous is not used by this engine version",
-                    ))
+                        tag: header.tag,
+                        len,
+                    });
+                    link.streams.push_back(Stream {
+                        target,
+                        len,
+                        done: 0,
+                        rdv: Some(offset as usize),
+                    });
                 }
             }
             // Bound the work per call so that one busy peer cannot starve the others.
@@ -697,7 +888,7 @@ impl Engine {
                 break;
             }
             // Once the receive that wanted a message from `src` is satisfied, stop (see above).
-            if !self.drain_all && !self.matcher.wants_from(src) {
+            if !self.drain_all && !self.matcher.wants_from(src) && !link.awaiting_fin() {
                 break;
             }
         }
@@ -858,7 +1049,43 @@ impl Engine {
                 // (no heap buffer, no second copy), and the full ring holds the sender back.
                 break;
             }
-            if stream.done < stream.len {
+            if stream.done < stream.len && stream.rdv.is_some() {
+                let at = stream.rdv.unwrap_or(0) + stream.done;
+                let skip = match stream.target {
+                    Target::Discard => true,
+                    Target::Posted { cap, .. } => stream.done >= cap,
+                    Target::Unexpected { .. } => false,
+                };
+                let n = if skip {
+                    // Nothing wants these bytes: no need to read them.
+                    stream.len - stream.done
+                } else {
+                    let shm: &Shm = self.pool.borrow();
+                    self.matcher
+                        .fill(
+                            &mut stream.target,
+                            stream.done,
+                            stream.len,
+                            stream.len - stream.done,
+                            |dst| {
+                                // In the sender's heap (checked when the BUFFER word came), so
+                                // inside the pool: `read` cannot fail.
+                                if shm.read(at, dst) {
+                                    Ok(dst.len())
+                                } else {
+                                    Err(snoo_common::ring::RingError::OutOfBounds {
+                                        offset: at,
+                                        footprint: dst.len(),
+                                        len: shm.len(),
+                                    })
+                                }
+                            },
+                        )
+                        .map_err(|e| Error::protocol(src, e))?
+                };
+                stream.done += n;
+                moved = true;
+            } else if stream.done < stream.len {
                 // Ask the ring first: an empty ring costs one index load, not a buffer operation.
                 let avail = link
                     .rx_ring
@@ -881,8 +1108,15 @@ impl Engine {
             }
             if stream.done == stream.len {
                 let s = link.streams.pop_front().expect("front exists");
+                if s.rdv.is_some() {
+                    link.fin_owed += 1;
+                }
                 self.matcher.complete(s.target, s.len);
             }
+        }
+        if link.fin_owed > 0 {
+            // The sender may reuse its buffer once it has this.
+            link.send_fins()?;
         }
         if moved {
             link.poke = true;

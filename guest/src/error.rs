@@ -43,6 +43,12 @@ pub enum Error {
     Device(#[from] DeviceError),
     #[error("invalid argument: {0}")]
     Arg(String),
+    #[error("no room for {size} bytes in this rank's pool heap ({heap} bytes, largest free block {largest}): start the pool larger (snoo-run --size, snoo-hostd --size)")]
+    NoMem {
+        size: usize,
+        largest: usize,
+        heap: usize,
+    },
 }
 
 impl Error {
@@ -79,7 +85,8 @@ pub mod code {
     pub const ERR_DEVICE: i32 = 16;
     pub const ERR_ARG: i32 = 17;
     pub const ERR_INTERN: i32 = 18;
-    pub const ERR_LASTCODE: i32 = 18;
+    pub const ERR_NO_MEM: i32 = 19;
+    pub const ERR_LASTCODE: i32 = 19;
 }
 
 impl Error {
@@ -104,6 +111,7 @@ impl Error {
             Error::Protocol { .. } => ERR_PROTOCOL,
             Error::Device(_) => ERR_DEVICE,
             Error::Arg(_) => ERR_ARG,
+            Error::NoMem { .. } => ERR_NO_MEM,
         }
     }
 }
@@ -131,6 +139,7 @@ pub fn describe(code: i32) -> &'static str {
         ERR_DEVICE => "device or daemon I/O error",
         ERR_ARG => "invalid argument",
         ERR_INTERN => "internal error",
+        ERR_NO_MEM => "no room left in this rank's pool heap",
         _ => "unknown error code",
     }
 }

@@ -14,7 +14,7 @@ use crate::api::{Pending, Status, World};
 use crate::error::{code, describe, Error, Result};
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::ffi::{c_char, c_int, CStr};
+use std::ffi::{c_char, c_int, c_long, c_void, CStr};
 use std::io::Write;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Mutex;
@@ -429,6 +429,37 @@ fn store_request(j: &mut Job, p: Option<Pending>, out: *mut i64) -> Result<()> {
     // SAFETY: checked non-NULL by the callers.
     unsafe { out.write(handle) };
     Ok(())
+}
+
+/// Pool memory (MPI_Alloc_mem): `*(void **)baseptr` receives a zeroed block of `size` bytes in
+/// this rank's heap in the pool.
+#[no_mangle]
+pub extern "C" fn SNOO_MPI_Alloc_mem(size: c_long, baseptr: *mut c_void) -> c_int {
+    with_job("SNOO_MPI_Alloc_mem", |j| {
+        // (`c_long` is not i64 on every target.)
+        #[allow(clippy::unnecessary_cast)]
+        let len = usize::try_from(size).map_err(|_| Error::Count(size as i64))?;
+        if baseptr.is_null() {
+            return Err(Error::Arg("NULL baseptr".into()));
+        }
+        let p = j.world.alloc_raw(len)?;
+        // SAFETY: `p` is a fresh block of `len` bytes inside the pool mapping.
+        unsafe { std::ptr::write_bytes(p, 0, len) };
+        // SAFETY: non-NULL; MPI's `void *baseptr` points to the caller's `void *`.
+        unsafe { (baseptr as *mut *mut c_void).write(p.cast()) };
+        Ok(())
+    })
+}
+
+/// Frees pool memory from `SNOO_MPI_Alloc_mem` (NULL: nothing).
+#[no_mangle]
+pub extern "C" fn SNOO_MPI_Free_mem(base: *mut c_void) -> c_int {
+    with_job("SNOO_MPI_Free_mem", |j| {
+        if base.is_null() {
+            return Ok(());
+        }
+        j.world.free_raw(base.cast())
+    })
 }
 
 /// Non-blocking send. `*request` is `SNOO_MPI_REQUEST_NULL` (0) if it completed at once.

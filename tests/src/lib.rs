@@ -79,10 +79,15 @@ pub fn profile_args(cmd: &mut Command, profile: &str) {
 /// Serves a pool named `tag`, sized for `ranks` ranks with data rings of `ring` bytes, from the
 /// real daemon on a thread; its socket is in a fresh directory under the temp dir.
 pub fn job_daemon(tag: &str, ranks: u32, ring: usize) -> (DaemonThread, PathBuf) {
+    pool_daemon(tag, ranks, JobLayout::pool_size_for(ranks, ring, 64))
+}
+
+/// Like [`job_daemon`], with a pool of `size` bytes (a power of two): what the channels leave is
+/// the ranks' heaps (`World::alloc_mem`).
+pub fn pool_daemon(tag: &str, ranks: u32, size: u64) -> (DaemonThread, PathBuf) {
     let dir = std::env::temp_dir().join(format!("snoo-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let sock = dir.join("pool.sock");
-    let size = JobLayout::pool_size_for(ranks, ring, 64);
     let spec = PoolSpec::new(tag, sock.clone(), size, 1, ranks, 64, None).expect("valid pool");
     (
         DaemonThread::spawn(ServerConfig::single(spec)).expect("daemon starts"),

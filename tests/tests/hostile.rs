@@ -229,3 +229,50 @@ fn scribbling_everywhere_never_crashes_or_hangs() {
         }
     }
 }
+
+/// Rank 1 receives one message from rank 0 after the attack; rank 0 sends nothing.
+fn read_one(w: &World, phase: &AtomicU32) -> Result<u32, Error> {
+    if w.rank() == 1 {
+        wait_for(phase, GO);
+        let mut buf = vec![0u8; 1 << 20];
+        w.recv(&mut buf, Some(0), Some(1))?;
+    }
+    Ok(0)
+}
+
+#[test]
+fn a_rendezvous_buffer_outside_the_senders_heap_is_refused() {
+    use snoo_common::register::{EnvLen, Path, Word};
+    // Past the end of rank 0's heap, inside rank 1's own heap, the pool header, an overflow.
+    let bad = |l: &JobLayout| {
+        let (h0, len0) = l.heap(0).unwrap();
+        let (h1, _) = l.heap(1).unwrap();
+        [
+            ((h0 + len0 - 4096) as u64, 8192u32),
+            (h1 as u64, 4096),
+            (0, 4096),
+            (snoo_common::register::MAX_OFFSET, 4096),
+        ]
+    };
+    for case in 0..4 {
+        let out = scenario(&format!("rdv{case}"), read_one, |dev, l, phase, _| {
+            let (mb, _) = l.channel(0, 1).unwrap();
+            let shm = dev.shm();
+            let (offset, len) = bad(l)[case];
+            // A whole RENDEZVOUS message at the head of the empty mailbox, envelope last.
+            let env = Word::Envelope {
+                tag: 1,
+                path: Path::Rendezvous,
+                len: EnvLen::Short(len),
+            };
+            let slot = |i: usize| shm.u64_at(mb + 128 + i * 8).unwrap();
+            slot(1).store(Word::Buffer { offset }.encode(), Ordering::Release);
+            slot(0).store(env.encode(), Ordering::Release);
+            phase.store(GO, Ordering::Release);
+        });
+        match &out[1] {
+            Err(Error::Protocol { rank: 0, what }) => eprintln!("case {case}: {what}"),
+            other => panic!("case {case}: rank 1 must refuse the buffer: {other:?}"),
+        }
+    }
+}

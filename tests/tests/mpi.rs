@@ -385,3 +385,75 @@ fn small_receives_on_the_fast_path_keep_mpi_order() {
         }
     });
 }
+
+#[test]
+fn sends_from_pool_memory_take_the_single_copy_path() {
+    use snoo_mpi::engine::RDV_MIN;
+    // 16 MiB for 2 ranks: 4 MiB rings, and about 4 MiB of heap per rank.
+    let (_d, sock) = snoo_tests::pool_daemon("rdv", 2, 16 << 20);
+    let big = 1 << 20;
+    ranks(&sock, "rdv", 2, |w| {
+        if w.rank() == 0 {
+            let mut mem = w.alloc_mem(big).unwrap();
+            assert!(mem.iter().all(|&b| b == 0), "zeroed");
+            for i in 0..4u64 {
+                mem.copy_from_slice(&pattern(big, i));
+                // Returns once the receiver has copied it out (FIN): the next round rewrites it.
+                w.send(&mem, 1, 1).unwrap();
+                w.send(&[i as u8], 1, 2).unwrap();
+            }
+            mem.copy_from_slice(&pattern(big, 9));
+            w.send(&mem, 1, 3).unwrap(); // truncated by the receiver
+            w.send(&mem[..RDV_MIN], 1, 4).unwrap(); // a slice of the block, at the threshold
+            assert!(matches!(w.alloc_mem(64 << 20), Err(Error::NoMem { .. })));
+            // Unlike a ring send (the ring has room for it), a rendezvous is not complete before
+            // its receiver has read it (rank 1 makes no SNOO_MPI call for a while); and two
+            // sends can come from one block.
+            w.scope(|s| {
+                let a = s.isend(&mem[..big / 2], 1, 5).unwrap();
+                let b = s.isend(&mem[big / 2..], 1, 5).unwrap();
+                std::thread::sleep(Duration::from_millis(30));
+                assert!(s.test(&a).unwrap().is_none(), "complete before any receive");
+                s.wait_all(vec![a, b]).unwrap();
+            });
+            let other = w.alloc_mem(1000).unwrap();
+            drop(mem);
+            drop(other);
+            // Everything merged back: the first block can be had again.
+            let again = w.alloc_mem(big).unwrap();
+            assert_eq!(again.len(), big);
+        } else {
+            let mut buf = vec![0u8; big];
+            for i in 0..4u64 {
+                let st = w.recv(&mut buf, Some(0), Some(1)).unwrap();
+                assert_eq!(st.bytes, big);
+                assert!(buf == pattern(big, i), "rendezvous payload {i} corrupted");
+                let mut one = [0u8; 1];
+                w.recv(&mut one, Some(0), Some(2)).unwrap();
+                assert_eq!(one[0], i as u8, "order across paths");
+            }
+            let mut small = vec![0u8; 1000];
+            let e = w.recv(&mut small, Some(0), Some(3)).unwrap_err();
+            assert!(
+                matches!(e, Error::Truncate { incoming, capacity: 1000 } if incoming == big),
+                "{e}"
+            );
+            assert!(small[..] == pattern(big, 9)[..1000]);
+            // Probed first: buffered as an unexpected message, then received from there.
+            let st = w.probe(Some(0), Some(4)).unwrap();
+            assert_eq!(st.bytes, RDV_MIN);
+            let mut part = vec![0u8; RDV_MIN];
+            w.recv(&mut part, Some(0), Some(4)).unwrap();
+            assert!(part[..] == pattern(big, 9)[..RDV_MIN]);
+            std::thread::sleep(Duration::from_millis(100));
+            let mut halves = vec![0u8; big];
+            let (x, y) = halves.split_at_mut(big / 2);
+            w.scope(|s| {
+                let a = s.irecv(x, None, Some(5)).unwrap();
+                let b = s.irecv(y, Some(0), None).unwrap();
+                s.wait_all(vec![a, b]).unwrap();
+            });
+            assert!(halves == pattern(big, 9));
+        }
+    });
+}

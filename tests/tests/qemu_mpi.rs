@@ -183,6 +183,16 @@ fn run_job_with(
             "rank {rank} in {}:\n{out}",
             g.name()
         );
+        // The pool leaves room for a rendezvous-sized (>= 32 KiB) buffer: the single-copy path
+        // ran between the guests.
+        assert!(
+            rank != 0
+                || ["32768", "262144"]
+                    .iter()
+                    .any(|n| out.contains(&format!("pool memory: {n} bytes"))),
+            "rank 0 in {} did not send from pool memory:\n{out}",
+            g.name()
+        );
         outs.push(out);
     }
     let b_out = outs.pop().unwrap();
