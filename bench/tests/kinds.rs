@@ -127,3 +127,50 @@ fn json_output() {
     assert!(line.ends_with("}]}"), "{line}");
     assert!(!out.contains("# Size"), "--json prints no table\n{out}");
 }
+
+#[test]
+fn pool_memory_tables() {
+    // Sends from alloc_mem buffers: 32 KiB and up are single-copy rendezvous (a window of them
+    // in bw and bibw queues behind each one's FIN).
+    check(
+        Kind::Seed,
+        &[
+            "--alloc-mem",
+            "--total",
+            "1M",
+            "--max-msgs",
+            "64",
+            "--min",
+            "16K",
+            "--max",
+            "1M",
+        ],
+        &[16384, 65536, 262144, 1 << 20],
+    );
+    check(
+        Kind::Bw,
+        &[
+            "--alloc-mem",
+            "--min",
+            "16K",
+            "--max",
+            "256K",
+            "--scale",
+            "0.05",
+        ],
+        &[16384, 32768, 65536, 131072, 262144],
+    );
+    check(
+        Kind::Bibw,
+        &[
+            "--alloc-mem",
+            "--min",
+            "32K",
+            "--max",
+            "128K",
+            "--scale",
+            "0.05",
+        ],
+        &[32768, 65536, 131072],
+    );
+}

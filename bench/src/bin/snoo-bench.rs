@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! snoo-run -n 2 --name bench target/release/snoo-bench KIND [--json] [--min SIZE] [--max SIZE]
-//!     [--total SIZE] [--max-msgs N] [--scale F] [--no-progress]
+//!     [--total SIZE] [--max-msgs N] [--scale F] [--alloc-mem] [--no-progress]
 //! ```
 //! KIND: `latency` (osu_latency), `bw` (osu_bw), `bibw` (osu_bibw), `seed` (1 GiB moved with
 //! blocking send/recv per buffer size), `wake` (one-way time to a receiver asleep on its doorbell).
@@ -43,9 +43,42 @@ struct Args {
     /// Multiplies the timed iteration counts (e.g. 0.1 for a quick run).
     #[arg(long, default_value_t = 1.0)]
     scale: f64,
+    /// Send from pool memory (`World::alloc_mem`, SNOO_MPI_Alloc_mem): sends of 32 KiB and more
+    /// then take the single-copy rendezvous path. Start the pool with room for the heaps
+    /// (snoo-run --size, e.g. 64M for 4 MiB messages).
+    #[arg(long)]
+    alloc_mem: bool,
     /// Never draw the progress bar.
     #[arg(long)]
     no_progress: bool,
+}
+
+/// A send buffer of `size` bytes of `fill`: pool memory with `--alloc-mem`, else the heap.
+enum SendBuf<'w> {
+    Heap(Vec<u8>),
+    Pool(snoo_mpi::PoolMem<'w>),
+}
+
+impl<'w> SendBuf<'w> {
+    fn new(w: &'w World, size: usize, fill: u8, pool: bool) -> Result<SendBuf<'w>> {
+        if pool {
+            let mut m = w.alloc_mem(size)?;
+            m.fill(fill);
+            Ok(SendBuf::Pool(m))
+        } else {
+            Ok(SendBuf::Heap(vec![fill; size]))
+        }
+    }
+}
+
+impl std::ops::Deref for SendBuf<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            SendBuf::Heap(v) => v,
+            SendBuf::Pool(m) => m,
+        }
+    }
 }
 
 /// Where rank 0 draws its progress bar: stderr if it is a terminal. Under snoo-run, whose line
@@ -96,9 +129,9 @@ fn barrier(w: &World) -> Result<()> {
     Ok(())
 }
 
-fn latency(w: &World, size: usize, scale: f64) -> Result<f64> {
+fn latency(w: &World, size: usize, scale: f64, pool: bool) -> Result<f64> {
     let (skip, iters) = iterations(Kind::Latency, size, scale);
-    let sbuf = vec![b'a'; size];
+    let sbuf = SendBuf::new(w, size, b'a', pool)?;
     let mut rbuf = vec![b'b'; size];
     barrier(w)?;
     let mut t0 = Instant::now();
@@ -120,10 +153,10 @@ fn latency(w: &World, size: usize, scale: f64) -> Result<f64> {
 /// osu_bw (`both == false`) and osu_bibw: per iteration a window of 64 non-blocking operations;
 /// osu_bw's receiver then acknowledges with 4 bytes. Receive buffers are distinct per window slot
 /// (Rust forbids lending one buffer to 64 receives at once; osu_like.c does the same).
-fn bandwidth(w: &World, size: usize, scale: f64, both: bool) -> Result<f64> {
+fn bandwidth(w: &World, size: usize, scale: f64, both: bool, pool: bool) -> Result<f64> {
     let kind = if both { Kind::Bibw } else { Kind::Bw };
     let (skip, iters) = iterations(kind, size, scale);
-    let sbuf = vec![b'a'; size];
+    let sbuf = SendBuf::new(w, size, b'a', pool)?;
     let mut rbufs = vec![b'b'; size * WINDOW];
     let mut ack = [0u8; 4];
     let rank = w.rank();
@@ -172,15 +205,16 @@ fn bandwidth(w: &World, size: usize, scale: f64, both: bool) -> Result<f64> {
 
 /// The paper's experiment: `total` bytes (at most `max_msgs` messages) from rank 0 to rank 1 in
 /// blocking sends of `size` bytes, timed on rank 0 until rank 1 acknowledges the last one.
-fn seed(w: &World, size: usize, total: usize, max_msgs: usize) -> Result<f64> {
+fn seed(w: &World, size: usize, total: usize, max_msgs: usize, pool: bool) -> Result<f64> {
     let n = (total / size.max(1)).clamp(1, max_msgs.max(1));
+    let sbuf = SendBuf::new(w, if w.rank() == 0 { size } else { 0 }, b'a', pool)?;
     let mut buf = vec![b'a'; size];
     let mut ack = [0u8; 4];
     barrier(w)?;
     let t0 = Instant::now();
     if w.rank() == 0 {
         for _ in 0..n {
-            w.send(&buf, 1, TAG)?;
+            w.send(&sbuf, 1, TAG)?;
         }
         w.recv(&mut ack, Some(1), Some(ACK))?;
     } else {
@@ -274,14 +308,15 @@ fn run(args: &Args) -> Result<()> {
             continue;
         }
         let v = match kind {
-            Kind::Latency => latency(&world, size, args.scale)?,
-            Kind::Bw => bandwidth(&world, size, args.scale, false)?,
-            Kind::Bibw => bandwidth(&world, size, args.scale, true)?,
+            Kind::Latency => latency(&world, size, args.scale, args.alloc_mem)?,
+            Kind::Bw => bandwidth(&world, size, args.scale, false, args.alloc_mem)?,
+            Kind::Bibw => bandwidth(&world, size, args.scale, true, args.alloc_mem)?,
             Kind::Seed => seed(
                 &world,
                 size,
                 args.total,
                 args.max_msgs.unwrap_or(usize::MAX),
+                args.alloc_mem,
             )?,
             Kind::Wake => wake(&world, args.scale)?,
         };
