@@ -457,3 +457,24 @@ fn sends_from_pool_memory_take_the_single_copy_path() {
         }
     });
 }
+
+#[test]
+fn two_ranks_sending_rendezvous_to_each_other_first_do_not_deadlock() {
+    // Both block in a send before either receives (legal with eager buffering): each one's idle
+    // wait buffers the other's payload, which answers its FIN.
+    let (_d, sock) = snoo_tests::pool_daemon("rdvx", 2, 16 << 20);
+    let big = 1 << 20;
+    ranks(&sock, "rdvx", 2, |w| {
+        let peer = 1 - w.rank();
+        let mut mem = w.alloc_mem(big).unwrap();
+        mem.copy_from_slice(&pattern(big, w.rank().into()));
+        for _ in 0..3 {
+            w.send(&mem, peer, 8).unwrap();
+        }
+        let mut buf = vec![0u8; big];
+        for _ in 0..3 {
+            w.recv(&mut buf, Some(peer), Some(8)).unwrap();
+            assert!(buf == pattern(big, peer.into()));
+        }
+    });
+}
