@@ -305,6 +305,14 @@ pub struct Engine {
     heap: Heap,
 }
 
+/// True while `link`'s incoming mailbox is to be read (see `Engine::progress_rx`): everything is
+/// being drained, a posted receive could take its next message, or our rendezvous to that rank
+/// waits for its FIN.
+#[inline]
+fn reads_from(drain_all: bool, matcher: &Matcher, link: &Link) -> bool {
+    drain_all || matcher.wants_from(link.rank) || link.awaiting_fin()
+}
+
 fn word32(shm: &Shm, off: usize) -> &AtomicU32 {
     // Offsets come from JobLayout, which was validated against the pool size.
     shm.u32_at(off).expect("job layout inside the pool")
@@ -757,7 +765,7 @@ impl Engine {
         // a receive posted later then takes its message straight from the mailbox (no
         // unexpected-queue entry, no heap copy), and the full mailbox holds the sender back.
         // Probes, idle waits and Finalize read on (`drain_all`).
-        let wanted = self.drain_all || self.matcher.wants_from(src) || link.awaiting_fin();
+        let wanted = reads_from(self.drain_all, &self.matcher, link);
         while let Some(w) = if wanted || matches!(link.rx, Rx::NeedLength(_)) {
             link.rx_mb.peek().map_err(|e| Error::protocol(src, e))?
         } else {
@@ -768,7 +776,7 @@ impl Engine {
                 words += 1;
                 link.take_fin(w)?;
                 moved = true;
-                if !self.drain_all && !self.matcher.wants_from(src) && !link.awaiting_fin() {
+                if !reads_from(self.drain_all, &self.matcher, link) {
                     break;
                 }
                 continue;
@@ -888,7 +896,7 @@ impl Engine {
                 break;
             }
             // Once the receive that wanted a message from `src` is satisfied, stop (see above).
-            if !self.drain_all && !self.matcher.wants_from(src) && !link.awaiting_fin() {
+            if !reads_from(self.drain_all, &self.matcher, link) {
                 break;
             }
         }
