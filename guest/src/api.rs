@@ -479,23 +479,21 @@ impl World {
     /// freed when the [`PoolMem`] is dropped. [`Error::NoMem`] when the heap has no room: the
     /// heaps share what the pool has left after the channels, so start a larger pool.
     pub fn alloc_mem(&self, len: usize) -> Result<PoolMem<'_>> {
-        check_len(len)?;
-        let ptr = self.engine.borrow_mut().alloc_mem(len)?;
+        let ptr = self.alloc_raw(len)?;
+        // The pool's base is a non-null mapping, so no block address is null.
         let ptr = std::ptr::NonNull::new(ptr).ok_or(Error::NoMem {
             size: len,
             largest: 0,
             heap: 0,
         })?;
-        let mut mem = PoolMem {
+        Ok(PoolMem {
             world: self,
             ptr,
             len,
-        };
-        mem.fill(0);
-        Ok(mem)
+        })
     }
 
-    /// Allocates pool memory for the C ABI (SNOO_MPI_Alloc_mem); freed with [`World::free_raw`].
+    /// Allocates zeroed pool memory (SNOO_MPI_Alloc_mem); freed with [`World::free_raw`].
     pub(crate) fn alloc_raw(&self, len: usize) -> Result<*mut u8> {
         check_len(len)?;
         self.engine.borrow_mut().alloc_mem(len)

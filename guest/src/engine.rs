@@ -552,20 +552,24 @@ impl Engine {
 
     /// The pool offset of `len` bytes at `ptr` if they lie in this rank's heap.
     fn heap_offset(&self, ptr: *const u8, len: usize) -> Option<u64> {
-        let off = (ptr as usize).checked_sub(self.dev.shm().as_ptr() as usize)?;
-        self.heap.contains(off, len).then_some(off as u64)
+        let off = (ptr as usize).checked_sub(self.dev.shm().as_ptr() as usize)? as u64;
+        self.layout
+            .in_heap(self.rank, off, len as u64)
+            .then_some(off)
     }
 
-    /// Allocates `size` bytes in this rank's heap in the pool (MPI_Alloc_mem). Large sends from
-    /// there take the single-copy RENDEZVOUS path.
+    /// Allocates `size` zeroed bytes in this rank's heap in the pool (MPI_Alloc_mem). Large
+    /// sends from there take the single-copy RENDEZVOUS path.
     pub(crate) fn alloc_mem(&mut self, size: usize) -> Result<*mut u8> {
         let off = self.heap.alloc(size).ok_or(Error::NoMem {
             size,
             largest: self.heap.largest_free(),
             heap: self.heap.size(),
         })?;
+        let shm = self.dev.shm();
         // In bounds: the heap lies inside the pool (JobLayout).
-        Ok(self.dev.shm().as_ptr().wrapping_add(off))
+        shm.fill_zero(off, size);
+        Ok(shm.as_ptr().wrapping_add(off))
     }
 
     /// Frees a block from [`Engine::alloc_mem`]. Refused while a send from it is in flight.
@@ -573,7 +577,6 @@ impl Engine {
         let not_ours = || Error::Arg("not a pointer from SNOO_MPI_Alloc_mem".into());
         let off = (ptr as usize)
             .checked_sub(self.dev.shm().as_ptr() as usize)
-            .filter(|&o| self.heap.contains(o, 0))
             .ok_or_else(not_ours)?;
         let len = self.heap.block_len(off).ok_or_else(not_ours)?;
         let block = ptr as usize..ptr as usize + len;

@@ -443,8 +443,6 @@ pub extern "C" fn SNOO_MPI_Alloc_mem(size: c_long, baseptr: *mut c_void) -> c_in
             return Err(Error::Arg("NULL baseptr".into()));
         }
         let p = j.world.alloc_raw(len)?;
-        // SAFETY: `p` is a fresh block of `len` bytes inside the pool mapping.
-        unsafe { std::ptr::write_bytes(p, 0, len) };
         // SAFETY: non-NULL; MPI's `void *baseptr` points to the caller's `void *`.
         unsafe { (baseptr as *mut *mut c_void).write(p.cast()) };
         Ok(())
