@@ -402,15 +402,15 @@ impl Matcher {
     #[inline]
     pub fn take(&mut self, t: Ticket) -> Option<(Status, Option<Error>)> {
         let e = self.entry(t)?;
-        if matches!(e.state, State::Waiting) {
-            return None;
-        }
         match std::mem::replace(&mut e.state, State::Free) {
             State::Done(st, err) => {
                 self.free.push(t.slot);
                 Some((st, err))
             }
-            _ => None,
+            waiting => {
+                e.state = waiting;
+                None
+            }
         }
     }
 
