@@ -19,7 +19,9 @@
 //! | `0x5`     | FIN      | receiver → sender  | a RENDEZVOUS payload was copied out: buffer released  |
 //! | `0x6`     | CONTROL  | either             | barrier, finalize, abort                              |
 //! | `0x7`     | BUFFER   | sender → receiver  | follows a RENDEZVOUS header: where its payload lies   |
-//! | `0x8-0xF` | reserved | —                  | decode as [`WordError::ReservedKind`]                 |
+//! | `0x8`     | SHARE    | receiver → sender  | RENDEZVOUS into pool memory: copy your share here     |
+//! | `0x9`     | WROTE    | sender → receiver  | the sender's share of a RENDEZVOUS payload is written |
+//! | `0xA-0xF` | reserved | —                  | decode as [`WordError::ReservedKind`]                 |
 //!
 //! # Bit layouts
 //!
@@ -101,6 +103,27 @@
 //!   only valid right after a RENDEZVOUS header (after its LENGTH word, if any): the payload is
 //!   the header's length in bytes from this offset of the pool. The receiver checks that the
 //!   whole range lies in the sender's own heap (job.rs) before reading a byte of it.
+//!
+//! SHARE (0x8)
+//!   63                                           8  7   4  3  0
+//!  +----------------------------------------------+------+-----+
+//!  | pool offset (56 bits)                        | 0    | 0x8 |
+//!  +----------------------------------------------+------+-----+
+//!   the answer to the sender's RENDEZVOUS in flight (at most one per direction of a pair) when
+//!   the matching receive buffer lies in the receiver's own heap: the receive buffer starts at
+//!   this offset. The two sides then copy at once, each on its own CPU: the sender the first
+//!   sender_share(len) bytes of the payload (see [`sender_share`]), the receiver the rest. The
+//!   sender checks that its share's range lies in the receiver's heap before writing, writes,
+//!   and answers WROTE; the receiver answers FIN once it has read its part, as before, and
+//!   completes the receive only on WROTE.
+//!
+//! WROTE (0x9)
+//!   63            40 39                          8  7   4  3  0
+//!  +----------------+-----------------------------+------+-----+
+//!  | 0              | rendezvous id (u32)         | 0    | 0x9 |
+//!  +----------------+-----------------------------+------+-----+
+//!   id: as for FIN, the RENDEZVOUS whose SHARE the sender has written. Only valid while the
+//!   receiver waits for it.
 //! ```
 //!
 //! # Why these choices
@@ -115,7 +138,9 @@
 //!   ring as soon as it is sent (eager, two copies, the receiver may have to buffer it if
 //!   unmatched); RENDEZVOUS, for large sends from pool memory (`SNOO_MPI_Alloc_mem`), leaves the
 //!   payload where it is and lets the receiver make the only copy, at the price of the FIN answer
-//!   before the sender may reuse its buffer.
+//!   before the sender may reuse its buffer. When the receive buffer is pool memory too, SHARE
+//!   and WROTE let both CPUs copy half each (two copies in parallel run nearly twice as fast as
+//!   one here; one more word each way is noise next to a payload of 256 KiB or more).
 //! * **No source rank or communicator in the word**: a mailbox belongs to one ordered pair of ranks,
 //!   so the source is implicit. Communicator contexts, if needed, can take reserved bits later.
 
@@ -141,6 +166,10 @@ pub mod kind {
     pub const CONTROL: u8 = 0x6;
     /// Where a rendezvous payload lies in the pool.
     pub const BUFFER: u8 = 0x7;
+    /// Where the sender copies its share of a rendezvous payload, receiver to sender.
+    pub const SHARE: u8 = 0x8;
+    /// The sender's share of a rendezvous payload is written, sender to receiver.
+    pub const WROTE: u8 = 0x9;
 
     /// Human-readable name of a kind code, for logs and errors.
     pub fn name(kind: u8) -> &'static str {
@@ -153,6 +182,8 @@ pub mod kind {
             FIN => "FIN",
             CONTROL => "CONTROL",
             BUFFER => "BUFFER",
+            SHARE => "SHARE",
+            WROTE => "WROTE",
             _ => "RESERVED",
         }
     }
@@ -175,8 +206,8 @@ const ENV_LONG_BIT: u64 = 1 << 6;
 const ENV_TAG_SHIFT: u32 = 8;
 const ENV_LEN_SHIFT: u32 = 40;
 const U32_SHIFT: u32 = 8; // LENGTH, CREDIT amount, FIN id
-const OFFSET_SHIFT: u32 = 8; // BUFFER offset
-/// Largest pool offset a BUFFER word can carry.
+const OFFSET_SHIFT: u32 = 8; // BUFFER and SHARE offset
+/// Largest pool offset a BUFFER or SHARE word can carry.
 pub const MAX_OFFSET: u64 = (1 << 56) - 1;
 const NIBBLE_SHIFT: u32 = 4; // DATA count, CREDIT unit
 const CTRL_OP_SHIFT: u32 = 8;
@@ -328,6 +359,19 @@ pub enum Word {
     Control(Control),
     /// The pool offset of a RENDEZVOUS payload, at most [`MAX_OFFSET`].
     Buffer { offset: u64 },
+    /// The pool offset of the receive buffer the sender copies its share into, at most
+    /// [`MAX_OFFSET`].
+    Share { offset: u64 },
+    /// The sender's share of the RENDEZVOUS message with implicit id `id` is written.
+    Wrote { id: u32 },
+}
+
+/// Bytes of a `len`-byte RENDEZVOUS payload that the sender copies itself after a SHARE word:
+/// the first half, rounded down to whole 4 KiB pages so that both copies start page aligned
+/// when the buffers are. The receiver copies the rest. Both sides must use this rule.
+#[inline]
+pub const fn sender_share(len: usize) -> usize {
+    (len / 2) & !4095
 }
 
 fn bad(word: u64, field: &'static str, value: u64) -> WordError {
@@ -345,6 +389,8 @@ impl Word {
             Word::Fin { .. } => kind::FIN,
             Word::Control(_) => kind::CONTROL,
             Word::Buffer { .. } => kind::BUFFER,
+            Word::Share { .. } => kind::SHARE,
+            Word::Wrote { .. } => kind::WROTE,
         }
     }
 
@@ -396,7 +442,9 @@ impl Word {
             {
                 Err(bad(0, "barrier generation", generation))
             }
-            Word::Buffer { offset } if offset > MAX_OFFSET => Err(bad(0, "offset", offset)),
+            Word::Buffer { offset } | Word::Share { offset } if offset > MAX_OFFSET => {
+                Err(bad(0, "offset", offset))
+            }
             _ => Ok(()),
         }
     }
@@ -439,8 +487,10 @@ impl Word {
             Word::Credit { unit, amount } => {
                 k | unit.to_raw() << NIBBLE_SHIFT | u64::from(amount) << U32_SHIFT
             }
-            Word::Fin { id } => k | u64::from(id) << U32_SHIFT,
-            Word::Buffer { offset } => k | (offset & MAX_OFFSET) << OFFSET_SHIFT,
+            Word::Fin { id } | Word::Wrote { id } => k | u64::from(id) << U32_SHIFT,
+            Word::Buffer { offset } | Word::Share { offset } => {
+                k | (offset & MAX_OFFSET) << OFFSET_SHIFT
+            }
             Word::Control(c) => {
                 let (op, arg) = match c {
                     Control::Barrier { generation } => {
@@ -527,6 +577,18 @@ impl Word {
                 reserved(!NIBBLE_BITS)?;
                 Ok(Word::Buffer {
                     offset: word >> OFFSET_SHIFT,
+                })
+            }
+            kind::SHARE => {
+                reserved(!NIBBLE_BITS)?;
+                Ok(Word::Share {
+                    offset: word >> OFFSET_SHIFT,
+                })
+            }
+            kind::WROTE => {
+                reserved(U32_FIELD_BITS | kind::MASK)?;
+                Ok(Word::Wrote {
+                    id: (word >> U32_SHIFT) as u32,
                 })
             }
             kind::CONTROL => {
@@ -871,6 +933,8 @@ mod tests {
                 .prop_map(|(unit, amount)| Word::Credit { unit, amount }),
             any::<u32>().prop_map(|id| Word::Fin { id }),
             (0..=MAX_OFFSET).prop_map(|offset| Word::Buffer { offset }),
+            (0..=MAX_OFFSET).prop_map(|offset| Word::Share { offset }),
+            any::<u32>().prop_map(|id| Word::Wrote { id }),
             (0..=MAX_BARRIER_GENERATION)
                 .prop_map(|generation| Word::Control(Control::Barrier { generation })),
             Just(Word::Control(Control::Finalize)),
@@ -949,7 +1013,7 @@ mod tests {
             Word::decode(0xFF00),
             Err(WordError::ZeroKind { .. })
         ));
-        for k in 0x8..=0xFu64 {
+        for k in 0xA..=0xFu64 {
             assert_eq!(
                 Word::decode(k),
                 Err(WordError::ReservedKind {
@@ -991,6 +1055,51 @@ mod tests {
         );
         let h = Header::new(3, Path::Rendezvous, 1 << 20).unwrap();
         assert_eq!(h.message_words(), 2, "envelope + BUFFER");
+    }
+
+    #[test]
+    fn share_and_wrote_words() {
+        let w = Word::Share { offset: 0x40_0000 }.encode();
+        assert_eq!(w, 0x4000_0008);
+        assert_eq!(Word::decode(w), Ok(Word::Share { offset: 0x40_0000 }));
+        assert_eq!(
+            Word::decode(w | 0x80),
+            Err(WordError::ReservedBits { word: w | 0x80 })
+        );
+        assert!(Word::Share {
+            offset: MAX_OFFSET + 1
+        }
+        .try_encode()
+        .is_err());
+        let wrote = Word::Wrote { id: 9 }.encode();
+        assert_eq!(wrote, 0x909);
+        assert_eq!(Word::decode(wrote), Ok(Word::Wrote { id: 9 }));
+        assert!(
+            Word::decode(wrote | 1 << 40).is_err(),
+            "WROTE bits above the id"
+        );
+        // FIN and WROTE carry the same field but are different kinds: a rank with rendezvous in
+        // flight both ways tells "my payload was read" from "your share was written".
+        assert_ne!(Word::Fin { id: 9 }.encode(), wrote);
+    }
+
+    #[test]
+    fn sender_share_is_page_aligned_and_at_most_half() {
+        for len in [
+            0usize,
+            4095,
+            8192,
+            32 << 10,
+            (1 << 20) + 3,
+            4 << 20,
+            12345678,
+        ] {
+            let s = sender_share(len);
+            assert_eq!(s % 4096, 0, "{len}");
+            assert!(s <= len / 2, "{len}");
+            assert!(len / 2 - s < 4096, "{len}");
+        }
+        assert_eq!(sender_share(4 << 20), 2 << 20);
     }
 
     #[test]
