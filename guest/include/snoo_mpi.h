@@ -126,11 +126,13 @@ int SNOO_MPI_Get_count(const SNOO_MPI_Status *status, SNOO_MPI_Datatype datatype
 
 /* Memory in this rank's heap in the shared pool (as MPI_Alloc_mem / MPI_Free_mem; baseptr is a
  * pointer to a pointer, as in MPI). Sends of 32 KiB or more from it are copied once, by the
- * receiver, straight out of the pool (other VMs can read it) instead of through the data ring.
+ * receiver, straight out of the pool (other VMs can read it) instead of through the data ring;
+ * from 128 KiB on, when the receive buffer is from Alloc_mem too, sender and receiver each copy
+ * half, in parallel.
  * The memory is zeroed. size < 0: SNOO_MPI_ERR_COUNT; NULL baseptr: SNOO_MPI_ERR_ARG; no room:
  * SNOO_MPI_ERR_NO_MEM (start a larger pool: the ranks' heaps share what the channels leave).
  * Free_mem of NULL does nothing; of a pointer not from Alloc_mem, or of a buffer a send is still
- * reading: SNOO_MPI_ERR_ARG, and nothing is freed. Everything is freed by SNOO_MPI_Finalize. */
+ * reading or a sender is still writing into: SNOO_MPI_ERR_ARG, and nothing is freed. Everything is freed by SNOO_MPI_Finalize. */
 int SNOO_MPI_Alloc_mem(long size, void *baseptr);
 int SNOO_MPI_Free_mem(void *base);
 

@@ -475,7 +475,9 @@ impl World {
     /// Allocates `len` bytes of this rank's heap in the pool (MPI_Alloc_mem), zeroed. Sends of
     /// [`engine::RDV_MIN`](crate::engine::RDV_MIN) bytes or more from such memory take the
     /// single-copy path: the receiver copies the payload straight out of it (other VMs can read
-    /// the pool), instead of the sender copying it through the data ring first. The block is
+    /// the pool), instead of the sender copying it through the data ring first. When the receive
+    /// buffer is pool memory too and the message is [`engine::SPLIT_MIN`](crate::engine::SPLIT_MIN)
+    /// bytes or more, sender and receiver copy half each, at once. The block is
     /// freed when the [`PoolMem`] is dropped. [`Error::NoMem`] when the heap has no room: the
     /// heaps share what the pool has left after the channels, so start a larger pool.
     pub fn alloc_mem(&self, len: usize) -> Result<PoolMem<'_>> {

@@ -16,7 +16,9 @@ use snoo_common::job::{
 };
 use snoo_common::job::{RANK_STATE, RANK_VECTOR};
 use snoo_common::layout::{PeerState, PoolHeader, PoolInfo};
-use snoo_common::register::{kind, pack_inline, Header, HeaderStart, Path, PendingHeader, Word};
+use snoo_common::register::{
+    kind, pack_inline, sender_share, Header, HeaderStart, Path, PendingHeader, Word,
+};
 use snoo_common::ring::{
     ByteConsumer, ByteProducer, ByteRing, WordConsumer, WordFifo, WordProducer,
 };
@@ -32,6 +34,10 @@ pub const INLINE_MAX: usize = 112;
 /// Smallest send from this rank's pool heap (`alloc_mem`) that takes the single-copy RENDEZVOUS
 /// path: below it, the FIN round trip costs more than the copy it saves.
 pub const RDV_MIN: usize = 32 << 10;
+/// Smallest RENDEZVOUS whose receive buffer, if it lies in the receiver's heap too, is split
+/// between both CPUs (SHARE / WROTE, register.rs): below it, the extra round trip costs more than
+/// copying half the payload saves.
+pub const SPLIT_MIN: usize = 128 << 10;
 /// How long a waiter polls shared memory before it sleeps on its doorbell. A doorbell wake-up costs
 /// tens to hundreds of microseconds (eventfd, scheduler; a VM exit and an interrupt in a guest), so
 /// polling for a while is cheaper whenever the peer answers within that time.
@@ -90,6 +96,23 @@ struct Stream {
     len: usize,
     done: usize,
     rdv: Option<usize>,
+    // RENDEZVOUS: its implicit id (the count of RENDEZVOUS messages from this rank before it).
+    rdv_id: u32,
+    // A split RENDEZVOUS (SHARE sent): the sender writes the first bytes of the receive buffer
+    // at `ptr..ptr + len` itself. The receive completes on its WROTE, and until then the buffer
+    // must not be freed even if the receive is cancelled.
+    split: Option<Split>,
+    // The FIN for this RENDEZVOUS payload was queued (our part of it is read).
+    fin_queued: bool,
+}
+
+/// The receive buffer of a split RENDEZVOUS, written by the sender until its WROTE comes.
+#[derive(Clone, Copy)]
+struct Split {
+    ptr: usize,
+    len: usize,
+    // The RENDEZVOUS id the WROTE must name.
+    id: u32,
 }
 
 /// An outgoing message that did not fit at once.
@@ -105,6 +128,8 @@ struct Outgoing {
     owned: Option<Box<[u8]>>,
     // RENDEZVOUS: the payload's pool offset. The op stays queued until the receiver's FIN.
     buffer: Option<u64>,
+    // RENDEZVOUS: the receiver sent SHARE and we wrote our share of the payload.
+    shared: bool,
 }
 
 enum Rx {
@@ -139,6 +164,10 @@ struct Link {
     fin_owed: u32,
     fin_next: u32,
     fin_expect: u32,
+    // A WROTE owed to this rank (its id), not pushed yet for want of mailbox room (nothing else
+    // is sent to this rank before it); and the id of the next RENDEZVOUS from this rank.
+    wrote_owed: Option<u32>,
+    rdv_next_in: u32,
 }
 
 impl Link {
@@ -253,9 +282,78 @@ impl Link {
         }
     }
 
-    /// Pushes the FINs owed to this rank, as far as the mailbox has room (the rest go with the
-    /// next progress pass).
+    /// Takes a SHARE word from this rank: its receive buffer for our RENDEZVOUS in flight lies in
+    /// its heap at the word's offset. Writes our share of the payload there (both CPUs copy at
+    /// once) and owes the receiver a WROTE.
+    fn take_share(&mut self, word: u64, shm: &Shm, layout: &JobLayout) -> Result<()> {
+        let rank = self.rank;
+        let Ok(Word::Share { offset }) = Word::decode(word) else {
+            return Err(Error::protocol(rank, format!("bad SHARE word {word:#x}")));
+        };
+        let awaiting = self.awaiting_fin();
+        let Some(op) = self.outgoing.front_mut().filter(|o| awaiting && !o.shared) else {
+            return Err(Error::protocol(
+                rank,
+                "SHARE with no rendezvous of ours waiting for one",
+            ));
+        };
+        let share = sender_share(op.len);
+        // Untrusted: the whole range must be the receiver's own heap (it can only hurt itself).
+        if op.len < SPLIT_MIN || !layout.in_heap(rank, offset, share as u64) {
+            return Err(Error::protocol(
+                rank,
+                format!("SHARE of {share} bytes at {offset:#x} is outside its heap or too small"),
+            ));
+        }
+        // SAFETY: start_send's caller keeps the buffer readable until the send completes, and
+        // share <= len.
+        let src = unsafe { std::slice::from_raw_parts(op.ptr, share) };
+        // In the receiver's heap (checked above), so inside the pool, and disjoint from our own
+        // heap that `src` lies in: `write` cannot fail.
+        if !shm.write(offset as usize, src) {
+            return Err(Error::protocol(rank, "SHARE range outside the pool"));
+        }
+        op.shared = true;
+        self.wrote_owed = Some(self.fin_expect);
+        Ok(())
+    }
+
+    /// Takes a WROTE word from this rank: the sender's share of the split RENDEZVOUS we are
+    /// reading is in our receive buffer.
+    fn take_wrote(&mut self, word: u64) -> Result<()> {
+        match (Word::decode(word), self.streams.front_mut()) {
+            (Ok(Word::Wrote { id }), Some(s)) if s.split.is_some_and(|sp| sp.id == id) => {
+                s.split = None;
+                Ok(())
+            }
+            _ => Err(Error::protocol(
+                self.rank,
+                format!("WROTE word {word:#x} with no split rendezvous waiting for it"),
+            )),
+        }
+    }
+
+    /// True while the payload we are reading from this rank is split and its WROTE has not come.
+    #[inline]
+    fn awaiting_wrote(&self) -> bool {
+        self.streams.front().is_some_and(|s| s.split.is_some())
+    }
+
+    /// Pushes the WROTE and FINs owed to this rank, as far as the mailbox has room (the rest go
+    /// with the next progress pass).
     fn send_fins(&mut self) -> Result<()> {
+        if let Some(id) = self.wrote_owed {
+            let w = Word::Wrote { id }.encode();
+            if !self
+                .tx_mb
+                .push(w)
+                .map_err(|e| Error::protocol(self.rank, e))?
+            {
+                self.flush();
+                return Ok(());
+            }
+            self.wrote_owed = None;
+        }
         while self.fin_owed > 0 {
             let w = Word::Fin { id: self.fin_next }.encode();
             if !self
@@ -306,11 +404,11 @@ pub struct Engine {
 }
 
 /// True while `link`'s incoming mailbox is to be read (see `Engine::progress_rx`): everything is
-/// being drained, a posted receive could take its next message, or our rendezvous to that rank
-/// waits for its FIN.
+/// being drained, a posted receive could take its next message, our rendezvous to that rank
+/// waits for its SHARE or FIN, or its split rendezvous to us for its WROTE.
 #[inline]
 fn reads_from(drain_all: bool, matcher: &Matcher, link: &Link) -> bool {
-    drain_all || matcher.wants_from(link.rank) || link.awaiting_fin()
+    drain_all || matcher.wants_from(link.rank) || link.awaiting_fin() || link.awaiting_wrote()
 }
 
 fn word32(shm: &Shm, off: usize) -> &AtomicU32 {
@@ -473,6 +571,8 @@ impl Engine {
                 fin_owed: 0,
                 fin_next: 0,
                 fin_expect: 0,
+                wrote_owed: None,
+                rdv_next_in: 0,
             }));
         }
         Ok(())
@@ -543,6 +643,7 @@ impl Engine {
             envelope_sent: false,
             owned: None,
             buffer,
+            shared: false,
         };
         link.outgoing.push_back(op);
         self.progress_tx(dest)?;
@@ -580,15 +681,21 @@ impl Engine {
             .ok_or_else(not_ours)?;
         let len = self.heap.block_len(off).ok_or_else(not_ours)?;
         let block = ptr as usize..ptr as usize + len;
-        // A send still reading the block (one that copied its rest away does not).
+        // A send still reading the block (one that copied its rest away does not), or a live
+        // sender still writing its share of a split RENDEZVOUS into it (even for a receive that
+        // was cancelled: the sender does not know).
         let busy = self.links.iter().flatten().any(|l| {
             l.outgoing
                 .iter()
                 .any(|o| o.owned.is_none() && block.contains(&(o.ptr as usize)))
+                || (!l.dead
+                    && l.streams.iter().filter_map(|s| s.split).any(|sp| {
+                        sp.ptr < block.end && block.start < sp.ptr.saturating_add(sp.len)
+                    }))
         });
         if busy {
             return Err(Error::Arg(
-                "the buffer is still being sent (wait for the send first)".into(),
+                "the buffer is still being sent or received (wait for that first)".into(),
             ));
         }
         self.heap.free(off);
@@ -667,8 +774,12 @@ impl Engine {
             return Ok(false);
         };
         let mut moved = false;
-        if link.fin_owed > 0 {
+        if link.fin_owed > 0 || link.wrote_owed.is_some() {
             link.send_fins()?;
+            if link.wrote_owed.is_some() {
+                // No room for it yet; nothing may overtake it.
+                return Ok(false);
+            }
         }
         link.flush();
         while let Some(op) = link.outgoing.front_mut() {
@@ -774,10 +885,18 @@ impl Engine {
         } else {
             None
         } {
-            if matches!(link.rx, Rx::Idle) && (w & kind::MASK) as u8 == kind::FIN {
+            let k = (w & kind::MASK) as u8;
+            if matches!(link.rx, Rx::Idle) && matches!(k, kind::FIN | kind::SHARE | kind::WROTE) {
                 link.rx_mb.pop().map_err(|e| Error::protocol(src, e))?;
                 words += 1;
-                link.take_fin(w)?;
+                match k {
+                    kind::FIN => link.take_fin(w)?,
+                    kind::SHARE => {
+                        link.take_share(w, self.pool.borrow(), &self.layout)?;
+                        link.send_fins()?;
+                    }
+                    _ => link.take_wrote(w)?,
+                }
                 moved = true;
                 if !reads_from(self.drain_all, &self.matcher, link) {
                     break;
@@ -858,6 +977,9 @@ impl Engine {
                         len: header.len as usize,
                         done: 0,
                         rdv: None,
+                        rdv_id: 0,
+                        split: None,
+                        fin_queued: false,
                     });
                 }
                 Path::Rendezvous => {
@@ -891,7 +1013,11 @@ impl Engine {
                         len,
                         done: 0,
                         rdv: Some(offset as usize),
+                        rdv_id: link.rdv_next_in,
+                        split: None,
+                        fin_queued: false,
                     });
+                    link.rdv_next_in = link.rdv_next_in.wrapping_add(1);
                 }
             }
             // Bound the work per call so that one busy peer cannot starve the others.
@@ -1060,6 +1186,32 @@ impl Engine {
                 // (no heap buffer, no second copy), and the full ring holds the sender back.
                 break;
             }
+            if stream.done == 0 && stream.split.is_none() && stream.len >= SPLIT_MIN {
+                if let Target::Posted { ptr, cap, .. } = stream.target {
+                    // The receive buffer is pool memory too: let the sender copy the first part
+                    // of the payload into it while we copy the rest (SHARE / WROTE).
+                    let base = self.dev.shm().as_ptr() as usize;
+                    let off = (ptr as usize).checked_sub(base).map(|o| o as u64);
+                    let ours = off.filter(|&o| {
+                        cap >= stream.len && self.layout.in_heap(self.rank, o, stream.len as u64)
+                    });
+                    if let (Some(off), Some(_)) = (ours, stream.rdv) {
+                        let w = Word::Share { offset: off }.encode();
+                        if link.tx_mb.push(w).map_err(|e| Error::protocol(src, e))? {
+                            // (Link::flush, field by field: `stream` borrows the link.)
+                            link.tx_mb.publish();
+                            link.batched = 0;
+                            link.poke = true;
+                            stream.split = Some(Split {
+                                ptr: ptr as usize,
+                                len: stream.len,
+                                id: stream.rdv_id,
+                            });
+                            stream.done = sender_share(stream.len);
+                        }
+                    }
+                }
+            }
             if stream.done < stream.len && stream.rdv.is_some() {
                 let at = stream.rdv.unwrap_or(0) + stream.done;
                 let skip = match stream.target {
@@ -1118,10 +1270,16 @@ impl Engine {
                 moved = true;
             }
             if stream.done == stream.len {
-                let s = link.streams.pop_front().expect("front exists");
-                if s.rdv.is_some() {
+                if stream.rdv.is_some() && !stream.fin_queued {
+                    // Our part is read: the sender may have its buffer back.
                     link.fin_owed += 1;
+                    stream.fin_queued = true;
                 }
+                if stream.split.is_some() {
+                    // The sender's part is written when its WROTE comes (progress_rx).
+                    break;
+                }
+                let s = link.streams.pop_front().expect("front exists");
                 self.matcher.complete(s.target, s.len);
             }
         }

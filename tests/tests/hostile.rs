@@ -37,7 +37,28 @@ fn scenario<T: Send>(
     talk: impl Fn(&World, &AtomicU32) -> T + Sync,
     attack: impl Fn(&SocketDevice, &JobLayout, &AtomicU32, &dyn Fn() -> bool) + Sync,
 ) -> Vec<T> {
-    let (_d, sock) = job_daemon(tag, 2, 64 << 10);
+    let (d, sock) = job_daemon(tag, 2, 64 << 10);
+    scenario_on(d, sock, tag, talk, attack)
+}
+
+/// [`scenario`] on a pool of `size` bytes (room for heaps: `World::alloc_mem`).
+fn scenario_sized<T: Send>(
+    tag: &str,
+    size: u64,
+    talk: impl Fn(&World, &AtomicU32) -> T + Sync,
+    attack: impl Fn(&SocketDevice, &JobLayout, &AtomicU32, &dyn Fn() -> bool) + Sync,
+) -> Vec<T> {
+    let (d, sock) = snoo_tests::pool_daemon(tag, 2, size);
+    scenario_on(d, sock, tag, talk, attack)
+}
+
+fn scenario_on<T: Send>(
+    _d: snoo_host::DaemonThread,
+    sock: std::path::PathBuf,
+    tag: &str,
+    talk: impl Fn(&World, &AtomicU32) -> T + Sync,
+    attack: impl Fn(&SocketDevice, &JobLayout, &AtomicU32, &dyn Fn() -> bool) + Sync,
+) -> Vec<T> {
     let phase = AtomicU32::new(0);
     let started = Instant::now();
     let out = std::thread::scope(|s| {
@@ -108,7 +129,7 @@ fn garbage_in_a_mailbox_is_a_protocol_error_not_a_crash() {
         let victim = cons + (prod - cons) / 2;
         let mut garbage = next(&mut seed);
         garbage &= !0xF;
-        garbage |= 0x9; // a reserved kind: can never be valid
+        garbage |= 0xF; // a reserved kind: can never be valid
         shm.u64_at(mb + 128 + (victim % l.mailbox_words) * 8)
             .unwrap()
             .store(garbage, Ordering::Release);
@@ -273,6 +294,87 @@ fn a_rendezvous_buffer_outside_the_senders_heap_is_refused() {
         match &out[1] {
             Err(Error::Protocol { rank: 0, what }) => eprintln!("case {case}: {what}"),
             other => panic!("case {case}: rank 1 must refuse the buffer: {other:?}"),
+        }
+    }
+}
+
+/// A whole word at the head of the empty mailbox from `from` to `to`, as if `from` had sent it.
+fn forge(dev: &SocketDevice, l: &JobLayout, from: u32, to: u32, word: u64) {
+    let (mb, _) = l.channel(from, to).unwrap();
+    dev.shm()
+        .u64_at(mb + 128)
+        .unwrap()
+        .store(word, Ordering::Release);
+}
+
+#[test]
+fn share_and_wrote_words_out_of_turn_are_refused() {
+    use snoo_common::register::Word;
+    // Rank 1 waits for a message from rank 0 and has no rendezvous of its own in flight: a WROTE
+    // (no split payload to finish) or a SHARE (nothing of its own to share) from rank 0 is a lie.
+    for (case, word) in [Word::Wrote { id: 0 }, Word::Share { offset: 0 }]
+        .into_iter()
+        .enumerate()
+    {
+        let out = scenario_sized(
+            &format!("turn{case}"),
+            4 << 20,
+            read_one,
+            |dev, l, phase, _| {
+                forge(dev, l, 0, 1, word.encode());
+                phase.store(GO, Ordering::Release);
+            },
+        );
+        match &out[1] {
+            Err(Error::Protocol { rank: 0, what }) => eprintln!("case {case}: {what}"),
+            other => panic!("case {case}: rank 1 must refuse {word:?}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_share_outside_the_receivers_heap_is_refused() {
+    use snoo_common::register::{Word, MAX_OFFSET};
+    use snoo_mpi::engine::SPLIT_MIN;
+    const DONE: u32 = 5;
+    // Rank 0 has a rendezvous in flight to rank 1; a forged SHARE "from rank 1" asks it to write
+    // its share into its own heap, the pool header, past rank 1's heap, or off the pool.
+    let bad = |l: &JobLayout| {
+        let (h0, _) = l.heap(0).unwrap();
+        let (h1, len1) = l.heap(1).unwrap();
+        [h0 as u64, 0, (h1 + len1 - 4096) as u64, MAX_OFFSET]
+    };
+    for case in 0..4 {
+        let talk = |w: &World, phase: &AtomicU32| -> Result<u32, Error> {
+            if w.rank() == 0 {
+                let mem = w.alloc_mem(2 * SPLIT_MIN)?;
+                let r = w.scope(|s| {
+                    let t = s.isend(&mem[..], 1, 1)?;
+                    phase.store(SENT, Ordering::Release);
+                    s.wait(t).map(|_| 0)
+                });
+                phase.store(DONE, Ordering::Release);
+                r
+            } else {
+                // Stay out of the way (no receive, no finalize) until rank 0 has its answer.
+                wait_for(phase, DONE);
+                Ok(0)
+            }
+        };
+        let out = scenario_sized(
+            &format!("share{case}"),
+            4 << 20,
+            talk,
+            |dev, l, phase, _| {
+                wait_for(phase, SENT);
+                let offset = bad(l)[case];
+                forge(dev, l, 1, 0, Word::Share { offset }.encode());
+                phase.store(GO, Ordering::Release);
+            },
+        );
+        match &out[0] {
+            Err(Error::Protocol { rank: 1, what }) => eprintln!("case {case}: {what}"),
+            other => panic!("case {case}: rank 0 must refuse the SHARE: {other:?}"),
         }
     }
 }

@@ -478,3 +478,70 @@ fn two_ranks_sending_rendezvous_to_each_other_first_do_not_deadlock() {
         }
     });
 }
+
+#[test]
+fn pool_to_pool_rendezvous_splits_the_copy_between_both_ranks() {
+    use snoo_mpi::engine::SPLIT_MIN;
+    // Sizes around the split threshold and the page-rounded share: below it (not split), at it,
+    // odd lengths, and a receive buffer larger than the message.
+    let sizes = [
+        SPLIT_MIN - 1,
+        SPLIT_MIN,
+        SPLIT_MIN + 4095,
+        (1 << 20) + 12345,
+        3 << 20,
+    ];
+    let big = 3 << 20;
+    let (_d, sock) = snoo_tests::pool_daemon("split", 2, 32 << 20);
+    ranks(&sock, "split", 2, |w| {
+        let peer = 1 - w.rank();
+        let mut tx = w.alloc_mem(big).unwrap();
+        let mut rx = w.alloc_mem(big + 4096).unwrap();
+        for (i, &n) in sizes.iter().enumerate() {
+            let seed = (i as u64) << 8 | u64::from(w.rank());
+            tx[..n].copy_from_slice(&pattern(n, seed));
+            rx.fill(0xEE);
+            // Both directions at once: each rank has a split rendezvous in flight as sender and
+            // as receiver, so FIN, SHARE and WROTE words of both cross in each mailbox.
+            let st = w.scope(|s| {
+                let r = s.irecv(&mut rx[..], Some(peer), Some(6)).unwrap();
+                let t = s.isend(&tx[..n], peer, 6).unwrap();
+                s.wait_all(vec![r, t]).unwrap()
+            });
+            let st = st[0].expect("a receive has a status");
+            assert_eq!(st.bytes, n);
+            let want = pattern(n, (i as u64) << 8 | u64::from(peer));
+            assert!(rx[..n] == want[..], "size {n}: payload corrupted");
+            assert!(
+                rx[n..].iter().all(|&b| b == 0xEE),
+                "size {n}: wrote past the message"
+            );
+            // A blocking receive into pool memory, and order against a small message behind it.
+            if w.rank() == 0 {
+                w.send(&tx[..n], 1, 7).unwrap();
+                w.send(&[i as u8], 1, 8).unwrap();
+            } else {
+                rx.fill(0);
+                w.recv(&mut rx[..n], Some(0), Some(7)).unwrap();
+                assert!(
+                    rx[..n] == pattern(n, (i as u64) << 8)[..],
+                    "size {n}: blocking"
+                );
+                let mut one = [0u8; 1];
+                w.recv(&mut one, Some(0), Some(8)).unwrap();
+                assert_eq!(one[0], i as u8);
+            }
+        }
+        // Truncated into pool memory: not split (the sender would write past the buffer), the
+        // prefix still arrives.
+        if w.rank() == 0 {
+            w.send(&tx[..1 << 20], 1, 9).unwrap();
+        } else {
+            let cap = SPLIT_MIN + 100;
+            let e = w.recv(&mut rx[..cap], Some(0), Some(9)).unwrap_err();
+            assert!(matches!(e, Error::Truncate { .. }), "{e}");
+            let last = sizes.len() - 1;
+            assert!(rx[..cap] == pattern(1 << 20, (last as u64) << 8)[..cap]);
+        }
+    });
+}
