@@ -31,7 +31,8 @@ enum Imp {
     Snoo,
     MpichShm,
     MpichTcp,
-    /// SNOO sending from `SNOO_MPI_Alloc_mem` buffers (single-copy rendezvous), seed only.
+    /// SNOO with `SNOO_MPI_Alloc_mem` buffers on both sides (single-copy rendezvous, split
+    /// between both ranks from 128 KiB), seed only.
     SnooPool,
 }
 
@@ -552,10 +553,11 @@ Ratios are SNOO / MPICH: for latency lower is better, for bandwidth higher is be
             let r = [pool.clone(), r[1].clone(), r[2].clone()];
             let _ = write!(
                 md,
-                "\n## Seed experiment, sending from SNOO_MPI_Alloc_mem buffers (MB/s)\n\n\
-Rank 0 sends from pool memory (`snoo-bench seed --alloc-mem`, pool of {POOL_RUN_SIZE}): from 32 KiB \
-on, the receiver copies each message straight out of the sender's buffer (RENDEZVOUS). The SNOO \
-columns below are that run; the MPICH columns are the runs above.\n\n{}",
+                "\n## Seed experiment, buffers from SNOO_MPI_Alloc_mem (MB/s)\n\n\
+Rank 0 sends from and rank 1 receives into pool memory (`snoo-bench seed --alloc-mem`, pool of \
+{POOL_RUN_SIZE}): from 32 KiB on, every message is a RENDEZVOUS, copied straight from the sender's \
+buffer into the receiver's, by the receiver alone up to 128 KiB and from there by both ranks, half \
+each (SHARE / WROTE). The SNOO columns below are that run; the MPICH columns are the runs above.\n\n{}",
                 table_md(*kind, &r)
             );
         }

@@ -53,30 +53,39 @@ struct Args {
     no_progress: bool,
 }
 
-/// A send buffer of `size` bytes of `fill`: pool memory with `--alloc-mem`, else the heap.
-enum SendBuf<'w> {
+/// A message buffer of `size` bytes of `fill`: pool memory with `--alloc-mem`, else the heap.
+enum Buf<'w> {
     Heap(Vec<u8>),
     Pool(snoo_mpi::PoolMem<'w>),
 }
 
-impl<'w> SendBuf<'w> {
-    fn new(w: &'w World, size: usize, fill: u8, pool: bool) -> Result<SendBuf<'w>> {
+impl<'w> Buf<'w> {
+    fn new(w: &'w World, size: usize, fill: u8, pool: bool) -> Result<Buf<'w>> {
         if pool {
             let mut m = w.alloc_mem(size)?;
             m.fill(fill);
-            Ok(SendBuf::Pool(m))
+            Ok(Buf::Pool(m))
         } else {
-            Ok(SendBuf::Heap(vec![fill; size]))
+            Ok(Buf::Heap(vec![fill; size]))
         }
     }
 }
 
-impl std::ops::Deref for SendBuf<'_> {
+impl std::ops::Deref for Buf<'_> {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
         match self {
-            SendBuf::Heap(v) => v,
-            SendBuf::Pool(m) => m,
+            Buf::Heap(v) => v,
+            Buf::Pool(m) => m,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Buf<'_> {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        match self {
+            Buf::Heap(v) => v,
+            Buf::Pool(m) => m,
         }
     }
 }
@@ -131,7 +140,7 @@ fn barrier(w: &World) -> Result<()> {
 
 fn latency(w: &World, size: usize, scale: f64, pool: bool) -> Result<f64> {
     let (skip, iters) = iterations(Kind::Latency, size, scale);
-    let sbuf = SendBuf::new(w, size, b'a', pool)?;
+    let sbuf = Buf::new(w, size, b'a', pool)?;
     let mut rbuf = vec![b'b'; size];
     barrier(w)?;
     let mut t0 = Instant::now();
@@ -156,7 +165,7 @@ fn latency(w: &World, size: usize, scale: f64, pool: bool) -> Result<f64> {
 fn bandwidth(w: &World, size: usize, scale: f64, both: bool, pool: bool) -> Result<f64> {
     let kind = if both { Kind::Bibw } else { Kind::Bw };
     let (skip, iters) = iterations(kind, size, scale);
-    let sbuf = SendBuf::new(w, size, b'a', pool)?;
+    let sbuf = Buf::new(w, size, b'a', pool)?;
     let mut rbufs = vec![b'b'; size * WINDOW];
     let mut ack = [0u8; 4];
     let rank = w.rank();
@@ -207,14 +216,15 @@ fn bandwidth(w: &World, size: usize, scale: f64, both: bool, pool: bool) -> Resu
 /// blocking sends of `size` bytes, timed on rank 0 until rank 1 acknowledges the last one.
 fn seed(w: &World, size: usize, total: usize, max_msgs: usize, pool: bool) -> Result<f64> {
     let n = (total / size.max(1)).clamp(1, max_msgs.max(1));
-    let sbuf = SendBuf::new(w, if w.rank() == 0 { size } else { 0 }, b'a', pool)?;
-    let mut buf = vec![b'a'; size];
+    // Rank 0 sends from `buf`, rank 1 receives into it: with `--alloc-mem` both in pool memory,
+    // so large messages are split rendezvous copies (both CPUs copy).
+    let mut buf = Buf::new(w, size, b'a', pool)?;
     let mut ack = [0u8; 4];
     barrier(w)?;
     let t0 = Instant::now();
     if w.rank() == 0 {
         for _ in 0..n {
-            w.send(&sbuf, 1, TAG)?;
+            w.send(&buf, 1, TAG)?;
         }
         w.recv(&mut ack, Some(1), Some(ACK))?;
     } else {
