@@ -1,9 +1,13 @@
 /* A SNOO_MPI job in C: ring of ranks, ping-pong with content checks, ANY_SOURCE fan-in, and
- * error codes for bad arguments. Exits non-zero on any failure. */
+ * error codes for bad arguments. Exits non-zero on any failure.
+ * PINGPONG_LINGER_MS=n: stay n ms in the job before Finalize, so that a test sampling the process
+ * from outside (what it maps, which fds it holds) cannot miss it on a slow (TCG) guest. */
+#define _POSIX_C_SOURCE 200809L /* nanosleep */
 #include <snoo_mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define CHECK(call)                                                                              \
     do {                                                                                         \
@@ -134,6 +138,13 @@ int main(void) {
     EXPECT(SNOO_MPI_Wait(&bogus, SNOO_MPI_STATUS_IGNORE) == SNOO_MPI_ERR_REQUEST);
     EXPECT(strcmp(SNOO_MPI_Error_string(SNOO_MPI_ERR_PEER_DEAD), "a peer rank died") == 0);
 
+    const char *linger = getenv("PINGPONG_LINGER_MS");
+    if (linger) {
+        long ms = strtol(linger, NULL, 10);
+        struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+        if (ms > 0)
+            nanosleep(&ts, NULL);
+    }
     CHECK(SNOO_MPI_Finalize());
     EXPECT(SNOO_MPI_Finalize() == SNOO_MPI_ERR_NOT_INITIALIZED);
     EXPECT(SNOO_MPI_Comm_rank(&x) == SNOO_MPI_ERR_NOT_INITIALIZED);

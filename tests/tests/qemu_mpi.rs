@@ -725,12 +725,13 @@ fn c_job_with_two_vfio_ranks_in_one_guest() {
     };
     // Rank 2 starts first (it will most likely own the device), rank 0, which does the 1 MiB
     // ping-pong with rank 1, a second later; each runs under its own name so that the sampling
-    // loop can tell them apart.
+    // loop can tell them apart, and lingers in the job for 2 s, so that the loop (hundreds of
+    // milliseconds per pass under TCG) cannot miss it.
     let two_in_a = format!(
         "cp /bin/pingpong /tmp/pp0; cp /bin/pingpong /tmp/pp2; : >/tmp/ev
-         {e2} SNOO_DEVICE=vfio:{bdf_a} /tmp/pp2 >/tmp/r2 2>&1 & P2=$!
+         {e2} PINGPONG_LINGER_MS=2000 SNOO_DEVICE=vfio:{bdf_a} /tmp/pp2 >/tmp/r2 2>&1 & P2=$!
          sleep 1
-         {e0} SNOO_DEVICE=vfio:{bdf_a} /tmp/pp0 >/tmp/r0 2>&1 & P0=$!
+         {e0} PINGPONG_LINGER_MS=2000 SNOO_DEVICE=vfio:{bdf_a} /tmp/pp0 >/tmp/r0 2>&1 & P0=$!
          while kill -0 $P0 2>/dev/null || kill -0 $P2 2>/dev/null; do
              for r in 0 2; do
                  p=$(pidof pp$r) || continue
