@@ -98,21 +98,12 @@ struct Stream {
     rdv: Option<usize>,
     // RENDEZVOUS: its implicit id (the count of RENDEZVOUS messages from this rank before it).
     rdv_id: u32,
-    // A split RENDEZVOUS (SHARE sent): the sender writes the first bytes of the receive buffer
-    // at `ptr..ptr + len` itself. The receive completes on its WROTE, and until then the buffer
-    // must not be freed even if the receive is cancelled.
-    split: Option<Split>,
+    // A split RENDEZVOUS (SHARE sent): the address of the receive buffer, whose first bytes the
+    // sender writes itself. The receive completes on the WROTE naming `rdv_id`, and until then
+    // the `len` bytes there must not be freed, even if the receive is cancelled.
+    split: Option<usize>,
     // The FIN for this RENDEZVOUS payload was queued (our part of it is read).
     fin_queued: bool,
-}
-
-/// The receive buffer of a split RENDEZVOUS, written by the sender until its WROTE comes.
-#[derive(Clone, Copy)]
-struct Split {
-    ptr: usize,
-    len: usize,
-    // The RENDEZVOUS id the WROTE must name.
-    id: u32,
 }
 
 /// An outgoing message that did not fit at once.
@@ -322,7 +313,7 @@ impl Link {
     /// reading is in our receive buffer.
     fn take_wrote(&mut self, word: u64) -> Result<()> {
         match (Word::decode(word), self.streams.front_mut()) {
-            (Ok(Word::Wrote { id }), Some(s)) if s.split.is_some_and(|sp| sp.id == id) => {
+            (Ok(Word::Wrote { id }), Some(s)) if s.split.is_some() && s.rdv_id == id => {
                 s.split = None;
                 Ok(())
             }
@@ -409,6 +400,19 @@ pub struct Engine {
 #[inline]
 fn reads_from(drain_all: bool, matcher: &Matcher, link: &Link) -> bool {
     drain_all || matcher.wants_from(link.rank) || link.awaiting_fin() || link.awaiting_wrote()
+}
+
+/// The pool offset of `len` bytes at `ptr` if they lie in `rank`'s heap (a free function so that
+/// it can be called while a link is borrowed).
+fn own_heap_offset(
+    shm: &Shm,
+    layout: &JobLayout,
+    rank: u32,
+    ptr: *const u8,
+    len: usize,
+) -> Option<u64> {
+    let off = (ptr as usize).checked_sub(shm.as_ptr() as usize)? as u64;
+    layout.in_heap(rank, off, len as u64).then_some(off)
 }
 
 fn word32(shm: &Shm, off: usize) -> &AtomicU32 {
@@ -653,10 +657,7 @@ impl Engine {
 
     /// The pool offset of `len` bytes at `ptr` if they lie in this rank's heap.
     fn heap_offset(&self, ptr: *const u8, len: usize) -> Option<u64> {
-        let off = (ptr as usize).checked_sub(self.dev.shm().as_ptr() as usize)? as u64;
-        self.layout
-            .in_heap(self.rank, off, len as u64)
-            .then_some(off)
+        own_heap_offset(self.dev.shm(), &self.layout, self.rank, ptr, len)
     }
 
     /// Allocates `size` zeroed bytes in this rank's heap in the pool (MPI_Alloc_mem). Large
@@ -689,8 +690,9 @@ impl Engine {
                 .iter()
                 .any(|o| o.owned.is_none() && block.contains(&(o.ptr as usize)))
                 || (!l.dead
-                    && l.streams.iter().filter_map(|s| s.split).any(|sp| {
-                        sp.ptr < block.end && block.start < sp.ptr.saturating_add(sp.len)
+                    && l.streams.iter().any(|s| {
+                        s.split
+                            .is_some_and(|p| p < block.end && block.start < p.saturating_add(s.len))
                     }))
         });
         if busy {
@@ -1186,32 +1188,35 @@ impl Engine {
                 // (no heap buffer, no second copy), and the full ring holds the sender back.
                 break;
             }
-            if stream.done == 0 && stream.split.is_none() && stream.len >= SPLIT_MIN {
-                if let Target::Posted { ptr, cap, .. } = stream.target {
-                    // The receive buffer is pool memory too: let the sender copy the first part
-                    // of the payload into it while we copy the rest (SHARE / WROTE).
-                    let base = self.dev.shm().as_ptr() as usize;
-                    let off = (ptr as usize).checked_sub(base).map(|o| o as u64);
-                    let ours = off.filter(|&o| {
-                        cap >= stream.len && self.layout.in_heap(self.rank, o, stream.len as u64)
-                    });
-                    if let (Some(off), Some(_)) = (ours, stream.rdv) {
-                        let w = Word::Share { offset: off }.encode();
-                        if link.tx_mb.push(w).map_err(|e| Error::protocol(src, e))? {
-                            // (Link::flush, field by field: `stream` borrows the link.)
-                            link.tx_mb.publish();
-                            link.batched = 0;
-                            link.poke = true;
-                            stream.split = Some(Split {
-                                ptr: ptr as usize,
-                                len: stream.len,
-                                id: stream.rdv_id,
-                            });
-                            stream.done = sender_share(stream.len);
-                        }
-                    }
+            // A RENDEZVOUS into a receive buffer that is pool memory too: let the sender copy the
+            // first part of the payload into it while we copy the rest (SHARE / WROTE).
+            let share_into = match stream.target {
+                Target::Posted { ptr, cap, .. }
+                    if stream.rdv.is_some()
+                        && stream.done == 0
+                        && stream.split.is_none()
+                        && stream.len >= SPLIT_MIN
+                        && cap >= stream.len =>
+                {
+                    let shm: &Shm = self.pool.borrow();
+                    own_heap_offset(shm, &self.layout, self.rank, ptr, stream.len)
+                        .map(|offset| (ptr as usize, offset))
+                }
+                _ => None,
+            };
+            if let Some((ptr, offset)) = share_into {
+                let pushed = link
+                    .tx_mb
+                    .push(Word::Share { offset }.encode())
+                    .map_err(|e| Error::protocol(src, e))?;
+                if pushed {
+                    link.flush();
+                    let stream = link.streams.front_mut().expect("front exists");
+                    stream.split = Some(ptr);
+                    stream.done = sender_share(stream.len);
                 }
             }
+            let stream = link.streams.front_mut().expect("front exists");
             if stream.done < stream.len && stream.rdv.is_some() {
                 let at = stream.rdv.unwrap_or(0) + stream.done;
                 let skip = match stream.target {
