@@ -9,22 +9,7 @@
 #include <string.h>
 #include <time.h>
 
-#define CHECK(call)                                                                              \
-    do {                                                                                         \
-        int rc_ = (call);                                                                        \
-        if (rc_ != SNOO_MPI_SUCCESS) {                                                           \
-            fprintf(stderr, "%s:%d: %s -> %d (%s)\n", __FILE__, __LINE__, #call, rc_,            \
-                    SNOO_MPI_Error_string(rc_));                                                 \
-            exit(1);                                                                             \
-        }                                                                                        \
-    } while (0)
-#define EXPECT(cond)                                                                             \
-    do {                                                                                         \
-        if (!(cond)) {                                                                           \
-            fprintf(stderr, "%s:%d: expected %s\n", __FILE__, __LINE__, #cond);                 \
-            exit(1);                                                                             \
-        }                                                                                        \
-    } while (0)
+#include "check.h"
 
 static void fill(unsigned char *b, int n, int seed) {
     for (int i = 0; i < n; i++) b[i] = (unsigned char)(i * 31 + seed);

@@ -16,15 +16,7 @@
 #include <string.h>
 #include <time.h>
 
-#define CHECK(call)                                                                              \
-    do {                                                                                         \
-        int rc_ = (call);                                                                        \
-        if (rc_ != SNOO_MPI_SUCCESS) {                                                           \
-            fprintf(stderr, "%s:%d: %s -> %d (%s)\n", __FILE__, __LINE__, #call, rc_,            \
-                    SNOO_MPI_Error_string(rc_));                                                 \
-            exit(1);                                                                             \
-        }                                                                                        \
-    } while (0)
+#include "check.h"
 
 /* Byte i of the pattern for (size index k, repetition r): not periodic at any power of two, so a
  * chunk delivered at the wrong offset of the ring or the buffer shows. */
