@@ -28,7 +28,9 @@
 //! Bit 0 is the least significant bit; the word is stored little-endian, so byte *n* of a slot holds
 //! bits `8n..8n+7`. Fields marked `0` are reserved and must be zero: a word with a reserved bit set
 //! is rejected, so future versions can give them a meaning. Most fields are byte aligned so that a
-//! hex dump of a mailbox is readable: the last hex digit is the kind.
+//! hex dump of a mailbox is readable: the last hex digit is the kind. **Bit 7 is zero in every
+//! kind**: in a mailbox slot it is the ring's lap bit ([`crate::ring::LAP_BIT`]), set by the
+//! producer on odd laps and cleared before the word is decoded.
 //!
 //! ```text
 //! ENVELOPE (0x1)
@@ -806,41 +808,45 @@ fn unpack_data(word: u64) -> Result<(usize, [u8; 8]), WordError> {
 #[inline]
 pub fn unpack(words: &[u64], dst: &mut [u8]) -> Result<usize, WordError> {
     let capacity = dst.len();
-    let mut pos = 0usize;
     // A full DATA word's low byte: kind DATA, count 7 (and no reserved bits there).
     const FULL: u8 = kind::DATA | (DATA_BYTES as u8) << NIBBLE_SHIFT;
-    let last = words.len().saturating_sub(1);
-    for (i, &word) in words.iter().enumerate() {
-        if i < last && word as u8 == FULL {
-            // Fast path for full words: every other bit pattern of a full word is a valid DATA
-            // word (its 7 payload bytes are arbitrary), so checking the low byte is the whole
-            // validation. Another word follows, so when the payload fits, one 8-byte store can
-            // write this word's 7 bytes plus one that the next word overwrites.
+    let Some((&last, full)) = words.split_last() else {
+        return Ok(0);
+    };
+    // Fast path: every word but the last is full (the canonical form) and the payload fits with
+    // a byte to spare. A full word's low byte is its whole validation (its 7 payload bytes are
+    // arbitrary), and each word can be stored as 8 bytes, the 8th overwritten by the next word.
+    let mut pos = 0usize;
+    if full.iter().all(|&w| w as u8 == FULL) && full.len() * DATA_BYTES < capacity {
+        for &w in full {
+            // In bounds: pos + 8 <= 7 * full.len() + 1 <= capacity.
             if let Some(out) = dst.get_mut(pos..pos + 8) {
-                out.copy_from_slice(&(word >> 8).to_le_bytes());
-            } else {
-                let out = dst
-                    .get_mut(pos..pos + DATA_BYTES)
-                    .ok_or(WordError::Overflow { capacity })?;
-                out.copy_from_slice(&word.to_le_bytes()[1..]);
+                out.copy_from_slice(&(w >> 8).to_le_bytes());
             }
             pos += DATA_BYTES;
-            continue;
         }
-        let (count, raw) = unpack_data(word)?;
-        if count != DATA_BYTES && i + 1 != words.len() {
-            return Err(WordError::NonCanonical {
-                word,
-                what: "short DATA word before the last",
-            });
+    } else {
+        for &word in full {
+            let (count, raw) = unpack_data(word)?;
+            if count != DATA_BYTES {
+                return Err(WordError::NonCanonical {
+                    word,
+                    what: "short DATA word before the last",
+                });
+            }
+            let out = dst
+                .get_mut(pos..pos + DATA_BYTES)
+                .ok_or(WordError::Overflow { capacity })?;
+            out.copy_from_slice(&raw[1..]);
+            pos += DATA_BYTES;
         }
-        let out = dst
-            .get_mut(pos..pos + count)
-            .ok_or(WordError::Overflow { capacity })?;
-        out.copy_from_slice(&raw[1..1 + count]);
-        pos += count;
     }
-    Ok(pos)
+    let (count, raw) = unpack_data(last)?;
+    let out = dst
+        .get_mut(pos..pos + count)
+        .ok_or(WordError::Overflow { capacity })?;
+    out.copy_from_slice(&raw[1..1 + count]);
+    Ok(pos + count)
 }
 
 /// Reassembles an INLINE payload of known length from DATA words taken one at a time from a
@@ -961,12 +967,14 @@ mod tests {
             let raw = w.try_encode().unwrap();
             prop_assert_ne!(raw, 0);
             prop_assert_eq!(raw & kind::MASK, u64::from(w.kind()));
+            prop_assert_eq!(raw & crate::ring::LAP_BIT, 0, "bit 7 is the mailbox's lap bit");
             prop_assert_eq!(Word::decode(raw), Ok(w));
         }
 
         #[test]
         fn decode_never_panics_and_ok_re_encodes(raw in raw_word()) {
             if let Ok(w) = Word::decode(raw) {
+                prop_assert_eq!(raw & crate::ring::LAP_BIT, 0, "bit 7 is the mailbox's lap bit");
                 prop_assert_eq!(w.validate(), Ok(()));
                 prop_assert_eq!(w.encode(), raw);
             }
@@ -981,6 +989,15 @@ mod tests {
             let mut out = vec![0u8; 64];
             prop_assert_eq!(unpack(&words, &mut out), Ok(payload.len()));
             prop_assert_eq!(&out[..payload.len()], &payload[..]);
+            // Exactly the payload's room (the engine's case), and one byte too few.
+            let mut exact = vec![0u8; payload.len()];
+            prop_assert_eq!(unpack(&words, &mut exact), Ok(payload.len()));
+            prop_assert_eq!(&exact, &payload);
+            if !payload.is_empty() {
+                let mut short = vec![0u8; payload.len() - 1];
+                let overflow = matches!(unpack(&words, &mut short), Err(WordError::Overflow { .. }));
+                prop_assert!(overflow);
+            }
 
             let mut streamed = vec![0u8; payload.len()];
             let mut un = InlineUnpacker::new(payload.len());

@@ -43,19 +43,24 @@
 //!
 //! # The mailbox polls slots, not the producer index
 //!
-//! Kind 0 (the low 4 bits of a register word) is never a valid word, so a zero slot is an empty
-//! one. The mailbox consumer reads the slot at its position and takes it if the kind is not 0;
-//! it never reads the producer index (which the producer still stores, for diagnostics). When it
-//! releases slots it zeroes them first. So a new message costs the consumer one cache-line
-//! transfer (the slot's) instead of two (the index's, then the slot's), and a hostile producer
-//! index cannot mislead it. The data ring works with indices as described below.
+//! Kind 0 (the low 4 bits of a register word) is never a valid word, so a zero slot (as
+//! [`WordFifo::init`] leaves them) is an empty one. Bit 7 of every slot is the **lap bit**
+//! ([`LAP_BIT`]): the producer sets it to the parity of the lap the word is written in
+//! (`index / capacity`, odd laps 1), and register words keep bit 7 zero for it. The mailbox
+//! consumer reads the slot at its position and takes it if the kind is not 0 and the lap bit is
+//! the current lap's: a word left from the previous lap reads as empty, so released slots need
+//! no zeroing. The consumer never reads the producer index (which the producer still stores, for
+//! diagnostics) and never writes a slot. So a new message costs the consumer one cache-line
+//! transfer (the slot's) instead of two (the index's, then the slot's), slot lines only travel
+//! from producer to consumer, and a hostile producer index cannot mislead it. The data ring
+//! works with indices as described below.
 //!
 //! # Memory orderings
 //!
 //! * Mailbox: the producer stores each word with **Release**, the consumer loads slots with
 //!   **Acquire**; words are written in order, so a consumer that sees the last word of a message
-//!   sees all of it. Zeroing a released slot is Relaxed, ordered before the producer's reuse by
-//!   the Release store of the consumer index.
+//!   sees all of it. A word of the current lap in a slot is therefore always the word written
+//!   there in this lap, and the words before it in the mailbox are there too.
 //! * Data ring: the producer copies bytes into the ring, then stores the producer index with
 //!   **Release**; the consumer loads it with **Acquire**, then copies out: it sees every byte
 //!   written before the index it loaded.
@@ -92,6 +97,10 @@ use thiserror::Error;
 
 /// The kind nibble of a mailbox word ([`crate::register`]); kind 0 marks an empty slot.
 const KIND_MASK: u64 = 0xF;
+/// The mailbox's lap bit: bit 7 of every slot is the parity of the lap (`index / capacity`) the
+/// word was written in. Register words keep it zero ([`crate::register`]); the ring sets it on
+/// the way in and clears it on the way out.
+pub const LAP_BIT: u64 = 1 << 7;
 
 /// Alignment of a ring's offset: one cache line.
 pub const RING_ALIGN: usize = 64;
@@ -134,8 +143,9 @@ pub enum RingError {
         footprint: usize,
         len: usize,
     },
-    /// A word of kind 0 was pushed into a mailbox, where it would read as an empty slot.
-    #[error("mailbox word {0:#x} has kind 0, which means an empty slot")]
+    /// A word of kind 0 was pushed into a mailbox, where it would read as an empty slot, or one
+    /// with the lap bit ([`LAP_BIT`]) set, which the ring owns.
+    #[error("mailbox word {0:#x} has kind 0 (an empty slot) or bit 7 (the ring's lap bit) set")]
     EmptyWord(u64),
     /// The other side's index, as read from shared memory, is not something that side can have
     /// written: it went backwards, ran ahead of what is possible (the producer past
@@ -225,6 +235,18 @@ fn atomic(shm: &Shm, off: usize) -> Result<&AtomicU64, RingError> {
         footprint: 8,
         len: shm.len(),
     })
+}
+
+/// A mailbox's slots, all `cap` of them (inside the mapping: checked when the region was made, so
+/// the error cannot happen).
+#[inline]
+fn slots<'a>(shm: &'a Shm, reg: &Region) -> Result<&'a [AtomicU64], RingError> {
+    shm.u64s(reg.data, reg.cap as usize)
+        .ok_or(RingError::OutOfBounds {
+            offset: reg.data,
+            footprint: reg.cap as usize * 8,
+            len: shm.len(),
+        })
 }
 
 /// Reads both indices when attaching and checks `consumer <= producer <= consumer + capacity`.
@@ -509,37 +531,38 @@ impl<S: Borrow<Shm>> WordProducer<S> {
 
     /// Writes `word` into the next slot, where the consumer can see it at once. Returns
     /// `Ok(false)` if the ring is full, [`RingError::EmptyWord`] for a word of kind 0 (it would
-    /// read as an empty slot).
+    /// read as an empty slot) or with the lap bit set.
     #[inline]
     pub fn push(&mut self, word: u64) -> Result<bool, RingError> {
         self.push_all(&[word])
     }
 
-    /// Pushes all of `words` or, if they do not all fit (or one has kind 0), none of them.
+    /// Pushes all of `words` or, if they do not all fit (or one has kind 0 or the lap bit), none
+    /// of them.
     #[inline]
     pub fn push_all(&mut self, words: &[u64]) -> Result<bool, RingError> {
-        if let Some(&w) = words.iter().find(|&&w| w & KIND_MASK == 0) {
+        if let Some(&w) = words
+            .iter()
+            .find(|&&w| w & KIND_MASK == 0 || w & LAP_BIT != 0)
+        {
             return Err(RingError::EmptyWord(w));
         }
         if !self.has_room(words.len())? {
             return Ok(false);
         }
-        for &w in words {
-            self.write_slot(w)?;
+        let slots = slots(self.shm.borrow(), &self.core.reg)?;
+        let cap = self.core.reg.cap;
+        let head = self.core.st.head;
+        let first = (head & self.core.reg.mask) as usize;
+        // Up to the end of the slot array in this lap, the rest (after the wrap) in the next.
+        let (a, b) = words.split_at(words.len().min(slots.len() - first));
+        put_words(&slots[first..first + a.len()], a, lap(head, cap));
+        if !b.is_empty() {
+            let next = head.wrapping_add(a.len() as u64);
+            put_words(&slots[..b.len()], b, lap(next, cap));
         }
+        self.core.st.head = head.wrapping_add(words.len() as u64);
         Ok(true)
-    }
-
-    #[inline]
-    /// Writes one word whose kind `push_all` checked, in space it checked.
-    fn write_slot(&mut self, word: u64) -> Result<(), RingError> {
-        let st = &mut *self.core.st;
-        let off = self.core.reg.data + ((st.head & self.core.reg.mask) as usize) * 8;
-        // Release: a consumer that Acquire-loads this word sees every word written before it,
-        // so seeing the last word of a message means the whole message is there.
-        atomic(self.shm.borrow(), off)?.store(word, Ordering::Release);
-        st.head = st.head.wrapping_add(1);
-        Ok(())
     }
 
     /// Ends a batch of pushes: stores the producer index (informational: the consumer polls the
@@ -561,9 +584,9 @@ impl<S: Borrow<Shm>> WordProducer<S> {
 }
 
 /// The consumer side of a [`WordFifo`]. It polls the slots themselves: a slot whose kind nibble
-/// is 0 is empty, and every slot it has read is zeroed again when [`release`](Self::release)
-/// hands it back. So learning of a new message costs one cache-line transfer (the slot's), not
-/// two (producer index, then slot).
+/// is 0, or whose lap bit is not the current lap's, is empty. So learning of a new message costs
+/// one cache-line transfer (the slot's), not two (producer index, then slot). Words come out with
+/// the lap bit cleared.
 #[derive(Debug)]
 pub struct WordConsumer<S: Borrow<Shm>> {
     core: ConsumerCore,
@@ -604,7 +627,10 @@ impl<S: Borrow<Shm>> WordConsumer<S> {
         // Acquire: pairs with the producer's Release store of this word (and so of every word
         // before it).
         let w = atomic(self.shm.borrow(), off)?.load(Ordering::Acquire);
-        Ok((w & KIND_MASK != 0).then_some(w))
+        // A word of this lap, not the previous lap's word still in the slot (or a never-written
+        // zero).
+        let fresh = w & KIND_MASK != 0 && w & LAP_BIT == lap(at, self.core.reg.cap);
+        Ok(fresh.then_some(w & !LAP_BIT))
     }
 
     /// The next word without consuming it, or `None` if the ring is empty.
@@ -638,38 +664,71 @@ impl<S: Borrow<Shm>> WordConsumer<S> {
     /// [`pop`](Self::pop)s. Returns how many were taken.
     #[inline]
     pub fn pop_into(&mut self, dst: &mut [u64]) -> Result<usize, RingError> {
-        let mut n = 0;
-        for slot in dst.iter_mut() {
-            match self.pop()? {
-                Some(w) => *slot = w,
-                None => break,
-            }
-            n += 1;
+        let cap = self.core.reg.cap;
+        let want = (dst.len() as u64).min(cap) as usize;
+        if want == 0 {
+            return Ok(0);
         }
+        // As in `load`: slots that would wrap onto popped-but-unreleased ones go back first.
+        if self.unreleased() + want > cap as usize {
+            self.release();
+        }
+        let slots = slots(self.shm.borrow(), &self.core.reg)?;
+        let tail = self.core.st.tail;
+        let first = (tail & self.core.reg.mask) as usize;
+        // The words up to the end of the slot array are of this lap, those after the wrap of the
+        // next: two straight runs, each with one expected lap bit.
+        let split = want.min(slots.len() - first);
+        let (a, b) = dst[..want].split_at_mut(split);
+        let mut n = take_fresh(&slots[first..first + split], a, lap(tail, cap));
+        if n == split && !b.is_empty() {
+            let next = tail.wrapping_add(split as u64);
+            n += take_fresh(&slots[..b.len()], b, lap(next, cap));
+        }
+        self.core.st.tail = tail.wrapping_add(n as u64);
         Ok(n)
     }
 
-    /// Hands every popped slot back to the producer: zeroes the slots (so they read as empty
-    /// until the producer writes them again), then one Release store of the consumer index (none
-    /// if nothing was popped). Call it at least before the ring can fill with popped words; each
+    /// Hands every popped slot back to the producer: one Release store of the consumer index
+    /// (none if nothing was popped). The slots keep their words, which read as empty from the
+    /// next lap on (lap bit). Call it at least before the ring can fill with popped words; each
     /// call is a cache-line transfer to the producer, so batching pays.
     #[inline]
     pub fn release(&mut self) {
-        let shm = self.shm.borrow();
-        let st = &mut *self.core.st;
-        let mut i = st.released;
-        while i != st.tail {
-            let off = self.core.reg.data + ((i & self.core.reg.mask) as usize) * 8;
-            // Relaxed: ordered before the producer's reuse of the slot by the Release store of
-            // the index below (the producer writes a slot only after Acquire-loading an index
-            // past it). Cannot fail (checked region).
-            if let Ok(a) = atomic(shm, off) {
-                a.store(0, Ordering::Relaxed);
-            }
-            i = i.wrapping_add(1);
-        }
-        self.core.release(shm);
+        self.core.release(self.shm.borrow());
     }
+}
+
+/// Stores `words` (as many as `slots`) into `slots`, with lap bit `lap`.
+#[inline]
+fn put_words(slots: &[AtomicU64], words: &[u64], lap: u64) {
+    for (s, &w) in slots.iter().zip(words) {
+        // Release: a consumer that Acquire-loads this word sees every word written before it, so
+        // seeing the last word of a message means the whole message is there.
+        s.store(w | lap, Ordering::Release);
+    }
+}
+
+/// Copies words of lap `lap` from `slots` into `dst` (of the same length), lap bit cleared, until
+/// the first slot that is empty or of another lap. Returns how many it copied.
+#[inline]
+fn take_fresh(slots: &[AtomicU64], dst: &mut [u64], lap: u64) -> usize {
+    for (i, (s, d)) in slots.iter().zip(dst.iter_mut()).enumerate() {
+        // Acquire: as in `WordConsumer::load`.
+        let w = s.load(Ordering::Acquire);
+        if w & KIND_MASK == 0 || w & LAP_BIT != lap {
+            return i;
+        }
+        *d = w & !LAP_BIT;
+    }
+    dst.len().min(slots.len())
+}
+
+/// The lap bit of the word at mailbox index `i` in a mailbox of `cap` (a power of two) slots.
+#[inline]
+fn lap(i: u64, cap: u64) -> u64 {
+    // Branch-free: this runs for every word.
+    u64::from(i & cap != 0) << LAP_BIT.trailing_zeros()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -999,16 +1058,25 @@ mod tests {
         assert_eq!(c.unreleased(), 2);
         c.release();
         assert_eq!(index(&shm, OFF_CONSUMER), 2);
-        assert_eq!(
+        let slots = |shm: &Shm| {
             (0..4)
-                .map(|i| index(&shm, OFF_DATA + 8 * i))
-                .collect::<Vec<_>>(),
-            [0, 0, 0x31, 0x41],
-            "released slots are zeroed"
+                .map(|i| index(shm, OFF_DATA + 8 * i))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            slots(&shm),
+            [0x11, 0x21, 0x31, 0x41],
+            "released slots keep their words: the consumer never writes a slot"
         );
+        assert_eq!(c.ready(3), Ok(false), "last lap's words are not this lap's");
         assert_eq!(p.push(0x51), Ok(true));
         assert_eq!(p.push(0x61), Ok(true));
         assert_eq!(p.push(0x71), Ok(false));
+        assert_eq!(
+            slots(&shm),
+            [0xD1, 0xE1, 0x31, 0x41],
+            "the second lap's words carry the lap bit"
+        );
         let got: Vec<u64> = (0..4).map(|_| c.pop().unwrap().unwrap()).collect();
         assert_eq!(got, [0x31, 0x41, 0x51, 0x61]);
         assert_eq!(c.unreleased(), 4);
@@ -1019,14 +1087,20 @@ mod tests {
 
         // Kind-0 words would read as empty slots: refused, and nothing is written.
         assert_eq!(p.push(0x70), Err(RingError::EmptyWord(0x70)));
-        assert_eq!(p.push_all(&[0x81, 0]), Err(RingError::EmptyWord(0)));
+        assert_eq!(p.push_all(&[0x81, 0]), Err(RingError::EmptyWord(0x81)));
+        assert_eq!(p.push_all(&[0x11, 0]), Err(RingError::EmptyWord(0)));
+        assert_eq!(
+            p.push(0x91),
+            Err(RingError::EmptyWord(0x91)),
+            "bit 7 is the ring's"
+        );
         assert_eq!(c.peek(), Ok(None));
 
         // A second consumer attaches where the first one left off.
-        assert!(p.push(0x81).unwrap());
+        assert!(p.push(0x15).unwrap());
         p.publish();
         let mut c2 = WordConsumer::new(&shm, 0, 4).unwrap();
-        assert_eq!(c2.pop(), Ok(Some(0x81)));
+        assert_eq!(c2.pop(), Ok(Some(0x15)));
     }
 
     #[test]
@@ -1170,8 +1244,8 @@ mod tests {
 
     fn word_op() -> impl Strategy<Value = WordOp> {
         prop_oneof![
-            4 => any::<u64>().prop_map(|w| WordOp::Push(w | 1)),
-            1 => proptest::collection::vec(any::<u64>().prop_map(|w| w | 1), 0..6)
+            4 => any::<u64>().prop_map(|w| WordOp::Push(w & !LAP_BIT | 1)),
+            1 => proptest::collection::vec(any::<u64>().prop_map(|w| w & !LAP_BIT | 1), 0..6)
                 .prop_map(WordOp::PushAll),
             2 => Just(WordOp::Publish),
             4 => Just(WordOp::Pop),
@@ -1383,7 +1457,7 @@ mod tests {
         WordFifo::init(&shm, 0, CAP).unwrap();
         let mut p = WordProducer::new(&shm, 0, CAP).unwrap();
         let mut c = WordConsumer::new(&shm, 0, CAP).unwrap();
-        let word = |i: u64| i.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let word = |i: u64| i.wrapping_mul(0x9E37_79B9_7F4A_7C15) & !LAP_BIT | 1;
         std::thread::scope(|s| {
             s.spawn(move || {
                 let mut i = 0;

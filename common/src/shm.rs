@@ -91,6 +91,15 @@ impl Shm {
         Some(unsafe { &*(p as *const AtomicU64) })
     }
 
+    /// `n` consecutive 64-bit words from `off`, or `None` if they are out of bounds or misaligned.
+    /// For loops over many words (a mailbox's slots): one bounds check for all of them.
+    #[inline]
+    pub fn u64s(&self, off: usize, n: usize) -> Option<&[AtomicU64]> {
+        let p = self.check(off, n.checked_mul(8)?, 8)?;
+        // SAFETY: as for `u64_at`, for every one of the `n` words (all inside the mapping).
+        Some(unsafe { std::slice::from_raw_parts(p as *const AtomicU64, n) })
+    }
+
     /// Copies `dst.len()` bytes from offset `off` out of the mapping. Returns false (copying nothing)
     /// if the range is out of bounds.
     #[inline]

@@ -1153,8 +1153,8 @@ impl Engine {
             match self.recv_direct(src, tag, buf)? {
                 Direct::Taken(st) => return Ok(Some(st)),
                 Direct::Never => return Ok(None),
-                // No `release_idle` here: zeroing slots in the line the sender writes next would
-                // cost a cache-line transfer per message (see `wait_until`).
+                // No `release_idle` here: a consumer-index store per message would cost the
+                // sender a cache-line transfer each (see `wait_until`).
                 Direct::NotYet => {
                     if polls.is_multiple_of(SPIN_CHECK) {
                         let now = Instant::now();
@@ -1435,10 +1435,10 @@ impl Engine {
             let since = *idle_since.get_or_insert(now);
             let idle = now.duration_since(since);
             if idle >= YIELD_AFTER {
-                // Hand back read mailbox slots only once idle for a while: releasing zeroes them,
-                // and a write to the line the sender writes next costs a cache-line transfer per
-                // message. (Unreleased slots never block a sender on their own: progress_rx
-                // releases them by the time they are an eighth of the mailbox.)
+                // Hand back read mailbox slots only once idle for a while: each release is a
+                // locked store to the consumer index, a line the sender reads back. (Unreleased
+                // slots never block a sender on their own: progress_rx releases them by the time
+                // they are an eighth of the mailbox.)
                 self.release_idle();
                 // If the rank we wait for shares our CPU (more ranks than CPUs, or a busy host),
                 // spinning only delays it: let it run. Without such a rank this returns at once.

@@ -130,6 +130,11 @@ fn garbage_in_a_mailbox_is_a_protocol_error_not_a_crash() {
         let mut garbage = next(&mut seed);
         garbage &= !0xF;
         garbage |= 0xF; // a reserved kind: can never be valid
+                        // In the lap bit of the victim's lap, or the slot would just read as not written yet.
+        garbage &= !snoo_common::ring::LAP_BIT;
+        if (victim / l.mailbox_words) % 2 == 1 {
+            garbage |= snoo_common::ring::LAP_BIT;
+        }
         shm.u64_at(mb + 128 + (victim % l.mailbox_words) * 8)
             .unwrap()
             .store(garbage, Ordering::Release);
