@@ -281,7 +281,7 @@ impl World {
         match self.post_recv(buf, source, tag)? {
             Pending::Recv { t, source } => self.wait_recv(t, source),
             Pending::Received { st, .. } => Ok(Status::from_raw(st)),
-            Pending::Send { .. } => Err(Error::Request),
+            Pending::Send { .. } | Pending::Sent { .. } => Err(Error::Request),
         }
     }
 
@@ -450,6 +450,7 @@ impl World {
             }
             Pending::Recv { t, source } => self.wait_recv(t, source).map(Some),
             Pending::Received { st, .. } => Ok(Some(Status::from_raw(st))),
+            Pending::Sent { .. } => Ok(None),
         }
     }
 
@@ -468,7 +469,7 @@ impl World {
             Pending::Recv { t, source } => {
                 e.matcher.is_done(t) || source.is_some_and(|s| e.is_dead(s))
             }
-            Pending::Received { .. } => true,
+            Pending::Received { .. } | Pending::Sent { .. } => true,
         })
     }
 
@@ -612,13 +613,17 @@ pub(crate) enum Pending {
         id: u64,
         st: RawStatus,
     },
+    /// A send that completed when it was started (a scope still waits for it once).
+    Sent {
+        id: u64,
+    },
 }
 
 impl Pending {
     /// The request's id (unique in this process).
     pub(crate) fn id(&self) -> u64 {
         match *self {
-            Pending::Send { id, .. } | Pending::Received { id, .. } => id,
+            Pending::Send { id, .. } | Pending::Received { id, .. } | Pending::Sent { id } => id,
             Pending::Recv { t, .. } => t.req,
         }
     }
@@ -649,12 +654,17 @@ impl<'env> Scope<'env> {
         let id = w.id();
         // SAFETY: `buf` outlives the scope, and the scope completes every request before it ends.
         // (A send that completed at once is still a request of this scope, to be waited for once.)
-        unsafe {
+        let done = unsafe {
             w.engine
                 .borrow_mut()
                 .start_send(id, data.as_ptr(), data.len(), dest, tag, true)?
         };
-        let p = Pending::Send { id, dest };
+        // A send that is already complete needs no engine call when it is waited for.
+        let p = if done {
+            Pending::Sent { id }
+        } else {
+            Pending::Send { id, dest }
+        };
         self.pending.borrow_mut().push_back(p);
         Ok(Request(p))
     }
@@ -676,7 +686,7 @@ impl<'env> Scope<'env> {
             // Completion order usually follows posting order: search from the front.
             let mut pending = self.pending.borrow_mut();
             match pending.iter().position(|q| *q == p) {
-                Some(i) => pending.remove(i).expect("index found"),
+                Some(i) => crate::matching::take_at(&mut pending, i).expect("index found"),
                 // Completed already (by `test` or `wait`), or started in another scope.
                 None => return Err(Error::Request),
             };
@@ -692,6 +702,7 @@ impl<'env> Scope<'env> {
             }
             Pending::Recv { t, source } => self.world.wait_recv(t, source).map(Some),
             Pending::Received { st, .. } => Ok(Some(Status::from_raw(st))),
+            Pending::Sent { .. } => Ok(None),
         }
     }
 
@@ -735,7 +746,7 @@ impl<'env> Scope<'env> {
                 Pending::Recv { t, source } => {
                     e.matcher.is_done(t) || source.is_some_and(|s| e.is_dead(s))
                 }
-                Pending::Received { .. } => true,
+                Pending::Received { .. } | Pending::Sent { .. } => true,
             }
         };
         if done {
