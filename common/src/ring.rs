@@ -541,10 +541,11 @@ impl<S: Borrow<Shm>> WordProducer<S> {
     /// of them.
     #[inline]
     pub fn push_all(&mut self, words: &[u64]) -> Result<bool, RingError> {
-        if let Some(&w) = words
-            .iter()
-            .find(|&&w| w & KIND_MASK == 0 || w & LAP_BIT != 0)
-        {
+        // Branch-free over all words (a few instructions each); the offender is looked up only
+        // when there is one.
+        let bad = |w: u64| w & KIND_MASK == 0 || w & LAP_BIT != 0;
+        if words.iter().fold(false, |acc, &w| acc | bad(w)) {
+            let w = words.iter().copied().find(|&w| bad(w)).unwrap_or(0);
             return Err(RingError::EmptyWord(w));
         }
         if !self.has_room(words.len())? {
