@@ -226,7 +226,7 @@ pub enum WordError {
     /// Kind 0: an empty slot, never a message.
     #[error("word {word:#018x} has kind 0, which is never valid (an empty slot)")]
     ZeroKind { word: u64 },
-    /// One of the reserved kinds 0x8..=0xF.
+    /// One of the reserved kinds 0xA..=0xF.
     #[error("word {word:#018x} has reserved kind {kind:#x}")]
     ReservedKind { word: u64, kind: u8 },
     /// A bit that must be zero is set.

@@ -552,15 +552,12 @@ impl<S: Borrow<Shm>> WordProducer<S> {
             return Ok(false);
         }
         let slots = slots(self.shm.borrow(), &self.core.reg)?;
-        let cap = self.core.reg.cap;
         let head = self.core.st.head;
-        let first = (head & self.core.reg.mask) as usize;
-        // Up to the end of the slot array in this lap, the rest (after the wrap) in the next.
-        let (a, b) = words.split_at(words.len().min(slots.len() - first));
-        put_words(&slots[first..first + a.len()], a, lap(head, cap));
+        let r = Runs::new(&self.core.reg, head, words.len());
+        let (a, b) = words.split_at(r.split);
+        put_words(&slots[r.first..r.first + a.len()], a, r.lap);
         if !b.is_empty() {
-            let next = head.wrapping_add(a.len() as u64);
-            put_words(&slots[..b.len()], b, lap(next, cap));
+            put_words(&slots[..b.len()], b, r.wrapped_lap);
         }
         self.core.st.head = head.wrapping_add(words.len() as u64);
         Ok(true)
@@ -630,8 +627,7 @@ impl<S: Borrow<Shm>> WordConsumer<S> {
         let w = atomic(self.shm.borrow(), off)?.load(Ordering::Acquire);
         // A word of this lap, not the previous lap's word still in the slot (or a never-written
         // zero).
-        let fresh = w & KIND_MASK != 0 && w & LAP_BIT == lap(at, self.core.reg.cap);
-        Ok(fresh.then_some(w & !LAP_BIT))
+        Ok(fresh(w, lap(at, self.core.reg.cap)).then_some(w & !LAP_BIT))
     }
 
     /// The next word without consuming it, or `None` if the ring is empty.
@@ -676,15 +672,11 @@ impl<S: Borrow<Shm>> WordConsumer<S> {
         }
         let slots = slots(self.shm.borrow(), &self.core.reg)?;
         let tail = self.core.st.tail;
-        let first = (tail & self.core.reg.mask) as usize;
-        // The words up to the end of the slot array are of this lap, those after the wrap of the
-        // next: two straight runs, each with one expected lap bit.
-        let split = want.min(slots.len() - first);
-        let (a, b) = dst[..want].split_at_mut(split);
-        let mut n = take_fresh(&slots[first..first + split], a, lap(tail, cap));
-        if n == split && !b.is_empty() {
-            let next = tail.wrapping_add(split as u64);
-            n += take_fresh(&slots[..b.len()], b, lap(next, cap));
+        let r = Runs::new(&self.core.reg, tail, want);
+        let (a, b) = dst[..want].split_at_mut(r.split);
+        let mut n = take_fresh(&slots[r.first..r.first + r.split], a, r.lap);
+        if n == r.split && !b.is_empty() {
+            n += take_fresh(&slots[..b.len()], b, r.wrapped_lap);
         }
         self.core.st.tail = tail.wrapping_add(n as u64);
         Ok(n)
@@ -698,6 +690,38 @@ impl<S: Borrow<Shm>> WordConsumer<S> {
     pub fn release(&mut self) {
         self.core.release(self.shm.borrow());
     }
+}
+
+/// Where `n` mailbox units from index `i` lie: from slot `first`, `split` of them up to the end of
+/// the slot array, of lap bit `lap`, and the rest from slot 0, of the next lap (`wrapped_lap`).
+/// Each straight run then has one lap bit.
+struct Runs {
+    first: usize,
+    split: usize,
+    lap: u64,
+    wrapped_lap: u64,
+}
+
+impl Runs {
+    #[inline]
+    fn new(reg: &Region, i: u64, n: usize) -> Runs {
+        let first = (i & reg.mask) as usize;
+        let lap = lap(i, reg.cap);
+        Runs {
+            first,
+            split: n.min(reg.cap as usize - first),
+            lap,
+            // The next lap has the other parity.
+            wrapped_lap: lap ^ LAP_BIT,
+        }
+    }
+}
+
+/// True if mailbox word `w` is a word of the lap whose lap bit is `lap`: not an empty slot, and
+/// not the previous lap's word still in the slot.
+#[inline]
+fn fresh(w: u64, lap: u64) -> bool {
+    w & KIND_MASK != 0 && w & LAP_BIT == lap
 }
 
 /// Stores `words` (as many as `slots`) into `slots`, with lap bit `lap`.
@@ -717,7 +741,7 @@ fn take_fresh(slots: &[AtomicU64], dst: &mut [u64], lap: u64) -> usize {
     for (i, (s, d)) in slots.iter().zip(dst.iter_mut()).enumerate() {
         // Acquire: as in `WordConsumer::load`.
         let w = s.load(Ordering::Acquire);
-        if w & KIND_MASK == 0 || w & LAP_BIT != lap {
+        if !fresh(w, lap) {
             return i;
         }
         *d = w & !LAP_BIT;
