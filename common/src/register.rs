@@ -731,6 +731,18 @@ impl Header {
     /// Decodes the first word of a message, which must be an ENVELOPE.
     #[inline]
     pub fn start(word: u64) -> Result<HeaderStart, WordError> {
+        // The common case first, in a few instructions: a short ENVELOPE with no reserved bit
+        // set and a valid path. Anything else, errors included, takes the general decoder.
+        const SHORT: u64 = kind::MASK | ENV_LONG_BIT | !ENVELOPE_BITS;
+        if word & SHORT == u64::from(kind::ENVELOPE) {
+            if let Some(path) = Path::from_raw((word >> ENV_PATH_SHIFT) & 0x3) {
+                return Ok(HeaderStart::Complete(Header {
+                    tag: ((word >> ENV_TAG_SHIFT) as u32) & MAX_TAG,
+                    path,
+                    len: (word >> ENV_LEN_SHIFT) as u32,
+                }));
+            }
+        }
         match Word::decode(word)? {
             Word::Envelope {
                 tag,
@@ -841,12 +853,45 @@ pub fn unpack(words: &[u64], dst: &mut [u8]) -> Result<usize, WordError> {
             pos += DATA_BYTES;
         }
     }
-    let (count, raw) = unpack_data(last)?;
+    let count = data_count(last)?;
     let out = dst
         .get_mut(pos..pos + count)
         .ok_or(WordError::Overflow { capacity })?;
-    out.copy_from_slice(&raw[1..1 + count]);
+    store_short(out, last >> 8);
     Ok(pos + count)
+}
+
+/// The byte count of a valid DATA word: the checks of [`Word::decode`] for this kind without
+/// building a [`Word`]; an invalid word gets its error from the general decoder.
+#[inline]
+fn data_count(word: u64) -> Result<usize, WordError> {
+    let count = ((word >> NIBBLE_SHIFT) & 0xF) as usize;
+    // Bytes at and beyond `count` are zero (count 7 has none).
+    let padding = word.checked_shr(8 + 8 * count as u32).unwrap_or(0);
+    if word & kind::MASK == u64::from(kind::DATA)
+        && (1..=DATA_BYTES).contains(&count)
+        && padding == 0
+    {
+        return Ok(count);
+    }
+    unpack_data(word).map(|(count, _)| count)
+}
+
+/// Stores the low `out.len()` (1 to 8) bytes of `bytes` into `out`, little-endian, with two
+/// possibly overlapping stores instead of a byte loop or a `memcpy` call.
+#[inline]
+fn store_short(out: &mut [u8], bytes: u64) {
+    let n = out.len();
+    let b = bytes.to_le_bytes();
+    if n >= 4 {
+        out[..4].copy_from_slice(&b[..4]);
+        out[n - 4..].copy_from_slice(&b[n - 4..n]);
+    } else if n >= 2 {
+        out[..2].copy_from_slice(&b[..2]);
+        out[n - 2..].copy_from_slice(&b[n - 2..n]);
+    } else if n == 1 {
+        out[0] = b[0];
+    }
 }
 
 /// Reassembles an INLINE payload of known length from DATA words taken one at a time from a
@@ -977,6 +1022,36 @@ mod tests {
                 prop_assert_eq!(raw & crate::ring::LAP_BIT, 0, "bit 7 is the mailbox's lap bit");
                 prop_assert_eq!(w.validate(), Ok(()));
                 prop_assert_eq!(w.encode(), raw);
+            }
+        }
+
+        #[test]
+        fn header_start_agrees_with_decode(raw in raw_word()) {
+            // The short-envelope fast path accepts exactly what the general decoder accepts.
+            let want = match Word::decode(raw) {
+                Ok(Word::Envelope { tag, path, len: EnvLen::Short(len) }) => {
+                    Some(HeaderStart::Complete(Header { tag, path, len }))
+                }
+                Ok(Word::Envelope { tag, path, len: EnvLen::Long }) => {
+                    Some(HeaderStart::NeedsLength(PendingHeader { tag, path }))
+                }
+                _ => None,
+            };
+            prop_assert_eq!(Header::start(raw).ok(), want);
+        }
+
+        #[test]
+        fn unpack_accepts_only_data_words(
+            raw in proptest::collection::vec(raw_word(), 0..4),
+            room in 0usize..40,
+        ) {
+            let mut dst = vec![0u8; room];
+            if let Ok(n) = unpack(&raw, &mut dst) {
+                prop_assert!(n <= room);
+                for &w in &raw {
+                    let data = matches!(Word::decode(w), Ok(Word::Data { .. }));
+                    prop_assert!(data, "accepted {:#x}", w);
+                }
             }
         }
 

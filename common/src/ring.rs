@@ -147,6 +147,11 @@ pub enum RingError {
     /// with the lap bit ([`LAP_BIT`]) set, which the ring owns.
     #[error("mailbox word {0:#x} has kind 0 (an empty slot) or bit 7 (the ring's lap bit) set")]
     EmptyWord(u64),
+    /// The last word of a message was in the mailbox but an earlier one, at or after consumer
+    /// index `index`, was not: the producer did not write in order. Nothing was taken; the peer is
+    /// buggy or hostile.
+    #[error("mailbox words from index {index} were published out of order")]
+    Torn { index: u64 },
     /// The other side's index, as read from shared memory, is not something that side can have
     /// written: it went backwards, ran ahead of what is possible (the producer past
     /// `consumer + capacity`, the consumer past what was published), or was inconsistent when
@@ -682,6 +687,49 @@ impl<S: Borrow<Shm>> WordConsumer<S> {
         Ok(n)
     }
 
+    /// Takes the next `dst.len()` words if all of them are there, else none (`Ok(false)`): a
+    /// whole message in one pass. The last word is looked at first; the producer writes in order,
+    /// so once it is there the others are too, and they are copied without a branch per word.
+    /// An earlier word of another lap while the last is there means the producer broke that
+    /// order: [`RingError::Torn`], nothing taken. More words than the capacity are never all
+    /// there.
+    #[inline]
+    pub fn pop_exact(&mut self, dst: &mut [u64]) -> Result<bool, RingError> {
+        let n = dst.len();
+        if n == 0 {
+            return Ok(true);
+        }
+        if n as u64 > self.core.reg.cap {
+            return Ok(false);
+        }
+        // As in `load`: slots that would wrap onto popped-but-unreleased ones go back first.
+        if self.unreleased() + n > self.core.reg.cap as usize {
+            self.release();
+        }
+        let slots = slots(self.shm.borrow(), &self.core.reg)?;
+        let tail = self.core.st.tail;
+        let r = Runs::new(&self.core.reg, tail, n);
+        let (a, b) = dst.split_at_mut(r.split);
+        // The last word, Acquire (as in `load`): every word before it is visible after it.
+        let last = if b.is_empty() {
+            slots[r.first + n - 1].load(Ordering::Acquire)
+        } else {
+            slots[b.len() - 1].load(Ordering::Acquire)
+        };
+        if !fresh(last, if b.is_empty() { r.lap } else { r.wrapped_lap }) {
+            return Ok(false);
+        }
+        let mut stale = copy_run(&slots[r.first..r.first + a.len()], a, r.lap);
+        if !b.is_empty() {
+            stale |= copy_run(&slots[..b.len()], b, r.wrapped_lap);
+        }
+        if stale {
+            return Err(RingError::Torn { index: tail });
+        }
+        self.core.st.tail = tail.wrapping_add(n as u64);
+        Ok(true)
+    }
+
     /// Hands every popped slot back to the producer: one Release store of the consumer index
     /// (none if nothing was popped). The slots keep their words, which read as empty from the
     /// next lap on (lap bit). Call it at least before the ring can fill with popped words; each
@@ -747,6 +795,21 @@ fn take_fresh(slots: &[AtomicU64], dst: &mut [u64], lap: u64) -> usize {
         *d = w & !LAP_BIT;
     }
     dst.len().min(slots.len())
+}
+
+/// Copies `slots` into `dst` (of the same length), lap bit cleared, without a branch per word.
+/// Returns true if any of them has another lap's bit: a word of the previous lap, not yet
+/// overwritten. (A never-written slot reads as 0, which no decoder accepts.)
+#[inline]
+fn copy_run(slots: &[AtomicU64], dst: &mut [u64], lap: u64) -> bool {
+    let mut diff = 0;
+    for (s, d) in slots.iter().zip(dst.iter_mut()) {
+        // Relaxed: ordered after the Acquire load of the message's last word (`pop_exact`).
+        let w = s.load(Ordering::Relaxed);
+        diff |= w ^ lap;
+        *d = w & !LAP_BIT;
+    }
+    diff & LAP_BIT != 0
 }
 
 /// The lap bit of the word at mailbox index `i` in a mailbox of `cap` (a power of two) slots.
@@ -1258,12 +1321,52 @@ mod tests {
         assert_eq!(index(&shm, OFF_CONSUMER), base.wrapping_add(32));
     }
 
+    #[test]
+    fn pop_exact_takes_whole_runs_across_the_wrap_and_refuses_torn_ones() {
+        let shm = heap_shm(WordFifo::footprint(8));
+        WordFifo::init(&shm, 0, 8).unwrap();
+        let mut p = WordProducer::new(&shm, 0, 8).unwrap();
+        let mut c = WordConsumer::new(&shm, 0, 8).unwrap();
+        // Cross the end of the slot array: 6 words, then a 4-word run over slots 6, 7, 0, 1.
+        let w = |i: u64| i << 8 | 1;
+        assert!(p.push_all(&[w(1), w(2), w(3), w(4), w(5), w(6)]).unwrap());
+        let mut six = [0; 6];
+        assert_eq!(c.pop_exact(&mut six), Ok(true));
+        assert_eq!(six, [w(1), w(2), w(3), w(4), w(5), w(6)]);
+        c.release();
+        assert!(p.push_all(&[w(7), w(8), w(9)]).unwrap());
+        let mut four = [0; 4];
+        // Only three are there: nothing is taken.
+        assert_eq!(c.pop_exact(&mut four), Ok(false));
+        assert_eq!(c.unreleased(), 0);
+        assert!(p.push(w(10)).unwrap());
+        assert_eq!(c.pop_exact(&mut four), Ok(true));
+        assert_eq!(four, [w(7), w(8), w(9), w(10)]);
+        // More than the capacity is never all there.
+        assert_eq!(c.pop_exact(&mut [0; 9]), Ok(false));
+        assert_eq!(c.pop_exact(&mut []), Ok(true));
+        c.release();
+
+        // A hostile producer writes a message's last word (lap 1, slots 2..=4) but leaves the
+        // middle slot with its lap-0 word: refused, and nothing is taken.
+        let slot = |i: usize| atomic(&shm, OFF_DATA + 8 * i).unwrap();
+        slot(2).store(w(11) | LAP_BIT, Ordering::Relaxed);
+        slot(4).store(w(13) | LAP_BIT, Ordering::Relaxed);
+        let mut three = [0; 3];
+        assert_eq!(c.pop_exact(&mut three), Err(RingError::Torn { index: 10 }));
+        assert_eq!(c.peek(), Ok(Some(w(11))));
+        slot(3).store(w(12) | LAP_BIT, Ordering::Relaxed);
+        assert_eq!(c.pop_exact(&mut three), Ok(true));
+        assert_eq!(three, [w(11), w(12), w(13)]);
+    }
+
     #[derive(Debug, Clone)]
     enum WordOp {
         Push(u64),
         PushAll(Vec<u64>),
         Publish,
         Pop,
+        PopExact(usize),
         Release,
     }
 
@@ -1274,6 +1377,7 @@ mod tests {
                 .prop_map(WordOp::PushAll),
             2 => Just(WordOp::Publish),
             4 => Just(WordOp::Pop),
+            2 => (0usize..6).prop_map(WordOp::PopExact),
             2 => Just(WordOp::Release),
         ]
     }
@@ -1316,6 +1420,21 @@ mod tests {
                         if let Some(w) = got { unreleased += 1; received.push(w); }
                         // A full lap popped: the next look releases them first.
                         if unreleased == cap { prop_assert_eq!(c.peek().unwrap(), None); unreleased = 0; }
+                    }
+                    WordOp::PopExact(n) => {
+                        let mut dst = vec![0u64; n];
+                        let ok = c.pop_exact(&mut dst).unwrap();
+                        // A run that would wrap onto popped-unreleased slots releases them
+                        // first, taken or not.
+                        if n > 0 && n <= cap && unreleased + n > cap { unreleased = 0; }
+                        // All or nothing.
+                        prop_assert_eq!(ok, n <= visible.len());
+                        if ok {
+                            let want: Vec<u64> = visible.drain(..n).collect();
+                            prop_assert_eq!(&dst, &want);
+                            received.extend(&dst);
+                            unreleased += n;
+                        }
                     }
                     WordOp::Release => { c.release(); unreleased = 0; }
                 }

@@ -31,6 +31,8 @@ use std::time::{Duration, Instant};
 
 /// Largest payload sent inline as DATA words in the mailbox; larger ones go through the ring.
 pub const INLINE_MAX: usize = 112;
+/// Mailbox words of the largest inline message: its envelope and DATA words.
+const INLINE_WORDS: usize = 1 + snoo_common::register::data_words_for(INLINE_MAX);
 /// Smallest send from this rank's pool heap (`alloc_mem`) that takes the single-copy RENDEZVOUS
 /// path: below it, the FIN round trip costs more than the copy it saves.
 pub const RDV_MIN: usize = 32 << 10;
@@ -203,30 +205,18 @@ impl Link {
         Ok(true)
     }
 
-    /// Pops the DATA words of an inline message whose envelope was just popped and unpacks them
-    /// into `dst` (exactly the message's length). Returns the words popped.
+    /// Pops a whole inline message, envelope and DATA words, into `raw` once all `need` of its
+    /// words are there (false if not yet): one pass over the slots. [`unpack_inline`] then
+    /// writes its payload where it goes.
     #[inline]
-    fn take_inline(&mut self, dst: &mut [u8]) -> Result<usize> {
+    fn take_inline(&mut self, need: usize, raw: &mut [u64; INLINE_WORDS]) -> Result<bool> {
         let src = self.rank;
-        let len = dst.len();
-        let dw = snoo_common::register::data_words_for(len);
-        let mut raw = [0u64; INLINE_MAX.div_ceil(7)];
-        let n = self
-            .rx_mb
-            .pop_into(&mut raw[..dw])
-            .map_err(|e| Error::protocol(src, e))?;
-        if n != dw {
-            return Err(Error::protocol(src, "inline data missing"));
-        }
-        let got = snoo_common::register::unpack(&raw[..dw], dst)
-            .map_err(|e| Error::protocol(src, format!("bad inline data: {e}")))?;
-        if got != len {
-            return Err(Error::protocol(
-                src,
-                "inline data shorter than its envelope",
-            ));
-        }
-        Ok(n)
+        let raw = raw
+            .get_mut(..need)
+            .ok_or_else(|| Error::protocol(src, "inline message too long"))?;
+        self.rx_mb
+            .pop_exact(raw)
+            .map_err(|e| Error::protocol(src, e))
     }
 
     /// Hands read mailbox slots back once they are an eighth of the mailbox: every release is a
@@ -413,6 +403,21 @@ fn own_heap_offset(
 ) -> Option<u64> {
     let off = (ptr as usize).checked_sub(shm.as_ptr() as usize)? as u64;
     layout.in_heap(rank, off, len as u64).then_some(off)
+}
+
+/// Unpacks the DATA words of an inline message from `src` into `dst`, exactly the length its
+/// envelope announced.
+#[inline]
+fn unpack_inline(src: u32, data: &[u64], dst: &mut [u8]) -> Result<()> {
+    let got = snoo_common::register::unpack(data, dst)
+        .map_err(|e| Error::protocol(src, format!("bad inline data: {e}")))?;
+    if got != dst.len() {
+        return Err(Error::protocol(
+            src,
+            "inline data shorter than its envelope",
+        ));
+    }
+    Ok(())
 }
 
 fn word32(shm: &Shm, off: usize) -> &AtomicU32 {
@@ -912,6 +917,32 @@ impl Engine {
                     p.finish(w).map_err(|e| Error::protocol(src, e))?
                 }
                 Rx::Idle => match Header::start(w) {
+                    Ok(HeaderStart::Complete(h)) if h.path == Path::Inline => {
+                        // The common small message, whole in one pass: envelope and DATA words
+                        // (the sender published them together), straight into the receive it
+                        // matches.
+                        let len = h.len as usize;
+                        if len > INLINE_MAX {
+                            return Err(Error::protocol(
+                                src,
+                                format!("inline message of {len} bytes"),
+                            ));
+                        }
+                        let need = 1 + snoo_common::register::data_words_for(len);
+                        let mut raw = [0u64; INLINE_WORDS];
+                        if !link.take_inline(need, &mut raw)? {
+                            break;
+                        }
+                        words += need;
+                        moved = true;
+                        self.matcher.deliver_with(src, h.tag, len, |dst| {
+                            unpack_inline(src, &raw[1..need], dst)
+                        })?;
+                        if words > 4096 || !reads_from(self.drain_all, &self.matcher, link) {
+                            break;
+                        }
+                        continue;
+                    }
                     Ok(HeaderStart::Complete(h)) => {
                         if h.path != Path::Ring {
                             // Take the whole message (inline data, BUFFER word) at once: the
@@ -954,19 +985,12 @@ impl Engine {
             moved = true;
             match header.path {
                 Path::Inline => {
-                    let len = header.len as usize;
-                    if len > INLINE_MAX {
-                        return Err(Error::protocol(
-                            src,
-                            format!("inline message of {len} bytes"),
-                        ));
-                    }
-                    // The whole message was checked to be readable before its envelope was
-                    // popped. It goes straight into the receive it matches.
-                    self.matcher.deliver_with(src, header.tag, len, |dst| {
-                        words += link.take_inline(dst)?;
-                        Ok::<(), Error>(())
-                    })?;
+                    // Only a long header gets here (a short one was taken whole above): longer
+                    // than any inline message can be.
+                    return Err(Error::protocol(
+                        src,
+                        format!("inline message of {} bytes", header.len),
+                    ));
                 }
                 Path::Ring => {
                     let target = self.matcher.arrive(Incoming {
@@ -1083,17 +1107,14 @@ impl Engine {
         if h.path != Path::Inline || len > buf.len() || tag.is_some_and(|t| t != h.tag) {
             return Ok(Direct::Never);
         }
-        let dw = snoo_common::register::data_words_for(len);
-        match link.rx_mb.ready(1 + dw) {
-            Ok(true) => {}
+        let need = 1 + snoo_common::register::data_words_for(len);
+        let mut raw = [0u64; INLINE_WORDS];
+        if !link.take_inline(need, &mut raw)? {
             // The envelope is there, its data words are still on their way.
-            Ok(false) => return Ok(Direct::NotYet),
-            Err(_) => return Ok(Direct::Never),
+            return Ok(Direct::NotYet);
         }
-        // Everything is there (checked above), and these words are ours alone: the producer
-        // never rewrites a slot before we release it.
-        link.rx_mb.pop().map_err(|e| Error::protocol(src, e))?;
-        link.take_inline(&mut buf[..len])?;
+        // These words are ours alone: the producer never rewrites a slot before we release it.
+        unpack_inline(src, &raw[1..need], &mut buf[..len])?;
         if link.release_batch() {
             self.wake(src);
         }
