@@ -767,35 +767,52 @@ pub const fn data_words_for(len: usize) -> usize {
     len.div_ceil(DATA_BYTES)
 }
 
-#[inline]
-fn data_word(chunk: &[u8]) -> u64 {
-    debug_assert!((1..=DATA_BYTES).contains(&chunk.len()));
-    let mut raw = [0u8; 8];
-    raw[..chunk.len()].copy_from_slice(chunk);
-    data_word_from(u64::from_le_bytes(raw), chunk.len())
-}
-
 /// The DATA word carrying the low `count` bytes of `bytes` (little-endian).
 #[inline]
 fn data_word_from(bytes: u64, count: usize) -> u64 {
     u64::from(kind::DATA | (count as u8) << NIBBLE_SHIFT) | bytes << 8
 }
 
-/// Emits `payload` as [`data_words_for`]`(payload.len())` DATA words: full 7-byte words, then a
-/// shorter last word if the length is not a multiple of 7. An empty payload emits nothing.
+/// Writes `payload` as its [`data_words_for`]`(payload.len())` DATA words to the start of `out`:
+/// full 7-byte words, then a shorter last word if the length is not a multiple of 7. Returns how
+/// many it wrote (0 for an empty payload), or `None`, writing nothing, if `out` is too short.
 #[inline]
-pub fn pack_inline(payload: &[u8], emit: &mut impl FnMut(u64)) {
-    let mut pos = 0;
-    // Full words whose 7 bytes have an 8th after them: one unaligned 8-byte load each, the 8th
-    // byte shifted out. (Assembling words byte by byte stalled on store forwarding.)
-    while pos + 8 <= payload.len() {
-        let mut raw = [0u8; 8];
-        raw.copy_from_slice(&payload[pos..pos + 8]);
-        emit(data_word_from(u64::from_le_bytes(raw), DATA_BYTES));
-        pos += DATA_BYTES;
+pub fn pack_inline(payload: &[u8], out: &mut [u64]) -> Option<usize> {
+    let n = data_words_for(payload.len());
+    let (last, full) = match out.get_mut(..n)?.split_last_mut() {
+        Some(split) => split,
+        None => return Some(0),
+    };
+    // Every full word has an 8th byte after its 7 (the last word has at least one): one
+    // unaligned 8-byte load each, the 8th byte shifted out. (Assembling words byte by byte
+    // stalled on store forwarding.)
+    for (i, o) in full.iter_mut().enumerate() {
+        let pos = i * DATA_BYTES;
+        *o = data_word_from(load_le(&payload[pos..pos + 8]), DATA_BYTES);
     }
-    for chunk in payload[pos..].chunks(DATA_BYTES) {
-        emit(data_word(chunk));
+    let tail = &payload[full.len() * DATA_BYTES..];
+    *last = data_word_from(load_le(tail), tail.len());
+    Some(n)
+}
+
+/// The 1 to 8 bytes of `b` as a little-endian integer, with two possibly overlapping loads
+/// instead of a byte loop or a `memcpy` call (the counterpart of [`store_short`]).
+#[inline]
+fn load_le(b: &[u8]) -> u64 {
+    let n = b.len();
+    let word = |x: &[u8]| -> u64 {
+        let mut raw = [0u8; 8];
+        raw[..x.len()].copy_from_slice(x);
+        u64::from_le_bytes(raw)
+    };
+    if n == 8 {
+        word(b)
+    } else if n >= 4 {
+        word(&b[..4]) | word(&b[n - 4..]) << (8 * (n - 4))
+    } else if n >= 2 {
+        word(&b[..2]) | word(&b[n - 2..]) << (8 * (n - 2))
+    } else {
+        b.first().map_or(0, |&x| u64::from(x))
     }
 }
 
@@ -1057,9 +1074,13 @@ mod tests {
 
         #[test]
         fn inline_pack_unpack_round_trips(payload in proptest::collection::vec(any::<u8>(), 0..=64)) {
-            let mut words = Vec::new();
-            pack_inline(&payload, &mut |w| words.push(w));
-            prop_assert_eq!(words.len(), data_words_for(payload.len()));
+            let n = data_words_for(payload.len());
+            let mut words = vec![0; n];
+            prop_assert_eq!(pack_inline(&payload, &mut words), Some(n));
+            if !words.is_empty() {
+                let mut short = vec![0; words.len() - 1];
+                prop_assert_eq!(pack_inline(&payload, &mut short), None);
+            }
 
             let mut out = vec![0u8; 64];
             prop_assert_eq!(unpack(&words, &mut out), Ok(payload.len()));
@@ -1308,7 +1329,9 @@ mod tests {
         assert_eq!(h.message_words(), 3);
         let mut words = Vec::new();
         h.encode(&mut |w| words.push(w));
-        pack_inline(b"abcdefgh", &mut |w| words.push(w));
+        let mut data = [0; 3];
+        assert_eq!(pack_inline(b"abcdefgh", &mut data), Some(2));
+        words.extend(&data[..2]);
         assert_eq!(words.len(), 3);
         assert_eq!(words[1], 0x6766_6564_6362_6173);
         assert_eq!(words[2], 0x6813);
@@ -1340,15 +1363,15 @@ mod tests {
 
     #[test]
     fn unpack_checks_bounds_kinds_and_canonical_form() {
-        let mut words = Vec::new();
-        pack_inline(&[9u8; 20], &mut |w| words.push(w));
+        let mut words = vec![0; 3];
+        assert_eq!(pack_inline(&[9u8; 20], &mut words), Some(3));
         let mut small = [0u8; 19];
         assert_eq!(
             unpack(&words, &mut small),
             Err(WordError::Overflow { capacity: 19 })
         );
         let mut buf = [0u8; 32];
-        let short_first = [data_word(&[1, 2]), data_word(&[3])];
+        let short_first = [data_word_from(0x0201, 2), data_word_from(0x03, 1)];
         assert!(matches!(
             unpack(&short_first, &mut buf),
             Err(WordError::NonCanonical { .. })

@@ -183,18 +183,15 @@ impl Link {
             self.flush();
             return Ok(false);
         }
-        let mut buf = [0u64; 2 + INLINE_MAX.div_ceil(7)];
+        // Envelope (and LENGTH), DATA words or BUFFER word: at most INLINE_WORDS + 1.
+        let mut buf = [0u64; INLINE_WORDS + 1];
         let mut n = 0;
         header.encode(&mut |w| {
             buf[n] = w;
             n += 1;
         });
-        if !inline.is_empty() {
-            pack_inline(inline, &mut |w| {
-                buf[n] = w;
-                n += 1;
-            });
-        }
+        n += pack_inline(inline, &mut buf[n..])
+            .ok_or_else(|| Error::protocol(self.rank, "inline payload too long"))?;
         if let Some(offset) = buffer {
             buf[n] = Word::Buffer { offset }.encode();
             n += 1;
