@@ -546,13 +546,14 @@ impl<S: Borrow<Shm>> WordProducer<S> {
     /// of them.
     #[inline]
     pub fn push_all(&mut self, words: &[u64]) -> Result<bool, RingError> {
-        // Branch-free over all words (an OR and a min each); the offender is looked up only when
-        // there is one.
+        // Branch-free over all words, a few ALU operations each (the compiler vectorizes them):
+        // OR all words (lap bit), and AND `kind + 15`, whose bit 4 is clear only for kind 0. The
+        // offender is looked up only when there is one.
         let bad = |w: u64| w & KIND_MASK == 0 || w & LAP_BIT != 0;
-        let (any_bits, least_kind) = words.iter().fold((0, KIND_MASK), |(or, min), &w| {
-            (or | w, min.min(w & KIND_MASK))
+        let (any_bits, all_kinds) = words.iter().fold((0, u64::MAX), |(or, and), &w| {
+            (or | w, and & ((w & KIND_MASK) + KIND_MASK))
         });
-        if any_bits & LAP_BIT != 0 || least_kind == 0 {
+        if any_bits & LAP_BIT != 0 || all_kinds & (KIND_MASK + 1) == 0 {
             let w = words.iter().copied().find(|&w| bad(w)).unwrap_or(0);
             return Err(RingError::EmptyWord(w));
         }

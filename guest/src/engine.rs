@@ -161,6 +161,10 @@ struct Link {
     // is sent to this rank before it); and the id of the next RENDEZVOUS from this rank.
     wrote_owed: Option<u32>,
     rdv_next_in: u32,
+    // Scratch for one message's mailbox words, outgoing and incoming: kept here so that no
+    // message pays for zeroing a buffer on the stack.
+    tx_words: [u64; INLINE_WORDS + 1],
+    rx_words: [u64; INLINE_WORDS],
 }
 
 impl Link {
@@ -184,7 +188,7 @@ impl Link {
             return Ok(false);
         }
         // Envelope (and LENGTH), DATA words or BUFFER word: at most INLINE_WORDS + 1.
-        let mut buf = [0u64; INLINE_WORDS + 1];
+        let buf = &mut self.tx_words;
         let mut n = 0;
         header.encode(&mut |w| {
             buf[n] = w;
@@ -202,13 +206,14 @@ impl Link {
         Ok(true)
     }
 
-    /// Pops a whole inline message, envelope and DATA words, into `raw` once all `need` of its
-    /// words are there (false if not yet): one pass over the slots. [`unpack_inline`] then
+    /// Pops a whole inline message, envelope and DATA words, into `rx_words` once all `need` of
+    /// its words are there (false if not yet): one pass over the slots. [`unpack_inline`] then
     /// writes its payload where it goes.
     #[inline]
-    fn take_inline(&mut self, need: usize, raw: &mut [u64; INLINE_WORDS]) -> Result<bool> {
+    fn take_inline(&mut self, need: usize) -> Result<bool> {
         let src = self.rank;
-        let raw = raw
+        let raw = self
+            .rx_words
             .get_mut(..need)
             .ok_or_else(|| Error::protocol(src, "inline message too long"))?;
         self.rx_mb
@@ -579,6 +584,8 @@ impl Engine {
                 fin_expect: 0,
                 wrote_owed: None,
                 rdv_next_in: 0,
+                tx_words: [0; INLINE_WORDS + 1],
+                rx_words: [0; INLINE_WORDS],
             }));
         }
         Ok(())
@@ -926,15 +933,14 @@ impl Engine {
                             ));
                         }
                         let need = 1 + snoo_common::register::data_words_for(len);
-                        let mut raw = [0u64; INLINE_WORDS];
-                        if !link.take_inline(need, &mut raw)? {
+                        if !link.take_inline(need)? {
                             break;
                         }
                         words += need;
                         moved = true;
-                        self.matcher.deliver_with(src, h.tag, len, |dst| {
-                            unpack_inline(src, &raw[1..need], dst)
-                        })?;
+                        let data = &link.rx_words[1..need];
+                        self.matcher
+                            .deliver_with(src, h.tag, len, |dst| unpack_inline(src, data, dst))?;
                         if words > 4096 || !reads_from(self.drain_all, &self.matcher, link) {
                             break;
                         }
@@ -1105,13 +1111,11 @@ impl Engine {
             return Ok(Direct::Never);
         }
         let need = 1 + snoo_common::register::data_words_for(len);
-        let mut raw = [0u64; INLINE_WORDS];
-        if !link.take_inline(need, &mut raw)? {
+        if !link.take_inline(need)? {
             // The envelope is there, its data words are still on their way.
             return Ok(Direct::NotYet);
         }
-        // These words are ours alone: the producer never rewrites a slot before we release it.
-        unpack_inline(src, &raw[1..need], &mut buf[..len])?;
+        unpack_inline(src, &link.rx_words[1..need], &mut buf[..len])?;
         if link.release_batch() {
             self.wake(src);
         }
