@@ -1027,6 +1027,17 @@ impl<S: Borrow<Shm>> ByteConsumer<S> {
         Ok(n)
     }
 
+    /// Copies exactly `dst.len()` bytes into `dst` and releases them if that many are available,
+    /// else takes nothing and returns false: a whole small message in one call.
+    pub fn read_exact(&mut self, dst: &mut [u8]) -> Result<bool, RingError> {
+        let want = dst.len() as u64;
+        if self.core.available(self.shm.borrow(), want)? < want {
+            return Ok(false);
+        }
+        // All of it is available (and stays so: only this side consumes).
+        Ok(self.read_some(dst)? == dst.len())
+    }
+
     /// Skips up to `n` available bytes without copying them (e.g. the tail of a truncated
     /// message) and releases them; returns the bytes skipped.
     pub fn discard(&mut self, n: usize) -> Result<usize, RingError> {
@@ -1456,7 +1467,7 @@ mod tests {
             cap_log in 0u32..8,
             chunk in 1usize..40,
             data in proptest::collection::vec(any::<u8>(), 0..2000),
-            steps in proptest::collection::vec((any::<bool>(), 0usize..300), 1..100),
+            steps in proptest::collection::vec((0u8..3, 0usize..300), 1..100),
         ) {
             let cap = 1usize << cap_log;
             let shm = heap_shm(ByteRing::footprint(cap));
@@ -1470,17 +1481,26 @@ mod tests {
             let mut buf = vec![0u8; 300];
             // Random chunkings: each call moves exactly what fits / what is there (one thread, so
             // every reload of the other index sees the latest value).
-            for (write, n) in steps {
-                if write {
-                    let end = (sent + n).min(data.len());
-                    let in_ring = sent - out.len();
-                    let w = p.write_some(&data[sent..end]).unwrap();
-                    prop_assert_eq!(w, (end - sent).min(cap - in_ring));
-                    sent += w;
-                } else {
-                    let r = c.read_some(&mut buf[..n]).unwrap();
-                    prop_assert_eq!(r, n.min(sent - out.len()));
-                    out.extend_from_slice(&buf[..r]);
+            for (op, n) in steps {
+                let in_ring = sent - out.len();
+                match op {
+                    0 => {
+                        let end = (sent + n).min(data.len());
+                        let w = p.write_some(&data[sent..end]).unwrap();
+                        prop_assert_eq!(w, (end - sent).min(cap - in_ring));
+                        sent += w;
+                    }
+                    1 => {
+                        let r = c.read_some(&mut buf[..n]).unwrap();
+                        prop_assert_eq!(r, n.min(in_ring));
+                        out.extend_from_slice(&buf[..r]);
+                    }
+                    _ => {
+                        // All or nothing.
+                        let ok = c.read_exact(&mut buf[..n]).unwrap();
+                        prop_assert_eq!(ok, n <= in_ring);
+                        if ok { out.extend_from_slice(&buf[..n]); }
+                    }
                 }
             }
             // Drain: every round moves at least one byte.

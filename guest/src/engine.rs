@@ -31,6 +31,10 @@ use std::time::{Duration, Instant};
 
 /// Largest payload sent inline as DATA words in the mailbox; larger ones go through the ring.
 pub const INLINE_MAX: usize = 112;
+/// Largest ring message a receive takes straight from the ring ([`Engine::recv_direct`]) when
+/// it is all there: larger ones stream through the general path, chunk by chunk, while the
+/// sender is still writing them.
+pub const DIRECT_RING_MAX: usize = 16 << 10;
 /// Mailbox words of the largest inline message: its envelope and DATA words.
 const INLINE_WORDS: usize = 1 + snoo_common::register::data_words_for(INLINE_MAX);
 /// Smallest send from this rank's pool heap (`alloc_mem`) that takes the single-copy RENDEZVOUS
@@ -1070,14 +1074,16 @@ impl Engine {
         Ok(moved)
     }
 
-    /// Takes the next message from `src`'s mailbox straight into `buf`, bypassing the matcher,
-    /// when MPI's ordering rules make it the receive's match: nothing from `src` is queued or
-    /// streaming, no posted receive could take it first, and it is an inline message with a
-    /// matching tag that fits `buf`. Anything else is [`Direct::Never`]: the caller takes the
-    /// general path, which handles every case, errors included.
+    /// Takes the next message from `src` straight into `buf`, bypassing the matcher, when MPI's
+    /// ordering rules make it the receive's match: nothing from `src` is queued or streaming, no
+    /// posted receive could take it first, and it is an inline message, or a ring message of at
+    /// most [`DIRECT_RING_MAX`] bytes, with a matching tag, that fits `buf`. Anything else is
+    /// [`Direct::Never`]: the caller takes the general path, which handles every case, errors
+    /// included.
     ///
-    /// This is the small-message fast path of blocking and non-blocking receives: one slot load
-    /// when nothing is there, and no queue, table or heap operation when something is.
+    /// This is the fast path of blocking and non-blocking receives of small and medium messages:
+    /// one slot load when nothing is there, and no queue, table or heap operation when something
+    /// is.
     #[inline]
     pub(crate) fn recv_direct(
         &mut self,
@@ -1085,10 +1091,7 @@ impl Engine {
         tag: Option<u32>,
         buf: &mut [u8],
     ) -> Result<Direct> {
-        // A buffer larger than any inline message most likely waits for a ring message, which
-        // the general path reads (envelope, then payload) in one pass: looking here first would
-        // only add a second pass over the envelope.
-        if buf.len() > INLINE_MAX || src == self.rank || !self.matcher.quiet_for(src) {
+        if src == self.rank || !self.matcher.quiet_for(src) {
             return Ok(Direct::Never);
         }
         let Some(link) = self.links.get_mut(src as usize).and_then(Option::as_mut) else {
@@ -1106,18 +1109,39 @@ impl Engine {
             return Ok(Direct::Never);
         };
         let len = h.len as usize;
-        // With the buffer check above, this also keeps `len` within INLINE_MAX.
-        if h.path != Path::Inline || len > buf.len() || tag.is_some_and(|t| t != h.tag) {
+        if len > buf.len() || tag.is_some_and(|t| t != h.tag) {
             return Ok(Direct::Never);
         }
-        let need = 1 + snoo_common::register::data_words_for(len);
-        if !link.take_inline(need)? {
-            // The envelope is there, its data words are still on their way.
-            return Ok(Direct::NotYet);
-        }
-        unpack_inline(src, &link.rx_words[1..need], &mut buf[..len])?;
-        if link.release_batch() {
-            self.wake(src);
+        match h.path {
+            Path::Inline if len <= INLINE_MAX => {
+                let need = 1 + snoo_common::register::data_words_for(len);
+                if !link.take_inline(need)? {
+                    // The envelope is there, its data words are still on their way.
+                    return Ok(Direct::NotYet);
+                }
+                unpack_inline(src, &link.rx_words[1..need], &mut buf[..len])?;
+                if link.release_batch() {
+                    self.wake(src);
+                }
+            }
+            Path::Ring if len <= DIRECT_RING_MAX && len <= link.rx_ring.capacity() / 2 => {
+                // Nothing from `src` is streaming, so the ring's next bytes are this message's,
+                // and they fit the ring at once. The sender publishes them right after the
+                // envelope.
+                if !link
+                    .rx_ring
+                    .read_exact(&mut buf[..len])
+                    .map_err(|e| Error::protocol(src, e))?
+                {
+                    return Ok(Direct::NotYet);
+                }
+                link.rx_mb.pop().map_err(|e| Error::protocol(src, e))?;
+                // Ring space went back: a sender asleep waiting for it must hear.
+                link.poke = true;
+                let _ = link.release_batch();
+                self.wake(src);
+            }
+            _ => return Ok(Direct::Never),
         }
         Ok(Direct::Taken(Status {
             source: src,

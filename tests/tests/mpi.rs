@@ -387,6 +387,63 @@ fn small_receives_on_the_fast_path_keep_mpi_order() {
 }
 
 #[test]
+fn medium_receives_straight_from_the_ring_keep_mpi_order() {
+    // Ring messages up to DIRECT_RING_MAX that are all in the ring are taken straight from it
+    // (no matcher, no stream); larger ones, and any that must wait behind another, are not.
+    let max = snoo_mpi::engine::DIRECT_RING_MAX;
+    let msgs = [
+        (1, 200),
+        (2, 5000),
+        (1, max),
+        (3, max + 1),
+        (1, 40),
+        (4, 3000),
+    ];
+    job("direct-ring", 2, 64 << 10, |w| {
+        if w.rank() == 0 {
+            for (i, &(tag, len)) in msgs.iter().enumerate() {
+                w.send(&pattern(len, i as u64), 1, tag).unwrap();
+            }
+            w.send(&pattern(1000, 99), 1, 5).unwrap();
+        } else {
+            let mut got = vec![Vec::new(); msgs.len()];
+            let mut recv = |i: usize, room: usize| {
+                let (tag, len) = msgs[i];
+                let mut buf = vec![0u8; room];
+                let st = w.recv(&mut buf, Some(0), Some(tag)).unwrap();
+                assert_eq!((st.tag, st.bytes), (tag, len), "message {i}");
+                buf.truncate(len);
+                got[i] = buf;
+            };
+            // In order, one into a larger buffer; then tag 3 while a tag-1 message waits
+            // before it (queued, then taken from the queue).
+            for (i, room) in [
+                (0, 300),
+                (1, 5000),
+                (3, max + 1),
+                (2, max),
+                (4, 40),
+                (5, 3000),
+            ] {
+                recv(i, room);
+            }
+            for (i, d) in got.iter().enumerate() {
+                assert!(*d == pattern(msgs[i].1, i as u64), "message {i} corrupted");
+            }
+            // A medium message into a short buffer is a truncation, as on the general path.
+            let mut short = vec![0u8; 999];
+            match w.recv(&mut short, Some(0), Some(5)) {
+                Err(Error::Truncate { incoming, capacity }) => {
+                    assert_eq!((incoming, capacity), (1000, 999))
+                }
+                other => panic!("expected a truncation, got {other:?}"),
+            }
+            assert!(short[..] == pattern(1000, 99)[..999]);
+        }
+    });
+}
+
+#[test]
 fn sends_from_pool_memory_take_the_single_copy_path() {
     use snoo_mpi::engine::RDV_MIN;
     // 16 MiB for 2 ranks: 4 MiB rings, and about 4 MiB of heap per rank.
