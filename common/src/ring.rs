@@ -930,6 +930,17 @@ impl<S: Borrow<Shm>> ByteProducer<S> {
         Ok(self.core.refresh(self.shm.borrow())? as usize)
     }
 
+    /// Copies all of `src` into the ring and publishes it if it fits now, else writes nothing and
+    /// returns false: a whole small message in one call.
+    pub fn write_all(&mut self, src: &[u8]) -> Result<bool, RingError> {
+        let want = src.len() as u64;
+        if self.core.free_cached() < want && self.core.refresh(self.shm.borrow())? < want {
+            return Ok(false);
+        }
+        // All of it fits (and stays so: only this side produces).
+        Ok(self.write_some(src)? == src.len())
+    }
+
     /// Copies as much of `src` as fits into the ring and publishes it; returns the bytes written
     /// (0 if the ring is full or `src` is empty).
     ///
@@ -1467,7 +1478,7 @@ mod tests {
             cap_log in 0u32..8,
             chunk in 1usize..40,
             data in proptest::collection::vec(any::<u8>(), 0..2000),
-            steps in proptest::collection::vec((0u8..3, 0usize..300), 1..100),
+            steps in proptest::collection::vec((0u8..4, 0usize..300), 1..100),
         ) {
             let cap = 1usize << cap_log;
             let shm = heap_shm(ByteRing::footprint(cap));
@@ -1489,6 +1500,13 @@ mod tests {
                         let w = p.write_some(&data[sent..end]).unwrap();
                         prop_assert_eq!(w, (end - sent).min(cap - in_ring));
                         sent += w;
+                    }
+                    3 => {
+                        // All or nothing.
+                        let end = (sent + n).min(data.len());
+                        let ok = p.write_all(&data[sent..end]).unwrap();
+                        prop_assert_eq!(ok, end - sent <= cap - in_ring);
+                        if ok { sent = end; }
                     }
                     1 => {
                         let r = c.read_some(&mut buf[..n]).unwrap();

@@ -651,6 +651,35 @@ impl Engine {
                 return Ok(true);
             }
         }
+        if path == Path::Ring
+            && len <= DIRECT_RING_MAX
+            && link.outgoing.is_empty()
+            && link.wrote_owed.is_none()
+        {
+            // A medium message that fits the ring now: payload, then envelope, no queueing. The
+            // receiver then finds it whole as soon as it sees the envelope (`recv_direct`).
+            // SAFETY: the caller guarantees the range is readable now.
+            let data = unsafe { std::slice::from_raw_parts(ptr, len) };
+            if link
+                .tx_mb
+                .has_room(header.message_words())
+                .map_err(|e| Error::protocol(dest, e))?
+                && link
+                    .tx_ring
+                    .write_all(data)
+                    .map_err(|e| Error::protocol(dest, e))?
+            {
+                // Room was checked, so the envelope goes in.
+                let pushed = link.push_envelope(&header, &[], None)?;
+                debug_assert!(
+                    pushed,
+                    "mailbox room checked before the payload was written"
+                );
+                link.flush();
+                self.wake(dest);
+                return Ok(true);
+            }
+        }
         let op = Outgoing {
             req,
             header,
@@ -1223,15 +1252,24 @@ impl Engine {
             return Ok(false);
         };
         let mut moved = false;
-        while let Some(stream) = link.streams.front_mut() {
+        while !link.streams.is_empty() {
+            // A stream behind this one already bound to a posted receive waits for it.
+            let wanted_behind = link
+                .streams
+                .iter()
+                .skip(1)
+                .any(|s| matches!(s.target, Target::Posted { .. }));
+            let stream = link.streams.front_mut().expect("not empty");
             if matches!(stream.target, Target::Unexpected { .. })
                 && !self.matcher.bind(&mut stream.target)
                 && !self.drain_all
                 && !self.matcher.wants_from(src)
+                && !wanted_behind
             {
-                // Nobody wants this payload yet, nor anything behind it from this rank: leave it
-                // in the ring. The receive that later matches it takes it straight from the ring
-                // (no heap buffer, no second copy), and the full ring holds the sender back.
+                // Nobody wants this payload yet, nor anything behind it from this rank (a posted
+                // receive, or a stream already bound to one): leave it in the ring. The receive
+                // that later matches it takes it straight from the ring (no heap buffer, no
+                // second copy), and the full ring holds the sender back.
                 break;
             }
             // A RENDEZVOUS into a receive buffer that is pool memory too: let the sender copy the
