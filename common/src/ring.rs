@@ -613,6 +613,12 @@ impl<S: Borrow<Shm>> WordConsumer<S> {
         self.core.reg.cap as usize
     }
 
+    /// Words taken since the mailbox was made (modulo 2^64): tells whether anything was read
+    /// between two looks.
+    pub fn consumed(&self) -> u64 {
+        self.core.st.tail
+    }
+
     /// Words popped but not yet released.
     pub fn unreleased(&self) -> usize {
         self.core.st.tail.wrapping_sub(self.core.st.released) as usize
@@ -997,6 +1003,11 @@ impl<S: Borrow<Shm>> ByteConsumer<S> {
     /// Capacity in bytes.
     pub fn capacity(&self) -> usize {
         self.core.reg.cap as usize
+    }
+
+    /// Bytes taken since the ring was made (modulo 2^64).
+    pub fn consumed(&self) -> u64 {
+        self.core.st.tail
     }
 
     /// Bytes copied out between two releases of the consumer index.

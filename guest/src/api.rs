@@ -465,7 +465,7 @@ impl World {
         let mut e = self.engine.borrow_mut();
         e.progress()?;
         Ok(match p {
-            Pending::Send { id, dest } => e.send_done(id, dest) || e.is_dead(dest),
+            Pending::Send { id, dest } => e.send_done(id, dest) || e.unreachable(dest),
             Pending::Recv { t, source } => {
                 e.matcher.is_done(t) || source.is_some_and(|s| e.is_dead(s))
             }
@@ -742,7 +742,7 @@ impl<'env> Scope<'env> {
             let mut e = self.world.engine.borrow_mut();
             e.progress()?;
             match r.0 {
-                Pending::Send { id, dest } => e.send_done(id, dest) || e.is_dead(dest),
+                Pending::Send { id, dest } => e.send_done(id, dest) || e.unreachable(dest),
                 Pending::Recv { t, source } => {
                     e.matcher.is_done(t) || source.is_some_and(|s| e.is_dead(s))
                 }

@@ -156,6 +156,11 @@ struct Link {
     // The rank called Finalize; and, since the last liveness check, everything it sent was read.
     finished: bool,
     drained: bool,
+    // The rank is dead and nothing more was read from it between the last two liveness checks:
+    // whatever is left (a message it died writing) will never be whole. And where reading from
+    // it stood at the last check (mailbox words, ring bytes).
+    stalled: bool,
+    rx_mark: (u64, u64),
     // RENDEZVOUS bookkeeping: FINs owed to this rank (payloads read, answer not pushed yet), the
     // id of the next FIN we send, and of the next FIN we expect for our own RENDEZVOUS sends.
     fin_owed: u32,
@@ -583,6 +588,8 @@ impl Engine {
                 batched: 0,
                 finished: false,
                 drained: false,
+                stalled: false,
+                rx_mark: (0, 0),
                 fin_owed: 0,
                 fin_next: 0,
                 fin_expect: 0,
@@ -750,7 +757,7 @@ impl Engine {
     /// timeout) the engine stops referencing the buffer before returning (see
     /// [`Engine::release_send`]), so the caller may free it.
     pub(crate) fn wait_send(&mut self, req: u64, dest: u32) -> Result<()> {
-        let r = self.wait_until(|e| Ok(e.send_done(req, dest)), |e| e.gone(dest));
+        let r = self.wait_until(|e| Ok(e.send_done(req, dest)), |e| e.send_gone(dest));
         if r.is_err() {
             self.release_send(req, dest);
         }
@@ -1404,17 +1411,17 @@ impl Engine {
         // sleep cost time and let a scribbled header switch liveness checks off altogether.
         let header = PoolHeader::attach_trusted(self.dev.shm(), self.info.geometry.max_peers);
         for link in self.links.iter_mut().flatten() {
-            if link.dead {
-                continue;
-            }
-            match header.peer(link.peer.into()) {
-                Some((PeerState::Alive, g)) if g == link.generation => {}
-                _ => {
-                    tracing::warn!(rank = link.rank, peer = link.peer, "peer died");
-                    link.dead = true;
+            let was_dead = link.dead;
+            if !link.dead {
+                match header.peer(link.peer.into()) {
+                    Some((PeerState::Alive, g)) if g == link.generation => {}
+                    _ => {
+                        tracing::warn!(rank = link.rank, peer = link.peer, "peer died");
+                        link.dead = true;
+                    }
                 }
             }
-            if !link.finished {
+            if !link.finished && !link.dead {
                 let state = self
                     .layout
                     .rank_slot(link.rank)
@@ -1422,18 +1429,37 @@ impl Engine {
                     .map_or(0, |w| w.load(Ordering::Acquire));
                 link.finished = state == rank_state::FINALIZED;
             }
-            // A finished rank is gone for us once everything it sent has been read.
-            link.drained = link.finished
+            // A finished or dead rank is gone for receives once everything it sent has been read
+            // (what it wrote before dying stays in the pool, readable). A dead rank may have left
+            // a message half written: once a whole liveness period (with progress passes in it)
+            // reads nothing more from it, nothing more will come.
+            link.drained = (link.finished || link.dead)
                 && link.streams.is_empty()
                 && matches!(link.rx, Rx::Idle)
                 && link.rx_mb.peek().is_ok_and(|w| w.is_none());
+            let mark = (link.rx_mb.consumed(), link.rx_ring.consumed());
+            link.stalled = was_dead && mark == link.rx_mark;
+            link.rx_mark = mark;
         }
     }
 
-    /// Why nothing more can be exchanged with rank `r`, if so: it died, or it called Finalize and
-    /// everything it sent has been read (then neither can a send to it complete, nor can a
-    /// receive from it be satisfied).
+    /// Why a receive from rank `r` can no longer be satisfied, if so: nothing more from it can
+    /// arrive. It called Finalize or died, and everything it sent has been read (or, if it died,
+    /// nothing more was readable for a whole liveness period: see `check_liveness`).
     pub(crate) fn gone(&self, r: u32) -> Option<Error> {
+        let l = self.links.get(r as usize).and_then(Option::as_ref)?;
+        if !(l.drained || l.dead && l.stalled) {
+            None
+        } else if l.dead {
+            Some(Error::PeerDead(r))
+        } else {
+            Some(Error::PeerFinalized(r))
+        }
+    }
+
+    /// Why a send to rank `r` can no longer complete, if so: it died, or it called Finalize and
+    /// everything it sent has been read.
+    pub(crate) fn send_gone(&self, r: u32) -> Option<Error> {
         let l = self.links.get(r as usize).and_then(Option::as_ref)?;
         if l.dead {
             Some(Error::PeerDead(r))
@@ -1457,9 +1483,14 @@ impl Engine {
         }
     }
 
-    /// True if nothing more can be exchanged with rank `r` (see [`Engine::gone`]).
+    /// True if nothing more can be received from rank `r` (see [`Engine::gone`]).
     pub(crate) fn is_dead(&self, r: u32) -> bool {
         self.gone(r).is_some()
+    }
+
+    /// True if no send to rank `r` can complete any more (see [`Engine::send_gone`]).
+    pub(crate) fn unreachable(&self, r: u32) -> bool {
+        self.send_gone(r).is_some()
     }
 
     /// Drives progress until `done` says so, sleeping on the doorbell when idle. `stuck` is

@@ -410,7 +410,9 @@ fn medium_receives_straight_from_the_ring_keep_mpi_order() {
             let mut recv = |i: usize, room: usize| {
                 let (tag, len) = msgs[i];
                 let mut buf = vec![0u8; room];
-                let st = w.recv(&mut buf, Some(0), Some(tag)).unwrap();
+                let st = w
+                    .recv(&mut buf, Some(0), Some(tag))
+                    .unwrap_or_else(|e| panic!("message {i}: {e:?}"));
                 assert_eq!((st.tag, st.bytes), (tag, len), "message {i}");
                 buf.truncate(len);
                 got[i] = buf;
@@ -439,6 +441,44 @@ fn medium_receives_straight_from_the_ring_keep_mpi_order() {
                 other => panic!("expected a truncation, got {other:?}"),
             }
             assert!(short[..] == pattern(1000, 99)[..999]);
+        }
+    });
+}
+
+#[test]
+fn what_a_rank_sent_before_leaving_is_still_received() {
+    // Rank 0 sends (inline, medium and streamed ring messages) and leaves the pool at once. Rank
+    // 1 first waits for rank 2, long enough for its liveness checks to find rank 0 gone, then
+    // receives from rank 0: everything it sent arrives, and only then does a receive from it fail.
+    let sizes = [8, 3000, 16 << 10, 100 << 10, 50];
+    job("leaver", 3, 256 << 10, |w| match w.rank() {
+        0 => {
+            for (i, &len) in sizes.iter().enumerate() {
+                w.send(&pattern(len, i as u64), 1, i as i32).unwrap();
+            }
+        }
+        2 => {
+            std::thread::sleep(Duration::from_millis(200));
+            w.send(&[2u8], 1, 7).unwrap();
+        }
+        _ => {
+            let mut one = [0u8; 1];
+            w.recv(&mut one, Some(2), Some(7)).unwrap();
+            // Message 3 first: message 2 is read into the unexpected queue on the way.
+            for i in [0, 1, 3, 2, 4] {
+                let len = sizes[i];
+                let mut buf = vec![0u8; len];
+                let st = w
+                    .recv(&mut buf, Some(0), Some(i as i32))
+                    .unwrap_or_else(|e| panic!("message {i}: {e:?}"));
+                assert_eq!(st.bytes, len);
+                assert!(buf == pattern(len, i as u64), "message {i} corrupted");
+            }
+            let mut more = [0u8; 8];
+            match w.recv(&mut more, Some(0), None) {
+                Err(Error::PeerDead(0) | Error::PeerFinalized(0)) => {}
+                other => panic!("expected the sender to be gone, got {other:?}"),
+            }
         }
     });
 }
