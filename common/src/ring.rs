@@ -672,31 +672,6 @@ impl<S: Borrow<Shm>> WordConsumer<S> {
         Ok(w)
     }
 
-    /// Takes up to `dst.len()` words at once (until the first empty slot), like that many
-    /// [`pop`](Self::pop)s. Returns how many were taken.
-    #[inline]
-    pub fn pop_into(&mut self, dst: &mut [u64]) -> Result<usize, RingError> {
-        let cap = self.core.reg.cap;
-        let want = (dst.len() as u64).min(cap) as usize;
-        if want == 0 {
-            return Ok(0);
-        }
-        // As in `load`: slots that would wrap onto popped-but-unreleased ones go back first.
-        if self.unreleased() + want > cap as usize {
-            self.release();
-        }
-        let slots = slots(self.shm.borrow(), &self.core.reg)?;
-        let tail = self.core.st.tail;
-        let r = Runs::new(&self.core.reg, tail, want);
-        let (a, b) = dst[..want].split_at_mut(r.split);
-        let mut n = take_fresh(&slots[r.first..r.first + r.split], a, r.lap);
-        if n == r.split && !b.is_empty() {
-            n += take_fresh(&slots[..b.len()], b, r.wrapped_lap);
-        }
-        self.core.st.tail = tail.wrapping_add(n as u64);
-        Ok(n)
-    }
-
     /// Takes the next `dst.len()` words if all of them are there, else none (`Ok(false)`): a
     /// whole message in one pass. The last word is looked at first; the producer writes in order,
     /// so once it is there the others are too, and they are copied without a branch per word.
@@ -790,21 +765,6 @@ fn put_words(slots: &[AtomicU64], words: &[u64], lap: u64) {
         // seeing the last word of a message means the whole message is there.
         s.store(w | lap, Ordering::Release);
     }
-}
-
-/// Copies words of lap `lap` from `slots` into `dst` (of the same length), lap bit cleared, until
-/// the first slot that is empty or of another lap. Returns how many it copied.
-#[inline]
-fn take_fresh(slots: &[AtomicU64], dst: &mut [u64], lap: u64) -> usize {
-    for (i, (s, d)) in slots.iter().zip(dst.iter_mut()).enumerate() {
-        // Acquire: as in `WordConsumer::load`.
-        let w = s.load(Ordering::Acquire);
-        if !fresh(w, lap) {
-            return i;
-        }
-        *d = w & !LAP_BIT;
-    }
-    dst.len().min(slots.len())
 }
 
 /// Copies `slots` into `dst` (of the same length), lap bit cleared, without a branch per word.
