@@ -1259,19 +1259,16 @@ impl Engine {
             return Ok(false);
         };
         let mut moved = false;
-        while !link.streams.is_empty() {
-            // A stream behind this one already bound to a posted receive waits for it.
-            let wanted_behind = link
-                .streams
-                .iter()
-                .skip(1)
-                .any(|s| matches!(s.target, Target::Posted { .. }));
-            let stream = link.streams.front_mut().expect("not empty");
+        while let Some(stream) = link.streams.front_mut() {
             if matches!(stream.target, Target::Unexpected { .. })
                 && !self.matcher.bind(&mut stream.target)
                 && !self.drain_all
                 && !self.matcher.wants_from(src)
-                && !wanted_behind
+                && !link
+                    .streams
+                    .iter()
+                    .skip(1)
+                    .any(|s| matches!(s.target, Target::Posted { .. }))
             {
                 // Nobody wants this payload yet, nor anything behind it from this rank (a posted
                 // receive, or a stream already bound to one): leave it in the ring. The receive
@@ -1279,6 +1276,7 @@ impl Engine {
                 // second copy), and the full ring holds the sender back.
                 break;
             }
+            let stream = link.streams.front_mut().expect("front exists");
             // A RENDEZVOUS into a receive buffer that is pool memory too: let the sender copy the
             // first part of the payload into it while we copy the rest (SHARE / WROTE).
             let share_into = match stream.target {
@@ -1448,13 +1446,9 @@ impl Engine {
     /// nothing more was readable for a whole liveness period: see `check_liveness`).
     pub(crate) fn gone(&self, r: u32) -> Option<Error> {
         let l = self.links.get(r as usize).and_then(Option::as_ref)?;
-        if !(l.drained || l.dead && l.stalled) {
-            None
-        } else if l.dead {
-            Some(Error::PeerDead(r))
-        } else {
-            Some(Error::PeerFinalized(r))
-        }
+        // Then it is dead or drained, and `send_gone` names which.
+        let over = l.drained || l.dead && l.stalled;
+        self.send_gone(r).filter(|_| over)
     }
 
     /// Why a send to rank `r` can no longer complete, if so: it died, or it called Finalize and
