@@ -738,18 +738,7 @@ impl<'env> Scope<'env> {
         if !self.pending.borrow().contains(&r.0) {
             return Err(Error::Request);
         }
-        let done = {
-            let mut e = self.world.engine.borrow_mut();
-            e.progress()?;
-            match r.0 {
-                Pending::Send { id, dest } => e.send_done(id, dest) || e.unreachable(dest),
-                Pending::Recv { t, source } => {
-                    e.matcher.is_done(t) || source.is_some_and(|s| e.is_dead(s))
-                }
-                Pending::Received { .. } | Pending::Sent { .. } => true,
-            }
-        };
-        if done {
+        if self.world.ready(r.0)? {
             self.finish(r.0).map(Some)
         } else {
             Ok(None)
