@@ -49,6 +49,15 @@
 //!   tag: the MPI tag, a non-negative i32 (bits 8..=39 read as a u32 are the tag; bit 39 is its
 //!        sign and must be 0)
 //!
+//! ENVELOPE (0x1) of an INLINE message (path 0): the short-length field holds the length and the
+//! payload's first two bytes
+//!   63      56 55      48 47      40 39 38                       8  7  6  5 4  3  0
+//!  +----------+----------+----------+--+--------------------------+--+--+----+-----+
+//!  | byte 1   | byte 0   | length   | 0| tag (31 bits)            | 0| 0| 0  | 0x1 |
+//!  +----------+----------+----------+--+--------------------------+--+--+----+-----+
+//!   length: 0..=255 (L must be 0); payload bytes 0 and 1 ride in the envelope, bytes 2.. follow
+//!   as DATA words; byte fields at and beyond the length must be 0
+//!
 //! LENGTH (0x2)
 //!   63            40 39                          8  7   4  3  0
 //!  +----------------+-----------------------------+------+-----+
@@ -64,7 +73,8 @@
 //!  +----------------------------------------------+------+-----+
 //!   count: payload bytes in this word, 1..=7; byte i of the chunk is byte i+1 of the word
 //!   bytes at and beyond count must be 0
-//!   a payload of n bytes is ceil(n / 7) DATA words, all full (count 7) except the last
+//!   an INLINE payload of n bytes is its envelope plus ceil((n - 2) / 7) DATA words (none for
+//!   n <= 2), all full (count 7) except the last
 //!
 //! CREDIT (0x4)
 //!   63            40 39                          8  7   4  3  0
@@ -132,10 +142,13 @@
 //!
 //! * **Kind 0 is invalid** so that a zeroed slot (fresh pool, or a slot a buggy peer never wrote)
 //!   cannot be mistaken for a message.
-//! * **Short messages stay compact.** The envelope holds tag and a 24-bit length in one word, so an
-//!   8-byte message costs 3 words (envelope + 2 DATA words, 7 + 1 bytes). Only messages of 16 MiB or
-//!   more pay for a LENGTH word, which is noise next to copying 16 MiB. Lengths up to 2^31 bytes are
-//!   expressible (MPI counts are `int`).
+//! * **Short messages stay compact.** The envelope holds tag and a 24-bit length in one word. An
+//!   INLINE length needs only 8 of those bits, so the other 16 carry the first two payload bytes:
+//!   a message of up to 2 bytes is a single word, an 8-byte one costs 2 words (envelope with 2
+//!   bytes + one DATA word with 6) and a 64-byte one 10. Every word keeps its kind nibble and bit 7
+//!   clear (the lap bit), so a DATA word cannot carry more than 7 bytes and a count. Only messages
+//!   of 16 MiB or more pay for a LENGTH word, which is noise next to copying 16 MiB. Lengths up to
+//!   2^31 bytes are expressible (MPI counts are `int`).
 //! * **Three paths.** INLINE suits payloads that fit the mailbox; RING streams through the data
 //!   ring as soon as it is sent (eager, two copies, the receiver may have to buffer it if
 //!   unmatched); RENDEZVOUS, for large sends from pool memory (`SNOO_MPI_Alloc_mem`), leaves the
@@ -199,6 +212,10 @@ pub const MAX_LEN: u32 = 1 << 31;
 pub const MAX_TAG: u32 = i32::MAX as u32;
 /// Payload bytes carried by one DATA word.
 pub const DATA_BYTES: usize = 7;
+/// INLINE messages are shorter than this: their envelope has 8 bits of length.
+pub const INLINE_LEN_LIMIT: u32 = 1 << 8;
+/// Payload bytes an INLINE envelope carries (the first ones).
+pub const HEAD_BYTES: usize = 2;
 /// Largest BARRIER generation (48 bits).
 pub const MAX_BARRIER_GENERATION: u64 = (1 << 48) - 1;
 
@@ -207,6 +224,7 @@ const ENV_PATH_SHIFT: u32 = 4;
 const ENV_LONG_BIT: u64 = 1 << 6;
 const ENV_TAG_SHIFT: u32 = 8;
 const ENV_LEN_SHIFT: u32 = 40;
+const ENV_HEAD_SHIFT: u32 = 48; // INLINE envelopes: payload bytes 0 and 1
 const U32_SHIFT: u32 = 8; // LENGTH, CREDIT amount, FIN id
 const OFFSET_SHIFT: u32 = 8; // BUFFER and SHARE offset
 /// Largest pool offset a BUFFER or SHARE word can carry.
@@ -245,6 +263,12 @@ pub enum WordError {
     /// A length above 2^31.
     #[error("length {0} exceeds the maximum of 2^31 bytes")]
     LengthOutOfRange(u64),
+    /// An INLINE message of 256 bytes or more (its envelope has 8 bits of length).
+    #[error("an INLINE message of {0} bytes: INLINE lengths are below 256")]
+    InlineTooLong(u64),
+    /// DATA words that do not add up to the length their envelope announced.
+    #[error("DATA words do not add up to the {announced} bytes their envelope announced")]
+    LengthMismatch { announced: usize },
     /// A valid word of the wrong kind at this point of a message.
     #[error("expected a {expected} word, got {word:#018x}")]
     UnexpectedKind { expected: &'static str, word: u64 },
@@ -347,8 +371,15 @@ const OP_ABORT: u64 = 3;
 /// [`Word::try_encode`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Word {
-    /// Starts a message. `tag` is at most [`MAX_TAG`].
-    Envelope { tag: u32, path: Path, len: EnvLen },
+    /// Starts a message. `tag` is at most [`MAX_TAG`]. `head` holds the first payload bytes of
+    /// an INLINE message (its length is then below [`INLINE_LEN_LIMIT`], and bytes at and past
+    /// the length are 0); it is all 0 for the other paths.
+    Envelope {
+        tag: u32,
+        path: Path,
+        len: EnvLen,
+        head: [u8; HEAD_BYTES],
+    },
     /// The length of a long envelope, at most [`MAX_LEN`].
     Length { len: u32 },
     /// `count` (1..=7) payload bytes in `bytes[..count]`; the rest are zero.
@@ -412,7 +443,12 @@ impl Word {
     /// Checks that every field is within its range.
     pub fn validate(&self) -> Result<(), WordError> {
         match *self {
-            Word::Envelope { tag, len, .. } => {
+            Word::Envelope {
+                tag,
+                path,
+                len,
+                head,
+            } => {
                 if tag > MAX_TAG {
                     return Err(WordError::TagOutOfRange(tag.into()));
                 }
@@ -423,6 +459,22 @@ impl Word {
                             what: "short length of 2^24 or more",
                         });
                     }
+                }
+                let used = match (path, len) {
+                    (Path::Inline, EnvLen::Short(n)) if n < INLINE_LEN_LIMIT => n as usize,
+                    (Path::Inline, EnvLen::Short(n)) => {
+                        return Err(WordError::InlineTooLong(n.into()))
+                    }
+                    (Path::Inline, EnvLen::Long) => {
+                        return Err(WordError::InlineTooLong(SHORT_LEN_LIMIT.into()))
+                    }
+                    _ => 0,
+                };
+                if head[used.min(HEAD_BYTES)..].iter().any(|&b| b != 0) {
+                    return Err(WordError::NonCanonical {
+                        word: 0,
+                        what: "envelope byte past the payload",
+                    });
                 }
                 Ok(())
             }
@@ -468,7 +520,12 @@ impl Word {
         debug_assert_eq!(self.validate(), Ok(()), "encoding an invalid word {self:?}");
         let k = u64::from(self.kind());
         match *self {
-            Word::Envelope { tag, path, len } => {
+            Word::Envelope {
+                tag,
+                path,
+                len,
+                head,
+            } => {
                 let (long, short) = match len {
                     EnvLen::Short(n) => (0, u64::from(n) & 0xFF_FFFF),
                     EnvLen::Long => (ENV_LONG_BIT, 0),
@@ -477,6 +534,7 @@ impl Word {
                     | long
                     | u64::from(tag & MAX_TAG) << ENV_TAG_SHIFT
                     | short << ENV_LEN_SHIFT
+                    | u64::from(u16::from_le_bytes(head)) << ENV_HEAD_SHIFT
             }
             Word::Length { len } => k | u64::from(len) << U32_SHIFT,
             Word::Data { count, bytes } => {
@@ -524,7 +582,24 @@ impl Word {
                 let raw_path = (word >> ENV_PATH_SHIFT) & 0x3;
                 let path = Path::from_raw(raw_path).ok_or(bad(word, "path", raw_path))?;
                 let tag = ((word >> ENV_TAG_SHIFT) as u32) & MAX_TAG;
-                let short = (word >> ENV_LEN_SHIFT) as u32;
+                let mut short = (word >> ENV_LEN_SHIFT) as u32;
+                let mut head = [0; HEAD_BYTES];
+                if path == Path::Inline {
+                    if word & ENV_LONG_BIT != 0 {
+                        return Err(bad(word, "long flag of an INLINE envelope", 1));
+                    }
+                    head = ((word >> ENV_HEAD_SHIFT) as u16).to_le_bytes();
+                    short &= INLINE_LEN_LIMIT - 1;
+                    if head[(short as usize).min(HEAD_BYTES)..]
+                        .iter()
+                        .any(|&b| b != 0)
+                    {
+                        return Err(WordError::NonCanonical {
+                            word,
+                            what: "envelope byte past the payload",
+                        });
+                    }
+                }
                 let len = if word & ENV_LONG_BIT != 0 {
                     if short != 0 {
                         return Err(bad(word, "short length of a long envelope", short.into()));
@@ -533,7 +608,12 @@ impl Word {
                 } else {
                     EnvLen::Short(short)
                 };
-                Ok(Word::Envelope { tag, path, len })
+                Ok(Word::Envelope {
+                    tag,
+                    path,
+                    len,
+                    head,
+                })
             }
             kind::LENGTH => {
                 reserved(U32_FIELD_BITS | kind::MASK)?;
@@ -677,6 +757,9 @@ impl Header {
             .ok()
             .filter(|&l| l <= MAX_LEN)
             .ok_or(WordError::LengthOutOfRange(len as u64))?;
+        if path == Path::Inline && len >= INLINE_LEN_LIMIT {
+            return Err(WordError::InlineTooLong(len.into()));
+        }
         Ok(Header { tag, path, len })
     }
 
@@ -702,16 +785,22 @@ impl Header {
         self.word_count() + data
     }
 
-    /// Emits the header's words (ENVELOPE, then LENGTH if needed).
+    /// Emits the header's words (ENVELOPE, then LENGTH if needed) of a RING or RENDEZVOUS
+    /// message. An INLINE message's envelope carries payload bytes: [`pack_inline`] writes it.
     #[inline]
     pub fn encode(&self, emit: &mut impl FnMut(u64)) {
         debug_assert!(self.tag <= MAX_TAG && self.len <= MAX_LEN);
+        debug_assert!(
+            self.path != Path::Inline || self.len == 0,
+            "INLINE envelopes come from pack_inline"
+        );
         if self.len < SHORT_LEN_LIMIT {
             emit(
                 Word::Envelope {
                     tag: self.tag,
                     path: self.path,
                     len: EnvLen::Short(self.len),
+                    head: [0; HEAD_BYTES],
                 }
                 .encode(),
             );
@@ -721,6 +810,7 @@ impl Header {
                     tag: self.tag,
                     path: self.path,
                     len: EnvLen::Long,
+                    head: [0; HEAD_BYTES],
                 }
                 .encode(),
             );
@@ -735,11 +825,24 @@ impl Header {
         // set and a valid path. Anything else, errors included, takes the general decoder.
         const SHORT: u64 = kind::MASK | ENV_LONG_BIT | !ENVELOPE_BITS;
         if word & SHORT == u64::from(kind::ENVELOPE) {
-            if let Some(path) = Path::from_raw((word >> ENV_PATH_SHIFT) & 0x3) {
+            let tag = ((word >> ENV_TAG_SHIFT) as u32) & MAX_TAG;
+            let field = word >> ENV_LEN_SHIFT;
+            let raw_path = (word >> ENV_PATH_SHIFT) & 0x3;
+            if raw_path == 0 {
+                // INLINE: 8 bits of length; the head bytes past it must be 0.
+                let len = field & u64::from(INLINE_LEN_LIMIT - 1);
+                if len >= HEAD_BYTES as u64 || word >> (ENV_HEAD_SHIFT + 8 * len as u32) == 0 {
+                    return Ok(HeaderStart::Complete(Header {
+                        tag,
+                        path: Path::Inline,
+                        len: len as u32,
+                    }));
+                }
+            } else if let Some(path) = Path::from_raw(raw_path) {
                 return Ok(HeaderStart::Complete(Header {
-                    tag: ((word >> ENV_TAG_SHIFT) as u32) & MAX_TAG,
+                    tag,
                     path,
-                    len: (word >> ENV_LEN_SHIFT) as u32,
+                    len: field as u32,
                 }));
             }
         }
@@ -748,11 +851,13 @@ impl Header {
                 tag,
                 path,
                 len: EnvLen::Short(len),
+                ..
             } => Ok(HeaderStart::Complete(Header { tag, path, len })),
             Word::Envelope {
                 tag,
                 path,
                 len: EnvLen::Long,
+                ..
             } => Ok(HeaderStart::NeedsLength(PendingHeader { tag, path })),
             _ => Err(WordError::UnexpectedKind {
                 expected: "ENVELOPE",
@@ -762,9 +867,9 @@ impl Header {
     }
 }
 
-/// DATA words needed for a payload of `len` bytes.
+/// DATA words after the envelope of an INLINE message of `len` bytes.
 pub const fn data_words_for(len: usize) -> usize {
-    len.div_ceil(DATA_BYTES)
+    len.saturating_sub(HEAD_BYTES).div_ceil(DATA_BYTES)
 }
 
 /// The DATA word carrying the low `count` bytes of `bytes` (little-endian).
@@ -773,15 +878,28 @@ fn data_word_from(bytes: u64, count: usize) -> u64 {
     u64::from(kind::DATA | (count as u8) << NIBBLE_SHIFT) | bytes << 8
 }
 
-/// Writes `payload` as its [`data_words_for`]`(payload.len())` DATA words to the start of `out`:
-/// full 7-byte words, then a shorter last word if the length is not a multiple of 7. Returns how
-/// many it wrote (0 for an empty payload), or `None`, writing nothing, if `out` is too short.
+/// Writes a whole INLINE message with MPI tag `tag` to the start of `out`: its ENVELOPE (with
+/// the first [`HEAD_BYTES`] payload bytes), then the rest of `payload` as
+/// [`data_words_for`]`(payload.len())` DATA words, full 7-byte words and a shorter last one if
+/// need be. Returns how many words it wrote, or `None`, writing nothing, if `out` is too short,
+/// the payload is [`INLINE_LEN_LIMIT`] bytes or longer, or the tag is above [`MAX_TAG`].
 #[inline]
-pub fn pack_inline(payload: &[u8], out: &mut [u64]) -> Option<usize> {
-    let n = data_words_for(payload.len());
-    let (last, full) = match out.get_mut(..n)?.split_last_mut() {
+pub fn pack_inline(tag: u32, payload: &[u8], out: &mut [u64]) -> Option<usize> {
+    let len = payload.len();
+    if len >= INLINE_LEN_LIMIT as usize || tag > MAX_TAG {
+        return None;
+    }
+    let n = data_words_for(len);
+    let (envelope, data) = out.get_mut(..n + 1)?.split_first_mut()?;
+    let (head, payload) = payload.split_at(len.min(HEAD_BYTES));
+    // The encoding of Word::Envelope for path INLINE (0), built directly: every field is in range.
+    *envelope = u64::from(kind::ENVELOPE)
+        | u64::from(tag) << ENV_TAG_SHIFT
+        | (len as u64) << ENV_LEN_SHIFT
+        | load_le(head) << ENV_HEAD_SHIFT;
+    let (last, full) = match data.split_last_mut() {
         Some(split) => split,
-        None => return Some(0),
+        None => return Some(1),
     };
     // Every full word has an 8th byte after its 7 (the last word has at least one): one
     // unaligned 8-byte load each, the 8th byte shifted out. (Assembling words byte by byte
@@ -792,10 +910,10 @@ pub fn pack_inline(payload: &[u8], out: &mut [u64]) -> Option<usize> {
     }
     let tail = &payload[full.len() * DATA_BYTES..];
     *last = data_word_from(load_le(tail), tail.len());
-    Some(n)
+    Some(n + 1)
 }
 
-/// The 1 to 8 bytes of `b` as a little-endian integer, with two possibly overlapping loads
+/// The 0 to 8 bytes of `b` as a little-endian integer, with two possibly overlapping loads
 /// instead of a byte loop or a `memcpy` call (the counterpart of [`store_short`]).
 #[inline]
 fn load_le(b: &[u8]) -> u64 {
@@ -829,13 +947,57 @@ fn unpack_data(word: u64) -> Result<(usize, [u8; 8]), WordError> {
     }
 }
 
-/// Unpacks a sequence of DATA words into `dst` and returns the number of payload bytes.
-///
-/// Every word must be a valid DATA word, all but the last full (7 bytes) as [`pack_inline`]
-/// produces them, and the payload must fit in `dst`. Bytes of `dst` past the payload are left
-/// untouched; on error, `dst` may have been partly written.
+/// The length and head bytes (little-endian) of an INLINE envelope, validated as
+/// [`Word::decode`] does, without building a [`Word`] in the common case.
 #[inline]
-pub fn unpack(words: &[u64], dst: &mut [u8]) -> Result<usize, WordError> {
+fn inline_head(envelope: u64) -> Result<(usize, u64), WordError> {
+    if let Ok(HeaderStart::Complete(Header {
+        path: Path::Inline,
+        len,
+        ..
+    })) = Header::start(envelope)
+    {
+        return Ok((len as usize, envelope >> ENV_HEAD_SHIFT));
+    }
+    match Word::decode(envelope)? {
+        Word::Envelope {
+            path: Path::Inline, ..
+        } => unreachable!("Header::start accepts every valid INLINE envelope"),
+        _ => Err(WordError::UnexpectedKind {
+            expected: "INLINE ENVELOPE",
+            word: envelope,
+        }),
+    }
+}
+
+/// Unpacks an INLINE message, its `envelope` and the DATA words that followed it, into `dst`;
+/// returns the payload length (the envelope's).
+///
+/// The envelope must be a valid INLINE envelope, the words valid DATA words, all but the last
+/// full (7 bytes) as [`pack_inline`] produces them, that add up to the envelope's length, and the
+/// payload must fit in `dst`. Bytes of `dst` past the payload are left untouched; on error, `dst`
+/// may have been partly written.
+#[inline]
+pub fn unpack(envelope: u64, words: &[u64], dst: &mut [u8]) -> Result<usize, WordError> {
+    let capacity = dst.len();
+    let (len, head) = inline_head(envelope)?;
+    if len > capacity {
+        return Err(WordError::Overflow { capacity });
+    }
+    let (first, rest) = dst[..len].split_at_mut(len.min(HEAD_BYTES));
+    store_short(first, head);
+    let mismatch = WordError::LengthMismatch { announced: len };
+    match unpack_data_words(words, rest) {
+        Ok(n) if n == rest.len() => Ok(len),
+        Ok(_) | Err(WordError::Overflow { .. }) => Err(mismatch),
+        Err(e) => Err(e),
+    }
+}
+
+/// The DATA-word half of [`unpack`]: writes the words' bytes to the start of `dst` and returns
+/// how many there were.
+#[inline]
+fn unpack_data_words(words: &[u64], dst: &mut [u8]) -> Result<usize, WordError> {
     let capacity = dst.len();
     // A full DATA word's low byte: kind DATA, count 7 (and no reserved bits there).
     const FULL: u8 = kind::DATA | (DATA_BYTES as u8) << NIBBLE_SHIFT;
@@ -911,86 +1073,38 @@ fn store_short(out: &mut [u8], bytes: u64) {
     }
 }
 
-/// Reassembles an INLINE payload of known length from DATA words taken one at a time from a
-/// mailbox.
-///
-/// Each word must carry exactly the bytes the length calls for (7, or the remainder for the last
-/// word). Bytes beyond `dst.len()` are checked but dropped, so a receive buffer shorter than the
-/// message (an MPI truncation, which the caller reports) still consumes the whole message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct InlineUnpacker {
-    len: usize,
-    pos: usize,
-}
-
-impl InlineUnpacker {
-    /// Expects a payload of `len` bytes.
-    pub fn new(len: usize) -> Self {
-        InlineUnpacker { len, pos: 0 }
-    }
-
-    /// Payload bytes received so far.
-    pub fn received(&self) -> usize {
-        self.pos
-    }
-
-    /// True once the whole payload has been received.
-    pub fn is_done(&self) -> bool {
-        self.pos == self.len
-    }
-
-    /// DATA words still expected.
-    pub fn words_left(&self) -> usize {
-        data_words_for(self.len - self.pos)
-    }
-
-    /// Takes the next DATA word, copying its bytes into `dst` at the current position (bytes past
-    /// `dst.len()` are dropped). Returns true when the payload is complete. Words after completion
-    /// are rejected.
-    pub fn feed(&mut self, word: u64, dst: &mut [u8]) -> Result<bool, WordError> {
-        let (count, raw) = unpack_data(word)?;
-        let want = (self.len - self.pos).min(DATA_BYTES);
-        if want == 0 {
-            return Err(WordError::UnexpectedKind {
-                expected: "no more DATA (payload complete)",
-                word,
-            });
-        }
-        if count != want {
-            return Err(WordError::NonCanonical {
-                word,
-                what: "DATA count that does not match the remaining length",
-            });
-        }
-        if self.pos < dst.len() {
-            let n = count.min(dst.len() - self.pos);
-            dst[self.pos..self.pos + n].copy_from_slice(&raw[1..1 + n]);
-        }
-        self.pos += count;
-        Ok(self.is_done())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn path() -> impl Strategy<Value = Path> {
-        prop_oneof![Just(Path::Inline), Just(Path::Ring), Just(Path::Rendezvous)]
-    }
-
     fn word() -> impl Strategy<Value = Word> {
         prop_oneof![
             (
                 0..=MAX_TAG,
-                path(),
+                prop_oneof![Just(Path::Ring), Just(Path::Rendezvous)],
                 prop_oneof![
                     (0..SHORT_LEN_LIMIT).prop_map(EnvLen::Short),
                     Just(EnvLen::Long)
                 ]
             )
-                .prop_map(|(tag, path, len)| Word::Envelope { tag, path, len }),
+                .prop_map(|(tag, path, len)| Word::Envelope {
+                    tag,
+                    path,
+                    len,
+                    head: [0; HEAD_BYTES]
+                }),
+            (0..=MAX_TAG, 0..INLINE_LEN_LIMIT, any::<[u8; HEAD_BYTES]>()).prop_map(
+                |(tag, n, mut head)| {
+                    head[(n as usize).min(HEAD_BYTES)..].fill(0);
+                    Word::Envelope {
+                        tag,
+                        path: Path::Inline,
+                        len: EnvLen::Short(n),
+                        head,
+                    }
+                }
+            ),
             (0..=MAX_LEN).prop_map(|len| Word::Length { len }),
             proptest::collection::vec(any::<u8>(), 1..=DATA_BYTES)
                 .prop_map(|v| Word::data(&v).unwrap()),
@@ -1046,10 +1160,10 @@ mod tests {
         fn header_start_agrees_with_decode(raw in raw_word()) {
             // The short-envelope fast path accepts exactly what the general decoder accepts.
             let want = match Word::decode(raw) {
-                Ok(Word::Envelope { tag, path, len: EnvLen::Short(len) }) => {
+                Ok(Word::Envelope { tag, path, len: EnvLen::Short(len), .. }) => {
                     Some(HeaderStart::Complete(Header { tag, path, len }))
                 }
-                Ok(Word::Envelope { tag, path, len: EnvLen::Long }) => {
+                Ok(Word::Envelope { tag, path, len: EnvLen::Long, .. }) => {
                     Some(HeaderStart::NeedsLength(PendingHeader { tag, path }))
                 }
                 _ => None,
@@ -1058,13 +1172,21 @@ mod tests {
         }
 
         #[test]
-        fn unpack_accepts_only_data_words(
+        fn unpack_accepts_only_an_inline_envelope_and_data_words(
+            env in raw_word(),
             raw in proptest::collection::vec(raw_word(), 0..4),
             room in 0usize..40,
         ) {
             let mut dst = vec![0u8; room];
-            if let Ok(n) = unpack(&raw, &mut dst) {
+            // Mostly an INLINE envelope (path 0, short) so that the DATA words get looked at.
+            let env = env & !(0x3 << ENV_PATH_SHIFT | ENV_LONG_BIT) & !kind::MASK | 1;
+            if let Ok(n) = unpack(env, &raw, &mut dst) {
                 prop_assert!(n <= room);
+                let inline = matches!(
+                    Word::decode(env),
+                    Ok(Word::Envelope { path: Path::Inline, len: EnvLen::Short(l), .. }) if l as usize == n
+                );
+                prop_assert!(inline, "accepted envelope {:#x}", env);
                 for &w in &raw {
                     let data = matches!(Word::decode(w), Ok(Word::Data { .. }));
                     prop_assert!(data, "accepted {:#x}", w);
@@ -1073,40 +1195,54 @@ mod tests {
         }
 
         #[test]
-        fn inline_pack_unpack_round_trips(payload in proptest::collection::vec(any::<u8>(), 0..=64)) {
-            let n = data_words_for(payload.len());
+        fn inline_pack_unpack_round_trips(
+            tag in 0..=MAX_TAG,
+            payload in prop_oneof![
+                proptest::collection::vec(any::<u8>(), 0..=20),
+                proptest::collection::vec(any::<u8>(), 0..INLINE_LEN_LIMIT as usize),
+            ],
+        ) {
+            let n = 1 + data_words_for(payload.len());
             let mut words = vec![0; n];
-            prop_assert_eq!(pack_inline(&payload, &mut words), Some(n));
-            if !words.is_empty() {
-                let mut short = vec![0; words.len() - 1];
-                prop_assert_eq!(pack_inline(&payload, &mut short), None);
-            }
+            prop_assert_eq!(pack_inline(tag, &payload, &mut words), Some(n));
+            let mut short = vec![0; n - 1];
+            prop_assert_eq!(pack_inline(tag, &payload, &mut short), None);
+            // The envelope is the one Word::Envelope encodes, and Header::start reads it.
+            let mut head = [0; HEAD_BYTES];
+            let h = payload.len().min(HEAD_BYTES);
+            head[..h].copy_from_slice(&payload[..h]);
+            let env = Word::Envelope { tag, path: Path::Inline, len: EnvLen::Short(payload.len() as u32), head };
+            prop_assert_eq!(env.try_encode(), Ok(words[0]));
+            let want = Header { tag, path: Path::Inline, len: payload.len() as u32 };
+            prop_assert_eq!(Header::start(words[0]), Ok(HeaderStart::Complete(want)));
+            prop_assert_eq!(want.message_words(), n);
 
-            let mut out = vec![0u8; 64];
-            prop_assert_eq!(unpack(&words, &mut out), Ok(payload.len()));
+            let mut out = vec![0u8; 300];
+            prop_assert_eq!(unpack(words[0], &words[1..], &mut out), Ok(payload.len()));
             prop_assert_eq!(&out[..payload.len()], &payload[..]);
+            prop_assert!(out[payload.len()..].iter().all(|&b| b == 0), "nothing past the payload");
             // Exactly the payload's room (the engine's case), and one byte too few.
             let mut exact = vec![0u8; payload.len()];
-            prop_assert_eq!(unpack(&words, &mut exact), Ok(payload.len()));
+            prop_assert_eq!(unpack(words[0], &words[1..], &mut exact), Ok(payload.len()));
             prop_assert_eq!(&exact, &payload);
             if !payload.is_empty() {
                 let mut short = vec![0u8; payload.len() - 1];
-                let overflow = matches!(unpack(&words, &mut short), Err(WordError::Overflow { .. }));
+                let overflow = matches!(unpack(words[0], &words[1..], &mut short), Err(WordError::Overflow { .. }));
                 prop_assert!(overflow);
             }
-
-            let mut streamed = vec![0u8; payload.len()];
-            let mut un = InlineUnpacker::new(payload.len());
-            prop_assert_eq!(un.words_left(), words.len());
-            for (i, &w) in words.iter().enumerate() {
-                prop_assert_eq!(un.feed(w, &mut streamed), Ok(i + 1 == words.len()));
+            // A word missing or one too many.
+            let mut out = vec![0u8; 300];
+            if n > 1 {
+                let missing = unpack(words[0], &words[1..n - 1], &mut out);
+                prop_assert_eq!(missing, Err(WordError::LengthMismatch { announced: payload.len() }));
             }
-            prop_assert!(un.is_done());
-            prop_assert_eq!(streamed, payload);
+            let mut extra = words.clone();
+            extra.push(data_word_from(0x41, 1));
+            prop_assert!(unpack(extra[0], &extra[1..], &mut out).is_err());
         }
 
         #[test]
-        fn headers_round_trip(tag in 0..=i32::MAX, p in path(), len in prop_oneof![0..=MAX_LEN, 0..70u32, (SHORT_LEN_LIMIT - 2)..(SHORT_LEN_LIMIT + 2)]) {
+        fn headers_round_trip(tag in 0..=i32::MAX, p in prop_oneof![Just(Path::Ring), Just(Path::Rendezvous)], len in prop_oneof![0..=MAX_LEN, 0..70u32, (SHORT_LEN_LIMIT - 2)..(SHORT_LEN_LIMIT + 2)]) {
             let h = Header::new(tag, p, len as usize).unwrap();
             let mut words = Vec::new();
             h.encode(&mut |w| words.push(w));
@@ -1222,6 +1358,7 @@ mod tests {
             tag: 5,
             path: Path::Ring,
             len: EnvLen::Short(9),
+            head: [0; HEAD_BYTES],
         }
         .encode();
         assert_eq!(env, 0x0000_0900_0000_0511);
@@ -1242,6 +1379,37 @@ mod tests {
             Word::decode(env | ENV_LONG_BIT),
             Err(WordError::BadField { .. })
         ));
+        // INLINE envelopes: 8 bits of length, then the head bytes, none set past the length; no
+        // long form.
+        let inline = |len: u64, head: u64| 0x01 | 5 << 8 | len << 40 | head << 48;
+        assert_eq!(
+            Word::decode(inline(1, 0x61)),
+            Ok(Word::Envelope {
+                tag: 5,
+                path: Path::Inline,
+                len: EnvLen::Short(1),
+                head: [0x61, 0]
+            })
+        );
+        for (len, head) in [(0, 1), (0, 0x100), (1, 0x6100)] {
+            assert!(matches!(
+                Word::decode(inline(len, head)),
+                Err(WordError::NonCanonical { .. })
+            ));
+            assert!(Header::start(inline(len, head)).is_err());
+        }
+        assert!(matches!(
+            Word::decode(inline(0, 0) | ENV_LONG_BIT),
+            Err(WordError::BadField { .. })
+        ));
+        assert_eq!(
+            Header::start(inline(255, 0xFFFF)),
+            Ok(HeaderStart::Complete(Header {
+                tag: 5,
+                path: Path::Inline,
+                len: 255
+            }))
+        );
         // Length above 2^31.
         let len = |n: u64| u64::from(kind::LENGTH) | n << 8;
         assert_eq!(
@@ -1308,8 +1476,35 @@ mod tests {
             tag: 1 << 31,
             path: Path::Inline,
             len: EnvLen::Short(0),
+            head: [0; HEAD_BYTES],
         };
         assert_eq!(bad_tag.try_encode(), Err(WordError::TagOutOfRange(1 << 31)));
+        let inline = |len, head| Word::Envelope {
+            tag: 1,
+            path: Path::Inline,
+            len,
+            head,
+        };
+        assert!(inline(EnvLen::Short(255), [1, 2]).validate().is_ok());
+        assert_eq!(
+            inline(EnvLen::Short(256), [0, 0]).validate(),
+            Err(WordError::InlineTooLong(256))
+        );
+        assert!(inline(EnvLen::Long, [0, 0]).validate().is_err());
+        assert!(inline(EnvLen::Short(1), [1, 2]).validate().is_err());
+        let ring_head = Word::Envelope {
+            tag: 1,
+            path: Path::Ring,
+            len: EnvLen::Short(9),
+            head: [1, 0],
+        };
+        assert!(ring_head.validate().is_err());
+        assert_eq!(
+            Header::new(0, Path::Inline, 256),
+            Err(WordError::InlineTooLong(256))
+        );
+        assert_eq!(pack_inline(0, &[0; 256], &mut [0; 64]), None);
+        assert_eq!(pack_inline(1 << 31, &[], &mut [0; 64]), None);
         assert!(Word::data(&[]).is_err());
         assert!(Word::data(&[0; 8]).is_err());
         assert!(Word::Data {
@@ -1319,22 +1514,36 @@ mod tests {
         .validate()
         .is_err());
         assert!(Header::new(-1, Path::Inline, 0).is_err());
-        assert!(Header::new(0, Path::Inline, (1 << 31) + 1).is_err());
+        assert!(Header::new(0, Path::Ring, (1 << 31) + 1).is_err());
         assert!(Header::new(i32::MAX, Path::Rendezvous, 1 << 31).is_ok());
     }
 
     #[test]
-    fn an_eight_byte_message_costs_three_words() {
+    fn small_messages_cost_few_words() {
+        // 8 bytes: the envelope carries "ab", one DATA word "cdefgh".
         let h = Header::new(7, Path::Inline, 8).unwrap();
-        assert_eq!(h.message_words(), 3);
-        let mut words = Vec::new();
-        h.encode(&mut |w| words.push(w));
-        let mut data = [0; 3];
-        assert_eq!(pack_inline(b"abcdefgh", &mut data), Some(2));
-        words.extend(&data[..2]);
-        assert_eq!(words.len(), 3);
-        assert_eq!(words[1], 0x6766_6564_6362_6173);
-        assert_eq!(words[2], 0x6813);
+        assert_eq!(h.message_words(), 2);
+        let mut words = [0; 3];
+        assert_eq!(pack_inline(7, b"abcdefgh", &mut words), Some(2));
+        assert_eq!(words[0], 0x6261_0800_0000_0701);
+        assert_eq!(words[1], 0x0068_6766_6564_6363);
+        // Up to 2 bytes: the envelope alone. 64 bytes: envelope + 9 DATA words.
+        for (len, n) in [
+            (0, 1),
+            (1, 1),
+            (2, 1),
+            (3, 2),
+            (9, 2),
+            (10, 3),
+            (64, 10),
+            (112, 17),
+        ] {
+            assert_eq!(
+                Header::new(0, Path::Inline, len).unwrap().message_words(),
+                n,
+                "{len}"
+            );
+        }
     }
 
     #[test]
@@ -1363,40 +1572,49 @@ mod tests {
 
     #[test]
     fn unpack_checks_bounds_kinds_and_canonical_form() {
-        let mut words = vec![0; 3];
-        assert_eq!(pack_inline(&[9u8; 20], &mut words), Some(3));
+        let mut words = vec![0; 4];
+        assert_eq!(pack_inline(3, &[9u8; 20], &mut words), Some(4));
+        let (env, data) = (words[0], &words[1..]);
         let mut small = [0u8; 19];
         assert_eq!(
-            unpack(&words, &mut small),
+            unpack(env, data, &mut small),
             Err(WordError::Overflow { capacity: 19 })
         );
         let mut buf = [0u8; 32];
-        let short_first = [data_word_from(0x0201, 2), data_word_from(0x03, 1)];
+        // 20 bytes: 2 in the envelope, then 7 + 7 + 4; a short word first is not canonical.
+        let short_first = [
+            data_word_from(0x0201, 2),
+            data_word_from(0x03, 7),
+            data_word_from(0x03, 7),
+        ];
         assert!(matches!(
-            unpack(&short_first, &mut buf),
+            unpack(env, &short_first, &mut buf),
             Err(WordError::NonCanonical { .. })
         ));
         assert!(matches!(
-            unpack(&[Word::Fin { id: 1 }.encode()], &mut buf),
+            unpack(env, &[Word::Fin { id: 1 }.encode()], &mut buf),
             Err(WordError::UnexpectedKind { .. })
         ));
         assert!(matches!(
-            unpack(&[0], &mut buf),
+            unpack(env, &[0], &mut buf),
             Err(WordError::ZeroKind { .. })
         ));
-
-        // Streaming into a truncating buffer: all words accepted, only 5 bytes kept.
-        let mut un = InlineUnpacker::new(20);
-        let mut five = [0u8; 5];
-        for (i, &w) in words.iter().enumerate() {
-            assert_eq!(un.feed(w, &mut five), Ok(i == 2));
-        }
-        assert_eq!(five, [9; 5]);
-        assert!(
-            un.feed(words[0], &mut five).is_err(),
-            "word after completion"
-        );
-        let mut un = InlineUnpacker::new(20);
-        assert!(un.feed(words[2], &mut buf).is_err(), "short word first");
+        // Not an INLINE envelope.
+        let ring = Word::Envelope {
+            tag: 3,
+            path: Path::Ring,
+            len: EnvLen::Short(20),
+            head: [0; HEAD_BYTES],
+        };
+        assert!(matches!(
+            unpack(ring.encode(), data, &mut buf),
+            Err(WordError::UnexpectedKind { .. })
+        ));
+        assert!(matches!(
+            unpack(data[0], data, &mut buf),
+            Err(WordError::UnexpectedKind { .. })
+        ));
+        assert_eq!(unpack(env, data, &mut buf), Ok(20));
+        assert_eq!(buf[..20], [9; 20]);
     }
 }

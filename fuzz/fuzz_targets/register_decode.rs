@@ -26,6 +26,10 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     }
-    let mut buf = [0u8; 64];
-    let _ = unpack(&words, &mut buf);
+    if let Some((&first, rest)) = words.split_first() {
+        let mut buf = [0u8; 64];
+        if let Ok(n) = unpack(first, rest, &mut buf) {
+            assert!(n <= buf.len());
+        }
+    }
 });

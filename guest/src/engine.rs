@@ -196,15 +196,19 @@ impl Link {
             self.flush();
             return Ok(false);
         }
-        // Envelope (and LENGTH), DATA words or BUFFER word: at most INLINE_WORDS + 1.
+        // A whole INLINE message (at most INLINE_WORDS), or envelope (and LENGTH) and BUFFER
+        // word.
         let buf = &mut self.tx_words;
         let mut n = 0;
-        header.encode(&mut |w| {
-            buf[n] = w;
-            n += 1;
-        });
-        n += pack_inline(inline, &mut buf[n..])
-            .ok_or_else(|| Error::protocol(self.rank, "inline payload too long"))?;
+        if header.path == Path::Inline {
+            n = pack_inline(header.tag, inline, buf)
+                .ok_or_else(|| Error::protocol(self.rank, "inline payload too long"))?;
+        } else {
+            header.encode(&mut |w| {
+                buf[n] = w;
+                n += 1;
+            });
+        }
         if let Some(offset) = buffer {
             buf[n] = Word::Buffer { offset }.encode();
             n += 1;
@@ -416,11 +420,14 @@ fn own_heap_offset(
     layout.in_heap(rank, off, len as u64).then_some(off)
 }
 
-/// Unpacks the DATA words of an inline message from `src` into `dst`, exactly the length its
-/// envelope announced.
+/// Unpacks an inline message from `src`, its envelope and DATA `words`, into `dst`, exactly the
+/// length its envelope announced.
 #[inline]
-fn unpack_inline(src: u32, data: &[u64], dst: &mut [u8]) -> Result<()> {
-    let got = snoo_common::register::unpack(data, dst)
+fn unpack_inline(src: u32, words: &[u64], dst: &mut [u8]) -> Result<()> {
+    let (&envelope, data) = words
+        .split_first()
+        .ok_or_else(|| Error::protocol(src, "inline message without its envelope"))?;
+    let got = snoo_common::register::unpack(envelope, data, dst)
         .map_err(|e| Error::protocol(src, format!("bad inline data: {e}")))?;
     if got != dst.len() {
         return Err(Error::protocol(
@@ -978,9 +985,9 @@ impl Engine {
                         }
                         words += need;
                         moved = true;
-                        let data = &link.rx_words[1..need];
+                        let msg = &link.rx_words[..need];
                         self.matcher
-                            .deliver_with(src, h.tag, len, |dst| unpack_inline(src, data, dst))?;
+                            .deliver_with(src, h.tag, len, |dst| unpack_inline(src, msg, dst))?;
                         if words > 4096 || !reads_from(self.drain_all, &self.matcher, link) {
                             break;
                         }
@@ -1155,7 +1162,7 @@ impl Engine {
                     // The envelope is there, its data words are still on their way.
                     return Ok(Direct::NotYet);
                 }
-                unpack_inline(src, &link.rx_words[1..need], &mut buf[..len])?;
+                unpack_inline(src, &link.rx_words[..need], &mut buf[..len])?;
                 if link.release_batch() {
                     self.wake(src);
                 }

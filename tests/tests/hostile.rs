@@ -290,6 +290,7 @@ fn a_rendezvous_buffer_outside_the_senders_heap_is_refused() {
                 tag: 1,
                 path: Path::Rendezvous,
                 len: EnvLen::Short(len),
+                head: [0; 2],
             };
             let slot = |i: usize| shm.u64_at(mb + 128 + i * 8).unwrap();
             slot(1).store(Word::Buffer { offset }.encode(), Ordering::Release);
