@@ -8,6 +8,8 @@
 //!   +12 u32 mailbox log2 mailbox capacity of every channel, in words (log2)
 //!   +16 u64 job id       bumped by every job that forms on this pool
 //!   +24 u32 finalized    ranks that have called Finalize
+//!   +28 u32 wire version the register-word format the job's ranks speak
+//!                        (register::WIRE_VERSION): a rank of another build is refused at Init
 //! engine offset + 64     rank table: N slots of 128 bytes
 //!   line 0 (written at Init): +0 u32 state (0 free, 1 claimed, 2 ready, 3 finalized, 4 claiming)
 //!                            +4 u32 peer id, +8 u64 peer generation (from the peer table),
@@ -47,6 +49,7 @@ pub const JOB_RING_LOG2: usize = 8;
 pub const JOB_MAILBOX_LOG2: usize = 12;
 pub const JOB_ID: usize = 16;
 pub const JOB_FINALIZED: usize = 24;
+pub const JOB_WIRE: usize = 28;
 
 pub const RANK_STATE: usize = 0;
 pub const RANK_PEER: usize = 4;

@@ -204,6 +204,10 @@ pub mod kind {
     }
 }
 
+/// Version of this format. The rank that forms a job records it in the job header (job.rs) and
+/// the others check it: ranks of different builds would misread each other's words. 1: INLINE
+/// payloads in DATA words only; 2: an INLINE envelope carries the first two payload bytes.
+pub const WIRE_VERSION: u32 = 2;
 /// Lengths below this fit in the envelope's 24-bit short-length field.
 pub const SHORT_LEN_LIMIT: u32 = 1 << 24;
 /// Longest expressible message, in bytes.

@@ -12,7 +12,7 @@ use crate::heap::Heap;
 use crate::matching::{Incoming, Matcher, Status, Target, Ticket};
 use snoo_common::job::{job_state, rank_state, JobLayout, JOB_FINALIZED, JOB_ID, JOB_MAILBOX_LOG2};
 use snoo_common::job::{
-    JOB_RANKS, JOB_RING_LOG2, JOB_STATE, RANK_GENERATION, RANK_PEER, RANK_SLEEPING,
+    JOB_RANKS, JOB_RING_LOG2, JOB_STATE, JOB_WIRE, RANK_GENERATION, RANK_PEER, RANK_SLEEPING,
 };
 use snoo_common::job::{RANK_STATE, RANK_VECTOR};
 use snoo_common::layout::{PeerState, PoolHeader, PoolInfo};
@@ -1845,6 +1845,16 @@ fn claim(
                             l.ranks
                         )));
                     }
+                } else if word32(shm, l.header + JOB_WIRE).load(Ordering::Acquire)
+                    != snoo_common::register::WIRE_VERSION
+                {
+                    // Another build's ranks: they would misread each other's register words.
+                    let theirs = word32(shm, l.header + JOB_WIRE).load(Ordering::Acquire);
+                    return Err(Error::Arg(format!(
+                        "the job in this pool speaks register-word format {theirs}, this build \
+                         speaks {}: every rank of a job must run the same SNOO release",
+                        snoo_common::register::WIRE_VERSION
+                    )));
                 } else {
                     let candidates: Vec<u32> = match want {
                         Some(r) => vec![r],
@@ -1912,6 +1922,7 @@ fn form(shm: &Shm, l: &JobLayout) {
     w(JOB_RING_LOG2, l.ring_bytes.trailing_zeros());
     w(JOB_MAILBOX_LOG2, l.mailbox_words.trailing_zeros());
     w(JOB_FINALIZED, 0);
+    w(JOB_WIRE, snoo_common::register::WIRE_VERSION);
     if let Some(id) = shm.u64_at(l.header + JOB_ID) {
         id.fetch_add(1, Ordering::Relaxed);
     }

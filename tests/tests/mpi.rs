@@ -642,3 +642,53 @@ fn pool_to_pool_rendezvous_splits_the_copy_between_both_ranks() {
         }
     });
 }
+
+/// A rank whose build speaks another register-word format than the job it joins is refused at
+/// Init with a clear error, instead of misreading its peers' messages.
+#[test]
+fn a_rank_of_another_wire_format_is_refused() {
+    use snoo_common::job::{job_state, JOB_STATE, JOB_WIRE};
+    use snoo_common::layout::PoolHeader;
+    use snoo_common::register::WIRE_VERSION;
+    use snoo_mpi::device::Device;
+    use std::sync::atomic::Ordering;
+    let (_d, sock) = job_daemon("wire", 2, 64 << 10);
+    let join = |rank: u32, timeout: Duration| {
+        let dev = SocketDevice::connect(&sock, Duration::from_secs(10)).unwrap();
+        let opts = JoinOptions {
+            name: "wire".into(),
+            rank: Some(rank),
+            size: Some(2),
+            timeout,
+        };
+        World::join(Arc::new(dev), &opts)
+    };
+    std::thread::scope(|s| {
+        // Rank 0 forms the job and waits for rank 1.
+        let first = s.spawn(|| join(0, Duration::from_secs(3)).err());
+        let dev = SocketDevice::connect(&sock, Duration::from_secs(10)).unwrap();
+        let (_, info) = PoolHeader::open(dev.shm()).unwrap();
+        let l = JobLayout::new(&info.geometry, 2).unwrap();
+        let word = |off: usize| dev.shm().u32_at(l.header + off).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while word(JOB_STATE).load(Ordering::Acquire) != job_state::RUNNING {
+            assert!(std::time::Instant::now() < deadline, "the job never formed");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(word(JOB_WIRE).load(Ordering::Acquire), WIRE_VERSION);
+        // As if rank 0 were a build of format 1.
+        word(JOB_WIRE).store(1, Ordering::Release);
+        let e = join(1, Duration::from_secs(1))
+            .err()
+            .expect("join must fail");
+        assert!(matches!(e, Error::Arg(_)), "{e}");
+        assert!(
+            e.to_string().contains("register-word format 1"),
+            "names the other format: {e}"
+        );
+        assert!(
+            first.join().unwrap().is_some(),
+            "rank 0 never gets its peer"
+        );
+    });
+}
