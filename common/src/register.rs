@@ -833,13 +833,11 @@ impl Header {
             let field = word >> ENV_LEN_SHIFT;
             let raw_path = (word >> ENV_PATH_SHIFT) & 0x3;
             if raw_path == 0 {
-                // INLINE: 8 bits of length; the head bytes past it must be 0.
-                let len = field & u64::from(INLINE_LEN_LIMIT - 1);
-                if len >= HEAD_BYTES as u64 || word >> (ENV_HEAD_SHIFT + 8 * len as u32) == 0 {
+                if let Some(len) = inline_len(word) {
                     return Ok(HeaderStart::Complete(Header {
                         tag,
                         path: Path::Inline,
-                        len: len as u32,
+                        len,
                     }));
                 }
             } else if let Some(path) = Path::from_raw(raw_path) {
@@ -951,17 +949,25 @@ fn unpack_data(word: u64) -> Result<(usize, [u8; 8]), WordError> {
     }
 }
 
+/// The 8-bit length of an envelope already known to be a short INLINE one (kind, path, long flag
+/// and reserved bits checked), or `None` if a head byte past that length is set.
+#[inline]
+fn inline_len(envelope: u64) -> Option<u32> {
+    let len = (envelope >> ENV_LEN_SHIFT) & u64::from(INLINE_LEN_LIMIT - 1);
+    (len >= HEAD_BYTES as u64 || envelope >> (ENV_HEAD_SHIFT + 8 * len as u32) == 0)
+        .then_some(len as u32)
+}
+
 /// The length and head bytes (little-endian) of an INLINE envelope, validated as
 /// [`Word::decode`] does, without building a [`Word`] in the common case.
 #[inline]
 fn inline_head(envelope: u64) -> Result<(usize, u64), WordError> {
-    // Kind ENVELOPE, path INLINE (0), not long, no reserved bit; head bytes past the length 0.
+    // Kind ENVELOPE, path INLINE (0), not long, no reserved bit.
     const CHECK: u64 = kind::MASK | 0x3 << ENV_PATH_SHIFT | ENV_LONG_BIT | !ENVELOPE_BITS;
-    let len = (envelope >> ENV_LEN_SHIFT) & u64::from(INLINE_LEN_LIMIT - 1);
-    if envelope & CHECK == u64::from(kind::ENVELOPE)
-        && (len >= HEAD_BYTES as u64 || envelope >> (ENV_HEAD_SHIFT + 8 * len as u32) == 0)
-    {
-        return Ok((len as usize, envelope >> ENV_HEAD_SHIFT));
+    if envelope & CHECK == u64::from(kind::ENVELOPE) {
+        if let Some(len) = inline_len(envelope) {
+            return Ok((len as usize, envelope >> ENV_HEAD_SHIFT));
+        }
     }
     // Rejected: the general decoder says why (a proptest checks that it accepts no INLINE
     // envelope the check above refuses).

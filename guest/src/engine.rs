@@ -432,7 +432,7 @@ fn unpack_inline(src: u32, words: &[u64], dst: &mut [u8]) -> Result<()> {
     if got != dst.len() {
         return Err(Error::protocol(
             src,
-            "inline data shorter than its envelope",
+            "inline envelope shorter than the length it was matched with",
         ));
     }
     Ok(())
@@ -1838,6 +1838,7 @@ fn claim(
                 }
                 let ranks = word32(shm, l.header + JOB_RANKS).load(Ordering::Acquire);
                 let ring = word32(shm, l.header + JOB_RING_LOG2).load(Ordering::Acquire);
+                let wire = word32(shm, l.header + JOB_WIRE).load(Ordering::Acquire);
                 if ranks != l.ranks || ring != l.ring_bytes.trailing_zeros() {
                     if Instant::now() > deadline {
                         return Err(Error::Arg(format!(
@@ -1845,13 +1846,10 @@ fn claim(
                             l.ranks
                         )));
                     }
-                } else if word32(shm, l.header + JOB_WIRE).load(Ordering::Acquire)
-                    != snoo_common::register::WIRE_VERSION
-                {
+                } else if wire != snoo_common::register::WIRE_VERSION {
                     // Another build's ranks: they would misread each other's register words.
-                    let theirs = word32(shm, l.header + JOB_WIRE).load(Ordering::Acquire);
                     return Err(Error::Arg(format!(
-                        "the job in this pool speaks register-word format {theirs}, this build \
+                        "the job in this pool speaks register-word format {wire}, this build \
                          speaks {}: every rank of a job must run the same SNOO release",
                         snoo_common::register::WIRE_VERSION
                     )));
