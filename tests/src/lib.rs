@@ -95,17 +95,28 @@ pub fn pool_daemon(tag: &str, ranks: u32, size: u64) -> (DaemonThread, PathBuf) 
     )
 }
 
-/// Joins job `name` on the pool at `sock` as `rank` of `size`, through a device connection of its
-/// own (so a peer of its own, as a separate process or VM would be).
-pub fn join_rank(sock: &Path, name: &str, rank: u32, size: u32, timeout: Duration) -> World {
+/// Tries to join job `name` on the pool at `sock` (as `rank` of `size` where given), through a
+/// device connection of its own (so a peer of its own, as a separate process or VM would be).
+pub fn try_join(
+    sock: &Path,
+    name: &str,
+    rank: Option<u32>,
+    size: Option<u32>,
+    timeout: Duration,
+) -> Result<World, snoo_mpi::Error> {
     let dev = SocketDevice::connect(sock, Duration::from_secs(10)).expect("daemon reachable");
     let opts = JoinOptions {
         name: name.to_string(),
-        rank: Some(rank),
-        size: Some(size),
+        rank,
+        size,
         timeout,
     };
-    let world = World::join(Arc::new(dev), &opts).expect("joins the job");
+    World::join(Arc::new(dev), &opts)
+}
+
+/// Joins job `name` on the pool at `sock` as `rank` of `size` ([`try_join`], which must succeed).
+pub fn join_rank(sock: &Path, name: &str, rank: u32, size: u32, timeout: Duration) -> World {
+    let world = try_join(sock, name, Some(rank), Some(size), timeout).expect("joins the job");
     assert_eq!((world.rank(), world.size()), (rank, size));
     world
 }

@@ -485,14 +485,9 @@ fn a_finalized_but_running_rank_fails_the_calls_that_need_it() {
 fn joining_with_bad_options_is_refused() {
     let (_d, sock) = job_daemon("badjoin", 2, 64 << 10);
     let join = |name: &str, rank: Option<u32>, size: Option<u32>| {
-        let dev = SocketDevice::connect(&sock, Duration::from_secs(10)).unwrap();
-        let opts = JoinOptions {
-            name: name.into(),
-            rank,
-            size,
-            timeout: Duration::from_secs(2),
-        };
-        World::join(Arc::new(dev), &opts).err().expect("join fails")
+        snoo_tests::try_join(&sock, name, rank, size, Duration::from_secs(2))
+            .err()
+            .expect("join fails")
     };
     let e = join("badjoin", None, Some(0));
     assert!(matches!(e, Error::Arg(_)), "{e:?}");

@@ -3,11 +3,9 @@
 
 use snoo_common::job::{JobLayout, MAX_RING};
 use snoo_mpi::device::SocketDevice;
-use snoo_mpi::engine::JoinOptions;
 use snoo_mpi::{Error, World};
-use snoo_tests::{job_daemon, pattern};
+use snoo_tests::{job_daemon, pattern, try_join};
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 fn job<R: Send>(tag: &str, n: u32, ring: usize, f: impl Fn(&World) -> R + Sync) -> Vec<R> {
@@ -274,14 +272,7 @@ fn a_pool_hosts_successive_jobs_and_replaces_a_dead_one() {
 fn init_errors_are_clear() {
     let (_d, sock) = job_daemon("initerr", 2, 64 << 10);
     let join = |name: &str, size: Option<u32>, rank: Option<u32>| {
-        let dev = SocketDevice::connect(&sock, Duration::from_secs(10)).unwrap();
-        let opts = JoinOptions {
-            name: name.into(),
-            rank,
-            size,
-            timeout: Duration::from_millis(300),
-        };
-        World::join(Arc::new(dev), &opts)
+        try_join(&sock, name, rank, size, Duration::from_millis(300))
             .err()
             .expect("join must fail")
     };
@@ -653,16 +644,7 @@ fn a_rank_of_another_wire_format_is_refused() {
     use snoo_mpi::device::Device;
     use std::sync::atomic::Ordering;
     let (_d, sock) = job_daemon("wire", 2, 64 << 10);
-    let join = |rank: u32, timeout: Duration| {
-        let dev = SocketDevice::connect(&sock, Duration::from_secs(10)).unwrap();
-        let opts = JoinOptions {
-            name: "wire".into(),
-            rank: Some(rank),
-            size: Some(2),
-            timeout,
-        };
-        World::join(Arc::new(dev), &opts)
-    };
+    let join = |rank: u32, timeout: Duration| try_join(&sock, "wire", Some(rank), Some(2), timeout);
     std::thread::scope(|s| {
         // Rank 0 forms the job and waits for rank 1.
         let first = s.spawn(|| join(0, Duration::from_secs(3)).err());
