@@ -178,6 +178,10 @@ pub struct World {
     next: Cell<u64>,
     // What the last truncated receive got (source, tag, bytes), for the C status.
     truncated: Cell<Option<Status>>,
+    // The request list of the last scope that ended, emptied: the next scope reuses its
+    // allocation (a window of requests per scope is the common pattern, and growing a fresh list
+    // to it cost an allocation per doubling).
+    spare: Cell<VecDeque<Pending>>,
 }
 
 fn check_tag(tag: i32) -> Result<u32> {
@@ -211,6 +215,7 @@ impl World {
             engine: RefCell::new(Engine::join(dev, opts)?),
             next: Cell::new(1),
             truncated: Cell::new(None),
+            spare: Cell::new(VecDeque::new()),
         })
     }
 
@@ -390,7 +395,7 @@ impl World {
     pub fn scope<'env, R>(&'env self, f: impl FnOnce(&Scope<'env>) -> R) -> R {
         let scope = Scope {
             world: self,
-            pending: RefCell::new(VecDeque::new()),
+            pending: RefCell::new(self.spare.take()),
         };
         let r = f(&scope);
         loop {
@@ -398,6 +403,7 @@ impl World {
             let Some(p) = first else { break };
             let _ = scope.finish(p);
         }
+        self.spare.set(scope.pending.into_inner());
         r
     }
 

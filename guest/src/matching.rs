@@ -98,6 +98,52 @@ pub struct Matcher {
     slab: Vec<Entry>,
     free: Vec<u32>,
     next_id: u64,
+    // How many posted receives take each source (any-source ones counted apart), and how many
+    // unexpected messages each source has queued: the engine asks both for every message it
+    // reads, and a count answers in O(1) where a queue scan would not.
+    posted_from: Counts,
+    unexpected_from: Counts,
+}
+
+/// Per-source counts of queue entries; `any` counts the entries for any source.
+#[derive(Default)]
+struct Counts {
+    by_src: Vec<u32>,
+    any: u32,
+}
+
+impl Counts {
+    #[inline]
+    fn add(&mut self, src: Option<u32>) {
+        match src {
+            None => self.any += 1,
+            Some(s) => {
+                let s = s as usize;
+                if s >= self.by_src.len() {
+                    self.by_src.resize(s + 1, 0);
+                }
+                self.by_src[s] += 1;
+            }
+        }
+    }
+
+    #[inline]
+    fn remove(&mut self, src: Option<u32>) {
+        let n = match src {
+            None => &mut self.any,
+            Some(s) => match self.by_src.get_mut(s as usize) {
+                Some(n) => n,
+                None => return,
+            },
+        };
+        *n = n.saturating_sub(1);
+    }
+
+    /// Entries for `src` itself.
+    #[inline]
+    fn of(&self, src: u32) -> u32 {
+        self.by_src.get(src as usize).copied().unwrap_or(0)
+    }
 }
 
 /// Removes entry `i` of `q`. Matches are nearly always at the front, where `pop_front` costs a
@@ -183,7 +229,7 @@ impl Matcher {
             .position(|u| u.claimed.is_none() && matches(src, tag, u.src, u.tag))
         {
             if self.unexpected[i].complete {
-                let u = take_at(&mut self.unexpected, i).expect("index found");
+                let u = self.take_unexpected(i).expect("index found");
                 let n = u.len.min(cap);
                 // SAFETY: the caller guarantees `ptr` has `cap` writable bytes; n <= cap and
                 // n <= data.len() (a complete message holds len bytes).
@@ -194,6 +240,7 @@ impl Matcher {
             }
             return t;
         }
+        self.posted_from.add(src);
         self.posted.push_back(Posted {
             t,
             src,
@@ -204,6 +251,28 @@ impl Matcher {
         t
     }
 
+    /// Removes posted receive `i`.
+    #[inline]
+    fn take_posted(&mut self, i: usize) -> Option<Posted> {
+        let p = take_at(&mut self.posted, i)?;
+        self.posted_from.remove(p.src);
+        Some(p)
+    }
+
+    #[inline]
+    fn push_unexpected(&mut self, u: Unexpected) {
+        self.unexpected_from.add(Some(u.src));
+        self.unexpected.push_back(u);
+    }
+
+    /// Removes unexpected message `i`.
+    #[inline]
+    fn take_unexpected(&mut self, i: usize) -> Option<Unexpected> {
+        let u = take_at(&mut self.unexpected, i)?;
+        self.unexpected_from.remove(Some(u.src));
+        Some(u)
+    }
+
     /// A ring message was announced: returns where its payload goes.
     pub fn arrive(&mut self, m: Incoming) -> Target {
         if let Some(i) = self
@@ -211,7 +280,7 @@ impl Matcher {
             .iter()
             .position(|p| matches(p.src, p.tag, m.src, m.tag))
         {
-            let p = take_at(&mut self.posted, i).expect("index found");
+            let p = self.take_posted(i).expect("index found");
             return Target::Posted {
                 t: p.t,
                 src: m.src,
@@ -223,7 +292,7 @@ impl Matcher {
         let id = self.next_id;
         self.next_id += 1;
         // The length is untrusted: the buffer grows with what actually arrives.
-        self.unexpected.push_back(Unexpected {
+        self.push_unexpected(Unexpected {
             id,
             src: m.src,
             tag: m.tag,
@@ -273,7 +342,7 @@ impl Matcher {
                 // SAFETY: as above; cap < len = data.len().
                 unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), ptr, cap) };
             }
-            take_at(&mut self.posted, i);
+            self.take_posted(i);
             self.finish(t, src, tag, len, cap);
             return Ok(());
         }
@@ -281,7 +350,7 @@ impl Matcher {
         fill(&mut data)?;
         let id = self.next_id;
         self.next_id += 1;
-        self.unexpected.push_back(Unexpected {
+        self.push_unexpected(Unexpected {
             id,
             src,
             tag,
@@ -347,14 +416,14 @@ impl Matcher {
     /// buffering them (see `Engine::progress_rx_streams`).
     #[inline]
     pub fn wants_from(&self, src: u32) -> bool {
-        self.posted.iter().any(|p| p.src.is_none_or(|s| s == src))
+        self.posted_from.any > 0 || self.posted_from.of(src) > 0
     }
 
     /// True if a message from `src` would be matched by a receive posted now and nothing else:
     /// no posted receive could take it, and no message from `src` waits in the unexpected queue.
     #[inline]
     pub fn quiet_for(&self, src: u32) -> bool {
-        !self.wants_from(src) && !self.unexpected.iter().any(|u| u.src == src)
+        !self.wants_from(src) && self.unexpected_from.of(src) == 0
     }
 
     /// If the unexpected message `target` streams into has been claimed by a receive, moves what
@@ -371,7 +440,7 @@ impl Matcher {
         else {
             return false;
         };
-        let u = take_at(&mut self.unexpected, i).expect("index found");
+        let u = self.take_unexpected(i).expect("index found");
         let (t, ptr, cap) = u.claimed.expect("claimed");
         let n = u.data.len().min(cap);
         // SAFETY: as in `post`: the claiming receive's buffer has `cap` writable bytes; n <= cap.
@@ -399,7 +468,7 @@ impl Matcher {
                 };
                 self.unexpected[i].complete = true;
                 if let Some((t, ptr, cap)) = self.unexpected[i].claimed {
-                    let u = take_at(&mut self.unexpected, i).expect("index found");
+                    let u = self.take_unexpected(i).expect("index found");
                     let n = u.len.min(cap).min(u.data.len());
                     // SAFETY: as in `post`: the claiming receive's buffer has `cap` bytes.
                     unsafe { std::ptr::copy_nonoverlapping(u.data.as_ptr(), ptr, n) };
@@ -448,7 +517,9 @@ impl Matcher {
 
     /// Removes a pending receive (used when the job fails under it).
     pub fn fail(&mut self, t: Ticket, err: Error) {
-        self.posted.retain(|p| p.t != t);
+        if let Some(i) = self.posted.iter().position(|p| p.t == t) {
+            self.take_posted(i);
+        }
         for u in self.unexpected.iter_mut() {
             if u.claimed.is_some_and(|(c, ..)| c == t) {
                 u.claimed = None;
@@ -534,5 +605,42 @@ mod tests {
         m.fail(t, Error::PeerDead(1));
         assert!(!m.wants_from(1), "no longer posted");
         assert!(matches!(m.take(t), Some((_, Some(Error::PeerDead(1))))));
+    }
+
+    /// `wants_from` and `quiet_for` answer from counts; every way a receive or a message enters
+    /// or leaves a queue must keep them right.
+    #[test]
+    fn source_counts_follow_the_queues() {
+        let mut m = Matcher::default();
+        let (mut a, mut b, mut c) = ([0u8; 4], [0u8; 4], [0u8; 4]);
+        assert!(!m.wants_from(3) && m.quiet_for(3));
+        // SAFETY: every buffer outlives its receive in this test.
+        let any = unsafe { m.post(1, None, None, a.as_mut_ptr(), a.len()) };
+        assert!(m.wants_from(3) && m.wants_from(0) && !m.quiet_for(3));
+        m.deliver_local(3, 9, b"x");
+        assert!(m.is_done(any) && !m.wants_from(3) && m.quiet_for(3));
+        // An unexpected message makes its source not quiet until a receive takes it.
+        m.deliver_local(2, 9, b"y");
+        assert!(!m.quiet_for(2) && m.quiet_for(3) && !m.wants_from(2));
+        // SAFETY: as above.
+        let t = unsafe { m.post(2, Some(2), None, b.as_mut_ptr(), b.len()) };
+        assert!(m.is_done(t) && m.quiet_for(2) && !m.wants_from(2));
+        // A ring message announced with no receive, then bound to one; and a failed receive.
+        let mut target = m.arrive(Incoming {
+            src: 4,
+            tag: 1,
+            len: 2,
+        });
+        assert!(!m.quiet_for(4));
+        // SAFETY: as above.
+        let claim = unsafe { m.post(3, Some(4), Some(1), c.as_mut_ptr(), c.len()) };
+        assert!(m.bind(&mut target) && m.quiet_for(4));
+        m.complete(target, 2);
+        assert!(m.is_done(claim));
+        let mut d = [0u8; 4];
+        let f = post(&mut m, 4, &mut d);
+        assert!(m.wants_from(1) && !m.wants_from(5));
+        m.fail(f, Error::PeerDead(1));
+        assert!(!m.wants_from(1) && m.quiet_for(1));
     }
 }
