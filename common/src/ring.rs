@@ -73,11 +73,13 @@
 //! the orderings mostly constrain the compiler, and they are what the Rust memory model requires.
 //!
 //! * Sleep/wake handshake. A side that may sleep sets a flag, issues a SeqCst fence and looks at
-//!   the ring once more; the other side publishes and then SeqCst-loads that flag. Publication is
-//!   a SeqCst swap of the index (data ring, consumer indices) or a SeqCst fence after the slot
-//!   writes (mailbox producer). Either way, either the sleeper's re-check sees the publication or
-//!   the publisher sees the flag (and rings the doorbell): no lost wake-up, and one full barrier
-//!   per published batch, not per message.
+//!   the ring once more; the other side publishes and then SeqCst-loads that flag. Publication
+//!   ends with a full barrier: a SeqCst swap of the index (consumer indices, the data ring's last
+//!   chunk of a write) or of the mailbox's producer index after the slot writes. A data-ring
+//!   payload announced by a mailbox envelope ([`ByteProducer::write_all`]) is published with a
+//!   plain store and relies on the mailbox publication after it. Either way, either the
+//!   sleeper's re-check sees the publication or the publisher sees the flag (and rings the
+//!   doorbell): no lost wake-up, and one full barrier per published batch, not per message.
 //!
 //! # Cost
 //!
@@ -350,18 +352,22 @@ impl ProducerCore {
         Ok(self.refresh(shm)? >= n)
     }
 
+    /// Stores the producer index. Release: every byte written before it is visible to a consumer
+    /// that Acquire-loads the new index. With `barrier`, a full barrier too ([`publish_barrier`]),
+    /// so that a later SeqCst load of the consumer's "sleeping" flag cannot be ordered before it:
+    /// the sender's half of the sleep/wake handshake (see the module docs). Without it, a plain
+    /// store: the caller owes that barrier before it looks at the flag. The `if let` cannot fail
+    /// (checked region).
     #[inline]
-    fn publish(&mut self, shm: &Shm) {
+    fn publish(&mut self, shm: &Shm, barrier: bool) {
         let st = &mut *self.st;
         if st.head != st.published {
-            // Release: every slot written before this store is visible to a consumer that
-            // Acquire-loads the new index. SeqCst (an `xchg` on x86, a full barrier) so that a
-            // later SeqCst load of the consumer's "sleeping" flag cannot be ordered before it:
-            // that is the sender's half of the sleep/wake handshake (see the module docs), and
-            // one locked instruction costs less than a store plus an `mfence`. The `if let`
-            // cannot fail (checked region).
             if let Ok(a) = atomic(shm, self.reg.prod) {
-                a.swap(st.head, Ordering::SeqCst);
+                if barrier {
+                    publish_barrier(a, st.head);
+                } else {
+                    a.store(st.head, Ordering::Release);
+                }
             }
             st.published = st.head;
         }
@@ -898,17 +904,24 @@ impl<S: Borrow<Shm>> ByteProducer<S> {
 
     /// Copies all of `src` into the ring and publishes it if it fits now, else writes nothing and
     /// returns false: a whole small message in one call.
+    ///
+    /// Unlike [`write_some`](Self::write_some), the publication is a plain Release store, not a
+    /// barrier: a medium message is announced by a mailbox envelope right after its payload, and
+    /// the mailbox's [`WordProducer::publish`] is the barrier for both (one locked instruction
+    /// per batch of messages instead of one more per message). A caller that does not publish
+    /// the mailbox afterwards must not rely on this call for the sleep/wake handshake.
     pub fn write_all(&mut self, src: &[u8]) -> Result<bool, RingError> {
         let want = src.len() as u64;
         if self.core.free_cached() < want && self.core.refresh(self.shm.borrow())? < want {
             return Ok(false);
         }
         // All of it fits (and stays so: only this side produces).
-        Ok(self.write_some(src)? == src.len())
+        Ok(self.write(src, false)? == src.len())
     }
 
     /// Copies as much of `src` as fits into the ring and publishes it; returns the bytes written
-    /// (0 if the ring is full or `src` is empty).
+    /// (0 if the ring is full or `src` is empty). The last publication is a full barrier (the
+    /// sender's half of the sleep/wake handshake), the ones before it plain stores.
     ///
     /// The consumer index is reloaded only if the cached one leaves less room than `src` needs.
     /// The copy is published every [`chunk`](Self::chunk) bytes rather than once at the end, so
@@ -919,6 +932,10 @@ impl<S: Borrow<Shm>> ByteProducer<S> {
     /// microseconds of copying, while the chunk just written is still in cache when the consumer
     /// reads it.
     pub fn write_some(&mut self, src: &[u8]) -> Result<usize, RingError> {
+        self.write(src, true)
+    }
+
+    fn write(&mut self, src: &[u8], barrier: bool) -> Result<usize, RingError> {
         let shm = self.shm.borrow();
         let mut free = self.core.free_cached();
         if free < src.len() as u64 {
@@ -933,8 +950,10 @@ impl<S: Borrow<Shm>> ByteProducer<S> {
                 shm.write(off, &part[r])
             })?;
             self.core.st.head = self.core.st.head.wrapping_add(len as u64);
-            self.core.publish(shm);
             done += len;
+            // A locked instruction waits for every store before it, which here are ring lines
+            // still on their way from the consumer's cache: only the last publication pays.
+            self.core.publish(shm, barrier && done == n);
         }
         Ok(n)
     }

@@ -366,6 +366,19 @@ impl Link {
         Ok(())
     }
 
+    /// Counts a message that [`Engine::start_send`] pushed whole and publishes the batch when it
+    /// is due: at once for a blocking send, every [`TX_BATCH`] messages for non-blocking ones.
+    /// True if it published (the caller then rings the peer if it sleeps).
+    #[inline]
+    fn batch_sent(&mut self, batch: bool) -> bool {
+        self.batched += 1;
+        let due = !batch || self.batched >= TX_BATCH;
+        if due {
+            self.flush();
+        }
+        due
+    }
+
     /// Publishes every word pushed into the mailbox (one index store) and marks the peer to be
     /// rung if it sleeps.
     #[inline]
@@ -615,11 +628,13 @@ impl Engine {
     /// payload is in shared memory or delivered); otherwise the engine keeps `ptr` until
     /// [`Engine::send_done`] says so.
     ///
-    /// With `batch` (non-blocking sends), a small message may be left unpublished in the mailbox
-    /// so that a burst of them costs one index publication (one cache-line transfer to the
-    /// receiver) per [`TX_BATCH`] messages instead of one each. The batch is published by the next
-    /// engine call that makes progress (any wait, test, probe or blocking call) or when it is
-    /// full, so a message never waits for more than the caller's next SNOO_MPI call.
+    /// With `batch` (non-blocking sends), a small or medium message may be left unpublished in
+    /// the mailbox so that a burst of them costs one publication (a locked instruction, which
+    /// waits for every store before it to reach the receiver's side) per [`TX_BATCH`] messages
+    /// instead of one each. The receiver polls the slots, so it sees each message at once; only
+    /// the doorbell for a sleeping receiver waits for the publication. The batch is published by
+    /// the next engine call that makes progress (any wait, test, probe or blocking call) or when
+    /// it is full, so a message never waits for more than the caller's next SNOO_MPI call.
     ///
     /// # Safety
     /// `ptr..ptr+len` must stay readable until the send is complete.
@@ -657,9 +672,7 @@ impl Engine {
             // SAFETY: the caller guarantees the range is readable now.
             let data = unsafe { std::slice::from_raw_parts(ptr, len) };
             if link.push_envelope(&header, data, None)? {
-                link.batched += 1;
-                if !batch || link.batched >= TX_BATCH {
-                    link.flush();
+                if link.batch_sent(batch) {
                     self.wake(dest);
                 }
                 return Ok(true);
@@ -689,8 +702,11 @@ impl Engine {
                     pushed,
                     "mailbox room checked before the payload was written"
                 );
-                link.flush();
-                self.wake(dest);
+                // The payload's publication was a plain store: the mailbox publication is the
+                // barrier for both (see `ByteProducer::write_all`).
+                if link.batch_sent(batch) {
+                    self.wake(dest);
+                }
                 return Ok(true);
             }
         }
