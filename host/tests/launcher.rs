@@ -120,6 +120,7 @@ fn usage_errors_exit_2() {
         &["/bin/true"][..],
         &["-n", "2", "--size", "12Q", "/bin/true"][..],
         &["-n", "2", "--timeout", "soon", "/bin/true"][..],
+        &["-n", "2", "--bind-to", "socket", "/bin/true"][..],
     ] {
         let (out, _) = snoo_run(args);
         assert_eq!(
@@ -130,6 +131,58 @@ fn usage_errors_exit_2() {
         );
         assert!(!out.stderr.is_empty(), "{args:?}");
     }
+}
+
+/// The CPUs a process may run on, as /proc/self/status lists them.
+fn cpus_allowed(status: &str) -> Option<&str> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .map(str::trim)
+}
+
+#[test]
+fn bind_to_core_pins_rank_i_to_the_ith_allowed_cpu() {
+    let own = std::fs::read_to_string("/proc/self/status").unwrap();
+    let own = cpus_allowed(&own).expect("Cpus_allowed_list").to_string();
+    // Expand "0-3,6" into [0, 1, 2, 3, 6].
+    let mut cpus = Vec::new();
+    for part in own.split(',') {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        cpus.extend(a.parse::<usize>().unwrap()..=b.parse::<usize>().unwrap());
+    }
+    let n = cpus.len() + 1;
+    let (out, _) = snoo_run(&[
+        "-n",
+        &n.to_string(),
+        "--bind-to",
+        "core",
+        "/bin/sh",
+        "-c",
+        "grep Cpus_allowed_list /proc/self/status",
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for i in 0..n {
+        let line = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("[{i}] ")))
+            .unwrap_or_else(|| panic!("no line from rank {i}:\n{stdout}"));
+        // One more rank than CPUs: the last one wraps around to the first CPU.
+        let want = cpus[i % cpus.len()].to_string();
+        assert_eq!(cpus_allowed(line), Some(want.as_str()), "rank {i}");
+    }
+    // Without the option, ranks keep the launcher's CPUs.
+    let (out, _) = snoo_run(&[
+        "-n",
+        "1",
+        "/bin/sh",
+        "-c",
+        "grep Cpus_allowed_list /proc/self/status",
+    ]);
+    let stdout = text(&out.stdout);
+    let line = stdout.strip_prefix("[0] ").unwrap_or(&stdout);
+    assert_eq!(cpus_allowed(line), Some(own.as_str()));
 }
 
 #[test]

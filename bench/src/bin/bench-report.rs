@@ -90,13 +90,18 @@ impl Ctx {
         a
     }
 
-    fn run(&mut self, imp: Imp, kind: Kind) -> Option<Table> {
+    /// One run of `kind`; with `bind`, each rank pinned to its own CPU (`snoo-run --bind-to core`,
+    /// `mpiexec -bind-to core`).
+    fn run(&mut self, imp: Imp, kind: Kind, bind: bool) -> Option<Table> {
         let mut cmd = Command::new("timeout");
         cmd.arg(RUN_TIMEOUT_S.to_string());
         match imp {
             Imp::Snoo | Imp::SnooPool => {
                 cmd.arg(self.bin.join("snoo-run"))
                     .args(["-n", "2", "--name", "bench"]);
+                if bind {
+                    cmd.args(["--bind-to", "core"]);
+                }
                 if imp == Imp::SnooPool {
                     cmd.args(["--size", POOL_RUN_SIZE]);
                 }
@@ -104,6 +109,9 @@ impl Ctx {
             }
             Imp::MpichShm | Imp::MpichTcp => {
                 cmd.args(["mpiexec", "-n", "2"]);
+                if bind {
+                    cmd.args(["-bind-to", "core"]);
+                }
                 if imp == Imp::MpichTcp {
                     for (k, v) in TCP_ENV {
                         cmd.args(["-genv", k, v]);
@@ -113,7 +121,12 @@ impl Ctx {
             }
         }
         cmd.args(self.args(imp, kind));
-        eprintln!("bench-report: {} {} ...", imp.label(), kind.name());
+        let placement = if bind { "ranks bound" } else { "unbound" };
+        eprintln!(
+            "bench-report: {} {} ({placement}) ...",
+            imp.label(),
+            kind.name()
+        );
         let t0 = Instant::now();
         let out = cmd.output();
         let secs = t0.elapsed().as_secs_f64();
@@ -139,7 +152,7 @@ impl Ctx {
         let rows = t.as_ref().map_or(0, |t| t.rows.len());
         let _ = writeln!(
             self.log,
-            "- {} `{}`: {secs:.1} s, {status}, {rows} rows",
+            "- {} `{}` ({placement}): {secs:.1} s, {status}, {rows} rows",
             imp.label(),
             kind.name(),
         );
@@ -306,7 +319,7 @@ fn goals(all: &[(Kind, Results)], wake: Option<f64>, pool: &Option<Table>) -> St
     );
     let _ = writeln!(
         s,
-        "| receiver asleep on the doorbell woken in ≤ 10 us | median {} us | {} |",
+        "| receiver asleep on the doorbell woken in ≤ 10 us (ranks placed by the scheduler) | median {} us | {} |",
         cell(wake),
         verdict(wake.is_some_and(|w| w <= 10.0))
     );
@@ -476,16 +489,19 @@ fn main() -> Result<(), String> {
         // Interleaved, so a slow phase of the machine does not hit one implementation only.
         for _ in 0..repeats {
             for (i, imp) in imps.into_iter().enumerate() {
-                runs[i].extend(ctx.run(imp, kind));
+                runs[i].extend(ctx.run(imp, kind, true));
             }
             if kind == Kind::Seed {
-                pool_runs.extend(ctx.run(Imp::SnooPool, kind));
+                pool_runs.extend(ctx.run(Imp::SnooPool, kind, true));
             }
         }
         all.push((kind, runs.map(|r| median(&r))));
     }
     let pool = median(&pool_runs);
-    let wake = ctx.run(Imp::Snoo, Kind::Wake).and_then(|t| t.get(8));
+    // The wake-up as snoo-run starts a job by default (the scheduler places the woken rank), and
+    // with both ranks pinned (the sleeper's own CPU must then be woken): see method.md.
+    let wake = ctx.run(Imp::Snoo, Kind::Wake, false).and_then(|t| t.get(8));
+    let wake_bound = ctx.run(Imp::Snoo, Kind::Wake, true).and_then(|t| t.get(8));
     let elapsed = started.elapsed().as_secs_f64();
 
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
@@ -565,9 +581,12 @@ each (SHARE / WROTE). The SNOO columns below are that run; the MPICH columns are
     let _ = write!(
         md,
         "\n## Doorbell wake-up\n\nMedian one-way time to a receiver asleep on its doorbell: {} us \
-(SNOO only; MPICH's receivers never sleep, they spin). The machine's floor for the same \
-wake-up — a thread blocked on an eventfd, woken by a write — is {} us (table above).\n\n## Runs\n\n{}",
+with the ranks placed by the scheduler (snoo-run's default, the goal row), {} us with each rank \
+pinned to its own CPU (SNOO only; MPICH's receivers never sleep, they spin). The machine's floor \
+for the same wake-up — a thread blocked on an eventfd, woken by a write — is {} us (table \
+above).\n\n## Runs\n\n{}",
         cell(wake),
+        cell(wake_bound),
         cell(efd_wake),
         ctx.log
     );

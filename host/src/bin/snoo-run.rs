@@ -1,6 +1,7 @@
 //! snoo-run: an mpiexec-like launcher for SNOO jobs on one host.
 //!
-//! `snoo-run -n N [--name NAME] [--socket PATH] [--size SIZE] [--timeout SECS] PROGRAM [ARGS…]`
+//! `snoo-run -n N [--name NAME] [--socket PATH] [--size SIZE] [--timeout SECS] [--bind-to core]
+//! PROGRAM [ARGS…]`
 //!
 //! Without `--socket`, an embedded daemon serves a fresh pool for the job on a socket in a private
 //! temporary directory (removed at exit). With `--socket`, a running `snoo-hostd` (started with
@@ -73,6 +74,11 @@ struct Cli {
     /// Kill the job and exit 124 when it runs longer than this many seconds.
     #[arg(long, value_name = "SECS", value_parser = timeout_arg)]
     timeout: Option<Duration>,
+    /// Pin ranks to CPUs, like mpiexec's -bind-to: `core` puts rank i on the i-th CPU (modulo
+    /// their number) of those snoo-run may run on (each logical CPU counts as a core); `none`
+    /// (the default) leaves placement to the scheduler.
+    #[arg(long = "bind-to", value_name = "WHAT", value_enum, default_value_t = Bind::None)]
+    bind: Bind,
     /// The program to run, and its arguments.
     #[arg(
         required = true,
@@ -81,6 +87,39 @@ struct Cli {
         value_name = "PROGRAM [ARGS]..."
     )]
     command: Vec<OsString>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Bind {
+    None,
+    Core,
+}
+
+/// The CPUs this process may run on, in ascending order.
+fn allowed_cpus() -> std::io::Result<Vec<usize>> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set, and sched_getaffinity writes at most
+    // size_of::<cpu_set_t>() bytes into it.
+    let set = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        set
+    };
+    // SAFETY: CPU_ISSET only reads the set, for indices below CPU_SETSIZE.
+    Ok((0..libc::CPU_SETSIZE as usize)
+        .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+        .collect())
+}
+
+/// The CPU set of one CPU.
+fn one_cpu(cpu: usize) -> libc::cpu_set_t {
+    // SAFETY: as in `allowed_cpus`; `cpu` came from there, so it is below CPU_SETSIZE.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        set
+    }
 }
 
 fn size_arg(s: &str) -> Result<u64, String> {
@@ -365,6 +404,21 @@ fn run(cli: Cli) -> u8 {
         }
     };
 
+    let cpus = match cli.bind {
+        Bind::None => Vec::new(),
+        Bind::Core => match allowed_cpus() {
+            Ok(c) if !c.is_empty() => c,
+            Ok(_) => {
+                eprintln!("snoo-run: --bind-to core: no CPU to bind to");
+                return 1;
+            }
+            Err(e) => {
+                eprintln!("snoo-run: --bind-to core: cannot read the CPU affinity: {e}");
+                return 1;
+            }
+        },
+    };
+
     // Start the ranks, all from this (the main) thread: PR_SET_PDEATHSIG fires when the thread
     // that forked the child exits, so a helper thread would be the wrong parent.
     let parent = std::process::id() as libc::pid_t;
@@ -388,10 +442,17 @@ fn run(cli: Cli) -> u8 {
             })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        // SAFETY: only async-signal-safe calls (prctl, getppid, setpgid, sigprocmask, raise) between fork
-        // and exec.
+        let cpu = (!cpus.is_empty()).then(|| one_cpu(cpus[i as usize % cpus.len()]));
+        // SAFETY: only async-signal-safe calls (prctl, getppid, setpgid, sigprocmask, raise,
+        // sched_setaffinity) between fork and exec.
         unsafe {
             cmd.pre_exec(move || {
+                if let Some(set) = &cpu {
+                    if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set) != 0
+                    {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
                 if libc::prctl(
                     libc::PR_SET_PDEATHSIG,
                     libc::SIGKILL as libc::c_ulong,
