@@ -18,7 +18,6 @@ use crate::engine::{Direct, Engine, JoinOptions};
 use crate::error::{Error, Result};
 use crate::matching::{Status as RawStatus, Ticket};
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -178,10 +177,10 @@ pub struct World {
     next: Cell<u64>,
     // What the last truncated receive got (source, tag, bytes), for the C status.
     truncated: Cell<Option<Status>>,
-    // The request list of the last scope that ended, emptied: the next scope reuses its
-    // allocation (a window of requests per scope is the common pattern, and growing a fresh list
-    // to it cost an allocation per doubling).
-    spare: Cell<VecDeque<Pending>>,
+    // The request table of the last scope that ended, emptied: the next scope reuses its
+    // allocation (a window of requests per scope is the common pattern, and growing a fresh
+    // table to it cost an allocation per doubling).
+    spare: Cell<Requests>,
 }
 
 fn check_tag(tag: i32) -> Result<u32> {
@@ -215,7 +214,7 @@ impl World {
             engine: RefCell::new(Engine::join(dev, opts)?),
             next: Cell::new(1),
             truncated: Cell::new(None),
-            spare: Cell::new(VecDeque::new()),
+            spare: Cell::new(Requests::default()),
         })
     }
 
@@ -398,10 +397,13 @@ impl World {
             pending: RefCell::new(self.spare.take()),
         };
         let r = f(&scope);
+        // Whatever the closure left incomplete, in start order (slot order, for the most part).
+        let mut slot = 0usize;
         loop {
-            let first = scope.pending.borrow().front().copied();
-            let Some(p) = first else { break };
-            let _ = scope.finish(p);
+            let next = scope.pending.borrow().next_from(slot);
+            let Some((at, p)) = next else { break };
+            let _ = scope.finish(Request { p, slot: at });
+            slot = at as usize + 1;
         }
         self.spare.set(scope.pending.into_inner());
         r
@@ -635,18 +637,77 @@ impl Pending {
     }
 }
 
-/// A non-blocking operation in flight.
+/// A non-blocking operation in flight: the operation, and its slot in its scope's table.
 #[must_use = "wait for or test the request"]
 #[derive(Debug)]
-pub struct Request(Pending);
+pub struct Request {
+    p: Pending,
+    slot: u32,
+}
+
+/// A scope's requests not yet completed through it (sends that completed at once included), each
+/// in a slot that its [`Request`] names, so that completing one finds it without a search. A
+/// request whose slot no longer holds it (already waited for, or from another scope: request ids
+/// are unique in the process) is refused with `Error::Request`.
+#[derive(Default)]
+struct Requests {
+    slots: Vec<Option<Pending>>,
+    // Slots emptied while others are still in use; all of them are dropped once none is.
+    free: Vec<u32>,
+    live: usize,
+}
+
+impl Requests {
+    fn insert(&mut self, p: Pending) -> u32 {
+        self.live += 1;
+        if let Some(i) = self.free.pop() {
+            self.slots[i as usize] = Some(p);
+            return i;
+        }
+        // More requests in flight at once than u32 can count cannot fit in memory.
+        let i = u32::try_from(self.slots.len()).expect("fewer than 2^32 requests");
+        self.slots.push(Some(p));
+        i
+    }
+
+    /// True if `r` is in flight in this table.
+    fn holds(&self, r: &Request) -> bool {
+        self.slots.get(r.slot as usize) == Some(&Some(r.p))
+    }
+
+    /// Takes `r` out of the table; false if it is not there.
+    fn remove(&mut self, r: &Request) -> bool {
+        if !self.holds(r) {
+            return false;
+        }
+        self.slots[r.slot as usize] = None;
+        self.live -= 1;
+        if self.live == 0 {
+            // The common case (a window completed): start the next one from slot 0.
+            self.slots.clear();
+            self.free.clear();
+        } else {
+            self.free.push(r.slot);
+        }
+        true
+    }
+
+    /// The first request in flight at slot `from` or after it.
+    fn next_from(&self, from: usize) -> Option<(u32, Pending)> {
+        let (i, p) = self
+            .slots
+            .iter()
+            .enumerate()
+            .skip(from)
+            .find_map(|(i, s)| s.map(|p| (i, p)))?;
+        Some((i as u32, p))
+    }
+}
 
 /// Non-blocking operations whose buffers live at least as long as `'env`.
 pub struct Scope<'env> {
     world: &'env World,
-    // Every request started in this scope and not yet completed through it (sends that completed
-    // at once included), in start order. A request not in it (already waited for, or from another
-    // scope) is refused with `Error::Request`.
-    pending: RefCell<VecDeque<Pending>>,
+    pending: RefCell<Requests>,
 }
 
 impl<'env> Scope<'env> {
@@ -671,8 +732,8 @@ impl<'env> Scope<'env> {
         } else {
             Pending::Send { id, dest }
         };
-        self.pending.borrow_mut().push_back(p);
-        Ok(Request(p))
+        let slot = self.pending.borrow_mut().insert(p);
+        Ok(Request { p, slot })
     }
 
     /// Starts a receive (MPI_Irecv).
@@ -683,21 +744,16 @@ impl<'env> Scope<'env> {
         tag: Option<i32>,
     ) -> Result<Request> {
         let p = self.world.post_recv(bytes_mut(buf), source, tag)?;
-        self.pending.borrow_mut().push_back(p);
-        Ok(Request(p))
+        let slot = self.pending.borrow_mut().insert(p);
+        Ok(Request { p, slot })
     }
 
-    fn finish(&self, p: Pending) -> Result<Option<Status>> {
-        {
-            // Completion order usually follows posting order: search from the front.
-            let mut pending = self.pending.borrow_mut();
-            match pending.iter().position(|q| *q == p) {
-                Some(i) => crate::matching::take_at(&mut pending, i).expect("index found"),
-                // Completed already (by `test` or `wait`), or started in another scope.
-                None => return Err(Error::Request),
-            };
+    fn finish(&self, r: Request) -> Result<Option<Status>> {
+        if !self.pending.borrow_mut().remove(&r) {
+            // Completed already (by `test` or `wait`), or started in another scope.
+            return Err(Error::Request);
         }
-        match p {
+        match r.p {
             Pending::Send { id, dest } => {
                 let mut e = self.world.engine.borrow_mut();
                 if e.send_done(id, dest) {
@@ -715,7 +771,7 @@ impl<'env> Scope<'env> {
     /// Waits for a request (MPI_Wait). Sends report `None`. A request that [`Scope::test`] already
     /// completed, or one started in another scope, is an [`Error::Request`].
     pub fn wait(&self, r: Request) -> Result<Option<Status>> {
-        self.finish(r.0)
+        self.finish(r)
     }
 
     /// Waits for all requests (MPI_Waitall), in order; the first error is returned after all have
@@ -724,7 +780,7 @@ impl<'env> Scope<'env> {
         let mut out = Vec::with_capacity(rs.len());
         let mut first_err = None;
         for r in rs {
-            match self.finish(r.0) {
+            match self.finish(r) {
                 Ok(s) => out.push(s),
                 Err(e) => {
                     out.push(None);
@@ -741,11 +797,15 @@ impl<'env> Scope<'env> {
     /// Checks a request without blocking (MPI_Test): `Some` once complete. The request is then
     /// consumed: testing or waiting for it again is an [`Error::Request`].
     pub fn test(&self, r: &Request) -> Result<Option<Option<Status>>> {
-        if !self.pending.borrow().contains(&r.0) {
+        if !self.pending.borrow().holds(r) {
             return Err(Error::Request);
         }
-        if self.world.ready(r.0)? {
-            self.finish(r.0).map(Some)
+        if self.world.ready(r.p)? {
+            self.finish(Request {
+                p: r.p,
+                slot: r.slot,
+            })
+            .map(Some)
         } else {
             Ok(None)
         }

@@ -149,7 +149,7 @@ impl Counts {
 /// Removes entry `i` of `q`. Matches are nearly always at the front, where `pop_front` costs a
 /// few instructions and `remove` its general shifting code.
 #[inline]
-pub(crate) fn take_at<T>(q: &mut VecDeque<T>, i: usize) -> Option<T> {
+fn take_at<T>(q: &mut VecDeque<T>, i: usize) -> Option<T> {
     if i == 0 {
         q.pop_front()
     } else {
