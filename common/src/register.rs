@@ -958,16 +958,32 @@ fn inline_len(envelope: u64) -> Option<u32> {
         .then_some(len as u32)
 }
 
+/// The length of a valid INLINE envelope, checked as [`Word::decode`] does but in a few
+/// instructions; `None` for any other word.
+#[inline]
+fn inline_fast(envelope: u64) -> Option<usize> {
+    // Kind ENVELOPE, path INLINE (0), not long, no reserved bit.
+    const CHECK: u64 = kind::MASK | 0x3 << ENV_PATH_SHIFT | ENV_LONG_BIT | !ENVELOPE_BITS;
+    if envelope & CHECK != u64::from(kind::ENVELOPE) {
+        return None;
+    }
+    inline_len(envelope).map(|len| len as usize)
+}
+
+/// Mailbox words of the INLINE message that `envelope` starts (the envelope and its DATA words),
+/// or `None` if `envelope` is not a valid INLINE envelope: the receiver's question when it looks
+/// at the head of a mailbox ([`crate::ring::WordConsumer::peek_message`]).
+#[inline]
+pub fn inline_words(envelope: u64) -> Option<usize> {
+    inline_fast(envelope).map(|len| 1 + data_words_for(len))
+}
+
 /// The length and head bytes (little-endian) of an INLINE envelope, validated as
 /// [`Word::decode`] does, without building a [`Word`] in the common case.
 #[inline]
 fn inline_head(envelope: u64) -> Result<(usize, u64), WordError> {
-    // Kind ENVELOPE, path INLINE (0), not long, no reserved bit.
-    const CHECK: u64 = kind::MASK | 0x3 << ENV_PATH_SHIFT | ENV_LONG_BIT | !ENVELOPE_BITS;
-    if envelope & CHECK == u64::from(kind::ENVELOPE) {
-        if let Some(len) = inline_len(envelope) {
-            return Ok((len as usize, envelope >> ENV_HEAD_SHIFT));
-        }
+    if let Some(len) = inline_fast(envelope) {
+        return Ok((len, envelope >> ENV_HEAD_SHIFT));
     }
     // Rejected: the general decoder says why (a proptest checks that it accepts no INLINE
     // envelope the check above refuses).
@@ -1195,6 +1211,9 @@ mod tests {
                     _ => None,
                 };
                 prop_assert_eq!(inline_head(w).ok(), want, "{:#x}", w);
+                // And the receiver's word count of the same message: its envelope and DATA words.
+                let words = want.map(|(n, _)| Header::new(0, Path::Inline, n).unwrap().message_words());
+                prop_assert_eq!(inline_words(w), words, "{:#x}", w);
             }
         }
 

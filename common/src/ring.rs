@@ -693,32 +693,67 @@ impl<S: Borrow<Shm>> WordConsumer<S> {
         if n as u64 > self.core.reg.cap {
             return Ok(false);
         }
-        // As in `load`: slots that would wrap onto popped-but-unreleased ones go back first.
-        if self.unreleased() + n > self.core.reg.cap as usize {
-            self.release();
-        }
+        self.release_before_reading(n);
         let slots = slots(self.shm.borrow(), &self.core.reg)?;
         let tail = self.core.st.tail;
-        let r = Runs::new(&self.core.reg, tail, n);
-        let (a, b) = dst.split_at_mut(r.split);
-        // The last word, Acquire (as in `load`): every word before it is visible after it.
-        let last = if b.is_empty() {
-            slots[r.first + n - 1].load(Ordering::Acquire)
-        } else {
-            slots[b.len() - 1].load(Ordering::Acquire)
-        };
-        if !fresh(last, if b.is_empty() { r.lap } else { r.wrapped_lap }) {
+        if !copy_exact(slots, &self.core.reg, tail, dst)? {
             return Ok(false);
-        }
-        let mut stale = copy_run(&slots[r.first..r.first + a.len()], a, r.lap);
-        if !b.is_empty() {
-            stale |= copy_run(&slots[..b.len()], b, r.wrapped_lap);
-        }
-        if stale {
-            return Err(RingError::Torn { index: tail });
         }
         self.core.st.tail = tail.wrapping_add(n as u64);
         Ok(true)
+    }
+
+    /// Copies the whole message at the head of the mailbox into the start of `dst`, without
+    /// taking it: `words`, given the head word, says how many words the message has, or `None`
+    /// if it is not a message the caller takes this way. One load of the head slot when the
+    /// mailbox is empty; otherwise the head word, then the last word, then the rest, as in
+    /// [`pop_exact`](Self::pop_exact) (and [`RingError::Torn`] likewise). [`consume`] then takes
+    /// what was copied.
+    ///
+    /// [`consume`]: Self::consume
+    #[inline]
+    pub fn peek_message(
+        &mut self,
+        dst: &mut [u64],
+        words: impl FnOnce(u64) -> Option<usize>,
+    ) -> Result<Head, RingError> {
+        let reg = self.core.reg;
+        let max = dst.len().min(reg.cap as usize);
+        self.release_before_reading(max);
+        let slots = slots(self.shm.borrow(), &reg)?;
+        let tail = self.core.st.tail;
+        // Acquire, as in `load`.
+        let head = slots[(tail & reg.mask) as usize].load(Ordering::Acquire);
+        if !fresh(head, lap(tail, reg.cap)) {
+            return Ok(Head::Empty);
+        }
+        let head = head & !LAP_BIT;
+        let n = match words(head) {
+            Some(n) if (1..=max).contains(&n) => n,
+            _ => return Ok(Head::Other(head)),
+        };
+        // The head word is this lap's, so the rest of the message follows it (the last word
+        // decides whether it is all there); its first slot is copied again, harmlessly.
+        if !copy_exact(slots, &reg, tail, &mut dst[..n])? {
+            return Ok(Head::Partial);
+        }
+        Ok(Head::Whole(n))
+    }
+
+    /// Takes `n` words that [`peek_message`](Self::peek_message) just copied (at most the
+    /// message it found: more would skip words nobody read).
+    #[inline]
+    pub fn consume(&mut self, n: usize) {
+        self.core.st.tail = self.core.st.tail.wrapping_add(n as u64);
+    }
+
+    /// Before reading up to `n` words ahead: slots that would wrap onto popped-but-unreleased
+    /// ones (which still hold their old words, so would read as not written yet) go back first.
+    #[inline]
+    fn release_before_reading(&mut self, n: usize) {
+        if self.unreleased() + n > self.core.reg.cap as usize {
+            self.release();
+        }
     }
 
     /// Hands every popped slot back to the producer: one Release store of the consumer index
@@ -756,6 +791,52 @@ impl Runs {
     }
 }
 
+/// What [`WordConsumer::peek_message`] found at the head of the mailbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Head {
+    /// Nothing yet.
+    Empty,
+    /// A message whose last words are not there yet.
+    Partial,
+    /// A word that the caller's `words` did not take (lap bit cleared), left in the mailbox.
+    Other(u64),
+    /// The whole message, this many words, copied and not yet taken.
+    Whole(usize),
+}
+
+/// Copies the `dst.len()` (1 to capacity) words from mailbox index `i` into `dst`, lap bits
+/// cleared, if all of them are there: the last word first (Acquire: the producer writes in
+/// order, so every word before it is visible), then the others without a branch per word.
+/// `Ok(false)` if the last is not there yet; [`RingError::Torn`] if it is but an earlier one is
+/// another lap's.
+#[inline]
+fn copy_exact(
+    slots: &[AtomicU64],
+    reg: &Region,
+    i: u64,
+    dst: &mut [u64],
+) -> Result<bool, RingError> {
+    let n = dst.len();
+    let r = Runs::new(reg, i, n);
+    let (a, b) = dst.split_at_mut(r.split);
+    let last = if b.is_empty() {
+        slots[r.first + n - 1].load(Ordering::Acquire)
+    } else {
+        slots[b.len() - 1].load(Ordering::Acquire)
+    };
+    if !fresh(last, if b.is_empty() { r.lap } else { r.wrapped_lap }) {
+        return Ok(false);
+    }
+    let mut stale = copy_run(&slots[r.first..r.first + a.len()], a, r.lap);
+    if !b.is_empty() {
+        stale |= copy_run(&slots[..b.len()], b, r.wrapped_lap);
+    }
+    if stale {
+        return Err(RingError::Torn { index: i });
+    }
+    Ok(true)
+}
+
 /// True if mailbox word `w` is a word of the lap whose lap bit is `lap`: not an empty slot, and
 /// not the previous lap's word still in the slot.
 #[inline]
@@ -780,7 +861,7 @@ fn put_words(slots: &[AtomicU64], words: &[u64], lap: u64) {
 fn copy_run(slots: &[AtomicU64], dst: &mut [u64], lap: u64) -> bool {
     let mut diff = 0;
     for (s, d) in slots.iter().zip(dst.iter_mut()) {
-        // Relaxed: ordered after the Acquire load of the message's last word (`pop_exact`).
+        // Relaxed: ordered after the Acquire load of the message's last word (`copy_exact`).
         let w = s.load(Ordering::Relaxed);
         diff |= w ^ lap;
         *d = w & !LAP_BIT;
@@ -1376,6 +1457,49 @@ mod tests {
         assert_eq!(three, [w(11), w(12), w(13)]);
     }
 
+    #[test]
+    fn peek_message_copies_a_whole_message_without_taking_it() {
+        let shm = heap_shm(WordFifo::footprint(8));
+        WordFifo::init(&shm, 0, 8).unwrap();
+        let mut p = WordProducer::new(&shm, 0, 8).unwrap();
+        let mut c = WordConsumer::new(&shm, 0, 8).unwrap();
+        let w = |i: u64| i << 8 | 1;
+        // The head word's low byte (after the kind) says how many words the message has.
+        let words = |head: u64| Some(((head >> 8) & 0xF) as usize);
+        let mut dst = [0u64; 4];
+        assert_eq!(c.peek_message(&mut dst, words), Ok(Head::Empty));
+        assert!(p.push_all(&[w(3), w(0xA)]).unwrap());
+        assert_eq!(c.peek_message(&mut dst, words), Ok(Head::Partial));
+        assert!(p.push(w(0xB)).unwrap());
+        assert_eq!(c.peek_message(&mut dst, words), Ok(Head::Whole(3)));
+        assert_eq!(dst[..3], [w(3), w(0xA), w(0xB)]);
+        // Not taken until consumed: the same message again.
+        assert_eq!(c.peek_message(&mut dst, words), Ok(Head::Whole(3)));
+        c.consume(3);
+        assert_eq!(c.unreleased(), 3);
+        c.release();
+        // A message longer than the scratch, or one `words` refuses, is left for the caller.
+        assert!(p.push_all(&[w(5), w(1), w(1), w(1), w(1)]).unwrap());
+        assert_eq!(c.peek_message(&mut dst, words), Ok(Head::Other(w(5))));
+        assert_eq!(c.peek_message(&mut dst, |_| None), Ok(Head::Other(w(5))));
+        assert_eq!(c.pop_exact(&mut [0; 5]), Ok(true));
+        c.release();
+        // Across the end of the slot array (slots 0..=7 used, the next message starts at 0 of
+        // the second lap).
+        assert!(p.push_all(&[w(2), w(0xC)]).unwrap());
+        assert_eq!(c.peek_message(&mut dst, words), Ok(Head::Whole(2)));
+        assert_eq!(dst[..2], [w(2), w(0xC)]);
+        c.consume(2);
+        // A torn message: last word there, the middle one of the previous lap.
+        let slot = |i: usize| atomic(&shm, OFF_DATA + 8 * i).unwrap();
+        slot(2).store(w(3) | LAP_BIT, Ordering::Relaxed);
+        slot(4).store(w(0xE) | LAP_BIT, Ordering::Relaxed);
+        assert_eq!(
+            c.peek_message(&mut dst, words),
+            Err(RingError::Torn { index: 10 })
+        );
+    }
+
     #[derive(Debug, Clone)]
     enum WordOp {
         Push(u64),
@@ -1383,6 +1507,8 @@ mod tests {
         Publish,
         Pop,
         PopExact(usize),
+        // peek_message with a message of `n` words and `room` words of scratch, then consume.
+        PeekMessage { n: usize, room: usize },
         Release,
     }
 
@@ -1394,6 +1520,7 @@ mod tests {
             2 => Just(WordOp::Publish),
             4 => Just(WordOp::Pop),
             2 => (0usize..6).prop_map(WordOp::PopExact),
+            2 => (0usize..6, 0usize..8).prop_map(|(n, room)| WordOp::PeekMessage { n, room }),
             2 => Just(WordOp::Release),
         ]
     }
@@ -1449,6 +1576,29 @@ mod tests {
                             let want: Vec<u64> = visible.drain(..n).collect();
                             prop_assert_eq!(&dst, &want);
                             received.extend(&dst);
+                            unreleased += n;
+                        }
+                    }
+                    WordOp::PeekMessage { n, room } => {
+                        let mut dst = vec![0u64; room];
+                        let mut head = None;
+                        let got = c.peek_message(&mut dst, |w| { head = Some(w); Some(n) }).unwrap();
+                        // As pop_exact, for the most the scratch can hold.
+                        if unreleased + room.min(cap) > cap { unreleased = 0; }
+                        let want = match visible.front() {
+                            None => Head::Empty,
+                            Some(&w) if n == 0 || n > room.min(cap) => Head::Other(w),
+                            Some(_) if n > visible.len() => Head::Partial,
+                            Some(_) => Head::Whole(n),
+                        };
+                        prop_assert_eq!(got, want);
+                        // The caller's `words` sees the head word, lap bit cleared.
+                        prop_assert_eq!(head, visible.front().copied());
+                        if let Head::Whole(n) = got {
+                            let taken: Vec<u64> = visible.drain(..n).collect();
+                            prop_assert_eq!(&dst[..n], &taken[..]);
+                            c.consume(n);
+                            received.extend(&taken);
                             unreleased += n;
                         }
                     }

@@ -17,10 +17,10 @@ use snoo_common::job::{
 use snoo_common::job::{RANK_STATE, RANK_VECTOR};
 use snoo_common::layout::{PeerState, PoolHeader, PoolInfo};
 use snoo_common::register::{
-    kind, pack_inline, sender_share, Header, HeaderStart, Path, PendingHeader, Word,
+    inline_words, kind, pack_inline, sender_share, Header, HeaderStart, Path, PendingHeader, Word,
 };
 use snoo_common::ring::{
-    ByteConsumer, ByteProducer, ByteRing, WordConsumer, WordFifo, WordProducer,
+    ByteConsumer, ByteProducer, ByteRing, Head, WordConsumer, WordFifo, WordProducer,
 };
 use snoo_common::Shm;
 use std::borrow::Borrow;
@@ -217,21 +217,6 @@ impl Link {
             .push_all(&buf[..n])
             .map_err(|e| Error::protocol(self.rank, e))?;
         Ok(true)
-    }
-
-    /// Pops a whole inline message, envelope and DATA words, into `rx_words` once all `need` of
-    /// its words are there (false if not yet): one pass over the slots. [`unpack_inline`] then
-    /// writes its payload where it goes.
-    #[inline]
-    fn take_inline(&mut self, need: usize) -> Result<bool> {
-        let src = self.rank;
-        let raw = self
-            .rx_words
-            .get_mut(..need)
-            .ok_or_else(|| Error::protocol(src, "inline message too long"))?;
-        self.rx_mb
-            .pop_exact(raw)
-            .map_err(|e| Error::protocol(src, e))
     }
 
     /// Hands read mailbox slots back once they are an eighth of the mailbox: every release is a
@@ -431,6 +416,20 @@ fn own_heap_offset(
 ) -> Option<u64> {
     let off = (ptr as usize).checked_sub(shm.as_ptr() as usize)? as u64;
     layout.in_heap(rank, off, len as u64).then_some(off)
+}
+
+/// The tag and length of the INLINE message from `src` whose envelope [`inline_words`] took.
+#[inline]
+fn inline_tag_len(src: u32, envelope: u64) -> Result<(u32, usize)> {
+    match Header::start(envelope) {
+        Ok(HeaderStart::Complete(h)) if h.path == Path::Inline && h.len as usize <= INLINE_MAX => {
+            Ok((h.tag, h.len as usize))
+        }
+        _ => Err(Error::protocol(
+            src,
+            format!("bad inline envelope {envelope:#x} (longest inline message: {INLINE_MAX} B)"),
+        )),
+    }
 }
 
 /// Unpacks an inline message from `src`, its envelope and DATA `words`, into `dst`, exactly the
@@ -954,11 +953,37 @@ impl Engine {
         // unexpected-queue entry, no heap copy), and the full mailbox holds the sender back.
         // Probes, idle waits and Finalize read on (`drain_all`).
         let wanted = reads_from(self.drain_all, &self.matcher, link);
-        while let Some(w) = if wanted || matches!(link.rx, Rx::NeedLength(_)) {
-            link.rx_mb.peek().map_err(|e| Error::protocol(src, e))?
-        } else {
-            None
-        } {
+        while wanted || matches!(link.rx, Rx::NeedLength(_)) {
+            let w = if matches!(link.rx, Rx::Idle) {
+                // The common small message, whole in one pass: envelope and DATA words (the
+                // sender published them together), straight into the receive it matches.
+                let head = link
+                    .rx_mb
+                    .peek_message(&mut link.rx_words, inline_words)
+                    .map_err(|e| Error::protocol(src, e))?;
+                match head {
+                    Head::Empty | Head::Partial => break,
+                    Head::Whole(n) => {
+                        let msg = &link.rx_words[..n];
+                        let (tag, len) = inline_tag_len(src, msg[0])?;
+                        self.matcher
+                            .deliver_with(src, tag, len, |dst| unpack_inline(src, msg, dst))?;
+                        link.rx_mb.consume(n);
+                        words += n;
+                        moved = true;
+                        if words > 4096 || !reads_from(self.drain_all, &self.matcher, link) {
+                            break;
+                        }
+                        continue;
+                    }
+                    Head::Other(w) => w,
+                }
+            } else {
+                match link.rx_mb.peek().map_err(|e| Error::protocol(src, e))? {
+                    Some(w) => w,
+                    None => break,
+                }
+            };
             let k = (w & kind::MASK) as u8;
             if matches!(link.rx, Rx::Idle) && matches!(k, kind::FIN | kind::SHARE | kind::WROTE) {
                 link.rx_mb.pop().map_err(|e| Error::protocol(src, e))?;
@@ -985,29 +1010,11 @@ impl Engine {
                 }
                 Rx::Idle => match Header::start(w) {
                     Ok(HeaderStart::Complete(h)) if h.path == Path::Inline => {
-                        // The common small message, whole in one pass: envelope and DATA words
-                        // (the sender published them together), straight into the receive it
-                        // matches.
-                        let len = h.len as usize;
-                        if len > INLINE_MAX {
-                            return Err(Error::protocol(
-                                src,
-                                format!("inline message of {len} bytes"),
-                            ));
-                        }
-                        let need = 1 + snoo_common::register::data_words_for(len);
-                        if !link.take_inline(need)? {
-                            break;
-                        }
-                        words += need;
-                        moved = true;
-                        let msg = &link.rx_words[..need];
-                        self.matcher
-                            .deliver_with(src, h.tag, len, |dst| unpack_inline(src, msg, dst))?;
-                        if words > 4096 || !reads_from(self.drain_all, &self.matcher, link) {
-                            break;
-                        }
-                        continue;
+                        // Every INLINE message that fits the mailbox scratch was taken above.
+                        return Err(Error::protocol(
+                            src,
+                            format!("inline message of {} bytes", h.len),
+                        ));
                     }
                     Ok(HeaderStart::Complete(h)) => {
                         if h.path != Path::Ring {
@@ -1159,9 +1166,30 @@ impl Engine {
         if !link.streams.is_empty() || !matches!(link.rx, Rx::Idle) {
             return Ok(Direct::Never);
         }
-        let w = match link.rx_mb.peek() {
-            Ok(Some(w)) => w,
-            Ok(None) => return Ok(Direct::NotYet),
+        // (A word the general path must judge, errors included, is left to it.)
+        let w = match link.rx_mb.peek_message(&mut link.rx_words, inline_words) {
+            Ok(Head::Empty | Head::Partial) => return Ok(Direct::NotYet),
+            Ok(Head::Whole(n)) => {
+                let msg = &link.rx_words[..n];
+                let Ok((t, len)) = inline_tag_len(src, msg[0]) else {
+                    return Ok(Direct::Never);
+                };
+                if len > buf.len() || tag.is_some_and(|want| want != t) {
+                    return Ok(Direct::Never);
+                }
+                unpack_inline(src, msg, &mut buf[..len])?;
+                link.rx_mb.consume(n);
+                if link.release_batch() {
+                    self.wake(src);
+                }
+                return Ok(Direct::Taken(Status {
+                    source: src,
+                    tag: t,
+                    bytes: len,
+                    sent: len,
+                }));
+            }
+            Ok(Head::Other(w)) => w,
             Err(_) => return Ok(Direct::Never),
         };
         let Ok(HeaderStart::Complete(h)) = Header::start(w) else {
@@ -1172,17 +1200,6 @@ impl Engine {
             return Ok(Direct::Never);
         }
         match h.path {
-            Path::Inline if len <= INLINE_MAX => {
-                let need = 1 + snoo_common::register::data_words_for(len);
-                if !link.take_inline(need)? {
-                    // The envelope is there, its data words are still on their way.
-                    return Ok(Direct::NotYet);
-                }
-                unpack_inline(src, &link.rx_words[..need], &mut buf[..len])?;
-                if link.release_batch() {
-                    self.wake(src);
-                }
-            }
             Path::Ring if len <= DIRECT_RING_MAX && len <= link.rx_ring.capacity() / 2 => {
                 // Nothing from `src` is streaming, so the ring's next bytes are this message's,
                 // and they fit the ring at once. The sender publishes them right after the
