@@ -1157,8 +1157,21 @@ impl Engine {
         tag: Option<u32>,
         buf: &mut [u8],
     ) -> Result<Direct> {
-        if src == self.rank || !self.matcher.quiet_for(src) {
+        if src == self.rank {
             return Ok(Direct::Never);
+        }
+        if !self.matcher.quiet_for(src) {
+            // Receives posted earlier that could take a message from `src` come first. Let what
+            // has arrived complete them: once none is left, this receive may still take its
+            // message straight from the mailbox. (In a window of receives posted ahead of their
+            // messages, as osu_bw's, all but the first few then do.)
+            if !self.matcher.wants_from(src) || !self.matcher.quiet_for_unexpected(src) {
+                return Ok(Direct::Never);
+            }
+            self.progress_rx(src)?;
+            if !self.matcher.quiet_for(src) {
+                return Ok(Direct::Never);
+            }
         }
         let Some(link) = self.links.get_mut(src as usize).and_then(Option::as_mut) else {
             return Ok(Direct::Never);

@@ -423,7 +423,13 @@ impl Matcher {
     /// no posted receive could take it, and no message from `src` waits in the unexpected queue.
     #[inline]
     pub fn quiet_for(&self, src: u32) -> bool {
-        !self.wants_from(src) && self.unexpected_from.of(src) == 0
+        !self.wants_from(src) && self.quiet_for_unexpected(src)
+    }
+
+    /// True if no message from `src` waits in the unexpected queue.
+    #[inline]
+    pub fn quiet_for_unexpected(&self, src: u32) -> bool {
+        self.unexpected_from.of(src) == 0
     }
 
     /// If the unexpected message `target` streams into has been claimed by a receive, moves what

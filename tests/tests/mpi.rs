@@ -437,6 +437,84 @@ fn medium_receives_straight_from_the_ring_keep_mpi_order() {
 }
 
 #[test]
+fn receives_posted_behind_earlier_ones_keep_mpi_order() {
+    // A receive posted while earlier ones from the same rank still wait first lets what has
+    // arrived complete those, then may take its own message straight from the mailbox. Tags and
+    // paths are mixed so that the arrivals match the earlier receives out of arrival order, some
+    // go to the unexpected queue on the way, and the window is posted both before and after
+    // its messages are there.
+    let msgs = [
+        (2, 8),
+        (1, 1),
+        (1, 64),
+        (3, 200),
+        (1, 0),
+        (2, 5000),
+        (3, 100),
+    ];
+    // Receives in posting order: (tag, index of the message MPI's rules give it).
+    let recvs = [(1, 1), (2, 0), (1, 2), (3, 3), (1, 4), (3, 6), (2, 5)];
+    job("behind", 2, 64 << 10, |w| {
+        for round in 0..2u64 {
+            if w.rank() == 0 {
+                if round == 1 {
+                    // Let rank 1 post its whole window before anything arrives.
+                    std::thread::sleep(Duration::from_millis(30));
+                }
+                for (i, &(tag, len)) in msgs.iter().enumerate() {
+                    w.send(&pattern(len, 10 * round + i as u64), 1, tag)
+                        .unwrap();
+                }
+                w.recv(&mut [0u8; 0], Some(1), Some(9)).unwrap();
+            } else {
+                if round == 0 {
+                    // Everything is in the mailbox (and ring) before the first receive.
+                    std::thread::sleep(Duration::from_millis(30));
+                }
+                let mut bufs: Vec<Vec<u8>> =
+                    recvs.iter().map(|&(_, m)| vec![0u8; msgs[m].1]).collect();
+                w.scope(|s| {
+                    let reqs: Vec<_> = bufs
+                        .iter_mut()
+                        .zip(recvs)
+                        .map(|(b, (tag, _))| s.irecv(&mut b[..], Some(0), Some(tag)).unwrap())
+                        .collect();
+                    for (st, &(tag, m)) in s.wait_all(reqs).unwrap().iter().zip(&recvs) {
+                        let st = st.expect("a receive reports its status");
+                        assert_eq!((st.tag, st.bytes), (tag, msgs[m].1), "round {round}");
+                    }
+                });
+                for (b, &(_, m)) in bufs.iter().zip(&recvs) {
+                    let want = pattern(msgs[m].1, 10 * round + m as u64);
+                    assert!(
+                        *b == want,
+                        "round {round}: message {m} went to the wrong receive"
+                    );
+                }
+                w.send(&[0u8; 0], 0, 9).unwrap();
+            }
+        }
+        // Same tag: the first receive is posted before its message, the second after both
+        // arrived. The second must get the second message, not the one at the mailbox's head.
+        if w.rank() == 0 {
+            w.recv(&mut [0u8; 0], Some(1), Some(9)).unwrap();
+            w.send(&[1u64], 1, 7).unwrap();
+            w.send(&[2u64], 1, 7).unwrap();
+        } else {
+            let (mut a, mut b) = ([0u64; 1], [0u64; 1]);
+            w.scope(|s| {
+                let ra = s.irecv(&mut a, Some(0), Some(7)).unwrap();
+                w.send(&[0u8; 0], 0, 9).unwrap();
+                std::thread::sleep(Duration::from_millis(30));
+                let rb = s.irecv(&mut b, Some(0), Some(7)).unwrap();
+                s.wait_all(vec![ra, rb]).unwrap();
+            });
+            assert_eq!((a[0], b[0]), (1, 2));
+        }
+    });
+}
+
+#[test]
 fn what_a_rank_sent_before_leaving_is_still_received() {
     // Rank 0 sends (inline, medium and streamed ring messages) and leaves the pool at once. Rank
     // 1 first waits for rank 2, long enough for its liveness checks to find rank 0 gone, then
