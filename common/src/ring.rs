@@ -104,6 +104,14 @@ const KIND_MASK: u64 = 0xF;
 /// the way in and clears it on the way out.
 pub const LAP_BIT: u64 = 1 << 7;
 
+/// How far ahead of its next slot a mailbox producer asks for the slot line in a state fit for
+/// writing (PREFETCHW), in words: two lines. The line was last read by the consumer, a lap ago,
+/// so a store to it waits for the line to come back from the consumer's CPU (a cache-line
+/// transfer, 130-140 ns on this project's Xeon host); asked for early, it is there by the time
+/// the producer writes it. Measured (osu_bw, interleaved, pinned): +31% at 32 B, +20% at 64 B.
+/// Far enough ahead to hide a transfer at a message every 40-80 ns, and no further: a line
+/// asked for while the consumer still reads it would be taken from under it.
+const PREFETCH_AHEAD: u64 = 16;
 /// Alignment of a ring's offset: one cache line.
 pub const RING_ALIGN: usize = 64;
 /// Offset of the producer index from the ring's base.
@@ -575,6 +583,14 @@ impl<S: Borrow<Shm>> WordProducer<S> {
             put_words(&slots[..b.len()], b, r.wrapped_lap);
         }
         self.core.st.head = head.wrapping_add(words.len() as u64);
+        // The slot line a few messages from now (see `PREFETCH_AHEAD`), if it is free: one the
+        // consumer has yet to read is not to be taken from it.
+        if self.core.free_cached() > PREFETCH_AHEAD {
+            let ahead = self.core.st.head.wrapping_add(PREFETCH_AHEAD) & self.core.reg.mask;
+            self.shm
+                .borrow()
+                .prefetch_write(self.core.reg.data + ahead as usize * 8);
+        }
         Ok(true)
     }
 

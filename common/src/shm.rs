@@ -125,6 +125,23 @@ impl Shm {
         true
     }
 
+    /// Asks for the cache line at `off` in a state fit for writing (x86 PREFETCHW), so that a
+    /// store to it soon does not wait for the line to come over from another CPU. A hint only:
+    /// out-of-bounds offsets are ignored, and it changes no memory.
+    #[inline]
+    pub fn prefetch_write(&self, off: usize) {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(p) = self.check(off, 1, 1) {
+            // SAFETY: PREFETCHW only hints the cache; it never faults and writes nothing (CPUs
+            // without it execute the opcode as a NOP), and `p` is inside the mapping anyway.
+            unsafe {
+                std::arch::asm!("prefetchw [{}]", in(reg) p, options(nostack, preserves_flags, readonly))
+            };
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = off;
+    }
+
     /// Zeroes `len` bytes at `off`. Returns false if the range is out of bounds.
     pub fn fill_zero(&self, off: usize, len: usize) -> bool {
         let Some(p) = self.check(off, len, 1) else {
