@@ -105,13 +105,13 @@ const KIND_MASK: u64 = 0xF;
 pub const LAP_BIT: u64 = 1 << 7;
 
 /// How far ahead of its next slot a mailbox producer asks for the slot line in a state fit for
-/// writing (PREFETCHW), in words: two lines. The line was last read by the consumer, a lap ago,
+/// writing (PREFETCHW), in words: four lines. The line was last read by the consumer, a lap ago,
 /// so a store to it waits for the line to come back from the consumer's CPU (a cache-line
 /// transfer, 130-140 ns on this project's Xeon host); asked for early, it is there by the time
-/// the producer writes it. Measured (osu_bw, interleaved, pinned): +31% at 32 B, +20% at 64 B.
-/// Far enough ahead to hide a transfer at a message every 40-80 ns, and no further: a line
-/// asked for while the consumer still reads it would be taken from under it.
-const PREFETCH_AHEAD: u64 = 16;
+/// the producer writes it. Far enough ahead to hide a transfer when messages of 10 words and
+/// more follow each other every 80 ns (two lines were not: osu_bw at 64-72 B ran 30-45% below
+/// four), and only into free slots (see `push_all`).
+const PREFETCH_AHEAD: u64 = 32;
 /// Data-ring lines after a write that the producer asks for in a state fit for writing, for the
 /// same reason as [`PREFETCH_AHEAD`]: 512 bytes, the next medium message or two. osu_bw: +40%
 /// at 128-512 B; large writes are unaffected (one hint per write).
