@@ -970,12 +970,34 @@ fn inline_fast(envelope: u64) -> Option<usize> {
     inline_len(envelope).map(|len| len as usize)
 }
 
-/// Mailbox words of the INLINE message that `envelope` starts (the envelope and its DATA words),
-/// or `None` if `envelope` is not a valid INLINE envelope: the receiver's question when it looks
-/// at the head of a mailbox ([`crate::ring::WordConsumer::peek_message`]).
+/// What a valid INLINE envelope announces (see [`inline_header`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InlineHeader {
+    /// The MPI tag.
+    pub tag: u32,
+    /// Payload bytes.
+    pub len: usize,
+}
+
+impl InlineHeader {
+    /// Mailbox words of the whole message: the envelope and its DATA words.
+    #[inline]
+    pub fn words(&self) -> usize {
+        1 + data_words_for(self.len)
+    }
+}
+
+/// The tag and length of the INLINE message that `envelope` starts, or `None` if `envelope` is
+/// not a valid INLINE envelope (checked as [`Word::decode`] does, in a few instructions): the
+/// receiver's question when it looks at the head of a mailbox
+/// ([`crate::ring::WordConsumer::peek_message`]).
 #[inline]
-pub fn inline_words(envelope: u64) -> Option<usize> {
-    inline_fast(envelope).map(|len| 1 + data_words_for(len))
+pub fn inline_header(envelope: u64) -> Option<InlineHeader> {
+    let len = inline_fast(envelope)?;
+    Some(InlineHeader {
+        tag: ((envelope >> ENV_TAG_SHIFT) as u32) & MAX_TAG,
+        len,
+    })
 }
 
 /// The length and head bytes (little-endian) of an INLINE envelope, validated as
@@ -1211,9 +1233,15 @@ mod tests {
                     _ => None,
                 };
                 prop_assert_eq!(inline_head(w).ok(), want, "{:#x}", w);
-                // And the receiver's word count of the same message: its envelope and DATA words.
-                let words = want.map(|(n, _)| Header::new(0, Path::Inline, n).unwrap().message_words());
-                prop_assert_eq!(inline_words(w), words, "{:#x}", w);
+                // And the receiver's view of the same message: tag, length, and its envelope and
+                // DATA words.
+                let hdr = match Word::decode(w) {
+                    Ok(Word::Envelope { tag, path: Path::Inline, len: EnvLen::Short(n), .. }) => {
+                        Some((tag, n as usize, Header::new(0, Path::Inline, n as usize).unwrap().message_words()))
+                    }
+                    _ => None,
+                };
+                prop_assert_eq!(inline_header(w).map(|h| (h.tag, h.len, h.words())), hdr, "{:#x}", w);
             }
         }
 

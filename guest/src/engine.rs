@@ -17,7 +17,7 @@ use snoo_common::job::{
 use snoo_common::job::{RANK_STATE, RANK_VECTOR};
 use snoo_common::layout::{PeerState, PoolHeader, PoolInfo};
 use snoo_common::register::{
-    inline_words, kind, pack_inline, sender_share, Header, HeaderStart, Path, PendingHeader, Word,
+    inline_header, kind, pack_inline, sender_share, Header, HeaderStart, Path, PendingHeader, Word,
 };
 use snoo_common::ring::{
     ByteConsumer, ByteProducer, ByteRing, Head, WordConsumer, WordFifo, WordProducer,
@@ -416,20 +416,6 @@ fn own_heap_offset(
 ) -> Option<u64> {
     let off = (ptr as usize).checked_sub(shm.as_ptr() as usize)? as u64;
     layout.in_heap(rank, off, len as u64).then_some(off)
-}
-
-/// The tag and length of the INLINE message from `src` whose envelope [`inline_words`] took.
-#[inline]
-fn inline_tag_len(src: u32, envelope: u64) -> Result<(u32, usize)> {
-    match Header::start(envelope) {
-        Ok(HeaderStart::Complete(h)) if h.path == Path::Inline && h.len as usize <= INLINE_MAX => {
-            Ok((h.tag, h.len as usize))
-        }
-        _ => Err(Error::protocol(
-            src,
-            format!("bad inline envelope {envelope:#x} (longest inline message: {INLINE_MAX} B)"),
-        )),
-    }
 }
 
 /// Unpacks an inline message from `src`, its envelope and DATA `words`, into `dst`, exactly the
@@ -957,17 +943,26 @@ impl Engine {
             let w = if matches!(link.rx, Rx::Idle) {
                 // The common small message, whole in one pass: envelope and DATA words (the
                 // sender published them together), straight into the receive it matches.
+                let mut hdr = None;
                 let head = link
                     .rx_mb
-                    .peek_message(&mut link.rx_words, inline_words)
+                    .peek_message(&mut link.rx_words, |w| {
+                        hdr = inline_header(w);
+                        hdr.map(|h| h.words())
+                    })
                     .map_err(|e| Error::protocol(src, e))?;
-                match head {
-                    Head::Empty | Head::Partial => break,
-                    Head::Whole(n) => {
+                match (head, hdr) {
+                    (Head::Empty | Head::Partial, _) => break,
+                    (Head::Whole(n), Some(h)) => {
+                        if h.len > INLINE_MAX {
+                            return Err(Error::protocol(
+                                src,
+                                format!("inline message of {} bytes", h.len),
+                            ));
+                        }
                         let msg = &link.rx_words[..n];
-                        let (tag, len) = inline_tag_len(src, msg[0])?;
                         self.matcher
-                            .deliver_with(src, tag, len, |dst| unpack_inline(src, msg, dst))?;
+                            .deliver_with(src, h.tag, h.len, |dst| unpack_inline(src, msg, dst))?;
                         link.rx_mb.consume(n);
                         words += n;
                         moved = true;
@@ -976,7 +971,11 @@ impl Engine {
                         }
                         continue;
                     }
-                    Head::Other(w) => w,
+                    (Head::Other(w), _) => w,
+                    // (Cannot happen: `Whole` means the closure found a header.)
+                    (Head::Whole(_), None) => {
+                        return Err(Error::protocol(src, "inline message without a header"))
+                    }
                 }
             } else {
                 match link.rx_mb.peek().map_err(|e| Error::protocol(src, e))? {
@@ -1180,16 +1179,19 @@ impl Engine {
             return Ok(Direct::Never);
         }
         // (A word the general path must judge, errors included, is left to it.)
-        let w = match link.rx_mb.peek_message(&mut link.rx_words, inline_words) {
-            Ok(Head::Empty | Head::Partial) => return Ok(Direct::NotYet),
-            Ok(Head::Whole(n)) => {
-                let msg = &link.rx_words[..n];
-                let Ok((t, len)) = inline_tag_len(src, msg[0]) else {
-                    return Ok(Direct::Never);
-                };
-                if len > buf.len() || tag.is_some_and(|want| want != t) {
+        let mut hdr = None;
+        let head = link.rx_mb.peek_message(&mut link.rx_words, |w| {
+            hdr = inline_header(w);
+            hdr.map(|h| h.words())
+        });
+        let w = match (head, hdr) {
+            (Ok(Head::Empty | Head::Partial), _) => return Ok(Direct::NotYet),
+            (Ok(Head::Whole(n)), Some(h)) => {
+                let (t, len) = (h.tag, h.len);
+                if len > INLINE_MAX || len > buf.len() || tag.is_some_and(|want| want != t) {
                     return Ok(Direct::Never);
                 }
+                let msg = &link.rx_words[..n];
                 unpack_inline(src, msg, &mut buf[..len])?;
                 link.rx_mb.consume(n);
                 if link.release_batch() {
@@ -1202,8 +1204,8 @@ impl Engine {
                     sent: len,
                 }));
             }
-            Ok(Head::Other(w)) => w,
-            Err(_) => return Ok(Direct::Never),
+            (Ok(Head::Other(w)), _) => w,
+            (Ok(Head::Whole(_)), None) | (Err(_), _) => return Ok(Direct::Never),
         };
         let Ok(HeaderStart::Complete(h)) = Header::start(w) else {
             return Ok(Direct::Never);
