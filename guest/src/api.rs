@@ -174,6 +174,9 @@ pub fn init(name: &str) -> Result<World> {
 /// A joined job: COMM_WORLD.
 pub struct World {
     engine: RefCell<Engine>,
+    // The engine's, fixed at join: every call checks ranks against them.
+    rank: u32,
+    size: u32,
     next: Cell<u64>,
     // What the last truncated receive got (source, tag, bytes), for the C status.
     truncated: Cell<Option<Status>>,
@@ -210,8 +213,11 @@ impl World {
                 )));
             }
         }
+        let engine = Engine::join(dev, opts)?;
         Ok(World {
-            engine: RefCell::new(Engine::join(dev, opts)?),
+            rank: engine.rank(),
+            size: engine.size(),
+            engine: RefCell::new(engine),
             next: Cell::new(1),
             truncated: Cell::new(None),
             spare: Cell::new(Requests::default()),
@@ -220,12 +226,12 @@ impl World {
 
     /// This process's rank.
     pub fn rank(&self) -> u32 {
-        self.engine.borrow().rank()
+        self.rank
     }
 
     /// Ranks in the job.
     pub fn size(&self) -> u32 {
-        self.engine.borrow().size()
+        self.size
     }
 
     fn id(&self) -> u64 {
@@ -394,6 +400,7 @@ impl World {
     pub fn scope<'env, R>(&'env self, f: impl FnOnce(&Scope<'env>) -> R) -> R {
         let scope = Scope {
             world: self,
+            id: self.id(),
             pending: RefCell::new(self.spare.take()),
         };
         let r = f(&scope);
@@ -402,7 +409,7 @@ impl World {
         loop {
             let next = scope.pending.borrow().next_from(slot);
             let Some((at, p)) = next else { break };
-            let _ = scope.finish(Request { p, slot: at });
+            let _ = scope.finish(&scope.request(p, at));
             slot = at as usize + 1;
         }
         self.spare.set(scope.pending.into_inner());
@@ -637,18 +644,25 @@ impl Pending {
     }
 }
 
-/// A non-blocking operation in flight: the operation, and its slot in its scope's table.
+/// A non-blocking operation in flight: the operation, the scope that started it, and its slot in
+/// that scope's table (or [`NO_SLOT`] for one that completed when it started).
 #[must_use = "wait for or test the request"]
 #[derive(Debug)]
 pub struct Request {
     p: Pending,
+    scope: u64,
     slot: u32,
+    // Completed through `Scope::test`: waiting for it, or testing it again, is refused.
+    consumed: Cell<bool>,
 }
 
-/// A scope's requests not yet completed through it (sends that completed at once included), each
-/// in a slot that its [`Request`] names, so that completing one finds it without a search. A
-/// request whose slot no longer holds it (already waited for, or from another scope: request ids
-/// are unique in the process) is refused with `Error::Request`.
+/// The slot of a request that completed when it started (most small sends and receives): the
+/// scope has nothing to finish for it, so it stays out of the table.
+const NO_SLOT: u32 = u32::MAX;
+
+/// A scope's requests not yet complete (the ones it must finish if the closure does not), each in
+/// a slot that its [`Request`] names, so that completing one finds it without a search. A request
+/// whose slot no longer holds it (already waited for) is refused with `Error::Request`.
 #[derive(Default)]
 struct Requests {
     slots: Vec<Option<Pending>>,
@@ -707,10 +721,31 @@ impl Requests {
 /// Non-blocking operations whose buffers live at least as long as `'env`.
 pub struct Scope<'env> {
     world: &'env World,
+    // Unique in the process (drawn from the request ids): tells this scope's requests apart.
+    id: u64,
     pending: RefCell<Requests>,
 }
 
 impl<'env> Scope<'env> {
+    /// The request for `p`, at `slot` of this scope's table.
+    fn request(&self, p: Pending, slot: u32) -> Request {
+        Request {
+            p,
+            scope: self.id,
+            slot,
+            consumed: Cell::new(false),
+        }
+    }
+
+    /// The request for `p`, just started: in the table unless it is complete already.
+    fn started(&self, p: Pending) -> Request {
+        let slot = match p {
+            Pending::Sent { .. } | Pending::Received { .. } => NO_SLOT,
+            Pending::Send { .. } | Pending::Recv { .. } => self.pending.borrow_mut().insert(p),
+        };
+        self.request(p, slot)
+    }
+
     /// Starts a send (MPI_Isend).
     pub fn isend<T: Equivalence>(&self, buf: &'env [T], dest: u32, tag: i32) -> Result<Request> {
         let w = self.world;
@@ -732,8 +767,7 @@ impl<'env> Scope<'env> {
         } else {
             Pending::Send { id, dest }
         };
-        let slot = self.pending.borrow_mut().insert(p);
-        Ok(Request { p, slot })
+        Ok(self.started(p))
     }
 
     /// Starts a receive (MPI_Irecv).
@@ -744,13 +778,22 @@ impl<'env> Scope<'env> {
         tag: Option<i32>,
     ) -> Result<Request> {
         let p = self.world.post_recv(bytes_mut(buf), source, tag)?;
-        let slot = self.pending.borrow_mut().insert(p);
-        Ok(Request { p, slot })
+        Ok(self.started(p))
     }
 
-    fn finish(&self, r: Request) -> Result<Option<Status>> {
-        if !self.pending.borrow_mut().remove(&r) {
-            // Completed already (by `test` or `wait`), or started in another scope.
+    /// True if `r` is this scope's and not completed through it yet.
+    fn owns(&self, r: &Request) -> bool {
+        r.scope == self.id
+            && !r.consumed.get()
+            && (r.slot == NO_SLOT || self.pending.borrow().holds(r))
+    }
+
+    fn finish(&self, r: &Request) -> Result<Option<Status>> {
+        // Completed already (by `test`), or started in another scope.
+        if r.scope != self.id || r.consumed.get() {
+            return Err(Error::Request);
+        }
+        if r.slot != NO_SLOT && !self.pending.borrow_mut().remove(r) {
             return Err(Error::Request);
         }
         match r.p {
@@ -771,7 +814,7 @@ impl<'env> Scope<'env> {
     /// Waits for a request (MPI_Wait). Sends report `None`. A request that [`Scope::test`] already
     /// completed, or one started in another scope, is an [`Error::Request`].
     pub fn wait(&self, r: Request) -> Result<Option<Status>> {
-        self.finish(r)
+        self.finish(&r)
     }
 
     /// Waits for all requests (MPI_Waitall), in order; the first error is returned after all have
@@ -780,7 +823,7 @@ impl<'env> Scope<'env> {
         let mut out = Vec::with_capacity(rs.len());
         let mut first_err = None;
         for r in rs {
-            match self.finish(r) {
+            match self.finish(&r) {
                 Ok(s) => out.push(s),
                 Err(e) => {
                     out.push(None);
@@ -797,15 +840,13 @@ impl<'env> Scope<'env> {
     /// Checks a request without blocking (MPI_Test): `Some` once complete. The request is then
     /// consumed: testing or waiting for it again is an [`Error::Request`].
     pub fn test(&self, r: &Request) -> Result<Option<Option<Status>>> {
-        if !self.pending.borrow().holds(r) {
+        if !self.owns(r) {
             return Err(Error::Request);
         }
         if self.world.ready(r.p)? {
-            self.finish(Request {
-                p: r.p,
-                slot: r.slot,
-            })
-            .map(Some)
+            let done = self.finish(r);
+            r.consumed.set(true);
+            done.map(Some)
         } else {
             Ok(None)
         }

@@ -186,16 +186,6 @@ impl Link {
         inline: &[u8],
         buffer: Option<u64>,
     ) -> Result<bool> {
-        let words = header.message_words();
-        if !self
-            .tx_mb
-            .has_room(words)
-            .map_err(|e| Error::protocol(self.rank, e))?
-        {
-            // Let the receiver drain what is batched.
-            self.flush();
-            return Ok(false);
-        }
         // A whole INLINE message (at most INLINE_WORDS), or envelope (and LENGTH) and BUFFER
         // word.
         let buf = &mut self.tx_words;
@@ -213,9 +203,16 @@ impl Link {
             buf[n] = Word::Buffer { offset }.encode();
             n += 1;
         }
-        self.tx_mb
+        // All of it or, if the mailbox has no room for all of it yet, none of it.
+        if !self
+            .tx_mb
             .push_all(&buf[..n])
-            .map_err(|e| Error::protocol(self.rank, e))?;
+            .map_err(|e| Error::protocol(self.rank, e))?
+        {
+            // Let the receiver drain what is batched.
+            self.flush();
+            return Ok(false);
+        }
         Ok(true)
     }
 
@@ -817,7 +814,7 @@ impl Engine {
             .links
             .get_mut(r as usize)
             .and_then(Option::as_mut)
-            .ok_or(Error::Rank {
+            .ok_or_else(|| Error::Rank {
                 rank: r.into(),
                 size,
             })?;
