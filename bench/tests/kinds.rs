@@ -174,3 +174,38 @@ fn pool_memory_tables() {
         &[32768, 65536, 131072],
     );
 }
+
+/// `limits` measures every machine limit the report shows, as a positive number, in text and in
+/// JSON (`--quick`: briefly, so the numbers are rough; only their presence is checked).
+#[test]
+fn limits_reports_every_probe() {
+    let keys = [
+        "memcpy_mbps",
+        "cacheline_ns",
+        "ring_copy_mbps",
+        "ring_copy_window_mbps",
+        "eventfd_wake_idle_us",
+        "eventfd_wake_us",
+    ];
+    let run = |args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_limits"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "limits {args:?}: {}", o.status);
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let text = run(&["--quick"]);
+    assert_eq!(text.lines().next(), Some("# Machine limits v2"), "{text}");
+    for k in keys {
+        let v: f64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix(k)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {k} line in\n{text}"));
+        assert!(v > 0.0 && v.is_finite(), "{k} = {v}");
+    }
+    let json = run(&["--quick", "--json"]);
+    for k in keys {
+        assert!(json.contains(&format!("\"{k}\":")), "{k} in {json}");
+    }
+}

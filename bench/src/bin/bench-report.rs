@@ -329,12 +329,7 @@ fn goals(all: &[(Kind, Results)], wake: Option<f64>, pool: &Option<Table>) -> St
 /// A plotted line: label, colour, (log2 size, MB/s) points.
 type Series = (&'static str, RGBColor, Vec<(f64, f64)>);
 
-fn plot(
-    path: &Path,
-    seed: &Results,
-    pool: &Option<Table>,
-    memcpy: Option<f64>,
-) -> Result<(), String> {
+fn plot(path: &Path, seed: &Results, pool: &Option<Table>, lim: &Limits) -> Result<(), String> {
     let font = ["DejaVuSans.ttf", "LiberationSans-Regular.ttf"]
         .iter()
         .flat_map(|f| {
@@ -371,7 +366,8 @@ fn plot(
     let ys = series
         .iter()
         .flat_map(|s| s.2.iter().map(|p| p.1))
-        .chain(memcpy);
+        .chain(lim.memcpy)
+        .chain(lim.ring_copy);
     let (y0, y1) = ys.fold((f64::MAX, f64::MIN), |(a, b), y| (a.min(y), b.max(y)));
     let root = BitMapBackend::new(path, (1000, 640)).into_drawing_area();
     let e = |e: DrawingAreaErrorKind<_>| e.to_string();
@@ -407,15 +403,26 @@ fn plot(
             .draw_series(pts.iter().map(|&p| Circle::new(p, 4, c.filled())))
             .map_err(e)?;
     }
-    if let Some(m) = memcpy {
+    // The machine's limits as horizontal lines: one thread's memcpy, and two CPUs copying through
+    // a ring (the best any two-copy design, SNOO's plain-buffer path among them, does here).
+    let flat = [
+        (lim.memcpy, "memcpy limit (1 thread, 64 MiB buffers)", BLACK),
+        (
+            lim.ring_copy,
+            "two-copy limit (2 CPUs through a ring)",
+            RGBColor(230, 140, 0),
+        ),
+    ];
+    for (v, label, c) in flat {
+        let Some(m) = v else { continue };
         chart
             .draw_series(LineSeries::new(
                 [(x0 - 0.3, m), (x1 + 0.3, m)],
-                BLACK.stroke_width(1),
+                c.stroke_width(1),
             ))
             .map_err(e)?
-            .label("memcpy limit (1 thread)")
-            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK));
+            .label(label)
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], c));
     }
     chart
         .configure_series_labels()
@@ -429,17 +436,34 @@ fn plot(
     Ok(())
 }
 
-fn limits(bin: &Path) -> (Option<f64>, Option<f64>, Option<f64>) {
-    let out = sh(bin.join("limits").to_str().unwrap_or("limits"), &[]);
+/// What `limits` measured (see bench/src/bin/limits.rs); `None` where it printed nothing.
+struct Limits {
+    memcpy: Option<f64>,
+    cacheline: Option<f64>,
+    ring_copy: Option<f64>,
+    ring_copy_window: Option<f64>,
+    wake_idle: Option<f64>,
+    wake: Option<f64>,
+}
+
+fn limits(bin: &Path, quick: bool) -> Limits {
+    let args: &[&str] = if quick { &["--quick"] } else { &[] };
+    let out = sh(bin.join("limits").to_str().unwrap_or("limits"), args);
+    // "name value" lines; a name is never a prefix of another one followed by a space.
     let get = |k: &str| {
-        out.lines()
-            .find_map(|l| l.strip_prefix(k)?.trim().parse::<f64>().ok())
+        out.lines().find_map(|l| {
+            let (name, v) = l.split_once(' ')?;
+            (name == k).then(|| v.trim().parse::<f64>().ok())?
+        })
     };
-    (
-        get("memcpy_mbps"),
-        get("cacheline_ns"),
-        get("eventfd_wake_us"),
-    )
+    Limits {
+        memcpy: get("memcpy_mbps"),
+        cacheline: get("cacheline_ns"),
+        ring_copy: get("ring_copy_mbps"),
+        ring_copy_window: get("ring_copy_window_mbps"),
+        wake_idle: get("eventfd_wake_idle_us"),
+        wake: get("eventfd_wake_us"),
+    }
 }
 
 /// The commit the programs were built from, `-dirty` if the work tree had changes.
@@ -479,7 +503,7 @@ fn main() -> Result<(), String> {
         quick,
         log: String::new(),
     };
-    let (memcpy, cacheline, efd_wake) = limits(&ctx.bin);
+    let lim = limits(&ctx.bin, quick);
     let repeats = if quick { 1 } else { REPEATS };
     let mut all: Vec<(Kind, Results)> = Vec::new();
     let mut pool_runs = Vec::new();
@@ -533,7 +557,10 @@ Every number below comes from one run on the machine described here; nothing is 
 | | |\n|---|---|\n\
 | date (UTC) | {} |\n| measured tree (`git describe --always --dirty`) | {} |\n| CPUs (`nproc`) | {} |\n| CPU | {} |\n| kernel | {} |\n| rustc | {} |\n| MPICH | {} |\n\
 | memcpy, 1 thread, 64 MiB buffers | {} MB/s |\n| cache-line ping-pong between 2 CPUs, one way | {} ns |\n\
-| thread blocked on an eventfd woken by a write (median) | {} us |\n| whole run | {:.0} s |\n\n",
+| two-copy limit: 256 KiB messages through a 4 MiB ring between 2 CPUs, into 1 buffer (as seed) | {} MB/s |\n\
+| the same into 64 buffers in turn (as osu_bw's window) | {} MB/s |\n\
+| thread blocked on an eventfd woken by a write 37 ms later (median), CPUs idle before | {} us |\n\
+| the same right after the cache-line probe | {} us |\n| whole run | {:.0} s |\n\n",
         if quick { " --quick" } else { "" },
         sh("date", &["-u", "+%Y-%m-%d %H:%M"]),
         git_describe(&ctx.root),
@@ -542,9 +569,12 @@ Every number below comes from one run on the machine described here; nothing is 
         sh("uname", &["-r"]),
         sh("rustc", &["--version"]),
         mpich_v,
-        cell(memcpy),
-        cell(cacheline),
-        cell(efd_wake),
+        cell(lim.memcpy),
+        cell(lim.cacheline),
+        cell(lim.ring_copy),
+        cell(lim.ring_copy_window),
+        cell(lim.wake_idle),
+        cell(lim.wake),
         elapsed,
     );
     let _ = write!(
@@ -583,17 +613,19 @@ each (SHARE / WROTE). The SNOO columns below are that run; the MPICH columns are
         "\n## Doorbell wake-up\n\nMedian one-way time to a receiver asleep on its doorbell: {} us \
 with the ranks placed by the scheduler (snoo-run's default, the goal row), {} us with each rank \
 pinned to its own CPU (SNOO only; MPICH's receivers never sleep, they spin). The machine's floor \
-for the same wake-up — a thread blocked on an eventfd, woken by a write — is {} us (table \
-above).\n\n## Runs\n\n{}",
+for the same wake-up — a thread pinned to the other CPU, blocked on an eventfd, woken by a write — \
+is {} us with the CPUs idle before, {} us right after the cache-line probe (table above).\n\n\
+## Runs\n\n{}",
         cell(wake),
         cell(wake_bound),
-        cell(efd_wake),
+        cell(lim.wake_idle),
+        cell(lim.wake),
         ctx.log
     );
     let docs = ctx.root.join("docs");
     std::fs::write(docs.join("benchmarks.md"), md).map_err(|e| e.to_string())?;
     let seed = &all.iter().find(|x| x.0 == Kind::Seed).expect("seed run").1;
-    plot(&docs.join("benchmarks.png"), seed, &pool, memcpy)?;
+    plot(&docs.join("benchmarks.png"), seed, &pool, &lim)?;
     eprintln!("bench-report: wrote docs/benchmarks.md and docs/benchmarks.png in {elapsed:.0} s");
     Ok(())
 }
