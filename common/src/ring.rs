@@ -645,6 +645,16 @@ impl<S: Borrow<Shm>> WordConsumer<S> {
         self.core.st.tail
     }
 
+    /// Words the producer has published past the next one to read, as its index says: a hint
+    /// only (a hostile producer may store anything there; a slot is read only once its own lap
+    /// bit says it is written), clamped to the capacity.
+    #[inline]
+    pub fn published_ahead(&self) -> usize {
+        let p =
+            atomic(self.shm.borrow(), self.core.reg.prod).map_or(0, |a| a.load(Ordering::Acquire));
+        (p.wrapping_sub(self.core.st.tail)).min(self.core.reg.cap) as usize
+    }
+
     /// Words popped but not yet released.
     pub fn unreleased(&self) -> usize {
         self.core.st.tail.wrapping_sub(self.core.st.released) as usize
@@ -1526,6 +1536,32 @@ mod tests {
             c.peek_message(&mut dst, words),
             Err(RingError::Torn { index: 10 })
         );
+    }
+
+    #[test]
+    fn published_ahead_is_a_clamped_hint() {
+        let shm = heap_shm(WordFifo::footprint(8));
+        WordFifo::init(&shm, 0, 8).unwrap();
+        let mut p = WordProducer::new(&shm, 0, 8).unwrap();
+        let mut c = WordConsumer::new(&shm, 0, 8).unwrap();
+        let w = |i: u64| i << 8 | 1;
+        assert!(p.push_all(&[w(1), w(2), w(3)]).unwrap());
+        // Pushed words are readable at once, but not published yet.
+        assert_eq!(c.published_ahead(), 0);
+        assert_eq!(c.peek(), Ok(Some(w(1))));
+        p.publish();
+        assert_eq!(c.published_ahead(), 3);
+        assert_eq!(c.pop(), Ok(Some(w(1))));
+        assert_eq!(c.published_ahead(), 2);
+        // Whatever a hostile producer stores there, the hint stays within the mailbox, and it
+        // never makes a slot readable.
+        atomic(&shm, OFF_PRODUCER)
+            .unwrap()
+            .store(u64::MAX / 2, Ordering::Relaxed);
+        assert_eq!(c.published_ahead(), 8);
+        assert_eq!(c.pop(), Ok(Some(w(2))));
+        assert_eq!(c.pop(), Ok(Some(w(3))));
+        assert_eq!(c.pop(), Ok(None));
     }
 
     #[derive(Debug, Clone)]

@@ -50,6 +50,12 @@ pub const SPLIT_MIN: usize = 128 << 10;
 const SPIN_TIME: Duration = Duration::from_micros(50);
 /// Most non-blocking small sends left unpublished in a mailbox (see [`Engine::start_send`]).
 pub const TX_BATCH: u32 = 16;
+/// Largest receive buffer, in bytes, for which a receive posted behind others waits for the
+/// sender's published batch before it reads the mailbox ([`Engine::recv_direct`]): messages of
+/// up to 16 B are at most 3 mailbox words, so several share each slot line. osu_bw, 9
+/// interleaved pinned runs both ways: +10-24% at 1-16 B; waiting for larger messages too lost
+/// 6-28% at 32-256 B (the receiver then fell back to the matcher for most of them).
+const SHARED_LINE_MAX: usize = 16;
 /// Idle time after which a waiter yields its CPU between polls.
 const YIELD_AFTER: Duration = Duration::from_micros(5);
 /// Idle polls between two looks at the clock.
@@ -1162,6 +1168,19 @@ impl Engine {
             // message straight from the mailbox. (In a window of receives posted ahead of their
             // messages, as osu_bw's, all but the first few then do.)
             if !self.matcher.wants_from(src) || !self.matcher.quiet_for_unexpected(src) {
+                return Ok(Direct::Never);
+            }
+            // A small message shares its slot line with the ones after it: reading it while
+            // the sender still fills that line takes the line from under the sender, once per
+            // message. Until the sender publishes its batch (every TX_BATCH messages), leave
+            // the mailbox to it and post this receive like the earlier ones.
+            if buf.len() <= SHARED_LINE_MAX
+                && self
+                    .links
+                    .get(src as usize)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|l| l.rx_mb.published_ahead() == 0)
+            {
                 return Ok(Direct::Never);
             }
             self.progress_rx(src)?;
