@@ -717,7 +717,7 @@ impl Engine {
 
     /// The pool offset of `len` bytes at `ptr` if they lie in this rank's heap.
     fn heap_offset(&self, ptr: *const u8, len: usize) -> Option<u64> {
-        own_heap_offset(self.dev.shm(), &self.layout, self.rank, ptr, len)
+        own_heap_offset(self.pool.borrow(), &self.layout, self.rank, ptr, len)
     }
 
     /// Allocates `size` zeroed bytes in this rank's heap in the pool (MPI_Alloc_mem). Large
@@ -912,9 +912,8 @@ impl Engine {
         // SeqCst load after the SeqCst publication (ring.rs): pairs with the sleeper's SeqCst
         // fence between setting its flag and re-checking memory, so either it sees our
         // publication or we see its flag.
-        let sleeping = self
-            .dev
-            .shm()
+        let shm: &Shm = self.pool.borrow();
+        let sleeping = shm
             .u32_at(link.sleeping_off)
             .map_or(0, |w| w.load(Ordering::SeqCst));
         if sleeping != 0 {
