@@ -48,6 +48,14 @@ pub const SPLIT_MIN: usize = 128 << 10;
 /// tens to hundreds of microseconds (eventfd, scheduler; a VM exit and an interrupt in a guest), so
 /// polling for a while is cheaper whenever the peer answers within that time.
 const SPIN_TIME: Duration = Duration::from_micros(50);
+/// While a RENDEZVOUS of ours waits for its FIN (or a split one of the peer's for its WROTE), the
+/// peer is copying the payload: a waiter polls for as long as that copy takes at this rate
+/// (conservative: copies run at 10-90 GB/s here), up to [`RDV_SPIN_MAX`], before it sleeps.
+/// Sleeping sooner only adds a wake-up to the copy: osu_bw from Alloc_mem buffers at 1-4 MiB
+/// (a copy of 50-300 us) lost a third of its rate to the sender's sleeps.
+const RDV_SPIN_BYTES_PER_US: u64 = 2000;
+/// Longest poll while waiting for a peer's copy (a peer that posted no receive yet never copies).
+const RDV_SPIN_MAX: Duration = Duration::from_millis(5);
 /// Most non-blocking small sends left unpublished in a mailbox (see [`Engine::start_send`]).
 pub const TX_BATCH: u32 = 16;
 /// Largest receive buffer, in bytes, for which a receive posted behind others waits for the
@@ -1623,7 +1631,7 @@ impl Engine {
                 // spinning only delays it: let it run. Without such a rank this returns at once.
                 std::thread::yield_now();
             }
-            if idle >= SPIN_TIME {
+            if idle >= SPIN_TIME && idle >= self.spin_budget() {
                 if self.progress_all()? {
                     // Buffering what nobody asked for yet is progress too (see progress_all).
                     progressed = true;
@@ -1662,6 +1670,30 @@ impl Engine {
                 return Ok(());
             }
         }
+    }
+
+    /// How long a wait polls before it sleeps: [`SPIN_TIME`], or longer while a peer copies a
+    /// RENDEZVOUS payload that we wait for (see [`RDV_SPIN_BYTES_PER_US`]).
+    fn spin_budget(&self) -> Duration {
+        let copying = self
+            .links
+            .iter()
+            .flatten()
+            .map(|l| {
+                let ours = match l.outgoing.front() {
+                    Some(o) if l.awaiting_fin() => o.len,
+                    _ => 0,
+                };
+                let theirs = match l.streams.front() {
+                    Some(st) if l.awaiting_wrote() => sender_share(st.len),
+                    _ => 0,
+                };
+                ours.max(theirs)
+            })
+            .max()
+            .unwrap_or(0);
+        let copy = Duration::from_micros(copying as u64 / RDV_SPIN_BYTES_PER_US);
+        copy.clamp(SPIN_TIME, RDV_SPIN_MAX.max(SPIN_TIME))
     }
 
     /// Before polling, lets a rank this one just woke run, if it was placed on our CPU: a woken
