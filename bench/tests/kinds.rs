@@ -30,8 +30,15 @@ fn snoo_run() -> PathBuf {
 }
 
 fn run(name: &str, args: &[&str]) -> String {
+    // Pool-memory runs need heap room for their buffers (64 receive buffers in bw and bibw).
+    let pool: &[&str] = if args.contains(&"--alloc-mem") {
+        &["--size", "64M"]
+    } else {
+        &[]
+    };
     let o = Command::new(snoo_run())
         .args(["-n", "2", "--name", name, "--timeout", "120"])
+        .args(pool)
         .arg(env!("CARGO_BIN_EXE_snoo-bench"))
         .args(args)
         .arg("--no-progress")
@@ -130,8 +137,9 @@ fn json_output() {
 
 #[test]
 fn pool_memory_tables() {
-    // Sends from alloc_mem buffers: 32 KiB and up are single-copy rendezvous (a window of them
-    // in bw and bibw queues behind each one's FIN).
+    // Sends from and receives into alloc_mem buffers: 32 KiB and up are single-copy rendezvous,
+    // split between both ranks from 128 KiB (a window of them in bw and bibw queues behind each
+    // one's FIN).
     check(
         Kind::Seed,
         &[

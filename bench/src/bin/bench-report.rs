@@ -36,8 +36,18 @@ enum Imp {
     SnooPool,
 }
 
-/// Pool for the `SnooPool` runs: 4 MiB rings leave each of the 2 ranks a heap of about 28 MiB.
-const POOL_RUN_SIZE: &str = "64M";
+/// Pool for the `SnooPool` runs of `kind`: room in each rank's heap for its buffers. Seed needs
+/// one 4 MiB buffer a rank (64M: 4 MiB rings leave each rank a heap of about 28 MiB); osu_bw a
+/// 4 MiB send buffer and 64 receive buffers of 4 MiB (1G: about 500 MiB a rank).
+fn pool_run_size(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Bw | Kind::Bibw => "1G",
+        _ => "64M",
+    }
+}
+
+/// The kinds that also run with `SnooPool`.
+const POOL_KINDS: [Kind; 2] = [Kind::Bw, Kind::Seed];
 
 impl Imp {
     fn label(self) -> &'static str {
@@ -103,7 +113,7 @@ impl Ctx {
                     cmd.args(["--bind-to", "core"]);
                 }
                 if imp == Imp::SnooPool {
-                    cmd.args(["--size", POOL_RUN_SIZE]);
+                    cmd.args(["--size", pool_run_size(kind)]);
                 }
                 cmd.arg(self.bin.join("snoo-bench"));
             }
@@ -262,7 +272,12 @@ fn verdict(ok: bool) -> &'static str {
     }
 }
 
-fn goals(all: &[(Kind, Results)], wake: Option<f64>, pool: &Option<Table>) -> String {
+fn goals(
+    all: &[(Kind, Results)],
+    wake: Option<f64>,
+    pool: &Option<Table>,
+    pool_bw: &Option<Table>,
+) -> String {
     let get = |k: Kind| &all.iter().find(|x| x.0 == k).expect("kind run").1;
     let mut s = String::from("| goal | measured | verdict |\n|---|---|---|\n");
     let lat = get(Kind::Latency);
@@ -294,6 +309,16 @@ fn goals(all: &[(Kind, Results)], wake: Option<f64>, pool: &Option<Table>) -> St
     line(
         "osu_bw vs MPICH shm, sizes ≤ 256 B",
         min_ratio(&bw[0], &bw[1], |s| s <= 256),
+        2.0,
+    );
+    line(
+        "osu_bw from Alloc_mem buffers vs MPICH shm, every size 1 B – 4 MiB",
+        min_ratio(pool_bw, &bw[1], |_| true),
+        1.0,
+    );
+    line(
+        "osu_bw from Alloc_mem buffers vs MPICH shm, sizes ≤ 256 B",
+        min_ratio(pool_bw, &bw[1], |s| s <= 256),
         2.0,
     );
     let seed = get(Kind::Seed);
@@ -506,22 +531,29 @@ fn main() -> Result<(), String> {
     let lim = limits(&ctx.bin, quick);
     let repeats = if quick { 1 } else { REPEATS };
     let mut all: Vec<(Kind, Results)> = Vec::new();
-    let mut pool_runs = Vec::new();
+    // The SnooPool medians, per kind in POOL_KINDS.
+    let mut pools: Vec<(Kind, Option<Table>)> = Vec::new();
     for kind in [Kind::Latency, Kind::Bw, Kind::Bibw, Kind::Seed] {
         let imps = [Imp::Snoo, Imp::MpichShm, Imp::MpichTcp];
         let mut runs: [Vec<Table>; 3] = Default::default();
+        let mut pool_runs = Vec::new();
         // Interleaved, so a slow phase of the machine does not hit one implementation only.
         for _ in 0..repeats {
             for (i, imp) in imps.into_iter().enumerate() {
                 runs[i].extend(ctx.run(imp, kind, true));
             }
-            if kind == Kind::Seed {
+            if POOL_KINDS.contains(&kind) {
                 pool_runs.extend(ctx.run(Imp::SnooPool, kind, true));
             }
         }
         all.push((kind, runs.map(|r| median(&r))));
+        if POOL_KINDS.contains(&kind) {
+            pools.push((kind, median(&pool_runs)));
+        }
     }
-    let pool = median(&pool_runs);
+    let pool_of = |k: Kind| pools.iter().find(|p| p.0 == k).and_then(|p| p.1.clone());
+    let pool = pool_of(Kind::Seed);
+    let pool_bw = pool_of(Kind::Bw);
     // The wake-up as snoo-run starts a job by default (the scheduler places the woken rank), and
     // with both ranks pinned (the sleeper's own CPU must then be woken): see method.md.
     let wake = ctx.run(Imp::Snoo, Kind::Wake, false).and_then(|t| t.get(8));
@@ -581,7 +613,7 @@ Every number below comes from one run on the machine described here; nothing is 
         md,
         "## Goals (from the issue)\n\n{}\n\
 Ratios are SNOO / MPICH: for latency lower is better, for bandwidth higher is better.\n\n",
-        goals(&all, wake, &pool)
+        goals(&all, wake, &pool, &pool_bw)
     );
     let _ = write!(md, "{}", include_str!("../../method.md"));
     for (kind, r) in &all {
@@ -595,18 +627,24 @@ Ratios are SNOO / MPICH: for latency lower is better, for bandwidth higher is be
             Kind::Wake => "Wake",
         };
         let _ = write!(md, "\n## {what}\n\n{}", table_md(*kind, r));
-        if *kind == Kind::Seed {
-            let r = [pool.clone(), r[1].clone(), r[2].clone()];
-            let _ = write!(
-                md,
-                "\n## Seed experiment, buffers from SNOO_MPI_Alloc_mem (MB/s)\n\n\
-Rank 0 sends from and rank 1 receives into pool memory (`snoo-bench seed --alloc-mem`, pool of \
-{POOL_RUN_SIZE}): from 32 KiB on, every message is a RENDEZVOUS, copied straight from the sender's \
-buffer into the receiver's, by the receiver alone up to 128 KiB and from there by both ranks, half \
-each (SHARE / WROTE). The SNOO columns below are that run; the MPICH columns are the runs above.\n\n{}",
-                table_md(*kind, &r)
-            );
-        }
+        let (title, p) = match kind {
+            Kind::Seed => ("Seed experiment", &pool),
+            Kind::Bw => ("Bandwidth (osu_bw method)", &pool_bw),
+            _ => continue,
+        };
+        let r = [p.clone(), r[1].clone(), r[2].clone()];
+        let _ = write!(
+            md,
+            "\n## {title}, buffers from SNOO_MPI_Alloc_mem (MB/s)\n\n\
+Both ranks send from and receive into pool memory (`snoo-bench {} --alloc-mem`, pool of {}): from \
+32 KiB on, every message is a RENDEZVOUS, copied straight from the sender's buffer into the \
+receiver's, by the receiver alone up to 128 KiB and from there by both ranks, half each (SHARE / \
+WROTE); smaller messages take the same paths as above. The SNOO columns below are that run; the \
+MPICH columns are the runs above (MPICH's `MPI_Alloc_mem` is `malloc` for this device).\n\n{}",
+            kind.name(),
+            pool_run_size(*kind),
+            table_md(*kind, &r)
+        );
     }
     let _ = write!(
         md,

@@ -43,9 +43,10 @@ struct Args {
     /// Multiplies the timed iteration counts (e.g. 0.1 for a quick run).
     #[arg(long, default_value_t = 1.0)]
     scale: f64,
-    /// Send from pool memory (`World::alloc_mem`, SNOO_MPI_Alloc_mem): sends of 32 KiB and more
-    /// then take the single-copy rendezvous path. Start the pool with room for the heaps
-    /// (snoo-run --size, e.g. 64M for 4 MiB messages).
+    /// Send from and receive into pool memory (`World::alloc_mem`, SNOO_MPI_Alloc_mem): sends of
+    /// 32 KiB and more then take the single-copy rendezvous path, split between both ranks from
+    /// 128 KiB. Start the pool with room for the heaps (snoo-run --size: 64M for seed up to 4 MiB
+    /// messages, 1G for bw and bibw, whose 64 receive buffers of 4 MiB take 256 MiB).
     #[arg(long)]
     alloc_mem: bool,
     /// Never draw the progress bar.
@@ -161,12 +162,14 @@ fn latency(w: &World, size: usize, scale: f64, pool: bool) -> Result<f64> {
 
 /// osu_bw (`both == false`) and osu_bibw: per iteration a window of 64 non-blocking operations;
 /// osu_bw's receiver then acknowledges with 4 bytes. Receive buffers are distinct per window slot
-/// (Rust forbids lending one buffer to 64 receives at once; osu_like.c does the same).
+/// (Rust forbids lending one buffer to 64 receives at once; osu_like.c does the same). With
+/// `pool`, sends come from and receives go into pool memory (one block for the 64 receive
+/// buffers), as in `seed --alloc-mem`.
 fn bandwidth(w: &World, size: usize, scale: f64, both: bool, pool: bool) -> Result<f64> {
     let kind = if both { Kind::Bibw } else { Kind::Bw };
     let (skip, iters) = iterations(kind, size, scale);
     let sbuf = Buf::new(w, size, b'a', pool)?;
-    let mut rbufs = vec![b'b'; size * WINDOW];
+    let mut rbufs = Buf::new(w, size * WINDOW, b'b', pool)?;
     let mut ack = [0u8; 4];
     let rank = w.rank();
     let peer = 1 - rank;
