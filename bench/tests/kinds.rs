@@ -192,6 +192,7 @@ fn limits_reports_every_probe() {
         "cacheline_ns",
         "ring_copy_mbps",
         "ring_copy_window_mbps",
+        "split_copy_mbps",
         "eventfd_wake_idle_us",
         "eventfd_wake_us",
     ];

@@ -467,6 +467,7 @@ struct Limits {
     cacheline: Option<f64>,
     ring_copy: Option<f64>,
     ring_copy_window: Option<f64>,
+    split_copy: Option<f64>,
     wake_idle: Option<f64>,
     wake: Option<f64>,
 }
@@ -486,6 +487,7 @@ fn limits(bin: &Path, quick: bool) -> Limits {
         cacheline: get("cacheline_ns"),
         ring_copy: get("ring_copy_mbps"),
         ring_copy_window: get("ring_copy_window_mbps"),
+        split_copy: get("split_copy_mbps"),
         wake_idle: get("eventfd_wake_idle_us"),
         wake: get("eventfd_wake_us"),
     }
@@ -591,6 +593,7 @@ Every number below comes from one run on the machine described here; nothing is 
 | memcpy, 1 thread, 64 MiB buffers | {} MB/s |\n| cache-line ping-pong between 2 CPUs, one way | {} ns |\n\
 | two-copy limit: 256 KiB messages through a 4 MiB ring between 2 CPUs, into 1 buffer (as seed) | {} MB/s |\n\
 | the same into 64 buffers in turn (as osu_bw's window) | {} MB/s |\n\
+| single-copy limit: a 4 MiB message copied once by both CPUs, half each (as a split rendezvous) | {} MB/s |\n\
 | thread blocked on an eventfd woken by a write 37 ms later (median), CPUs idle before | {} us |\n\
 | the same right after the cache-line probe | {} us |\n| whole run | {:.0} s |\n\n",
         if quick { " --quick" } else { "" },
@@ -605,6 +608,7 @@ Every number below comes from one run on the machine described here; nothing is 
         cell(lim.cacheline),
         cell(lim.ring_copy),
         cell(lim.ring_copy_window),
+        cell(lim.split_copy),
         cell(lim.wake_idle),
         cell(lim.wake),
         elapsed,

@@ -9,6 +9,8 @@
 //!   second out into its own — SNOO's path for plain (not `SNOO_MPI_Alloc_mem`) buffers, which
 //!   another VM cannot read, so every byte is copied twice. Into one receive buffer reused for
 //!   every message (as the seed experiment) and into 64 in turn (as osu_bw's window);
+//! - the best *any* design does for a 4 MiB message: both CPUs copying half of it each, once,
+//!   from one buffer into another (SNOO's split rendezvous between `SNOO_MPI_Alloc_mem` buffers);
 //! - how long a thread blocked on an eventfd takes to run again once it is written (the
 //!   doorbell's floor), twice: first, while the CPUs have been idle, then right after the
 //!   cache-line probe has kept both CPUs spinning. On a VM host the two can differ tenfold (a
@@ -18,7 +20,7 @@
 //! limits [--json] [--quick]
 //! ```
 //! Prints `memcpy_mbps`, `cacheline_ns`, `ring_copy_mbps`, `ring_copy_window_mbps`,
-//! `eventfd_wake_idle_us` and `eventfd_wake_us` lines (or one JSON object). `--quick` measures
+//! `split_copy_mbps`, `eventfd_wake_idle_us` and `eventfd_wake_us` lines (or one JSON object). `--quick` measures
 //! briefly (for tests: the numbers are then rough).
 
 use std::hint::black_box;
@@ -197,6 +199,40 @@ fn ring_copy_mbps(buffers: usize, quick: bool) -> f64 {
     mbps
 }
 
+/// Message size of the both-CPU single-copy probe: the seed experiment's largest.
+const SPLIT_MSG: usize = 4 << 20;
+
+/// Two threads on CPUs 0 and 1 each copy their half of a [`SPLIT_MSG`]-byte buffer into another
+/// one, over and over, meeting at a barrier after each message: one copy of every byte, by both
+/// CPUs at once, the least any design can do to move a message between two buffers (SNOO's split
+/// rendezvous between two pool buffers does exactly this). MB/s of messages moved.
+fn split_copy_mbps(quick: bool) -> f64 {
+    let total: usize = if quick { 64 << 20 } else { 4 << 30 };
+    let msgs = total / SPLIT_MSG;
+    let half = SPLIT_MSG / 2;
+    let src = vec![1u8; SPLIT_MSG];
+    let mut dst = vec![0u8; SPLIT_MSG];
+    let (src_a, src_b) = src.split_at(half);
+    let (dst_a, dst_b) = dst.split_at_mut(half);
+    let barrier = std::sync::Barrier::new(2);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            pin(1 % cpus());
+            for _ in 0..msgs {
+                dst_b.copy_from_slice(black_box(src_b));
+                barrier.wait();
+            }
+        });
+        pin(0);
+        let t0 = Instant::now();
+        for _ in 0..msgs {
+            dst_a.copy_from_slice(black_box(src_a));
+            barrier.wait();
+        }
+        (msgs * SPLIT_MSG) as f64 / t0.elapsed().as_secs_f64() / 1e6
+    })
+}
+
 /// A thread blocked in `read` on an eventfd (as a SNOO rank asleep on its doorbell), woken by another
 /// that writes it after 37 ms (as snoo-bench wake does): median microseconds from the write to the
 /// reader running again, over 20 trials.
@@ -248,11 +284,13 @@ fn main() {
     let w = eventfd_wake_us(quick);
     let r1 = ring_copy_mbps(1, quick);
     let r64 = ring_copy_mbps(64, quick);
+    let split = split_copy_mbps(quick);
     let rows = [
         ("memcpy_mbps", m, 1),
         ("cacheline_ns", c, 1),
         ("ring_copy_mbps", r1, 1),
         ("ring_copy_window_mbps", r64, 1),
+        ("split_copy_mbps", split, 1),
         ("eventfd_wake_idle_us", wake_idle, 2),
         ("eventfd_wake_us", w, 2),
     ];
