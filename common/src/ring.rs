@@ -1456,12 +1456,19 @@ mod tests {
         assert_eq!(index(&shm, OFF_CONSUMER), base.wrapping_add(32));
     }
 
+    /// An 8-slot mailbox at offset 0 of `shm` (four slot lines): its producer and consumer.
+    fn mailbox8(shm: &Shm) -> (WordProducer<&Shm>, WordConsumer<&Shm>) {
+        WordFifo::init(shm, 0, 8).unwrap();
+        (
+            WordProducer::new(shm, 0, 8).unwrap(),
+            WordConsumer::new(shm, 0, 8).unwrap(),
+        )
+    }
+
     #[test]
     fn pop_exact_takes_whole_runs_across_the_wrap_and_refuses_torn_ones() {
         let shm = heap_shm(WordFifo::footprint(8));
-        WordFifo::init(&shm, 0, 8).unwrap();
-        let mut p = WordProducer::new(&shm, 0, 8).unwrap();
-        let mut c = WordConsumer::new(&shm, 0, 8).unwrap();
+        let (mut p, mut c) = mailbox8(&shm);
         // Cross the end of the slot array: 6 words, then a 4-word run over slots 6, 7, 0, 1.
         let w = |i: u64| i << 8 | 1;
         assert!(p.push_all(&[w(1), w(2), w(3), w(4), w(5), w(6)]).unwrap());
@@ -1498,9 +1505,7 @@ mod tests {
     #[test]
     fn peek_message_copies_a_whole_message_without_taking_it() {
         let shm = heap_shm(WordFifo::footprint(8));
-        WordFifo::init(&shm, 0, 8).unwrap();
-        let mut p = WordProducer::new(&shm, 0, 8).unwrap();
-        let mut c = WordConsumer::new(&shm, 0, 8).unwrap();
+        let (mut p, mut c) = mailbox8(&shm);
         let w = |i: u64| i << 8 | 1;
         // The head word's low byte (after the kind) says how many words the message has.
         let words = |head: u64| Some(((head >> 8) & 0xF) as usize);
@@ -1541,9 +1546,7 @@ mod tests {
     #[test]
     fn published_ahead_is_a_clamped_hint() {
         let shm = heap_shm(WordFifo::footprint(8));
-        WordFifo::init(&shm, 0, 8).unwrap();
-        let mut p = WordProducer::new(&shm, 0, 8).unwrap();
-        let mut c = WordConsumer::new(&shm, 0, 8).unwrap();
+        let (mut p, mut c) = mailbox8(&shm);
         let w = |i: u64| i << 8 | 1;
         assert!(p.push_all(&[w(1), w(2), w(3)]).unwrap());
         // Pushed words are readable at once, but not published yet.
