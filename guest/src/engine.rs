@@ -17,10 +17,11 @@ use snoo_common::job::{
 use snoo_common::job::{RANK_STATE, RANK_VECTOR};
 use snoo_common::layout::{PeerState, PoolHeader, PoolInfo};
 use snoo_common::register::{
-    inline_header, kind, pack_inline, sender_share, Header, HeaderStart, Path, PendingHeader, Word,
+    inline_header, kind, pack_inline, sender_share, Header, HeaderStart, InlineHeader, Path,
+    PendingHeader, Word,
 };
 use snoo_common::ring::{
-    ByteConsumer, ByteProducer, ByteRing, Head, WordConsumer, WordFifo, WordProducer,
+    ByteConsumer, ByteProducer, ByteRing, Head, RingError, WordConsumer, WordFifo, WordProducer,
 };
 use snoo_common::Shm;
 use std::borrow::Borrow;
@@ -148,6 +149,16 @@ enum Rx {
     NeedLength(PendingHeader),
 }
 
+/// The head of a peer's mailbox, as the receive paths see it (see `Link::peek_inline`).
+enum Inbox {
+    /// Nothing, or a message whose last words are still on their way.
+    NotYet,
+    /// A whole INLINE message of `words` mailbox words in `Link::rx_words`.
+    Inline { words: usize, hdr: InlineHeader },
+    /// Any other word (lap bit cleared), for the general path.
+    Other(u64),
+}
+
 /// Everything about one other rank.
 struct Link {
     rank: u32,
@@ -228,6 +239,24 @@ impl Link {
             return Ok(false);
         }
         Ok(true)
+    }
+
+    /// What the head of the mailbox from this rank holds: a whole INLINE message (copied into
+    /// `rx_words`, not taken yet: `rx_mb.consume` takes it), or another word for the general
+    /// path, or nothing whole yet.
+    #[inline]
+    fn peek_inline(&mut self) -> std::result::Result<Inbox, RingError> {
+        let mut hdr = None;
+        let head = self.rx_mb.peek_message(&mut self.rx_words, |w| {
+            hdr = inline_header(w);
+            hdr.map(|h| h.words())
+        })?;
+        Ok(match (head, hdr) {
+            (Head::Whole(words), Some(hdr)) => Inbox::Inline { words, hdr },
+            (Head::Other(w), _) => Inbox::Other(w),
+            // (`Whole` always comes with the header the closure found.)
+            (Head::Empty | Head::Partial | Head::Whole(_), _) => Inbox::NotYet,
+        })
     }
 
     /// Hands read mailbox slots back once they are an eighth of the mailbox: every release is a
@@ -953,17 +982,9 @@ impl Engine {
             let w = if matches!(link.rx, Rx::Idle) {
                 // The common small message, whole in one pass: envelope and DATA words (the
                 // sender published them together), straight into the receive it matches.
-                let mut hdr = None;
-                let head = link
-                    .rx_mb
-                    .peek_message(&mut link.rx_words, |w| {
-                        hdr = inline_header(w);
-                        hdr.map(|h| h.words())
-                    })
-                    .map_err(|e| Error::protocol(src, e))?;
-                match (head, hdr) {
-                    (Head::Empty | Head::Partial, _) => break,
-                    (Head::Whole(n), Some(h)) => {
+                match link.peek_inline().map_err(|e| Error::protocol(src, e))? {
+                    Inbox::NotYet => break,
+                    Inbox::Inline { words: n, hdr: h } => {
                         if h.len > INLINE_MAX {
                             return Err(Error::protocol(
                                 src,
@@ -981,11 +1002,7 @@ impl Engine {
                         }
                         continue;
                     }
-                    (Head::Other(w), _) => w,
-                    // (Cannot happen: `Whole` means the closure found a header.)
-                    (Head::Whole(_), None) => {
-                        return Err(Error::protocol(src, "inline message without a header"))
-                    }
+                    Inbox::Other(w) => w,
                 }
             } else {
                 match link.rx_mb.peek().map_err(|e| Error::protocol(src, e))? {
@@ -1208,14 +1225,9 @@ impl Engine {
             return Ok(Direct::Never);
         }
         // (A word the general path must judge, errors included, is left to it.)
-        let mut hdr = None;
-        let head = link.rx_mb.peek_message(&mut link.rx_words, |w| {
-            hdr = inline_header(w);
-            hdr.map(|h| h.words())
-        });
-        let w = match (head, hdr) {
-            (Ok(Head::Empty | Head::Partial), _) => return Ok(Direct::NotYet),
-            (Ok(Head::Whole(n)), Some(h)) => {
+        let w = match link.peek_inline() {
+            Ok(Inbox::NotYet) => return Ok(Direct::NotYet),
+            Ok(Inbox::Inline { words: n, hdr: h }) => {
                 let (t, len) = (h.tag, h.len);
                 if len > INLINE_MAX || len > buf.len() || tag.is_some_and(|want| want != t) {
                     return Ok(Direct::Never);
@@ -1233,8 +1245,8 @@ impl Engine {
                     sent: len,
                 }));
             }
-            (Ok(Head::Other(w)), _) => w,
-            (Ok(Head::Whole(_)), None) | (Err(_), _) => return Ok(Direct::Never),
+            Ok(Inbox::Other(w)) => w,
+            Err(_) => return Ok(Direct::Never),
         };
         let Ok(HeaderStart::Complete(h)) = Header::start(w) else {
             return Ok(Direct::Never);
