@@ -1658,6 +1658,11 @@ impl Engine {
                         next_check.saturating_duration_since(now).min(SLEEP_SLICE),
                         &mut done,
                     )?;
+                    // Woken, most likely by what we wait for: look for it before anything else.
+                    progressed |= self.progress()?;
+                    if done(self)? {
+                        return Ok(());
+                    }
                     // After a sleep, poll again for a while before the next one.
                     idle_since = None;
                     check = true;
