@@ -3,7 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use snoo_common::ring::{ByteConsumer, ByteRing, WordConsumer, WordFifo};
+use snoo_common::register::{inline_header, unpack};
+use snoo_common::ring::{ByteConsumer, ByteRing, Head, WordConsumer, WordFifo};
 use snoo_common::Shm;
 use std::ptr::NonNull;
 
@@ -28,6 +29,30 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         c.release();
+    }
+    // As the receive paths read the mailbox head: whole INLINE messages by their envelopes'
+    // word counts (the engine's scratch holds 17 words), anything else word by word.
+    if let Ok(mut c) = WordConsumer::new(&shm, 0, WORDS) {
+        let mut scratch = [0u64; 17];
+        for _ in 0..(WORDS * 2) {
+            let mut hdr = None;
+            match c.peek_message(&mut scratch, |w| {
+                hdr = inline_header(w);
+                hdr.map(|h| h.words())
+            }) {
+                Ok(Head::Whole(n)) => {
+                    assert!(n <= scratch.len() && hdr.is_some_and(|h| h.words() == n));
+                    let mut out = [0u8; 255];
+                    let _ = unpack(scratch[0], &scratch[1..n], &mut out);
+                    c.consume(n);
+                }
+                Ok(Head::Other(_)) => match c.pop() {
+                    Ok(Some(_)) => {}
+                    _ => break,
+                },
+                Ok(Head::Empty | Head::Partial) | Err(_) => break,
+            }
+        }
     }
     if let Ok(mut c) = ByteConsumer::new(&shm, ring_off, BYTES) {
         let mut buf = [0u8; BYTES * 2];
