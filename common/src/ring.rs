@@ -708,37 +708,14 @@ impl<S: Borrow<Shm>> WordConsumer<S> {
         Ok(w)
     }
 
-    /// Takes the next `dst.len()` words if all of them are there, else none (`Ok(false)`): a
-    /// whole message in one pass. The last word is looked at first; the producer writes in order,
-    /// so once it is there the others are too, and they are copied without a branch per word.
-    /// An earlier word of another lap while the last is there means the producer broke that
-    /// order: [`RingError::Torn`], nothing taken. More words than the capacity are never all
-    /// there.
-    #[inline]
-    pub fn pop_exact(&mut self, dst: &mut [u64]) -> Result<bool, RingError> {
-        let n = dst.len();
-        if n == 0 {
-            return Ok(true);
-        }
-        if n as u64 > self.core.reg.cap {
-            return Ok(false);
-        }
-        self.release_before_reading(n);
-        let slots = slots(self.shm.borrow(), &self.core.reg)?;
-        let tail = self.core.st.tail;
-        if !copy_exact(slots, &self.core.reg, tail, dst)? {
-            return Ok(false);
-        }
-        self.core.st.tail = tail.wrapping_add(n as u64);
-        Ok(true)
-    }
-
     /// Copies the whole message at the head of the mailbox into the start of `dst`, without
     /// taking it: `words`, given the head word, says how many words the message has, or `None`
-    /// if it is not a message the caller takes this way. One load of the head slot when the
-    /// mailbox is empty; otherwise the head word, then the last word, then the rest, as in
-    /// [`pop_exact`](Self::pop_exact) (and [`RingError::Torn`] likewise). [`consume`] then takes
-    /// what was copied.
+    /// if it is not a message the caller takes this way (nor is one of 0 words, or of more than
+    /// `dst` or the mailbox holds). One load of the head slot when the mailbox is empty;
+    /// otherwise the head word, then the last word (the producer writes in order, so once it is
+    /// there the others are too), then the rest without a branch per word. An earlier word of
+    /// another lap while the last is there means the producer broke that order:
+    /// [`RingError::Torn`], nothing taken. [`consume`] then takes what was copied.
     ///
     /// [`consume`]: Self::consume
     #[inline]
@@ -1466,43 +1443,6 @@ mod tests {
     }
 
     #[test]
-    fn pop_exact_takes_whole_runs_across_the_wrap_and_refuses_torn_ones() {
-        let shm = heap_shm(WordFifo::footprint(8));
-        let (mut p, mut c) = mailbox8(&shm);
-        // Cross the end of the slot array: 6 words, then a 4-word run over slots 6, 7, 0, 1.
-        let w = |i: u64| i << 8 | 1;
-        assert!(p.push_all(&[w(1), w(2), w(3), w(4), w(5), w(6)]).unwrap());
-        let mut six = [0; 6];
-        assert_eq!(c.pop_exact(&mut six), Ok(true));
-        assert_eq!(six, [w(1), w(2), w(3), w(4), w(5), w(6)]);
-        c.release();
-        assert!(p.push_all(&[w(7), w(8), w(9)]).unwrap());
-        let mut four = [0; 4];
-        // Only three are there: nothing is taken.
-        assert_eq!(c.pop_exact(&mut four), Ok(false));
-        assert_eq!(c.unreleased(), 0);
-        assert!(p.push(w(10)).unwrap());
-        assert_eq!(c.pop_exact(&mut four), Ok(true));
-        assert_eq!(four, [w(7), w(8), w(9), w(10)]);
-        // More than the capacity is never all there.
-        assert_eq!(c.pop_exact(&mut [0; 9]), Ok(false));
-        assert_eq!(c.pop_exact(&mut []), Ok(true));
-        c.release();
-
-        // A hostile producer writes a message's last word (lap 1, slots 2..=4) but leaves the
-        // middle slot with its lap-0 word: refused, and nothing is taken.
-        let slot = |i: usize| atomic(&shm, OFF_DATA + 8 * i).unwrap();
-        slot(2).store(w(11) | LAP_BIT, Ordering::Relaxed);
-        slot(4).store(w(13) | LAP_BIT, Ordering::Relaxed);
-        let mut three = [0; 3];
-        assert_eq!(c.pop_exact(&mut three), Err(RingError::Torn { index: 10 }));
-        assert_eq!(c.peek(), Ok(Some(w(11))));
-        slot(3).store(w(12) | LAP_BIT, Ordering::Relaxed);
-        assert_eq!(c.pop_exact(&mut three), Ok(true));
-        assert_eq!(three, [w(11), w(12), w(13)]);
-    }
-
-    #[test]
     fn peek_message_copies_a_whole_message_without_taking_it() {
         let shm = heap_shm(WordFifo::footprint(8));
         let (mut p, mut c) = mailbox8(&shm);
@@ -1521,26 +1461,36 @@ mod tests {
         c.consume(3);
         assert_eq!(c.unreleased(), 3);
         c.release();
-        // A message longer than the scratch, or one `words` refuses, is left for the caller.
-        assert!(p.push_all(&[w(5), w(1), w(1), w(1), w(1)]).unwrap());
-        assert_eq!(c.peek_message(&mut dst, words), Ok(Head::Other(w(5))));
-        assert_eq!(c.peek_message(&mut dst, |_| None), Ok(Head::Other(w(5))));
-        assert_eq!(c.pop_exact(&mut [0; 5]), Ok(true));
+        // A message longer than the scratch, or one `words` refuses (or of 0 words, or of more
+        // than the mailbox holds), is left for the caller; a larger scratch takes it.
+        assert!(p.push_all(&[w(3), w(1), w(1)]).unwrap());
+        let mut two = [0u64; 2];
+        assert_eq!(c.peek_message(&mut two, words), Ok(Head::Other(w(3))));
+        assert_eq!(c.peek_message(&mut dst, |_| None), Ok(Head::Other(w(3))));
+        assert_eq!(c.peek_message(&mut dst, |_| Some(0)), Ok(Head::Other(w(3))));
+        let mut ten = [0u64; 10];
+        assert_eq!(c.peek_message(&mut ten, |_| Some(9)), Ok(Head::Other(w(3))));
+        assert_eq!(c.peek_message(&mut dst, words), Ok(Head::Whole(3)));
+        c.consume(3);
         c.release();
-        // Across the end of the slot array (slots 0..=7 used, the next message starts at 0 of
-        // the second lap).
-        assert!(p.push_all(&[w(2), w(0xC)]).unwrap());
-        assert_eq!(c.peek_message(&mut dst, words), Ok(Head::Whole(2)));
-        assert_eq!(dst[..2], [w(2), w(0xC)]);
-        c.consume(2);
-        // A torn message: last word there, the middle one of the previous lap.
+        // A message across the end of the slot array: slots 6, 7, then 0 and 1 of the next lap.
+        assert!(p.push_all(&[w(4), w(0xC), w(0xD), w(0xE)]).unwrap());
+        assert_eq!(c.peek_message(&mut dst, words), Ok(Head::Whole(4)));
+        assert_eq!(dst, [w(4), w(0xC), w(0xD), w(0xE)]);
+        c.consume(4);
+        // A torn message: its last word there (lap 1, slot 4), the middle one (slot 3) still the
+        // previous lap's.
         let slot = |i: usize| atomic(&shm, OFF_DATA + 8 * i).unwrap();
         slot(2).store(w(3) | LAP_BIT, Ordering::Relaxed);
-        slot(4).store(w(0xE) | LAP_BIT, Ordering::Relaxed);
+        slot(4).store(w(0xF) | LAP_BIT, Ordering::Relaxed);
         assert_eq!(
             c.peek_message(&mut dst, words),
             Err(RingError::Torn { index: 10 })
         );
+        // Once the producer writes it, the message is whole.
+        slot(3).store(w(0xA) | LAP_BIT, Ordering::Relaxed);
+        assert_eq!(c.peek_message(&mut dst, words), Ok(Head::Whole(3)));
+        assert_eq!(dst[..3], [w(3), w(0xA), w(0xF)]);
     }
 
     #[test]
@@ -1573,7 +1523,6 @@ mod tests {
         PushAll(Vec<u64>),
         Publish,
         Pop,
-        PopExact(usize),
         // peek_message with a message of `n` words and `room` words of scratch, then consume.
         PeekMessage { n: usize, room: usize },
         Release,
@@ -1586,7 +1535,6 @@ mod tests {
                 .prop_map(WordOp::PushAll),
             2 => Just(WordOp::Publish),
             4 => Just(WordOp::Pop),
-            2 => (0usize..6).prop_map(WordOp::PopExact),
             2 => (0usize..6, 0usize..8).prop_map(|(n, room)| WordOp::PeekMessage { n, room }),
             2 => Just(WordOp::Release),
         ]
@@ -1631,26 +1579,12 @@ mod tests {
                         // A full lap popped: the next look releases them first.
                         if unreleased == cap { prop_assert_eq!(c.peek().unwrap(), None); unreleased = 0; }
                     }
-                    WordOp::PopExact(n) => {
-                        let mut dst = vec![0u64; n];
-                        let ok = c.pop_exact(&mut dst).unwrap();
-                        // A run that would wrap onto popped-unreleased slots releases them
-                        // first, taken or not.
-                        if n > 0 && n <= cap && unreleased + n > cap { unreleased = 0; }
-                        // All or nothing.
-                        prop_assert_eq!(ok, n <= visible.len());
-                        if ok {
-                            let want: Vec<u64> = visible.drain(..n).collect();
-                            prop_assert_eq!(&dst, &want);
-                            received.extend(&dst);
-                            unreleased += n;
-                        }
-                    }
                     WordOp::PeekMessage { n, room } => {
                         let mut dst = vec![0u64; room];
                         let mut head = None;
                         let got = c.peek_message(&mut dst, |w| { head = Some(w); Some(n) }).unwrap();
-                        // As pop_exact, for the most the scratch can hold.
+                        // A run that would wrap onto popped-unreleased slots releases them
+                        // first, whatever is found: here, for the most the scratch can hold.
                         if unreleased + room.min(cap) > cap { unreleased = 0; }
                         let want = match visible.front() {
                             None => Head::Empty,
