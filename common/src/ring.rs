@@ -605,14 +605,7 @@ impl<S: Borrow<Shm>> WordProducer<S> {
     /// pushed since the last call.
     #[inline]
     pub fn publish(&mut self) {
-        let st = &mut *self.core.st;
-        if st.head != st.published {
-            // The `if let` cannot fail (checked region).
-            if let Ok(a) = atomic(self.shm.borrow(), self.core.reg.prod) {
-                publish_barrier(a, st.head);
-            }
-            st.published = st.head;
-        }
+        self.core.publish(self.shm.borrow(), true);
     }
 }
 
