@@ -28,7 +28,11 @@
 //! fits, between [`MIN_RING`] and [`MAX_RING`]); the rank that forms the job writes the parameters,
 //! the others check them.
 
-use crate::layout::{PoolGeometry, PAGE};
+use crate::layout::{PeerState, PoolGeometry, PoolHeader, PAGE};
+use crate::register::WIRE_VERSION;
+use crate::ring::{ByteRing, WordFifo};
+use crate::shm::Shm;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// Smallest data ring per channel.
 pub const MIN_RING: usize = 16 << 10;
@@ -67,21 +71,119 @@ pub const fn ring_footprint(bytes: usize) -> usize {
     128 + bytes
 }
 
-/// Job states.
-pub mod job_state {
-    pub const FREE: u32 = 0;
-    pub const FORMING: u32 = 1;
-    pub const RUNNING: u32 = 2;
+/// The state of the job in a pool (the job header's `state` word).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobState {
+    /// No job: the next rank to join forms one.
+    Free,
+    /// A rank is laying the job out (microseconds, unless it died doing so).
+    Forming,
+    /// Laid out: ranks claim slots in it.
+    Running,
 }
 
-/// Rank-slot states.
-pub mod rank_state {
-    pub const FREE: u32 = 0;
-    pub const CLAIMED: u32 = 1;
-    pub const READY: u32 = 2;
-    pub const FINALIZED: u32 = 3;
+impl JobState {
+    /// The word stored in the pool.
+    pub const fn to_raw(self) -> u32 {
+        match self {
+            JobState::Free => 0,
+            JobState::Forming => 1,
+            JobState::Running => 2,
+        }
+    }
+
+    /// Decodes a state word; a value no rank writes (a buggy or hostile peer's) is `None`.
+    pub const fn from_raw(v: u32) -> Option<Self> {
+        match v {
+            0 => Some(JobState::Free),
+            1 => Some(JobState::Forming),
+            2 => Some(JobState::Running),
+            _ => None,
+        }
+    }
+}
+
+/// The state of a rank-table slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RankState {
+    /// Nobody holds the slot.
+    Free,
+    /// A rank holds it and has filled it.
+    Claimed,
+    /// (Reserved: written by no current rank, counted as joined.)
+    Ready,
+    /// The rank called Finalize.
+    Finalized,
     /// Being taken: the claimer won the slot and is writing its fields.
-    pub const CLAIMING: u32 = 4;
+    Claiming,
+}
+
+impl RankState {
+    /// The word stored in the pool.
+    pub const fn to_raw(self) -> u32 {
+        match self {
+            RankState::Free => 0,
+            RankState::Claimed => 1,
+            RankState::Ready => 2,
+            RankState::Finalized => 3,
+            RankState::Claiming => 4,
+        }
+    }
+
+    /// Decodes a state word; a value no rank writes is `None`.
+    pub const fn from_raw(v: u32) -> Option<Self> {
+        match v {
+            0 => Some(RankState::Free),
+            1 => Some(RankState::Claimed),
+            2 => Some(RankState::Ready),
+            3 => Some(RankState::Finalized),
+            4 => Some(RankState::Claiming),
+            _ => None,
+        }
+    }
+
+    /// True for a rank that has joined the job (one that already finished counts: its messages
+    /// wait for the others).
+    pub const fn joined(self) -> bool {
+        matches!(
+            self,
+            RankState::Claimed | RankState::Ready | RankState::Finalized
+        )
+    }
+
+    /// True while a rank holds the slot and has not finished.
+    pub const fn active(self) -> bool {
+        matches!(
+            self,
+            RankState::Claimed | RankState::Ready | RankState::Claiming
+        )
+    }
+}
+
+/// The raw job-state words, for code that reads or forges the pool directly (tests, tools).
+pub mod job_state {
+    use super::JobState;
+    /// [`JobState::Free`].
+    pub const FREE: u32 = JobState::Free.to_raw();
+    /// [`JobState::Forming`].
+    pub const FORMING: u32 = JobState::Forming.to_raw();
+    /// [`JobState::Running`].
+    pub const RUNNING: u32 = JobState::Running.to_raw();
+}
+
+/// The raw rank-state words, for code that reads or forges the pool directly (tests, tools).
+pub mod rank_state {
+    use super::RankState;
+    /// [`RankState::Free`].
+    pub const FREE: u32 = RankState::Free.to_raw();
+    /// [`RankState::Claimed`].
+    pub const CLAIMED: u32 = RankState::Claimed.to_raw();
+    /// [`RankState::Ready`].
+    pub const READY: u32 = RankState::Ready.to_raw();
+    /// [`RankState::Finalized`].
+    pub const FINALIZED: u32 = RankState::Finalized.to_raw();
+    /// [`RankState::Claiming`].
+    pub const CLAIMING: u32 = RankState::Claiming.to_raw();
 }
 
 /// The job does not fit the pool.
@@ -205,6 +307,280 @@ impl JobLayout {
     }
 }
 
+/// The parameters the rank that formed the job wrote in its header: untrusted words, which a
+/// joining rank compares with the layout it computed itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobParams {
+    /// Ranks in the job.
+    pub ranks: u32,
+    /// log2 of every channel's data ring, in bytes.
+    pub ring_log2: u32,
+    /// The register-word format the job's ranks speak (`register::WIRE_VERSION`).
+    pub wire: u32,
+}
+
+/// Who is in the job now, counted over its rank table (see [`JobTable::members`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Members {
+    /// Slots held by a peer still alive with the generation it claimed with.
+    pub live: u32,
+    /// Slots held by a peer that died (or was replaced) without finishing.
+    pub dead: u32,
+    /// Ranks that called Finalize.
+    pub finished: u32,
+}
+
+/// Accessor for the job header and rank table of a pool, as [`PoolHeader`] is for the pool
+/// header: it owns the offsets and the atomic protocol of claiming, forming and leaving a job, so
+/// no caller touches a raw offset.
+///
+/// Every word here is written by other VMs too. Offsets come from a [`JobLayout`] computed for
+/// this pool (inside it by construction); values read are untrusted: state words decode to
+/// `Option`s, counts are clamped, and peer ids are checked against the peer table.
+///
+/// ```
+/// # use snoo_common::Shm;
+/// # use std::ptr::NonNull;
+/// use snoo_common::job::{JobLayout, JobState, JobTable, RankState};
+/// use snoo_common::layout::PoolGeometry;
+///
+/// # let mut mem = vec![0u64; (1 << 20) / 8].into_boxed_slice();
+/// # let ptr = NonNull::new(mem.as_mut_ptr().cast::<u8>()).unwrap();
+/// # // SAFETY: the 8-aligned buffer moves into the Shm, which keeps it alive.
+/// # let shm = unsafe { Shm::from_raw(ptr, 1 << 20, Box::new(mem)) };
+/// let layout = JobLayout::new(&PoolGeometry::new(1 << 20, 8).unwrap(), 2).unwrap();
+/// let job = JobTable::new(&shm, &layout);
+/// assert_eq!(job.state(), Some(JobState::Free));
+/// assert!(job.transition(JobState::Free, JobState::Forming));
+/// job.form();
+/// assert_eq!(job.state(), Some(JobState::Running));
+/// assert!(job.try_claim(1, 7, 1));
+/// assert!(!job.try_claim(1, 8, 1), "a slot is claimed once");
+/// assert_eq!(job.rank_state(1), Some(RankState::Claimed));
+/// assert_eq!(job.joined(), 1);
+/// assert!(!job.leave(1), "rank 0 is still in the job");
+/// ```
+pub struct JobTable<'a> {
+    shm: &'a Shm,
+    layout: JobLayout,
+}
+
+impl<'a> JobTable<'a> {
+    /// The job area of `shm` as `layout` lays it out. The layout must have been computed for this
+    /// pool's geometry (`JobLayout::new` with the geometry `PoolHeader::open` returned).
+    pub fn new(shm: &'a Shm, layout: &JobLayout) -> Self {
+        debug_assert!(
+            layout.end() <= shm.len(),
+            "layout computed for another pool"
+        );
+        JobTable {
+            shm,
+            layout: *layout,
+        }
+    }
+
+    /// The layout this accessor reads the job by.
+    pub fn layout(&self) -> &JobLayout {
+        &self.layout
+    }
+
+    fn word32(&self, off: usize) -> &'a AtomicU32 {
+        // Offsets come from the JobLayout, which lies inside the pool (see `new`).
+        self.shm.u32_at(off).expect("job layout inside the pool")
+    }
+
+    fn word64(&self, off: usize) -> &'a AtomicU64 {
+        self.shm.u64_at(off).expect("job layout inside the pool")
+    }
+
+    fn header32(&self, field: usize) -> &'a AtomicU32 {
+        self.word32(self.layout.header + field)
+    }
+
+    fn slot32(&self, r: u32, field: usize) -> Option<&'a AtomicU32> {
+        Some(self.word32(self.layout.rank_slot(r)? + field))
+    }
+
+    /// The job's state, or `None` for a word no rank writes.
+    pub fn state(&self) -> Option<JobState> {
+        JobState::from_raw(self.header32(JOB_STATE).load(Ordering::Acquire))
+    }
+
+    /// Moves the job from `from` to `to` if it is in `from`; true if this call did.
+    pub fn transition(&self, from: JobState, to: JobState) -> bool {
+        self.header32(JOB_STATE)
+            .compare_exchange(
+                from.to_raw(),
+                to.to_raw(),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+    }
+
+    /// Lays out a fresh job (the caller moved it to [`JobState::Forming`]): its parameters, a new
+    /// job id, an empty rank table and empty channels; then publishes it as
+    /// [`JobState::Running`].
+    pub fn form(&self) {
+        let l = &self.layout;
+        let w = |field: usize, v: u32| self.header32(field).store(v, Ordering::Relaxed);
+        w(JOB_RANKS, l.ranks);
+        w(JOB_RING_LOG2, l.ring_bytes.trailing_zeros());
+        w(JOB_MAILBOX_LOG2, l.mailbox_words.trailing_zeros());
+        w(JOB_FINALIZED, 0);
+        w(JOB_WIRE, WIRE_VERSION);
+        self.word64(l.header + JOB_ID)
+            .fetch_add(1, Ordering::Relaxed);
+        self.shm
+            .fill_zero(l.rank_table, l.ranks as usize * RANK_SLOT);
+        for i in 0..l.ranks {
+            for j in 0..l.ranks {
+                if let Some((mb, ring)) = l.channel(i, j) {
+                    let _ = WordFifo::init(self.shm, mb, l.mailbox_words);
+                    let _ = ByteRing::init(self.shm, ring, l.ring_bytes);
+                }
+            }
+        }
+        self.header32(JOB_STATE)
+            .store(JobState::Running.to_raw(), Ordering::Release);
+    }
+
+    /// The id of the job now in the pool (bumped by every job formed).
+    pub fn job_id(&self) -> u64 {
+        self.word64(self.layout.header + JOB_ID)
+            .load(Ordering::Acquire)
+    }
+
+    /// The parameters in the job header, as written (untrusted).
+    pub fn params(&self) -> JobParams {
+        let r = |field| self.header32(field).load(Ordering::Acquire);
+        JobParams {
+            ranks: r(JOB_RANKS),
+            ring_log2: r(JOB_RING_LOG2),
+            wire: r(JOB_WIRE),
+        }
+    }
+
+    /// Counts the job's members as the rank count in its header says (clamped to [`MAX_RANKS`]
+    /// and to the slots the pool holds): a held slot's peer is live if `peers` still has it alive
+    /// with the generation it claimed with.
+    pub fn members(&self, peers: &PoolHeader<'_>) -> Members {
+        let ranks = self.params().ranks.min(MAX_RANKS);
+        let mut m = Members::default();
+        for r in 0..ranks {
+            // The header's count may exceed this layout's: every access is bounds-checked.
+            let slot = self.layout.rank_table + r as usize * RANK_SLOT;
+            let Some(st) = self.shm.u32_at(slot + RANK_STATE) else {
+                break;
+            };
+            let Some(st) = RankState::from_raw(st.load(Ordering::Acquire)) else {
+                continue;
+            };
+            if st == RankState::Finalized {
+                m.finished += 1;
+            }
+            if !st.active() {
+                continue;
+            }
+            let peer = self
+                .shm
+                .u32_at(slot + RANK_PEER)
+                .map_or(u32::MAX, |w| w.load(Ordering::Acquire));
+            let generation = self
+                .shm
+                .u64_at(slot + RANK_GENERATION)
+                .map_or(0, |g| g.load(Ordering::Acquire));
+            if matches!(peers.peer(peer), Some((PeerState::Alive, g)) if g == generation) {
+                m.live += 1;
+            } else {
+                m.dead += 1;
+            }
+        }
+        m
+    }
+
+    /// Takes slot `r` for the peer `peer` of generation `generation`, if it is free: fills the
+    /// slot, then publishes it as [`RankState::Claimed`]. True if this call took it.
+    pub fn try_claim(&self, r: u32, peer: u16, generation: u64) -> bool {
+        let Some(slot) = self.layout.rank_slot(r) else {
+            return false;
+        };
+        let st = self.word32(slot + RANK_STATE);
+        if st
+            .compare_exchange(
+                RankState::Free.to_raw(),
+                RankState::Claiming.to_raw(),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_err()
+        {
+            return false;
+        }
+        // The slot is ours: fill it, then publish it with Release.
+        self.word32(slot + RANK_PEER)
+            .store(peer.into(), Ordering::Relaxed);
+        self.word64(slot + RANK_GENERATION)
+            .store(generation, Ordering::Relaxed);
+        self.word32(slot + RANK_VECTOR).store(0, Ordering::Relaxed);
+        self.word32(slot + RANK_SLEEPING)
+            .store(0, Ordering::Relaxed);
+        st.store(RankState::Claimed.to_raw(), Ordering::Release);
+        true
+    }
+
+    /// Gives slot `r` back (a join that failed after claiming it).
+    pub fn release(&self, r: u32) {
+        if let Some(st) = self.slot32(r, RANK_STATE) {
+            st.store(RankState::Free.to_raw(), Ordering::Release);
+        }
+    }
+
+    /// The state of slot `r`, or `None` for a rank outside the job or a word no rank writes.
+    pub fn rank_state(&self, r: u32) -> Option<RankState> {
+        RankState::from_raw(self.slot32(r, RANK_STATE)?.load(Ordering::Acquire))
+    }
+
+    /// How many of the job's ranks have joined it (see [`RankState::joined`]).
+    pub fn joined(&self) -> u32 {
+        (0..self.layout.ranks)
+            .filter(|&r| self.rank_state(r).is_some_and(RankState::joined))
+            .count() as u32
+    }
+
+    /// What slot `r` says of its rank: peer id, peer generation and doorbell vector (untrusted:
+    /// the caller checks them against the pool's limits).
+    pub fn rank_peer(&self, r: u32) -> Option<(u32, u64, u32)> {
+        let slot = self.layout.rank_slot(r)?;
+        Some((
+            self.word32(slot + RANK_PEER).load(Ordering::Acquire),
+            self.word64(slot + RANK_GENERATION).load(Ordering::Acquire),
+            self.word32(slot + RANK_VECTOR).load(Ordering::Acquire),
+        ))
+    }
+
+    /// Rank `r`'s sleeping flag: set by the rank before it sleeps on its doorbell vector; a
+    /// sender rings only when it is set.
+    pub fn sleeping_flag(&self, r: u32) -> Option<&'a AtomicU32> {
+        self.slot32(r, RANK_SLEEPING)
+    }
+
+    /// Marks rank `r` finished. True if it was the last of the job's ranks: the job is then
+    /// over, and the pool free for the next one.
+    pub fn leave(&self, r: u32) -> bool {
+        if let Some(st) = self.slot32(r, RANK_STATE) {
+            st.store(RankState::Finalized.to_raw(), Ordering::Release);
+        }
+        let done = self.header32(JOB_FINALIZED).fetch_add(1, Ordering::AcqRel) + 1;
+        let last = done >= self.layout.ranks;
+        if last {
+            self.header32(JOB_STATE)
+                .store(JobState::Free.to_raw(), Ordering::Release);
+        }
+        last
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,5 +646,61 @@ mod tests {
                 "pool_size_for({n}) gives full rings"
             );
         }
+    }
+
+    #[test]
+    fn the_job_table_forms_claims_counts_and_frees() {
+        use crate::layout::PeerState;
+        use crate::shm::test_util::heap_shm;
+        let shm = heap_shm(1 << 20);
+        let header = PoolHeader::initialize(&shm, "t", 3, 1, 8).unwrap();
+        let l = JobLayout::new(&header.geometry(), 3).unwrap();
+        let job = JobTable::new(&shm, &l);
+        assert_eq!(job.state(), Some(JobState::Free));
+        assert!(job.transition(JobState::Free, JobState::Forming));
+        assert!(
+            !job.transition(JobState::Free, JobState::Forming),
+            "one former"
+        );
+        job.form();
+        assert_eq!(job.state(), Some(JobState::Running));
+        assert_eq!(job.job_id(), 1);
+        assert_eq!(
+            job.params(),
+            JobParams {
+                ranks: 3,
+                ring_log2: l.ring_bytes.trailing_zeros(),
+                wire: WIRE_VERSION
+            }
+        );
+        // Peer 1 alive with generation 5 takes rank 0, peer 2 (never alive) rank 2.
+        header.set_peer(1, PeerState::Alive);
+        let generation = header.peer(1).unwrap().1;
+        assert!(job.try_claim(0, 1, generation));
+        assert!(job.try_claim(2, 2, 9));
+        assert!(!job.try_claim(0, 3, 1) && !job.try_claim(3, 3, 1));
+        assert_eq!(job.rank_peer(0), Some((1, generation, 0)));
+        assert_eq!(job.joined(), 2);
+        let m = job.members(&header);
+        assert_eq!((m.live, m.dead, m.finished), (1, 1, 0));
+        // A garbage state word is not a member, and a huge rank count is clamped.
+        shm.u32_at(l.rank_slot(2).unwrap() + RANK_STATE)
+            .unwrap()
+            .store(77, Ordering::Relaxed);
+        assert_eq!(job.rank_state(2), None);
+        shm.u32_at(l.header + JOB_RANKS)
+            .unwrap()
+            .store(u32::MAX, Ordering::Relaxed);
+        assert_eq!(job.members(&header).live, 1);
+        shm.u32_at(l.header + JOB_RANKS)
+            .unwrap()
+            .store(3, Ordering::Relaxed);
+        job.release(2);
+        assert!(job.try_claim(1, 4, 1) && job.try_claim(2, 5, 1));
+        assert_eq!(job.joined(), 3);
+        assert!(!job.leave(0) && !job.leave(1));
+        assert_eq!(job.members(&header).finished, 2);
+        assert!(job.leave(2), "the last rank out frees the pool");
+        assert_eq!(job.state(), Some(JobState::Free));
     }
 }
