@@ -6,11 +6,7 @@
 //! posted buffer stays valid until its request completes.
 
 use crate::error::Error;
-use snoo_common::ring::RingError;
 use std::collections::VecDeque;
-
-/// Any source, any tag.
-pub const ANY: Option<u32> = None;
 
 /// What a receive reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -362,16 +358,16 @@ impl Matcher {
         Ok(())
     }
 
-    /// Reads more of a ring payload into its target with `read`, at most `avail` bytes (what the
-    /// ring holds now). Returns bytes consumed.
-    pub fn fill(
+    /// Reads more of a payload into its target with `read`, at most `avail` bytes (what the ring
+    /// holds now). Returns bytes consumed, or `read`'s error.
+    pub fn fill<E>(
         &mut self,
         target: &mut Target,
         done: usize,
         len: usize,
         avail: usize,
-        mut read: impl FnMut(&mut [u8]) -> Result<usize, RingError>,
-    ) -> Result<usize, RingError> {
+        mut read: impl FnMut(&mut [u8]) -> Result<usize, E>,
+    ) -> Result<usize, E> {
         match target {
             Target::Posted { ptr, cap, .. } => {
                 if done < *cap {
