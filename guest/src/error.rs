@@ -5,48 +5,89 @@ use crate::device::DeviceError;
 /// Everything a SNOO_MPI call can report. Each variant has a stable C code ([`Error::code`]).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A NULL buffer with a non-zero count.
     #[error("invalid buffer: NULL with a non-zero count")]
     Buffer,
+    /// A negative count, or a message over 2 GiB.
     #[error("invalid count {0}")]
     Count(i64),
+    /// An unknown datatype.
     #[error("invalid datatype {0}")]
     Datatype(i64),
+    /// A tag outside `0..=TAG_UB` (the wildcard only where a receive allows it).
     #[error("invalid tag {0}: tags are 0..={max}", max = crate::TAG_UB)]
     Tag(i64),
+    /// An unknown communicator.
     #[error("invalid communicator {0}")]
     Comm(i64),
+    /// A rank outside the job.
     #[error("invalid rank {rank} (job size {size})")]
-    Rank { rank: i64, size: u32 },
+    Rank {
+        /// The rank given.
+        rank: i64,
+        /// Ranks in the job.
+        size: u32,
+    },
+    /// A request that is unknown, already completed, or another scope's.
     #[error("invalid or completed request")]
     Request,
+    /// The message was longer than the receive buffer (which holds its first bytes).
     #[error("message truncated: {incoming} bytes arrived for a {capacity}-byte buffer")]
-    Truncate { incoming: usize, capacity: usize },
+    Truncate {
+        /// Bytes that were sent.
+        incoming: usize,
+        /// Bytes the buffer holds.
+        capacity: usize,
+    },
+    /// A call before Init or after Finalize.
     #[error("SNOO_MPI is not initialized (call SNOO_MPI_Init first, and not after Finalize)")]
     NotInitialized,
+    /// Init called twice.
     #[error("SNOO_MPI is already initialized")]
     AlreadyInitialized,
+    /// No pool with that name could be joined.
     #[error("no pool named {name:?}: {why}")]
-    NoPool { name: String, why: String },
+    NoPool {
+        /// The name asked for.
+        name: String,
+        /// What went wrong.
+        why: String,
+    },
+    /// The pool cannot hold a job of this size (the message says what size it needs).
     #[error("{0}")]
     PoolTooSmall(String),
+    /// No progress within the job timeout (`SNOO_TIMEOUT`).
     #[error("timed out: {0}")]
     Timeout(String),
+    /// The rank's process or VM died, and nothing more it sent can arrive.
     #[error("rank {0} died (its VM or process is gone)")]
     PeerDead(u32),
     /// The rank called Finalize and everything it sent has been received: nothing more can come
     /// from it, and nothing more sent to it will be received (C: `SNOO_MPI_ERR_PEER_DEAD`).
     #[error("rank {0} has called Finalize: nothing more comes from it or reaches it")]
     PeerFinalized(u32),
+    /// Shared memory written by that rank broke the protocol (a bug or a hostile peer).
     #[error("corrupt shared memory on the channel with rank {rank}: {what}")]
-    Protocol { rank: u32, what: String },
+    Protocol {
+        /// The rank whose channel it was.
+        rank: u32,
+        /// What was wrong.
+        what: String,
+    },
+    /// The daemon or the device failed.
     #[error("device: {0}")]
     Device(#[from] DeviceError),
+    /// Any other invalid argument or environment.
     #[error("invalid argument: {0}")]
     Arg(String),
+    /// `alloc_mem` found no room in this rank's pool heap.
     #[error("no room for {size} bytes in this rank's pool heap ({heap} bytes, largest free block {largest}): start the pool larger (snoo-run --size, snoo-hostd --size)")]
     NoMem {
+        /// Bytes asked for.
         size: usize,
+        /// The largest free block.
         largest: usize,
+        /// Bytes of the whole heap.
         heap: usize,
     },
 }
@@ -64,7 +105,8 @@ impl Error {
 /// `Result` with SNOO_MPI's error.
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// The C codes, in `snoo_mpi.h` order.
+/// The C codes, in `snoo_mpi.h` order. What each means is [`describe`]'s text for it.
+#[allow(missing_docs)]
 pub mod code {
     pub const SUCCESS: i32 = 0;
     pub const ERR_BUFFER: i32 = 1;

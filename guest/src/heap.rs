@@ -85,6 +85,7 @@ impl Heap {
     }
 
     /// Blocks allocated and not freed.
+    #[cfg(test)]
     pub fn live(&self) -> usize {
         self.used.len()
     }

@@ -1,21 +1,33 @@
 //! SNOO_MPI: MPI-like messaging between virtual machines through hypervisor shared memory.
 //!
-//! - [`api`]: the Rust API ([`init`], [`World`], [`Scope`] for non-blocking calls).
-//! - [`engine`]: joins a job, moves register words and ring payloads, drives progress and sleep.
-//! - [`matching`]: posted receives, unexpected messages, completions.
-//! - [`heap`]: this rank's heap in the pool, behind `alloc_mem` (single-copy large sends).
+//! The public API is what this page lists: [`init`] (or [`World::join`] through a chosen
+//! [`device`]) gives a [`World`]; blocking calls live on it, non-blocking ones in a [`Scope`]
+//! ([`World::scope`]), which completes every request before it returns. Errors are [`Error`]
+//! values with stable C codes.
+//!
+//! Inside, in layers (docs/architecture.md has the picture):
+//! - `api`: the Rust API above, checking arguments and owning requests.
+//! - `engine`: the point-to-point core (links, send and receive paths, progress, sleep,
+//!   liveness), a folder of one-concept modules.
+//! - `matching`: posted receives, unexpected messages, completions.
+//! - `heap`: this rank's heap in the pool, behind `alloc_mem` (single-copy large sends).
 //! - [`device`]: how this process reaches its pool: the daemon socket (host processes), or the
 //!   ivshmem PCI device inside a VM (VFIO with MSI-X wake-ups, sysfs polling).
 //! - [`error`]: errors as values, with stable C codes.
 //! - [`ffi`]: the C ABI of `include/snoo_mpi.h`.
 
-pub mod api;
-pub mod device;
-pub mod engine;
-pub mod error;
-pub mod ffi;
-pub mod heap;
-pub mod matching;
+#![deny(missing_docs)]
 
-pub use api::{init, Equivalence, PoolMem, Request, Scope, Status, World, TAG_UB};
+mod api;
+#[allow(missing_docs)] // (documented with the backends' consolidation)
+pub mod device;
+mod engine;
+pub mod error;
+#[allow(missing_docs)] // (moves to its own crate, documented there)
+pub mod ffi;
+mod heap;
+mod matching;
+
+pub use api::{init, Equivalence, PoolMem, Request, Scope, Status, World, MAX_MESSAGE, TAG_UB};
+pub use engine::{JoinOptions, DIRECT_RING_MAX, INLINE_MAX, RDV_MIN, SPLIT_MIN, TX_BATCH};
 pub use error::{Error, Result};

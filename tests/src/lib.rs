@@ -8,7 +8,7 @@ use snoo_common::job::JobLayout;
 use snoo_host::config::{PoolSpec, ServerConfig};
 use snoo_host::DaemonThread;
 use snoo_mpi::device::SocketDevice;
-use snoo_mpi::engine::JoinOptions;
+use snoo_mpi::JoinOptions;
 use snoo_mpi::World;
 use std::io;
 use std::path::{Path, PathBuf};

@@ -6,7 +6,7 @@
 //! (Calls after `finalize` cannot be expressed: `World::finalize` consumes the `World`.)
 
 use snoo_mpi::device::SocketDevice;
-use snoo_mpi::engine::JoinOptions;
+use snoo_mpi::JoinOptions;
 use snoo_mpi::{Error, World, TAG_UB};
 use snoo_tests::{job_daemon, join_rank, pattern, ranks};
 use std::process::Command;
@@ -339,7 +339,7 @@ fn messages_over_2_gib_are_a_count_error() {
     job("badcount", 2, |w| {
         let me = w.rank();
         // Allocated zeroed and never touched: the pages are never faulted in.
-        let big = vec![0u8; snoo_mpi::api::MAX_MESSAGE + 1];
+        let big = vec![0u8; snoo_mpi::MAX_MESSAGE + 1];
         let n = big.len() as i64;
         fails!(w.send(&big, 1 - me, 1), Error::Count(x) if x == n);
         exchange(&w, 0);

@@ -341,7 +341,7 @@ fn share_and_wrote_words_out_of_turn_are_refused() {
 #[test]
 fn a_share_outside_the_receivers_heap_is_refused() {
     use snoo_common::register::{Word, MAX_OFFSET};
-    use snoo_mpi::engine::SPLIT_MIN;
+    use snoo_mpi::SPLIT_MIN;
     const DONE: u32 = 5;
     // Rank 0 has a rendezvous in flight to rank 1; a forged SHARE "from rank 1" asks it to write
     // its share into its own heap, the pool header, past rank 1's heap, or off the pool.

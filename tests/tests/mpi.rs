@@ -25,7 +25,7 @@ fn ranks<R: Send>(sock: &Path, tag: &str, n: u32, f: impl Fn(&World) -> R + Sync
 
 #[test]
 fn ping_pong_every_path_and_size() {
-    let inline = snoo_mpi::engine::INLINE_MAX;
+    let inline = snoo_mpi::INLINE_MAX;
     let ring = 64 << 10;
     let sizes = [
         0,
@@ -381,7 +381,7 @@ fn small_receives_on_the_fast_path_keep_mpi_order() {
 fn medium_receives_straight_from_the_ring_keep_mpi_order() {
     // Ring messages up to DIRECT_RING_MAX that are all in the ring are taken straight from it
     // (no matcher, no stream); larger ones, and any that must wait behind another, are not.
-    let max = snoo_mpi::engine::DIRECT_RING_MAX;
+    let max = snoo_mpi::DIRECT_RING_MAX;
     let msgs = [
         (1, 200),
         (2, 5000),
@@ -554,7 +554,7 @@ fn what_a_rank_sent_before_leaving_is_still_received() {
 
 #[test]
 fn sends_from_pool_memory_take_the_single_copy_path() {
-    use snoo_mpi::engine::RDV_MIN;
+    use snoo_mpi::RDV_MIN;
     // 16 MiB for 2 ranks: 4 MiB rings, and about 4 MiB of heap per rank.
     let (_d, sock) = snoo_tests::pool_daemon("rdv", 2, 16 << 20);
     let big = 1 << 20;
@@ -647,7 +647,7 @@ fn two_ranks_sending_rendezvous_to_each_other_first_do_not_deadlock() {
 
 #[test]
 fn pool_to_pool_rendezvous_splits_the_copy_between_both_ranks() {
-    use snoo_mpi::engine::SPLIT_MIN;
+    use snoo_mpi::SPLIT_MIN;
     // Sizes around the split threshold and the page-rounded share: below it (not split), at it,
     // odd lengths, and a receive buffer larger than the message.
     let sizes = [

@@ -1,0 +1,288 @@
+//! The send paths. A small message goes into the mailbox whole (envelope and DATA words); a
+//! medium one, when nothing is queued and the ring has room, goes payload first, then envelope,
+//! so the receiver finds it whole; anything else queues on the link and streams through the ring
+//! as room appears, or, from pool memory, travels as a RENDEZVOUS (see
+//! [`rendezvous`](super::rendezvous)).
+
+use super::link::Link;
+use super::tuning::{DIRECT_RING_MAX, INLINE_MAX, RDV_MIN};
+use super::Engine;
+use crate::error::{Error, Result};
+use snoo_common::register::{Header, Path};
+
+/// An outgoing message that did not fit at once.
+pub(super) struct Outgoing {
+    pub(super) req: u64,
+    pub(super) header: Header,
+    pub(super) ptr: *const u8,
+    pub(super) len: usize,
+    /// Bytes of the payload already in the ring (the envelope is sent when this is first pushed).
+    pub(super) sent: usize,
+    pub(super) envelope_sent: bool,
+    /// The rest of the payload, copied when the caller gave up waiting (`ptr` then points here).
+    pub(super) owned: Option<Box<[u8]>>,
+    /// RENDEZVOUS: the payload's pool offset. The op stays queued until the receiver's FIN.
+    pub(super) buffer: Option<u64>,
+    /// RENDEZVOUS: the receiver sent SHARE and we wrote our share of the payload.
+    pub(super) shared: bool,
+}
+
+impl Link {
+    /// Sends a medium ring message whole if nothing is queued to this rank and the mailbox and
+    /// ring have room now: payload, then envelope. The receiver then finds it whole as soon as it
+    /// sees the envelope (the direct receive path). False if it must queue.
+    #[inline]
+    fn send_medium_now(&mut self, header: &Header, data: &[u8]) -> Result<bool> {
+        if !self.outgoing.is_empty() || self.rdv.wrote_owed.is_some() {
+            return Ok(false);
+        }
+        let rank = self.rank;
+        if !self
+            .tx_mb
+            .has_room(header.message_words())
+            .map_err(|e| Error::protocol(rank, e))?
+            || !self
+                .tx_ring
+                .write_all(data)
+                .map_err(|e| Error::protocol(rank, e))?
+        {
+            return Ok(false);
+        }
+        // Room was checked, so the envelope goes in.
+        let pushed = self.push_envelope(header, &[], None)?;
+        debug_assert!(
+            pushed,
+            "mailbox room checked before the payload was written"
+        );
+        // The payload's publication was a plain store: the mailbox publication is the barrier
+        // for both (see `ByteProducer::write_all`).
+        Ok(true)
+    }
+}
+
+impl Engine {
+    /// Starts sending `len` bytes at `ptr` to `dest`. Returns true if the send completed (the
+    /// payload is in shared memory or delivered); otherwise the engine keeps `ptr` until
+    /// [`Engine::send_done`] says so.
+    ///
+    /// With `batch` (non-blocking sends), a small or medium message may be left unpublished in
+    /// the mailbox so that a burst of them costs one publication (a locked instruction, which
+    /// waits for every store before it to reach the receiver's side) per
+    /// [`TX_BATCH`](super::TX_BATCH) messages instead of one each. The receiver polls the slots,
+    /// so it sees each message at once; only the doorbell for a sleeping receiver waits for the
+    /// publication. The batch is published by the next engine call that makes progress (any
+    /// wait, test, probe or blocking call) or when it is full, so a message never waits for more
+    /// than the caller's next SNOO_MPI call.
+    ///
+    /// # Safety
+    /// `ptr..ptr+len` must stay readable until the send is complete.
+    pub(crate) unsafe fn start_send(
+        &mut self,
+        req: u64,
+        ptr: *const u8,
+        len: usize,
+        dest: u32,
+        tag: i32,
+        batch: bool,
+    ) -> Result<bool> {
+        if dest == self.rank {
+            // SAFETY: the caller guarantees the range is readable now.
+            let data = unsafe { std::slice::from_raw_parts(ptr, len) };
+            self.matcher.deliver_local(self.rank, tag as u32, data);
+            return Ok(true);
+        }
+        let buffer = if len >= RDV_MIN {
+            self.heap_offset(ptr, len)
+        } else {
+            None
+        };
+        let path = if len <= INLINE_MAX {
+            Path::Inline
+        } else if buffer.is_some() {
+            Path::Rendezvous
+        } else {
+            Path::Ring
+        };
+        let header = Header::new(tag, path, len).map_err(|_| Error::Tag(tag.into()))?;
+        let link = self.live_link(dest)?;
+        let sent_now = match path {
+            // The common small message: straight into the mailbox, no queueing.
+            Path::Inline if link.outgoing.is_empty() => {
+                // SAFETY: the caller guarantees the range is readable now.
+                let data = unsafe { std::slice::from_raw_parts(ptr, len) };
+                link.push_envelope(&header, data, None)?
+            }
+            Path::Ring if len <= DIRECT_RING_MAX => {
+                // SAFETY: the caller guarantees the range is readable now.
+                let data = unsafe { std::slice::from_raw_parts(ptr, len) };
+                link.send_medium_now(&header, data)?
+            }
+            _ => false,
+        };
+        if sent_now {
+            if link.batch_sent(batch) {
+                self.wake(dest);
+            }
+            return Ok(true);
+        }
+        link.outgoing.push_back(Outgoing {
+            req,
+            header,
+            ptr,
+            len,
+            sent: 0,
+            envelope_sent: false,
+            owned: None,
+            buffer,
+            shared: false,
+        });
+        self.progress_tx(dest)?;
+        let link = self.live_link(dest)?;
+        Ok(link.outgoing.back().is_none_or(|o| o.req != req))
+    }
+
+    /// The link to rank `r` for a send: an error if `r` is no other rank of the job, or dead.
+    fn live_link(&mut self, r: u32) -> Result<&mut Link> {
+        let size = self.size;
+        let link = self.link_opt(r).ok_or_else(|| Error::Rank {
+            rank: r.into(),
+            size,
+        })?;
+        if link.health.dead {
+            return Err(Error::PeerDead(r));
+        }
+        Ok(link)
+    }
+
+    /// Waits until send `req` to `dest` has left the caller's buffer. On error (peer death,
+    /// timeout) the engine stops referencing the buffer before returning (see
+    /// [`Engine::release_send`]), so the caller may free it.
+    pub(crate) fn wait_send(&mut self, req: u64, dest: u32) -> Result<()> {
+        let r = self.wait_until(|e| Ok(e.send_done(req, dest)), |e| e.send_gone(dest));
+        if r.is_err() {
+            self.release_send(req, dest);
+        }
+        r
+    }
+
+    /// Makes send `req` independent of the caller's buffer: a send whose envelope is not out yet
+    /// is dropped; one whose payload is partly in the ring keeps going from a private copy of
+    /// the rest (the receiver expects the whole announced length).
+    fn release_send(&mut self, req: u64, dest: u32) {
+        let Some(link) = self.link_opt(dest) else {
+            return;
+        };
+        let Some(i) = link.outgoing.iter().position(|o| o.req == req) else {
+            return;
+        };
+        let op = &mut link.outgoing[i];
+        if !op.envelope_sent {
+            link.outgoing.remove(i);
+            return;
+        }
+        if op.buffer.is_some() {
+            // A RENDEZVOUS payload is read where it lies: it cannot be copied away from the
+            // receiver. The op waits for its FIN; a caller that reuses the buffer before then
+            // (after an error) may have the new bytes received.
+            return;
+        }
+        // SAFETY: the caller still holds the buffer (we are inside its wait), and
+        // sent <= len.
+        let rest = unsafe { std::slice::from_raw_parts(op.ptr.add(op.sent), op.len - op.sent) };
+        let owned: Box<[u8]> = rest.into();
+        op.ptr = owned.as_ptr();
+        op.len = owned.len();
+        op.sent = 0;
+        op.owned = Some(owned);
+    }
+
+    /// True once send `req` to `dest` has left the caller's buffer.
+    pub(crate) fn send_done(&self, req: u64, dest: u32) -> bool {
+        match self.link(dest) {
+            Some(l) => !l.outgoing.iter().any(|o| o.req == req),
+            None => true,
+        }
+    }
+
+    /// Pushes as much of `dest`'s outgoing queue as the mailbox and ring take.
+    pub(super) fn progress_tx(&mut self, dest: u32) -> Result<bool> {
+        let Some(link) = self.link_opt(dest) else {
+            return Ok(false);
+        };
+        let mut moved = false;
+        if link.rdv.fin_owed > 0 || link.rdv.wrote_owed.is_some() {
+            link.send_fins()?;
+            if link.rdv.wrote_owed.is_some() {
+                // No room for it yet; nothing may overtake it.
+                return Ok(false);
+            }
+        }
+        link.flush();
+        while let Some(op) = link.outgoing.front_mut() {
+            if !op.envelope_sent {
+                let (header, ptr, len, buffer) = (op.header, op.ptr, op.len, op.buffer);
+                let inline: &[u8] = if header.path == Path::Inline {
+                    // SAFETY: start_send's caller keeps the buffer readable until the send completes.
+                    unsafe { std::slice::from_raw_parts(ptr, len) }
+                } else {
+                    &[]
+                };
+                if !link.push_envelope(&header, inline, buffer)? {
+                    break;
+                }
+                link.flush();
+                moved = true;
+                if header.path == Path::Inline {
+                    link.outgoing.pop_front();
+                    continue;
+                }
+                let Some(op) = link.outgoing.front_mut() else {
+                    break;
+                };
+                op.envelope_sent = true;
+            }
+            let Some(op) = link.outgoing.front_mut() else {
+                break;
+            };
+            if op.buffer.is_some() {
+                // Sent; done when the receiver's FIN comes back (`Link::take_fin`). Later sends
+                // to this rank wait behind it, so FINs come back in order.
+                break;
+            }
+            if op.sent < op.len {
+                // SAFETY: as above.
+                let rest =
+                    unsafe { std::slice::from_raw_parts(op.ptr.add(op.sent), op.len - op.sent) };
+                let n = link
+                    .tx_ring
+                    .write_some(rest)
+                    .map_err(|e| Error::protocol(dest, e))?;
+                if n > 0 {
+                    op.sent += n;
+                    link.bell.poke = true;
+                    moved = true;
+                }
+            }
+            if op.sent == op.len {
+                link.outgoing.pop_front();
+            } else {
+                break;
+            }
+        }
+        self.wake(dest);
+        Ok(moved)
+    }
+
+    /// Publishes every batch of non-blocking sends still unpublished (and rings sleepers).
+    #[inline]
+    pub(crate) fn flush_batches(&mut self) {
+        for r in 0..self.links.len() {
+            if let Some(link) = self.links[r].as_mut() {
+                if link.batched > 0 {
+                    link.flush();
+                    self.wake(r as u32);
+                }
+            }
+        }
+    }
+}

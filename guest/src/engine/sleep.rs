@@ -1,0 +1,92 @@
+//! The sleep/doorbell handshake. A waiter sets its sleeping flag in the rank table, fences,
+//! looks once more, then sleeps on its doorbell vector; a sender publishes with a full barrier,
+//! then reads the flag and rings only if it is set. Either the sleeper sees the publication or
+//! the sender sees the flag, so the fast path never rings (a doorbell is a VM exit) and no
+//! wake-up is lost.
+
+use super::Engine;
+use crate::error::Result;
+use snoo_common::job::JobTable;
+use snoo_common::Shm;
+use std::borrow::Borrow;
+use std::sync::atomic::{fence, Ordering};
+use std::time::Duration;
+
+/// How to wake one other rank, and whether it needs waking.
+pub(super) struct Bell {
+    /// Its peer id in the pool (the doorbell's target).
+    pub(super) peer: u16,
+    /// The doorbell vector it sleeps on.
+    pub(super) vector: u32,
+    /// Pool offset of its sleeping flag in the rank table.
+    pub(super) sleeping_off: usize,
+    /// Something was published toward it since it was last considered: ring it if it sleeps.
+    pub(super) poke: bool,
+}
+
+impl Engine {
+    /// Rings `r`'s doorbell if something was published toward it and it announced sleep.
+    #[inline]
+    pub(super) fn wake(&mut self, r: u32) {
+        let Some(link) = self.links.get_mut(r as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        if !link.bell.poke {
+            return;
+        }
+        link.bell.poke = false;
+        // SeqCst load after the SeqCst publication (ring.rs): pairs with the sleeper's SeqCst
+        // fence between setting its flag and re-checking memory, so either it sees our
+        // publication or we see its flag.
+        let shm: &Shm = self.pool.borrow();
+        let sleeping = shm
+            .u32_at(link.bell.sleeping_off)
+            .map_or(0, |w| w.load(Ordering::SeqCst));
+        if sleeping != 0 {
+            match self.dev.doorbell(link.bell.peer, link.bell.vector) {
+                Ok(()) => self.rang = true,
+                Err(e) => tracing::debug!(rank = r, error = %e, "doorbell"),
+            }
+        }
+    }
+
+    /// Before polling, lets a rank this one just woke run, if it was placed on our CPU: a woken
+    /// sleeper often is (the other CPU may be idle in a deep state, or busy), and our polling would
+    /// hold it off until our poll budget ends or the scheduler preempts us (20 us of a wake-up in
+    /// `snoo-bench wake`). Costs one `sched_yield`, and only after a doorbell was really rung,
+    /// which the fast path never does.
+    #[inline]
+    pub(super) fn yield_to_woken(&mut self) {
+        if std::mem::take(&mut self.rang) {
+            std::thread::yield_now();
+        }
+    }
+
+    /// Announces sleep, looks once more, then sleeps on the doorbell for at most `max`.
+    pub(super) fn sleep(
+        &mut self,
+        max: Duration,
+        done: &mut impl FnMut(&mut Engine) -> Result<bool>,
+    ) -> Result<()> {
+        // A sender that published before seeing the flag is caught by the re-check below; one that
+        // publishes after sees the flag and rings (see ring.rs on the SeqCst handshake).
+        let dev = self.dev.clone();
+        let flag = JobTable::new(dev.shm(), &self.layout)
+            .sleeping_flag(self.rank)
+            .expect("own rank");
+        // Without interrupts (sysfs), the "sleep" is a polling backoff: don't ask to be rung.
+        let announce = dev.has_interrupts();
+        if announce {
+            flag.swap(1, Ordering::SeqCst);
+        }
+        fence(Ordering::SeqCst);
+        let moved = self.progress()?;
+        if !moved && !done(self)? {
+            let _ = dev.wait(self.vector, max);
+        }
+        if announce {
+            flag.store(0, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+}
