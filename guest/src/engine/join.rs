@@ -4,9 +4,8 @@
 //! out frees the pool for the next job. The table itself (offsets, states, the atomic steps) is
 //! [`JobTable`] in `snoo-common`; this module holds the policy: retries, deadlines, errors.
 
-use super::link::Link;
+use super::link::{Bell, Link};
 use super::pool::Pool;
-use super::sleep::Bell;
 use super::Engine;
 use crate::device::Device;
 use crate::error::{Error, Result};

@@ -1,17 +1,14 @@
 //! Everything about one other rank: the channel both ways (mailbox and data ring), the queues of
-//! sends and payloads in flight, and the scratch for one message's mailbox words. The
-//! bookkeeping that only one concern needs lives in that concern's module: the doorbell in
-//! [`sleep`](super::sleep), liveness in [`liveness`](super::liveness), FIN/SHARE/WROTE in
-//! [`rendezvous`](super::rendezvous).
+//! sends and payloads in flight, the scratch for one message's mailbox words, and the state each
+//! concern keeps per peer (its doorbell, its liveness, its rendezvous bookkeeping). This is the
+//! data and the channel primitives; the modules above it ([`send`](super::send),
+//! [`receive`](super::receive), [`stream`](super::stream), [`rendezvous`](super::rendezvous),
+//! [`liveness`](super::liveness), [`sleep`](super::sleep)) hold what is done with them.
 
-use super::liveness::Health;
 use super::pool::Pool;
-use super::rendezvous::RdvBook;
-use super::send::Outgoing;
-use super::sleep::Bell;
-use super::stream::Stream;
 use super::tuning::{INLINE_WORDS, TX_BATCH};
 use crate::error::{Error, Result};
+use crate::matching::Target;
 use snoo_common::job::JobLayout;
 use snoo_common::register::{
     inline_header, pack_inline, Header, InlineHeader, Path, PendingHeader, Word,
@@ -211,4 +208,121 @@ pub(super) fn unpack_inline(src: u32, words: &[u64], dst: &mut [u8]) -> Result<(
         ));
     }
     Ok(())
+}
+
+// ---- the parts of a link, each used by the module named in its doc ----
+
+/// How to wake one other rank, and whether it needs waking.
+pub(super) struct Bell {
+    /// Its peer id in the pool (the doorbell's target).
+    pub(super) peer: u16,
+    /// The doorbell vector it sleeps on.
+    pub(super) vector: u32,
+    /// Pool offset of its sleeping flag in the rank table.
+    pub(super) sleeping_off: usize,
+    /// Something was published toward it since it was last considered: ring it if it sleeps.
+    pub(super) poke: bool,
+}
+
+/// What this rank knows of one other rank's life.
+pub(super) struct Health {
+    /// The peer's generation when it joined: a peer id alive with another generation is a
+    /// different process or VM.
+    pub(super) generation: u64,
+    pub(super) dead: bool,
+    /// The rank called Finalize; and, since the last liveness check, everything it sent was read.
+    pub(super) finished: bool,
+    pub(super) drained: bool,
+    /// The rank is dead and nothing more was read from it between the last two liveness checks:
+    /// whatever is left (a message it died writing) will never be whole. And where reading from
+    /// it stood at the last check (mailbox words, ring bytes).
+    pub(super) stalled: bool,
+    pub(super) rx_mark: (u64, u64),
+}
+
+impl Health {
+    pub(super) fn new(generation: u64) -> Health {
+        Health {
+            generation,
+            dead: false,
+            finished: false,
+            drained: false,
+            stalled: false,
+            rx_mark: (0, 0),
+        }
+    }
+}
+
+/// FINs and WROTEs owed and expected on one link.
+#[derive(Default)]
+pub(super) struct RdvBook {
+    /// FINs owed to the peer: its payloads read, the answer not pushed yet.
+    pub(super) fin_owed: u32,
+    /// The id of the next FIN we send.
+    pub(super) fin_next: u32,
+    /// The id of the next FIN we expect, for our own RENDEZVOUS sends.
+    pub(super) fin_expect: u32,
+    /// A WROTE owed to the peer (its id), not pushed yet for want of mailbox room: nothing else
+    /// is sent to the peer before it.
+    pub(super) wrote_owed: Option<u32>,
+    /// The id of the next RENDEZVOUS from the peer.
+    pub(super) next_in: u32,
+}
+
+/// An outgoing message that did not fit at once.
+pub(super) struct Outgoing {
+    pub(super) req: u64,
+    pub(super) header: Header,
+    pub(super) ptr: *const u8,
+    pub(super) len: usize,
+    /// Bytes of the payload already in the ring (the envelope is sent when this is first pushed).
+    pub(super) sent: usize,
+    pub(super) envelope_sent: bool,
+    /// The rest of the payload, copied when the caller gave up waiting (`ptr` then points here).
+    pub(super) owned: Option<Box<[u8]>>,
+    /// RENDEZVOUS: the payload's pool offset. The op stays queued until the receiver's FIN.
+    pub(super) buffer: Option<u64>,
+    /// RENDEZVOUS: the receiver sent SHARE and we wrote our share of the payload.
+    pub(super) shared: bool,
+}
+
+/// A message being read into its target: from a peer's data ring or, for a RENDEZVOUS message,
+/// from the peer's buffer in the pool at offset `rdv` (checked to lie in the peer's heap).
+pub(super) struct Stream {
+    pub(super) target: Target,
+    pub(super) len: usize,
+    pub(super) done: usize,
+    pub(super) rdv: Option<usize>,
+    /// RENDEZVOUS: its implicit id (the count of RENDEZVOUS messages from this rank before it).
+    pub(super) rdv_id: u32,
+    /// A split RENDEZVOUS (SHARE sent): the address of the receive buffer, whose first bytes the
+    /// sender writes itself. The receive completes on the WROTE naming `rdv_id`, and until then
+    /// the `len` bytes there must not be freed, even if the receive is cancelled.
+    pub(super) split: Option<usize>,
+    /// The FIN for this RENDEZVOUS payload was queued (our part of it is read).
+    pub(super) fin_queued: bool,
+}
+
+impl Stream {
+    /// The payload of a ring message of `len` bytes.
+    pub(super) fn ring(target: Target, len: usize) -> Stream {
+        Stream {
+            target,
+            len,
+            done: 0,
+            rdv: None,
+            rdv_id: 0,
+            split: None,
+            fin_queued: false,
+        }
+    }
+
+    /// The payload of RENDEZVOUS number `id`: `len` bytes at pool offset `offset`.
+    pub(super) fn rendezvous(target: Target, len: usize, offset: usize, id: u32) -> Stream {
+        Stream {
+            rdv: Some(offset),
+            rdv_id: id,
+            ..Stream::ring(target, len)
+        }
+    }
 }

@@ -9,35 +9,6 @@ use crate::error::Error;
 use snoo_common::job::{JobTable, RankState};
 use snoo_common::layout::{PeerState, PoolHeader};
 
-/// What this rank knows of one other rank's life.
-pub(super) struct Health {
-    /// The peer's generation when it joined: a peer id alive with another generation is a
-    /// different process or VM.
-    pub(super) generation: u64,
-    pub(super) dead: bool,
-    /// The rank called Finalize; and, since the last liveness check, everything it sent was read.
-    pub(super) finished: bool,
-    pub(super) drained: bool,
-    /// The rank is dead and nothing more was read from it between the last two liveness checks:
-    /// whatever is left (a message it died writing) will never be whole. And where reading from
-    /// it stood at the last check (mailbox words, ring bytes).
-    pub(super) stalled: bool,
-    pub(super) rx_mark: (u64, u64),
-}
-
-impl Health {
-    pub(super) fn new(generation: u64) -> Health {
-        Health {
-            generation,
-            dead: false,
-            finished: false,
-            drained: false,
-            stalled: false,
-            rx_mark: (0, 0),
-        }
-    }
-}
-
 impl Engine {
     /// Marks ranks whose peers left the pool (or were replaced) as dead.
     pub(super) fn check_liveness(&mut self) {

@@ -7,8 +7,7 @@
 //! next message (or a RENDEZVOUS of ours waits for an answer), so a receive posted later takes its
 //! message straight from the mailbox, and a full mailbox holds a sender that runs ahead.
 
-use super::link::{unpack_inline, Inbox, Link, Rx};
-use super::stream::Stream;
+use super::link::{unpack_inline, Inbox, Link, Rx, Stream};
 use super::tuning::{INLINE_MAX, WORDS_PER_PASS};
 use super::Engine;
 use crate::error::{Error, Result};

@@ -11,22 +11,6 @@ use snoo_common::job::JobLayout;
 use snoo_common::register::{sender_share, Word};
 use snoo_common::Shm;
 
-/// FINs and WROTEs owed and expected on one link.
-#[derive(Default)]
-pub(super) struct RdvBook {
-    /// FINs owed to the peer: its payloads read, the answer not pushed yet.
-    pub(super) fin_owed: u32,
-    /// The id of the next FIN we send.
-    pub(super) fin_next: u32,
-    /// The id of the next FIN we expect, for our own RENDEZVOUS sends.
-    pub(super) fin_expect: u32,
-    /// A WROTE owed to the peer (its id), not pushed yet for want of mailbox room: nothing else
-    /// is sent to the peer before it.
-    pub(super) wrote_owed: Option<u32>,
-    /// The id of the next RENDEZVOUS from the peer.
-    pub(super) next_in: u32,
-}
-
 impl Link {
     /// True while our oldest send to this rank is a RENDEZVOUS waiting for its FIN (the mailbox
     /// from this rank must then be read even if no receive wants anything from it).

@@ -4,28 +4,11 @@
 //! as room appears, or, from pool memory, travels as a RENDEZVOUS (see
 //! [`rendezvous`](super::rendezvous)).
 
-use super::link::Link;
+use super::link::{Link, Outgoing};
 use super::tuning::{DIRECT_RING_MAX, INLINE_MAX, RDV_MIN};
 use super::Engine;
 use crate::error::{Error, Result};
 use snoo_common::register::{Header, Path};
-
-/// An outgoing message that did not fit at once.
-pub(super) struct Outgoing {
-    pub(super) req: u64,
-    pub(super) header: Header,
-    pub(super) ptr: *const u8,
-    pub(super) len: usize,
-    /// Bytes of the payload already in the ring (the envelope is sent when this is first pushed).
-    pub(super) sent: usize,
-    pub(super) envelope_sent: bool,
-    /// The rest of the payload, copied when the caller gave up waiting (`ptr` then points here).
-    pub(super) owned: Option<Box<[u8]>>,
-    /// RENDEZVOUS: the payload's pool offset. The op stays queued until the receiver's FIN.
-    pub(super) buffer: Option<u64>,
-    /// RENDEZVOUS: the receiver sent SHARE and we wrote our share of the payload.
-    pub(super) shared: bool,
-}
 
 impl Link {
     /// Sends a medium ring message whole if nothing is queued to this rank and the mailbox and

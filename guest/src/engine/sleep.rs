@@ -12,18 +12,6 @@ use std::borrow::Borrow;
 use std::sync::atomic::{fence, Ordering};
 use std::time::Duration;
 
-/// How to wake one other rank, and whether it needs waking.
-pub(super) struct Bell {
-    /// Its peer id in the pool (the doorbell's target).
-    pub(super) peer: u16,
-    /// The doorbell vector it sleeps on.
-    pub(super) vector: u32,
-    /// Pool offset of its sleeping flag in the rank table.
-    pub(super) sleeping_off: usize,
-    /// Something was published toward it since it was last considered: ring it if it sleeps.
-    pub(super) poke: bool,
-}
-
 impl Engine {
     /// Rings `r`'s doorbell if something was published toward it and it announced sleep.
     #[inline]

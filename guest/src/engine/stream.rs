@@ -5,7 +5,7 @@
 //! matches it takes it with one copy, and a full ring holds the sender back.
 
 use super::alloc::own_heap_offset;
-use super::link::Link;
+use super::link::{Link, Stream};
 use super::tuning::SPLIT_MIN;
 use super::Engine;
 use crate::error::{Error, Result};
@@ -15,46 +15,7 @@ use snoo_common::register::{sender_share, Word};
 use snoo_common::Shm;
 use std::borrow::Borrow;
 
-/// A message being read into its target: from a peer's data ring or, for a RENDEZVOUS message,
-/// from the peer's buffer in the pool at offset `rdv` (checked to lie in the peer's heap).
-pub(super) struct Stream {
-    pub(super) target: Target,
-    pub(super) len: usize,
-    pub(super) done: usize,
-    pub(super) rdv: Option<usize>,
-    /// RENDEZVOUS: its implicit id (the count of RENDEZVOUS messages from this rank before it).
-    pub(super) rdv_id: u32,
-    /// A split RENDEZVOUS (SHARE sent): the address of the receive buffer, whose first bytes the
-    /// sender writes itself. The receive completes on the WROTE naming `rdv_id`, and until then
-    /// the `len` bytes there must not be freed, even if the receive is cancelled.
-    pub(super) split: Option<usize>,
-    /// The FIN for this RENDEZVOUS payload was queued (our part of it is read).
-    pub(super) fin_queued: bool,
-}
-
 impl Stream {
-    /// The payload of a ring message of `len` bytes.
-    pub(super) fn ring(target: Target, len: usize) -> Stream {
-        Stream {
-            target,
-            len,
-            done: 0,
-            rdv: None,
-            rdv_id: 0,
-            split: None,
-            fin_queued: false,
-        }
-    }
-
-    /// The payload of RENDEZVOUS number `id`: `len` bytes at pool offset `offset`.
-    pub(super) fn rendezvous(target: Target, len: usize, offset: usize, id: u32) -> Stream {
-        Stream {
-            rdv: Some(offset),
-            rdv_id: id,
-            ..Stream::ring(target, len)
-        }
-    }
-
     /// Where in this rank's heap the sender may write its share of this RENDEZVOUS: its receive
     /// buffer's address and pool offset, if that buffer is pool memory, holds the whole message,
     /// and the payload is large enough to be worth splitting.
