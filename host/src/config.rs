@@ -7,34 +7,58 @@ use std::path::PathBuf;
 /// A configuration error, worded for the command line.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
+    /// A size that does not parse.
     #[error("invalid size {0:?}: expected a positive number with an optional K, M, G or T suffix (powers of 1024)")]
     Size(String),
+    /// A size of 0.
     #[error("size must be greater than 0")]
     ZeroSize,
+    /// A pool larger than the machine's memory.
     #[error("pool size {size} bytes (rounded up to a power of two) exceeds this machine's memory ({mem} bytes)")]
-    TooLarge { size: u64, mem: u64 },
+    TooLarge {
+        /// The pool size, rounded up.
+        size: u64,
+        /// The machine's memory.
+        mem: u64,
+    },
+    /// A pool geometry the layout refuses.
     #[error("{0}")]
     Layout(#[from] snoo_common::LayoutError),
+    /// A vector count outside 1..=MAX_VECTORS.
     #[error("vectors must be between 1 and {MAX_VECTORS}, got {0}")]
     Vectors(u32),
+    /// A peer limit outside 1..=MAX_PEERS.
     #[error("max peers must be between 1 and {MAX_PEERS}, got {0}")]
     MaxPeers(u32),
+    /// A pool name that is empty, too long, or has `/` or NUL.
     #[error(
         "pool name must be 1 to {MAX_NAME_LEN} bytes, printable, without '/' or NUL, got {0:?}"
     )]
     Name(String),
+    /// A socket path whose directory does not exist.
     #[error("the directory of socket {0:?} does not exist")]
     SocketDir(PathBuf),
+    /// A socket path too long for `sockaddr_un`.
     #[error("socket path {0:?} is too long for a UNIX socket (at most 107 bytes)")]
     SocketPathLen(PathBuf),
+    /// A `--mem-path` that is not a directory.
     #[error("--mem-path {0:?} is not a directory")]
     MemPath(PathBuf),
+    /// A socket mode that is not octal permission bits.
     #[error("invalid socket mode {0:?}: expected octal permission bits such as 0600 or 660")]
     Mode(String),
+    /// A `--pool` option that does not parse.
     #[error("invalid --pool {spec:?}: {why}")]
-    PoolSpec { spec: String, why: String },
+    PoolSpec {
+        /// The option's value.
+        spec: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// Two pools with the same name or socket.
     #[error("two pools use {0}")]
     Duplicate(String),
+    /// Nothing to serve.
     #[error("no pool to serve: give --socket and --size, or --pool")]
     NoPool,
 }
@@ -61,18 +85,24 @@ pub struct PoolSpec {
 /// Everything a daemon serves, plus access control shared by its pools.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerConfig {
+    /// The pools, each with its own socket.
     pub pools: Vec<PoolSpec>,
     /// Permission bits applied to every socket file.
     pub socket_mode: u32,
     /// When either list is non-empty, only clients whose uid or gid is listed (or that run as the
     /// daemon's own uid) are served.
     pub allow_uids: Vec<u32>,
+    /// Groups served (see `allow_uids`).
     pub allow_gids: Vec<u32>,
 }
 
+/// Doorbell vectors per peer unless `--vectors` says otherwise.
 pub const DEFAULT_VECTORS: u32 = 1;
+/// Most peers of a pool unless `--max-peers` says otherwise.
 pub const DEFAULT_MAX_PEERS: u32 = 64;
+/// Socket permissions unless `--socket-mode` says otherwise: the daemon's user only.
 pub const DEFAULT_SOCKET_MODE: u32 = 0o600;
+/// The pool name unless `--name` says otherwise.
 pub const DEFAULT_NAME: &str = "snoo";
 
 /// Parses `4096`, `64K`, `1M`, `2G`, `1T` (also `KiB`, `MB`, lower case): powers of 1024.

@@ -153,10 +153,6 @@ impl PeerTable {
     pub fn len(&self) -> usize {
         self.peers.len()
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.peers.is_empty()
-    }
 }
 
 /// Creates `n` non-blocking eventfds, as QEMU's own server does.

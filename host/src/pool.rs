@@ -99,11 +99,6 @@ impl Pool {
         self.file.as_fd()
     }
 
-    /// The daemon's own mapping.
-    pub fn shm(&self) -> &Shm {
-        &self.shm
-    }
-
     /// Records a peer's state change in the pool's peer table and bumps the epoch.
     pub fn set_peer(&self, id: u16, state: PeerState) {
         // The daemon's own geometry is trusted: it wrote it and never reads it back from the pool.

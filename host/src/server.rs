@@ -23,16 +23,26 @@ use std::rc::Rc;
 /// Errors that stop the daemon from starting or running.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
+    /// The configuration is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// Another daemon serves that socket.
     #[error("another snoo-hostd already serves {0:?}")]
     AlreadyRunning(PathBuf),
+    /// Something else listens on that socket.
     #[error("a live server (not snoo-hostd) already listens on {0:?}")]
     ForeignServer(PathBuf),
+    /// The socket path is taken by a file that is not a socket.
     #[error("{0:?} exists and is not a socket; refusing to replace it")]
     NotASocket(PathBuf),
+    /// A system call failed.
     #[error("{context}: {source}")]
-    Io { context: String, source: io::Error },
+    Io {
+        /// What the daemon was doing.
+        context: String,
+        /// The error.
+        source: io::Error,
+    },
 }
 
 fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> DaemonError {
