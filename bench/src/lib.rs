@@ -2,6 +2,8 @@
 //! the OSU micro-benchmarks table format (written by `snoo-bench` and `bench/mpich/osu_like.c`,
 //! read back by `bench-report` and the tests).
 
+#![deny(missing_docs)]
+
 use std::fmt::Write as _;
 
 /// What a run measures.
