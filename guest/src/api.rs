@@ -299,7 +299,7 @@ impl World {
     ///
     /// # Safety
     /// The bytes must be writable, and untouched by the caller, for the duration of the call.
-    pub(crate) unsafe fn recv_raw(
+    pub unsafe fn recv_raw(
         &self,
         ptr: *mut u8,
         len: usize,
@@ -420,7 +420,7 @@ impl World {
     ///
     /// # Safety
     /// The bytes must stay readable until the returned operation completes.
-    pub(crate) unsafe fn isend_raw(
+    pub unsafe fn isend_raw(
         &self,
         ptr: *const u8,
         len: usize,
@@ -444,7 +444,7 @@ impl World {
     ///
     /// # Safety
     /// The bytes must stay writable, and untouched by the caller, until the operation completes.
-    pub(crate) unsafe fn irecv_raw(
+    pub unsafe fn irecv_raw(
         &self,
         ptr: *mut u8,
         len: usize,
@@ -456,8 +456,9 @@ impl World {
         self.post_recv(buf, source, tag)
     }
 
-    /// Waits for an operation; receives report their status.
-    pub(crate) fn complete(&self, p: Pending) -> Result<Option<Status>> {
+    /// Waits for an operation from [`World::isend_raw`] or [`World::irecv_raw`]; receives report
+    /// their status.
+    pub fn complete(&self, p: Pending) -> Result<Option<Status>> {
         match p {
             Pending::Send { id, dest } => {
                 self.engine.borrow_mut().wait_send(id, dest)?;
@@ -471,12 +472,12 @@ impl World {
 
     /// What the last receive that failed with [`Error::Truncate`] got (its source, tag, and the
     /// bytes written), once (C ABI: MPI fills the status of a truncated receive).
-    pub(crate) fn take_truncated(&self) -> Option<Status> {
+    pub fn take_truncated(&self) -> Option<Status> {
         self.truncated.take()
     }
 
     /// True if waiting for `p` would not block.
-    pub(crate) fn ready(&self, p: Pending) -> Result<bool> {
+    pub fn ready(&self, p: Pending) -> Result<bool> {
         let mut e = self.engine.borrow_mut();
         e.progress()?;
         Ok(match p {
@@ -512,13 +513,13 @@ impl World {
     }
 
     /// Allocates zeroed pool memory (SNOO_MPI_Alloc_mem); freed with [`World::free_raw`].
-    pub(crate) fn alloc_raw(&self, len: usize) -> Result<*mut u8> {
+    pub fn alloc_raw(&self, len: usize) -> Result<*mut u8> {
         check_len(len)?;
         self.engine.borrow_mut().alloc_mem(len)
     }
 
     /// Frees pool memory from [`World::alloc_raw`] (SNOO_MPI_Free_mem).
-    pub(crate) fn free_raw(&self, ptr: *mut u8) -> Result<()> {
+    pub fn free_raw(&self, ptr: *mut u8) -> Result<()> {
         self.engine.borrow_mut().free_mem(ptr)
     }
 
@@ -612,9 +613,11 @@ fn self_deadlock(e: &Engine, source: Option<u32>, what: &str) -> Option<Error> {
     })
 }
 
-/// An operation in flight, as the C ABI and scopes track it.
+/// An operation in flight, as the C ABI and scopes track it: what [`World::isend_raw`] and
+/// [`World::irecv_raw`] return, to pass to [`World::complete`] or [`World::ready`]. Treat it as an
+/// opaque handle: its variants are the engine's bookkeeping, not a stable interface.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Pending {
+pub enum Pending {
     Send {
         id: u64,
         dest: u32,
@@ -635,8 +638,8 @@ pub(crate) enum Pending {
 }
 
 impl Pending {
-    /// The request's id (unique in this process).
-    pub(crate) fn id(&self) -> u64 {
+    /// The request's id: unique in its [`World`], counting up from 1 (never 0, never reused).
+    pub fn id(&self) -> u64 {
         match *self {
             Pending::Send { id, .. } | Pending::Received { id, .. } | Pending::Sent { id } => id,
             Pending::Recv { t, .. } => t.req,
