@@ -7,13 +7,14 @@
 //! - [`device`]: how this process reaches its pool: the daemon socket (host processes), or the
 //!   ivshmem PCI device inside a VM (VFIO with MSI-X wake-ups, sysfs polling).
 //! - [`error`]: errors as values, with stable C codes.
-//! - [`ffi`]: the C ABI of `include/snoo_mpi.h`.
+//!
+//! The C ABI (`snoo_mpi.h`, `libsnoo_mpi.so` and `libsnoo_mpi.a`) is the `snoo-mpi-capi` crate,
+//! built on this one.
 
 pub mod api;
 pub mod device;
 pub mod engine;
 pub mod error;
-pub mod ffi;
 pub mod heap;
 pub mod matching;
 
