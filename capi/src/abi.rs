@@ -1,4 +1,5 @@
-//! The constants and types of `snoo_mpi.h`, as Rust sees them.
+//! The constants and types of `snoo_mpi.h`, as Rust sees them. A test (`header.rs`) checks every
+//! one against the header: values, and the layout of [`CStatus`].
 
 use snoo::error::{Error, Result};
 use std::ffi::c_int;

@@ -7,7 +7,8 @@
 //! `SNOO_MPI_Init` also prints it to stderr unless `SNOO_QUIET` is set.
 //!
 //! - [`abi`]: the header's constants and `SNOO_MPI_Status`; the error codes are the Rust library's
-//!   ([`snoo::error::code`]), the only table of them.
+//!   ([`snoo::error::code`]), the only table of them. A test checks the header against these,
+//!   both ways, and the status layout with the C compiler.
 //! - [`calls`]: the `SNOO_MPI_*` functions.
 //! - `state`: the job of the process, and how results and panics become codes.
 //! - `args`: checking and converting C arguments.
@@ -19,3 +20,6 @@ pub mod abi;
 mod args;
 pub mod calls;
 mod state;
+
+#[cfg(test)]
+mod header;

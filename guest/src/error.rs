@@ -64,7 +64,9 @@ impl Error {
 /// `Result` with SNOO_MPI's error.
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// The C codes, in `snoo_mpi.h` order.
+/// The C codes, in `snoo_mpi.h` order: the only table of them. The C ABI crate (`snoo-mpi-capi`)
+/// re-exports it and checks `snoo_mpi.h` against it; `ERR_LASTCODE` is the highest, and every code
+/// from 0 to it is used once.
 pub mod code {
     pub const SUCCESS: i32 = 0;
     pub const ERR_BUFFER: i32 = 1;
