@@ -8,6 +8,6 @@ set -eu
 need_cargo
 cd "$root"
 cargo build --release -q -p snoo-host --bins
-cargo build --release -q -p snoo-mpi --lib --example pingpong
+cargo build --release -q -p snoo-mpi --example pingpong -p snoo-mpi-capi --lib
 exec "$root/target/release/snoo-run" -n 2 --name demo --timeout 300 \
     "$root/target/release/examples/pingpong" "${MAX_BYTES:-16777216}" "${ITERATIONS:-1000}"

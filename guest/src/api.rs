@@ -289,9 +289,9 @@ impl World {
             }
         }
         match self.post_recv(buf, source, tag)? {
-            Pending::Recv { t, source } => self.wait_recv(t, source),
-            Pending::Received { st, .. } => Ok(Status::from_raw(st)),
-            Pending::Send { .. } | Pending::Sent { .. } => Err(Error::Request),
+            Op::Recv { t, source } => self.wait_recv(t, source),
+            Op::Received { st, .. } => Ok(Status::from_raw(st)),
+            Op::Send { .. } | Op::Sent { .. } => Err(Error::Request),
         }
     }
 
@@ -299,7 +299,7 @@ impl World {
     ///
     /// # Safety
     /// The bytes must be writable, and untouched by the caller, for the duration of the call.
-    pub(crate) unsafe fn recv_raw(
+    pub unsafe fn recv_raw(
         &self,
         ptr: *mut u8,
         len: usize,
@@ -320,14 +320,14 @@ impl World {
     }
 
     /// Posts a receive; a message already at the head of its source's mailbox completes it at
-    /// once (`Pending::Received`), without a trip through the matcher.
-    fn post_recv(&self, buf: &mut [u8], source: Option<u32>, tag: Option<i32>) -> Result<Pending> {
+    /// once (`Op::Received`), without a trip through the matcher.
+    fn post_recv(&self, buf: &mut [u8], source: Option<u32>, tag: Option<i32>) -> Result<Op> {
         let tag = self.check_selector(source, tag)?;
         let id = self.id();
         let mut e = self.engine.borrow_mut();
         if let Some(s) = source {
             if let Direct::Taken(st) = e.recv_direct(s, tag, buf)? {
-                return Ok(Pending::Received { id, st });
+                return Ok(Op::Received { id, st });
             }
         }
         // A dead source is not refused here: what it sent before dying can still be received; the
@@ -335,7 +335,7 @@ impl World {
         // SAFETY: callers keep `buf` borrowed until the request completes or is failed (which
         // removes the pointer from the matcher).
         let t = unsafe { e.matcher.post(id, source, tag, buf.as_mut_ptr(), buf.len()) };
-        Ok(Pending::Recv { t, source })
+        Ok(Op::Recv { t, source })
     }
 
     fn wait_recv(&self, req: Ticket, source: Option<u32>) -> Result<Status> {
@@ -420,7 +420,7 @@ impl World {
     ///
     /// # Safety
     /// The bytes must stay readable until the returned operation completes.
-    pub(crate) unsafe fn isend_raw(
+    pub unsafe fn isend_raw(
         &self,
         ptr: *const u8,
         len: usize,
@@ -437,14 +437,14 @@ impl World {
                 .borrow_mut()
                 .start_send(id, ptr, len, dest, tag, true)?
         };
-        Ok((!done).then_some(Pending::Send { id, dest }))
+        Ok((!done).then_some(Pending(Op::Send { id, dest })))
     }
 
     /// Posts a receive into `len` bytes at `ptr` (C ABI).
     ///
     /// # Safety
     /// The bytes must stay writable, and untouched by the caller, until the operation completes.
-    pub(crate) unsafe fn irecv_raw(
+    pub unsafe fn irecv_raw(
         &self,
         ptr: *mut u8,
         len: usize,
@@ -453,46 +453,45 @@ impl World {
     ) -> Result<Pending> {
         // SAFETY: forwarded from the caller.
         let buf = unsafe { std::slice::from_raw_parts_mut(ptr, len) };
-        self.post_recv(buf, source, tag)
+        self.post_recv(buf, source, tag).map(Pending)
     }
 
-    /// Waits for an operation; receives report their status.
-    pub(crate) fn complete(&self, p: Pending) -> Result<Option<Status>> {
-        match p {
-            Pending::Send { id, dest } => {
+    /// Waits for an operation from [`World::isend_raw`] or [`World::irecv_raw`]; receives report
+    /// their status.
+    pub fn complete(&self, p: Pending) -> Result<Option<Status>> {
+        match p.0 {
+            Op::Send { id, dest } => {
                 self.engine.borrow_mut().wait_send(id, dest)?;
                 Ok(None)
             }
-            Pending::Recv { t, source } => self.wait_recv(t, source).map(Some),
-            Pending::Received { st, .. } => Ok(Some(Status::from_raw(st))),
-            Pending::Sent { .. } => Ok(None),
+            Op::Recv { t, source } => self.wait_recv(t, source).map(Some),
+            Op::Received { st, .. } => Ok(Some(Status::from_raw(st))),
+            Op::Sent { .. } => Ok(None),
         }
     }
 
     /// What the last receive that failed with [`Error::Truncate`] got (its source, tag, and the
     /// bytes written), once (C ABI: MPI fills the status of a truncated receive).
-    pub(crate) fn take_truncated(&self) -> Option<Status> {
+    pub fn take_truncated(&self) -> Option<Status> {
         self.truncated.take()
     }
 
     /// True if waiting for `p` would not block.
-    pub(crate) fn ready(&self, p: Pending) -> Result<bool> {
+    pub fn ready(&self, p: Pending) -> Result<bool> {
         let mut e = self.engine.borrow_mut();
         e.progress()?;
-        Ok(match p {
-            Pending::Send { id, dest } => e.send_done(id, dest) || e.unreachable(dest),
-            Pending::Recv { t, source } => {
-                e.matcher.is_done(t) || source.is_some_and(|s| e.is_dead(s))
-            }
-            Pending::Received { .. } | Pending::Sent { .. } => true,
+        Ok(match p.0 {
+            Op::Send { id, dest } => e.send_done(id, dest) || e.unreachable(dest),
+            Op::Recv { t, source } => e.matcher.is_done(t) || source.is_some_and(|s| e.is_dead(s)),
+            Op::Received { .. } | Op::Sent { .. } => true,
         })
     }
 
     /// Allocates `len` bytes of this rank's heap in the pool (MPI_Alloc_mem), zeroed. Sends of
-    /// [`engine::RDV_MIN`](crate::engine::RDV_MIN) bytes or more from such memory take the
+    /// [`RDV_MIN`](crate::RDV_MIN) bytes or more from such memory take the
     /// single-copy path: the receiver copies the payload straight out of it (other VMs can read
     /// the pool), instead of the sender copying it through the data ring first. When the receive
-    /// buffer is pool memory too and the message is [`engine::SPLIT_MIN`](crate::engine::SPLIT_MIN)
+    /// buffer is pool memory too and the message is [`SPLIT_MIN`](crate::SPLIT_MIN)
     /// bytes or more, sender and receiver copy half each, at once. The block is
     /// freed when the [`PoolMem`] is dropped. [`Error::NoMem`] when the heap has no room: the
     /// heaps share what the pool has left after the channels, so start a larger pool.
@@ -512,13 +511,13 @@ impl World {
     }
 
     /// Allocates zeroed pool memory (SNOO_MPI_Alloc_mem); freed with [`World::free_raw`].
-    pub(crate) fn alloc_raw(&self, len: usize) -> Result<*mut u8> {
+    pub fn alloc_raw(&self, len: usize) -> Result<*mut u8> {
         check_len(len)?;
         self.engine.borrow_mut().alloc_mem(len)
     }
 
     /// Frees pool memory from [`World::alloc_raw`] (SNOO_MPI_Free_mem).
-    pub(crate) fn free_raw(&self, ptr: *mut u8) -> Result<()> {
+    pub fn free_raw(&self, ptr: *mut u8) -> Result<()> {
         self.engine.borrow_mut().free_mem(ptr)
     }
 
@@ -612,9 +611,9 @@ fn self_deadlock(e: &Engine, source: Option<u32>, what: &str) -> Option<Error> {
     })
 }
 
-/// An operation in flight, as the C ABI and scopes track it.
+/// An operation in flight, as scopes and [`Pending`] track it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Pending {
+pub(crate) enum Op {
     Send {
         id: u64,
         dest: u32,
@@ -634,22 +633,35 @@ pub(crate) enum Pending {
     },
 }
 
-impl Pending {
-    /// The request's id (unique in this process).
-    pub(crate) fn id(&self) -> u64 {
+impl Op {
+    /// The request's id: unique in its [`World`], counting up from 1 (never 0, never reused).
+    pub fn id(&self) -> u64 {
         match *self {
-            Pending::Send { id, .. } | Pending::Received { id, .. } | Pending::Sent { id } => id,
-            Pending::Recv { t, .. } => t.req,
+            Op::Send { id, .. } | Op::Received { id, .. } | Op::Sent { id } => id,
+            Op::Recv { t, .. } => t.req,
         }
     }
 }
 
+/// An operation in flight, as the C ABI tracks it: what [`World::isend_raw`] and
+/// [`World::irecv_raw`] return, to pass to [`World::complete`] or [`World::ready`]. An opaque
+/// handle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pending(Op);
+
+impl Pending {
+    /// The request's id: unique in its [`World`], counting up from 1 (never 0, never reused).
+    pub fn id(&self) -> u64 {
+        self.0.id()
+    }
+}
+
 /// A non-blocking operation in flight: the operation, the scope that started it, and its slot in
-/// that scope's table (or [`NO_SLOT`] for one that completed when it started).
+/// that scope's table (none for one that completed when it started).
 #[must_use = "wait for or test the request"]
 #[derive(Debug)]
 pub struct Request {
-    p: Pending,
+    p: Op,
     scope: u64,
     slot: u32,
     // Completed through `Scope::test`: waiting for it, or testing it again, is refused.
@@ -665,14 +677,14 @@ const NO_SLOT: u32 = u32::MAX;
 /// whose slot no longer holds it (already waited for) is refused with `Error::Request`.
 #[derive(Default)]
 struct Requests {
-    slots: Vec<Option<Pending>>,
+    slots: Vec<Option<Op>>,
     // Slots emptied while others are still in use; all of them are dropped once none is.
     free: Vec<u32>,
     live: usize,
 }
 
 impl Requests {
-    fn insert(&mut self, p: Pending) -> u32 {
+    fn insert(&mut self, p: Op) -> u32 {
         self.live += 1;
         if let Some(i) = self.free.pop() {
             self.slots[i as usize] = Some(p);
@@ -707,7 +719,7 @@ impl Requests {
     }
 
     /// The first request in flight at slot `from` or after it.
-    fn next_from(&self, from: usize) -> Option<(u32, Pending)> {
+    fn next_from(&self, from: usize) -> Option<(u32, Op)> {
         let (i, p) = self
             .slots
             .iter()
@@ -728,7 +740,7 @@ pub struct Scope<'env> {
 
 impl<'env> Scope<'env> {
     /// The request for `p`, at `slot` of this scope's table.
-    fn request(&self, p: Pending, slot: u32) -> Request {
+    fn request(&self, p: Op, slot: u32) -> Request {
         Request {
             p,
             scope: self.id,
@@ -738,10 +750,10 @@ impl<'env> Scope<'env> {
     }
 
     /// The request for `p`, just started: in the table unless it is complete already.
-    fn started(&self, p: Pending) -> Request {
+    fn started(&self, p: Op) -> Request {
         let slot = match p {
-            Pending::Sent { .. } | Pending::Received { .. } => NO_SLOT,
-            Pending::Send { .. } | Pending::Recv { .. } => self.pending.borrow_mut().insert(p),
+            Op::Sent { .. } | Op::Received { .. } => NO_SLOT,
+            Op::Send { .. } | Op::Recv { .. } => self.pending.borrow_mut().insert(p),
         };
         self.request(p, slot)
     }
@@ -763,9 +775,9 @@ impl<'env> Scope<'env> {
         };
         // A send that is already complete needs no engine call when it is waited for.
         let p = if done {
-            Pending::Sent { id }
+            Op::Sent { id }
         } else {
-            Pending::Send { id, dest }
+            Op::Send { id, dest }
         };
         Ok(self.started(p))
     }
@@ -797,7 +809,7 @@ impl<'env> Scope<'env> {
             return Err(Error::Request);
         }
         match r.p {
-            Pending::Send { id, dest } => {
+            Op::Send { id, dest } => {
                 let mut e = self.world.engine.borrow_mut();
                 if e.send_done(id, dest) {
                     return Ok(None);
@@ -805,9 +817,9 @@ impl<'env> Scope<'env> {
                 e.wait_send(id, dest)?;
                 Ok(None)
             }
-            Pending::Recv { t, source } => self.world.wait_recv(t, source).map(Some),
-            Pending::Received { st, .. } => Ok(Some(Status::from_raw(st))),
-            Pending::Sent { .. } => Ok(None),
+            Op::Recv { t, source } => self.world.wait_recv(t, source).map(Some),
+            Op::Received { st, .. } => Ok(Some(Status::from_raw(st))),
+            Op::Sent { .. } => Ok(None),
         }
     }
 
@@ -843,7 +855,7 @@ impl<'env> Scope<'env> {
         if !self.owns(r) {
             return Err(Error::Request);
         }
-        if self.world.ready(r.p)? {
+        if self.world.ready(Pending(r.p))? {
             let done = self.finish(r);
             r.consumed.set(true);
             done.map(Some)

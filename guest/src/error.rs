@@ -105,8 +105,10 @@ impl Error {
 /// `Result` with SNOO_MPI's error.
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// The C codes, in `snoo_mpi.h` order. What each means is [`describe`]'s text for it.
-#[allow(missing_docs)]
+/// The C codes, in `snoo_mpi.h` order: the only table of them. The C ABI crate (`snoo-mpi-capi`)
+/// re-exports it and checks `snoo_mpi.h` against it; `ERR_LASTCODE` is the highest, and every code
+/// from 0 to it is used once.
+#[allow(missing_docs)] // each code's meaning is `describe`'s text for it
 pub mod code {
     pub const SUCCESS: i32 = 0;
     pub const ERR_BUFFER: i32 = 1;

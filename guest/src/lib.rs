@@ -14,7 +14,9 @@
 //! - [`device`]: how this process reaches its pool: the daemon socket (host processes), or the
 //!   ivshmem PCI device inside a VM (VFIO with MSI-X wake-ups, sysfs polling).
 //! - [`error`]: errors as values, with stable C codes.
-//! - [`ffi`]: the C ABI of `include/snoo_mpi.h`.
+//!
+//! The C ABI (`snoo_mpi.h`, `libsnoo_mpi.so` and `libsnoo_mpi.a`) is the `snoo-mpi-capi` crate,
+//! built on this one.
 
 #![deny(missing_docs)]
 
@@ -23,11 +25,11 @@ mod api;
 pub mod device;
 mod engine;
 pub mod error;
-#[allow(missing_docs)] // (moves to its own crate, documented there)
-pub mod ffi;
 mod heap;
 mod matching;
 
-pub use api::{init, Equivalence, PoolMem, Request, Scope, Status, World, MAX_MESSAGE, TAG_UB};
+pub use api::{
+    init, Equivalence, Pending, PoolMem, Request, Scope, Status, World, MAX_MESSAGE, TAG_UB,
+};
 pub use engine::{JoinOptions, DIRECT_RING_MAX, INLINE_MAX, RDV_MIN, SPLIT_MIN, TX_BATCH};
 pub use error::{Error, Result};

@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 /// written beside the libraries), or against libsnoo_mpi.a.
 /// Builds the libraries and the launcher and daemon; returns `target/<profile>`.
 fn build() -> PathBuf {
-    cargo_build(&["-p", "snoo-mpi", "--lib", "-p", "snoo-host", "--bins"])
+    cargo_build(&["-p", "snoo-mpi-capi", "--lib", "-p", "snoo-host", "--bins"])
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
@@ -40,7 +40,7 @@ fn compile_c(
         .arg("-o")
         .arg(out);
     if static_lib {
-        cmd.arg("-I").arg(workspace().join("guest/include"));
+        cmd.arg("-I").arg(workspace().join("capi/include"));
         cmd.arg(libdir.join("libsnoo_mpi.a"))
             .args(["-lpthread", "-ldl", "-lm"]);
     } else {

@@ -1,224 +1,18 @@
-//! The C ABI (`guest/include/snoo_mpi.h`): the paper's six calls with their exact names and argument
+//! The entry points of `snoo_mpi.h`: the paper's six calls with their exact names and argument
 //! orders, plus non-blocking calls, probes and error strings.
-//!
-//! Every entry point validates its arguments, returns an integer code (`SNOO_MPI_SUCCESS` = 0), and
-//! catches panics so that none crosses into C. The process-wide job lives behind a mutex. The full
-//! message of the last error is kept per thread for `SNOO_MPI_Error_detail`; a failed
-//! `SNOO_MPI_Init` also prints it to stderr unless `SNOO_QUIET` is set.
 
 // C entry points take raw pointers by nature; each dereference is checked for NULL and commented.
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 #![allow(non_snake_case)]
 
-use crate::api::{Pending, Status, World};
-use crate::error::{code, describe, Error, Result};
-use std::cell::RefCell;
+use crate::abi::{code, type_size, CStatus, REQUEST_NULL};
+use crate::args::{buffer, buffer_mut, check_comm, dest_arg, source_arg, tag_arg, write_status};
+use crate::state::{detail, guard, quiet, set_detail, state, with_job, Job, State};
+use snoo::error::{describe, Error, Result};
+use snoo::{Pending, Status, World};
 use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_long, c_void, CStr};
 use std::io::Write;
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Mutex;
-
-/// `SNOO_MPI_Datatype` values.
-pub mod datatype {
-    pub const CHAR: i32 = 1;
-    pub const BYTE: i32 = 2;
-    pub const INT: i32 = 3;
-    pub const LONG: i32 = 4;
-    pub const FLOAT: i32 = 5;
-    pub const DOUBLE: i32 = 6;
-    pub const UNSIGNED_CHAR: i32 = 7;
-    pub const UNSIGNED: i32 = 8;
-    pub const UNSIGNED_LONG: i32 = 9;
-    pub const SHORT: i32 = 10;
-    pub const UNSIGNED_SHORT: i32 = 11;
-    pub const LONG_LONG: i32 = 12;
-    pub const UNSIGNED_LONG_LONG: i32 = 13;
-}
-
-/// The only communicator.
-pub const COMM_WORLD: c_int = 1;
-/// Wildcards (negative, as in MPI).
-pub const ANY_SOURCE: c_int = -1;
-pub const ANY_TAG: c_int = -1;
-
-fn type_size(dt: c_int) -> Result<usize> {
-    use datatype::*;
-    Ok(match dt {
-        CHAR | BYTE | UNSIGNED_CHAR => 1,
-        SHORT | UNSIGNED_SHORT => std::mem::size_of::<std::ffi::c_short>(),
-        INT | UNSIGNED | FLOAT => 4,
-        LONG | UNSIGNED_LONG => std::mem::size_of::<std::ffi::c_long>(),
-        DOUBLE | LONG_LONG | UNSIGNED_LONG_LONG => 8,
-        _ => return Err(Error::Datatype(dt.into())),
-    })
-}
-
-/// `SNOO_MPI_Status` as C sees it.
-#[repr(C)]
-pub struct CStatus {
-    pub source: c_int,
-    pub tag: c_int,
-    pub error: c_int,
-    pub count_bytes: i64,
-}
-
-/// The job of this process. `World` holds raw pointers to buffers lent by C callers, so it is not
-/// `Send` by itself; it is only ever touched with this mutex held.
-struct Job {
-    world: World,
-    // Requests handed to C, by handle. A handle is the request's id, unique for the life of the
-    // job, so a stale copy of a completed request's handle never names a newer request.
-    requests: HashMap<i64, Pending>,
-}
-
-// SAFETY: all access to the Job goes through the STATE mutex, one thread at a time; the buffers it
-// points into are the C caller's responsibility (as with MPI).
-unsafe impl Send for Job {}
-
-enum State {
-    Uninit,
-    Running(Box<Job>),
-    Finalized,
-}
-
-static STATE: Mutex<State> = Mutex::new(State::Uninit);
-
-thread_local! {
-    // The full message of the last call that failed on this thread ("SNOO_MPI_Send: invalid rank 5
-    // (job size 2)"), for SNOO_MPI_Error_detail. Successful calls leave it alone, like errno.
-    static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
-}
-
-fn set_detail(msg: String) {
-    // (try_with: a call made while this thread's locals are being destroyed has no detail.)
-    let _ = LAST_ERROR.try_with(|l| *l.borrow_mut() = msg);
-}
-
-fn detail() -> String {
-    LAST_ERROR
-        .try_with(|l| l.borrow().clone())
-        .unwrap_or_default()
-}
-
-/// Runs `f` for the C call `call` with the job, or fails with NOT_INITIALIZED.
-fn with_job(call: &str, f: impl FnOnce(&mut Job) -> Result<()>) -> c_int {
-    guard(call, || {
-        let mut st = STATE.lock().unwrap_or_else(|p| p.into_inner());
-        match &mut *st {
-            State::Running(job) => f(job),
-            _ => Err(Error::NotInitialized),
-        }
-    })
-}
-
-/// Runs the body of the C call `call`: its error becomes a code and this thread's detail, and a
-/// panic (a bug) becomes `SNOO_MPI_ERR_INTERN` instead of unwinding into C.
-fn guard(call: &str, f: impl FnOnce() -> Result<()>) -> c_int {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(Ok(())) => code::SUCCESS,
-        Ok(Err(e)) => {
-            tracing::debug!(call, error = %e, "SNOO_MPI call failed");
-            set_detail(format!("{call}: {e}"));
-            e.code()
-        }
-        Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "panic".into());
-            set_detail(format!(
-                "{call}: internal error (a bug in SNOO_MPI): {what}"
-            ));
-            code::ERR_INTERN
-        }
-    }
-}
-
-fn check_comm(comm: c_int) -> Result<()> {
-    if comm != COMM_WORLD {
-        return Err(Error::Comm(comm.into()));
-    }
-    Ok(())
-}
-
-/// Validates (buffer, count, datatype) and returns the pointer to use and the byte length. An empty
-/// buffer may be NULL in C; it becomes a dangling, never-dereferenced pointer here.
-fn buffer(buf: *const u8, count: c_int, dt: c_int) -> Result<(*const u8, usize)> {
-    let size = type_size(dt)?;
-    let count = usize::try_from(count).map_err(|_| Error::Count(count.into()))?;
-    let bytes = count
-        .checked_mul(size)
-        .filter(|&b| b <= 1 << 31)
-        .ok_or(Error::Count(count as i64))?;
-    if buf.is_null() && bytes > 0 {
-        return Err(Error::Buffer);
-    }
-    let ptr = if bytes == 0 {
-        std::ptr::NonNull::<u8>::dangling().as_ptr() as *const u8
-    } else {
-        buf
-    };
-    Ok((ptr, bytes))
-}
-
-/// [`buffer`] for a receive buffer.
-fn buffer_mut(buf: *mut u8, count: c_int, dt: c_int) -> Result<(*mut u8, usize)> {
-    buffer(buf, count, dt).map(|(p, n)| (p as *mut u8, n))
-}
-
-/// A destination rank from C.
-fn dest_arg(dest: c_int, size: u32) -> Result<u32> {
-    u32::try_from(dest).map_err(|_| Error::Rank {
-        rank: dest.into(),
-        size,
-    })
-}
-
-/// A source rank from C (`SNOO_MPI_ANY_SOURCE` allowed); the World checks the upper bound.
-fn source_arg(s: c_int, size: u32) -> Result<Option<u32>> {
-    match s {
-        ANY_SOURCE => Ok(None),
-        s if s >= 0 => Ok(Some(s as u32)),
-        s => Err(Error::Rank {
-            rank: s.into(),
-            size,
-        }),
-    }
-}
-
-fn tag_arg(t: c_int) -> Result<Option<i32>> {
-    match t {
-        ANY_TAG => Ok(None),
-        t if t >= 0 => Ok(Some(t)),
-        t => Err(Error::Tag(t.into())),
-    }
-}
-
-/// Fills a C status (if not NULL): what a receive got, or MPI's empty status (ANY_SOURCE,
-/// ANY_TAG, 0 bytes) when there is no message to describe (a send, REQUEST_NULL, an error).
-fn write_status(out: *mut CStatus, st: Option<Status>, err: c_int) {
-    if out.is_null() {
-        return;
-    }
-    let s = match st {
-        Some(s) => CStatus {
-            source: s.source as c_int,
-            tag: s.tag,
-            error: err,
-            count_bytes: s.bytes as i64,
-        },
-        None => CStatus {
-            source: ANY_SOURCE,
-            tag: ANY_TAG,
-            error: err,
-            count_bytes: 0,
-        },
-    };
-    // SAFETY: the caller passed a pointer to a SNOO_MPI_Status (or NULL, handled above).
-    unsafe { out.write(s) };
-}
 
 /// Completes `p` for a C call (see [`report`]).
 fn complete(j: &mut Job, p: Pending, got: &mut Option<Status>) -> Result<()> {
@@ -247,11 +41,6 @@ fn report(
     }
 }
 
-/// True if `SNOO_QUIET` asks the library not to print (set, not empty, not "0").
-fn quiet() -> bool {
-    std::env::var_os("SNOO_QUIET").is_some_and(|v| !v.is_empty() && v != "0")
-}
-
 /// Joins the job on the pool named `name` (see `snoo_mpi::init`). When joining fails, the reason is
 /// also printed to stderr (C programs often print only the code), unless `SNOO_QUIET` is set; a
 /// second Init, which leaves the job running, prints nothing.
@@ -269,11 +58,11 @@ fn init(name: *const c_char) -> c_int {
         if name.is_null() {
             return Err(Error::Arg("NULL pool name".into()));
         }
-        // SAFETY: the caller passes a NUL-terminated string.
+        // SAFETY: non-NULL (checked above); the caller passes a NUL-terminated string.
         let name = unsafe { CStr::from_ptr(name) }
             .to_str()
             .map_err(|_| Error::Arg("pool name is not UTF-8".into()))?;
-        let mut st = STATE.lock().unwrap_or_else(|p| p.into_inner());
+        let mut st = state();
         match &*st {
             State::Running(_) => return Err(Error::AlreadyInitialized),
             State::Finalized => {
@@ -281,7 +70,7 @@ fn init(name: *const c_char) -> c_int {
             }
             State::Uninit => {}
         }
-        let world = crate::init(name)?;
+        let world = snoo::init(name)?;
         *st = State::Running(Box::new(Job {
             world,
             requests: HashMap::new(),
@@ -294,7 +83,7 @@ fn init(name: *const c_char) -> c_int {
 #[no_mangle]
 pub extern "C" fn SNOO_MPI_Finalize() -> c_int {
     guard("SNOO_MPI_Finalize", || {
-        let mut st = STATE.lock().unwrap_or_else(|p| p.into_inner());
+        let mut st = state();
         match std::mem::replace(&mut *st, State::Finalized) {
             State::Running(job) => job.world.finalize(),
             other => {
@@ -312,7 +101,7 @@ pub extern "C" fn SNOO_MPI_Initialized(flag: *mut c_int) -> c_int {
         if flag.is_null() {
             return Err(Error::Arg("NULL flag".into()));
         }
-        let st = STATE.lock().unwrap_or_else(|p| p.into_inner());
+        let st = state();
         // SAFETY: non-NULL pointer to an int from the caller.
         unsafe { flag.write(matches!(*st, State::Running(_)) as c_int) };
         Ok(())
@@ -406,8 +195,9 @@ pub extern "C" fn SNOO_MPI_Recv_status(
         let (ptr, len) = buffer_mut(message, count, datatype)?;
         let source = source_arg(source, j.world.size())?;
         let tag = tag_arg(flag)?;
-        // SAFETY: the caller's buffer holds `len` bytes and stays valid for this blocking call.
         report(j, &mut got, |w| {
+            // SAFETY: the caller's buffer holds `len` bytes (or `len` is 0 and `ptr` dangling but
+            // unused) and stays valid and untouched for this blocking call.
             unsafe { w.recv_raw(ptr, len, source, tag) }.map(Some)
         })
     });
@@ -417,10 +207,10 @@ pub extern "C" fn SNOO_MPI_Recv_status(
 
 fn store_request(j: &mut Job, p: Option<Pending>, out: *mut i64) -> Result<()> {
     let handle = match p {
-        None => 0,
+        None => REQUEST_NULL,
         Some(p) => {
             let id = p.id();
-            // Ids count up from 1: positive, never 0 (REQUEST_NULL), never reused.
+            // Ids count up from 1: positive, never REQUEST_NULL (0), never reused.
             let h = i64::try_from(id).map_err(|_| Error::Arg("request ids exhausted".into()))?;
             j.requests.insert(h, p);
             h
@@ -514,12 +304,12 @@ fn take_request(j: &mut Job, request: *mut i64) -> Result<Option<Pending>> {
     }
     // SAFETY: non-NULL pointer to a request handle from the caller.
     let h = unsafe { request.read() };
-    if h == 0 {
+    if h == REQUEST_NULL {
         return Ok(None);
     }
     let p = j.requests.remove(&h).ok_or(Error::Request)?;
     // SAFETY: as above.
-    unsafe { request.write(0) };
+    unsafe { request.write(REQUEST_NULL) };
     Ok(Some(p))
 }
 
@@ -597,7 +387,7 @@ pub extern "C" fn SNOO_MPI_Test(
         }
         // SAFETY: non-NULL pointer to a request handle.
         let h = unsafe { request.read() };
-        ready = h == 0
+        ready = h == REQUEST_NULL
             || match j.requests.get(&h) {
                 Some(&p) => j.world.ready(p)?,
                 None => return Err(Error::Request),
