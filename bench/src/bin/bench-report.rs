@@ -506,15 +506,42 @@ fn git_describe(root: &Path) -> String {
         .unwrap_or_else(|| "?".into())
 }
 
+/// Builds `osu_like`, measures the limits and every benchmark, then writes the report and its plot.
 fn main() -> Result<(), String> {
     let quick = std::env::args().any(|a| a == "--quick");
+    let (bin, root) = locate()?;
+    let started = Instant::now();
+    build_osu_like(&bin, &root)?;
+    let mut ctx = Ctx {
+        root,
+        bin,
+        quick,
+        log: String::new(),
+    };
+    let lim = limits(&ctx.bin, quick);
+    let m = measure(&mut ctx);
+    let elapsed = started.elapsed().as_secs_f64();
+    let md = report(&ctx, &m, &lim, elapsed);
+    let docs = ctx.root.join("docs");
+    std::fs::write(docs.join("benchmarks.md"), md).map_err(|e| e.to_string())?;
+    plot(&docs.join("benchmarks.png"), m.seed(), &m.pool, &lim)?;
+    eprintln!("bench-report: wrote docs/benchmarks.md and docs/benchmarks.png in {elapsed:.0} s");
+    Ok(())
+}
+
+/// The directory of this executable (where the programs are) and the workspace root.
+fn locate() -> Result<(PathBuf, PathBuf), String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let bin = exe.parent().ok_or("no exe dir")?.to_path_buf();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .ok_or("no workspace")?
         .to_path_buf();
-    let started = Instant::now();
+    Ok((bin, root))
+}
+
+/// Compiles `bench/mpich/osu_like.c` into `bin` with `mpicc`.
+fn build_osu_like(bin: &Path, root: &Path) -> Result<(), String> {
     let st = Command::new("mpicc")
         .args(["-O2", "-o"])
         .arg(bin.join("osu_like"))
@@ -524,45 +551,99 @@ fn main() -> Result<(), String> {
     if !st.success() {
         return Err("mpicc failed".into());
     }
-    let mut ctx = Ctx {
-        root,
-        bin,
-        quick,
-        log: String::new(),
-    };
-    let lim = limits(&ctx.bin, quick);
-    let repeats = if quick { 1 } else { REPEATS };
+    Ok(())
+}
+
+/// What the report shows: the medians of every kind's runs, and the wake-up.
+struct Measurements {
+    /// Per kind, the medians of SNOO, MPICH shm and MPICH TCP, in that order.
+    all: Vec<(Kind, Results)>,
+    /// The `SnooPool` medians of seed.
+    pool: Option<Table>,
+    /// The `SnooPool` medians of osu_bw.
+    pool_bw: Option<Table>,
+    /// Median one-way wake-up at 8 B, ranks placed by the scheduler.
+    wake: Option<f64>,
+    /// The same with each rank bound to its own CPU.
+    wake_bound: Option<f64>,
+}
+
+impl Measurements {
+    /// The seed medians of SNOO, MPICH shm and MPICH TCP.
+    fn seed(&self) -> &Results {
+        &self
+            .all
+            .iter()
+            .find(|x| x.0 == Kind::Seed)
+            .expect("seed run")
+            .1
+    }
+}
+
+/// Runs every kind (`REPEATS` times, once with `--quick`) and the wake-up.
+fn measure(ctx: &mut Ctx) -> Measurements {
+    let repeats = if ctx.quick { 1 } else { REPEATS };
     let mut all: Vec<(Kind, Results)> = Vec::new();
-    // The SnooPool medians, per kind in POOL_KINDS.
-    let mut pools: Vec<(Kind, Option<Table>)> = Vec::new();
+    let (mut pool, mut pool_bw) = (None, None);
     for kind in [Kind::Latency, Kind::Bw, Kind::Bibw, Kind::Seed] {
-        let imps = [Imp::Snoo, Imp::MpichShm, Imp::MpichTcp];
-        let mut runs: [Vec<Table>; 3] = Default::default();
-        let mut pool_runs = Vec::new();
-        // Interleaved, so a slow phase of the machine does not hit one implementation only.
-        for _ in 0..repeats {
-            for (i, imp) in imps.into_iter().enumerate() {
-                runs[i].extend(ctx.run(imp, kind, true));
-            }
-            if POOL_KINDS.contains(&kind) {
-                pool_runs.extend(ctx.run(Imp::SnooPool, kind, true));
-            }
-        }
-        all.push((kind, runs.map(|r| median(&r))));
-        if POOL_KINDS.contains(&kind) {
-            pools.push((kind, median(&pool_runs)));
+        let (results, pooled) = measure_kind(ctx, kind, repeats);
+        all.push((kind, results));
+        match kind {
+            Kind::Seed => pool = pooled,
+            Kind::Bw => pool_bw = pooled,
+            _ => {}
         }
     }
-    let pool_of = |k: Kind| pools.iter().find(|p| p.0 == k).and_then(|p| p.1.clone());
-    let pool = pool_of(Kind::Seed);
-    let pool_bw = pool_of(Kind::Bw);
     // The wake-up as snoo-run starts a job by default (the scheduler places the woken rank), and
     // with both ranks pinned (the sleeper's own CPU must then be woken): see method.md.
     let wake = ctx.run(Imp::Snoo, Kind::Wake, false).and_then(|t| t.get(8));
     let wake_bound = ctx.run(Imp::Snoo, Kind::Wake, true).and_then(|t| t.get(8));
-    let elapsed = started.elapsed().as_secs_f64();
+    Measurements {
+        all,
+        pool,
+        pool_bw,
+        wake,
+        wake_bound,
+    }
+}
 
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+/// Runs `kind` `repeats` times with each implementation, ranks bound; returns the medians of SNOO,
+/// MPICH shm and MPICH TCP, and that of `SnooPool` (`None` unless `kind` is in `POOL_KINDS`).
+fn measure_kind(ctx: &mut Ctx, kind: Kind, repeats: usize) -> (Results, Option<Table>) {
+    let imps = [Imp::Snoo, Imp::MpichShm, Imp::MpichTcp];
+    let mut runs: [Vec<Table>; 3] = Default::default();
+    let mut pool_runs = Vec::new();
+    // Interleaved, so a slow phase of the machine does not hit one implementation only.
+    for _ in 0..repeats {
+        for (i, imp) in imps.into_iter().enumerate() {
+            runs[i].extend(ctx.run(imp, kind, true));
+        }
+        if POOL_KINDS.contains(&kind) {
+            pool_runs.extend(ctx.run(Imp::SnooPool, kind, true));
+        }
+    }
+    (runs.map(|r| median(&r)), median(&pool_runs))
+}
+
+/// The text of `docs/benchmarks.md`; `elapsed` is how long the runs took, in seconds.
+fn report(ctx: &Ctx, m: &Measurements, lim: &Limits, elapsed: f64) -> String {
+    let mut md = String::new();
+    write_machine(&mut md, ctx, lim, elapsed);
+    let _ = write!(
+        md,
+        "## Goals (from the issue)\n\n{}\n\
+Ratios are SNOO / MPICH: for latency lower is better, for bandwidth higher is better.\n\n",
+        goals(&m.all, m.wake, &m.pool, &m.pool_bw)
+    );
+    let _ = write!(md, "{}", include_str!("../../method.md"));
+    write_kind_tables(&mut md, m);
+    write_wake_and_runs(&mut md, m, lim, &ctx.log);
+    md
+}
+
+/// The CPU model, from /proc/cpuinfo.
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|c| {
             c.lines().find_map(|l| {
@@ -571,16 +652,24 @@ fn main() -> Result<(), String> {
                     .map(|x| x.1.trim().to_string())
             })
         })
-        .unwrap_or_else(|| "?".into());
+        .unwrap_or_else(|| "?".into())
+}
+
+/// MPICH's version and device, from `mpichversion`.
+fn mpich_version() -> String {
     let mpich = sh("mpichversion", &[]);
-    let mpich_v = mpich
+    mpich
         .lines()
         .filter(|l| l.starts_with("MPICH Version") || l.starts_with("MPICH Device"))
         .map(|l| l.split_whitespace().last().unwrap_or("?"))
         .collect::<Vec<_>>()
-        .join(", device ");
+        .join(", device ")
+}
 
-    let mut md = String::new();
+/// The report's title, plot and machine table (the machine's limits and the run time included).
+fn write_machine(md: &mut String, ctx: &Ctx, lim: &Limits, elapsed: f64) {
+    let cpu = cpu_model();
+    let mpich_v = mpich_version();
     let _ = write!(
         md,
         "# Benchmarks\n\n\
@@ -596,7 +685,7 @@ Every number below comes from one run on the machine described here; nothing is 
 | single-copy limit: a 4 MiB message copied once by both CPUs, half each (as a split rendezvous) | {} MB/s |\n\
 | thread blocked on an eventfd woken by a write 37 ms later (median), CPUs idle before | {} us |\n\
 | the same right after the cache-line probe | {} us |\n| whole run | {:.0} s |\n\n",
-        if quick { " --quick" } else { "" },
+        if ctx.quick { " --quick" } else { "" },
         sh("date", &["-u", "+%Y-%m-%d %H:%M"]),
         git_describe(&ctx.root),
         sh("nproc", &[]),
@@ -613,14 +702,11 @@ Every number below comes from one run on the machine described here; nothing is 
         cell(lim.wake),
         elapsed,
     );
-    let _ = write!(
-        md,
-        "## Goals (from the issue)\n\n{}\n\
-Ratios are SNOO / MPICH: for latency lower is better, for bandwidth higher is better.\n\n",
-        goals(&all, wake, &pool, &pool_bw)
-    );
-    let _ = write!(md, "{}", include_str!("../../method.md"));
-    for (kind, r) in &all {
+}
+
+/// A table per kind, each followed for seed and osu_bw by its table from Alloc_mem buffers.
+fn write_kind_tables(md: &mut String, m: &Measurements) {
+    for (kind, r) in &m.all {
         let what = match kind {
             Kind::Latency => "Latency (osu_latency method, one-way us = round trip / 2)",
             Kind::Bw => "Bandwidth (osu_bw method, window of 64, MB/s)",
@@ -632,8 +718,8 @@ Ratios are SNOO / MPICH: for latency lower is better, for bandwidth higher is be
         };
         let _ = write!(md, "\n## {what}\n\n{}", table_md(*kind, r));
         let (title, p) = match kind {
-            Kind::Seed => ("Seed experiment", &pool),
-            Kind::Bw => ("Bandwidth (osu_bw method)", &pool_bw),
+            Kind::Seed => ("Seed experiment", &m.pool),
+            Kind::Bw => ("Bandwidth (osu_bw method)", &m.pool_bw),
             _ => continue,
         };
         let r = [p.clone(), r[1].clone(), r[2].clone()];
@@ -650,6 +736,10 @@ MPICH columns are the runs above (MPICH's `MPI_Alloc_mem` is `malloc` for this d
             table_md(*kind, &r)
         );
     }
+}
+
+/// The doorbell wake-up section and the log of every run.
+fn write_wake_and_runs(md: &mut String, m: &Measurements, lim: &Limits, log: &str) {
     let _ = write!(
         md,
         "\n## Doorbell wake-up\n\nMedian one-way time to a receiver asleep on its doorbell: {} us \
@@ -658,16 +748,10 @@ pinned to its own CPU (SNOO only; MPICH's receivers never sleep, they spin). The
 for the same wake-up — a thread pinned to the other CPU, blocked on an eventfd, woken by a write — \
 is {} us with the CPUs idle before, {} us right after the cache-line probe (table above).\n\n\
 ## Runs\n\n{}",
-        cell(wake),
-        cell(wake_bound),
+        cell(m.wake),
+        cell(m.wake_bound),
         cell(lim.wake_idle),
         cell(lim.wake),
-        ctx.log
+        log
     );
-    let docs = ctx.root.join("docs");
-    std::fs::write(docs.join("benchmarks.md"), md).map_err(|e| e.to_string())?;
-    let seed = &all.iter().find(|x| x.0 == Kind::Seed).expect("seed run").1;
-    plot(&docs.join("benchmarks.png"), seed, &pool, &lim)?;
-    eprintln!("bench-report: wrote docs/benchmarks.md and docs/benchmarks.png in {elapsed:.0} s");
-    Ok(())
 }

@@ -322,250 +322,362 @@ fn terminate(ranks: &mut [Rank]) {
     }
 }
 
+/// How a job that got its ranks started ended.
+enum Outcome {
+    /// Every rank exited 0.
+    Succeeded,
+    /// A rank failed first with this exit code (128+S for signal S); the others were terminated.
+    Failed(i32),
+    /// `--timeout` passed; the ranks were terminated.
+    TimedOut,
+    /// snoo-run got this stop signal; the ranks were terminated.
+    Signalled(i32),
+}
+
+impl Outcome {
+    /// snoo-run's exit status for this outcome.
+    fn exit_code(&self) -> u8 {
+        match *self {
+            Outcome::Succeeded => 0,
+            Outcome::Failed(c) => c.clamp(1, 255) as u8,
+            Outcome::TimedOut => EXIT_TIMEOUT,
+            Outcome::Signalled(sig) => (128 + sig).clamp(0, 255) as u8,
+        }
+    }
+}
+
+/// Runs the job `cli` describes and returns snoo-run's exit status.
 fn run(cli: Cli) -> u8 {
-    let n = cli.ranks;
-    let name = match (&cli.name, &cli.socket) {
+    match run_job(&cli) {
+        Ok(outcome) => outcome.exit_code(),
+        Err(code) => code,
+    }
+}
+
+/// The job's steps in order. A step that fails has printed why and returns the exit status.
+fn run_job(cli: &Cli) -> Result<Outcome, u8> {
+    let name = job_name(cli);
+    let program = resolve(&cli.command[0])?;
+    let sigfd = block_stop_signals()?;
+    let pool = Pool::open(cli, &name)?;
+    let cpus = cpus_to_bind(cli.bind)?;
+    let mut job = Job::spawn(cli, &program, &name, &pool.socket, &cpus)?;
+    let outcome = job.supervise(cli.timeout, &sigfd);
+    job.finish();
+    // `pool` drops only now: the embedded daemon serves until the ranks are gone and drained.
+    Ok(outcome)
+}
+
+/// The pool name: `--name`, else snoo-hostd's default with `--socket`, else one of this launcher's
+/// own.
+fn job_name(cli: &Cli) -> String {
+    match (&cli.name, &cli.socket) {
         (Some(n), _) => n.clone(),
         // A running snoo-hostd serves its default name unless told otherwise.
         (None, Some(_)) => snoo_host::config::DEFAULT_NAME.to_string(),
         (None, None) => format!("snoo-run-{}", std::process::id()),
-    };
-    let program = match resolve(&cli.command[0]) {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
+    }
+}
 
-    // Block the stop signals before any thread exists (threads inherit the mask) and read them
-    // from a signalfd. Children get an empty mask back in pre_exec.
+/// Blocks the stop signals (SIGTERM, SIGINT, SIGHUP) and returns a signalfd that reads them.
+///
+/// Called before any thread exists, since threads inherit the mask. Children get an empty mask back
+/// in their pre_exec.
+fn block_stop_signals() -> Result<SignalFd, u8> {
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGTERM);
     mask.add(Signal::SIGINT);
     mask.add(Signal::SIGHUP);
-    let sigfd = match mask
-        .thread_block()
+    mask.thread_block()
         .and_then(|_| SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK))
-    {
-        Ok(s) => s,
-        Err(e) => {
+        .map_err(|e| {
             eprintln!("snoo-run: cannot set up signal handling: {e}");
-            return 1;
-        }
-    };
+            1
+        })
+}
 
-    // The pool: an embedded daemon in a private directory, or a running snoo-hostd.
-    let mut _tmp = None;
-    let mut _daemon = None;
-    let socket = match &cli.socket {
-        Some(s) => {
-            if cli.size.is_some() {
-                eprintln!("snoo-run: --size is ignored with --socket (the daemon sizes the pool)");
-            }
-            let is_socket = std::fs::metadata(s)
-                .map(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()))
-                .unwrap_or(false);
-            if !is_socket {
-                eprintln!(
-                    "snoo-run: {}: no socket there (is snoo-hostd running?)",
-                    s.display()
-                );
-                return EXIT_USAGE;
-            }
-            s.clone()
-        }
-        None => {
-            let tmp = match TempDir::new() {
-                Ok(t) => t,
-                Err(e) => {
-                    eprintln!("snoo-run: cannot create a temporary directory: {e}");
-                    return 1;
-                }
-            };
-            let socket = tmp.0.join("snoo.sock");
-            _tmp = Some(tmp);
-            let max_peers = 64u32.max(n.saturating_add(8));
-            let size = cli
-                .size
-                .unwrap_or_else(|| JobLayout::pool_size_for(n, MAX_RING, max_peers));
-            let spec = match PoolSpec::new(&name, socket.clone(), size, 1, n, max_peers, None) {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("snoo-run: {e}");
-                    return EXIT_USAGE;
-                }
-            };
-            match DaemonThread::spawn(ServerConfig::single(spec)) {
-                Ok(d) => _daemon = Some(d),
-                Err(e) => {
-                    eprintln!("snoo-run: cannot start the daemon: {e}");
-                    return 1;
-                }
-            }
-            socket
-        }
-    };
+/// The pool the ranks join: served by an embedded daemon in a private directory, or by a running
+/// snoo-hostd (`--socket`).
+struct Pool {
+    /// What the ranks get as `SNOO_SOCKET`.
+    socket: PathBuf,
+    /// The embedded daemon. Fields drop in order, so it stops before its directory is removed.
+    _daemon: Option<DaemonThread>,
+    /// The embedded daemon's private directory, which holds its socket.
+    _dir: Option<TempDir>,
+}
 
-    let cpus = match cli.bind {
-        Bind::None => Vec::new(),
+impl Pool {
+    /// The pool of a running snoo-hostd with `--socket`, else a fresh embedded one.
+    fn open(cli: &Cli, name: &str) -> Result<Pool, u8> {
+        match &cli.socket {
+            Some(s) => Pool::running(s, cli.size.is_some()),
+            None => Pool::embedded(cli, name),
+        }
+    }
+
+    /// A running snoo-hostd's pool at `socket`, which must be a socket.
+    fn running(socket: &Path, size_given: bool) -> Result<Pool, u8> {
+        if size_given {
+            eprintln!("snoo-run: --size is ignored with --socket (the daemon sizes the pool)");
+        }
+        let is_socket = std::fs::metadata(socket)
+            .map(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()))
+            .unwrap_or(false);
+        if !is_socket {
+            eprintln!(
+                "snoo-run: {}: no socket there (is snoo-hostd running?)",
+                socket.display()
+            );
+            return Err(EXIT_USAGE);
+        }
+        Ok(Pool {
+            socket: socket.to_path_buf(),
+            _daemon: None,
+            _dir: None,
+        })
+    }
+
+    /// A fresh pool named `name` for the job's ranks (`--size`, else enough for them), served by a
+    /// daemon on a thread of this process.
+    fn embedded(cli: &Cli, name: &str) -> Result<Pool, u8> {
+        let n = cli.ranks;
+        let dir = TempDir::new().map_err(|e| {
+            eprintln!("snoo-run: cannot create a temporary directory: {e}");
+            1
+        })?;
+        let socket = dir.0.join("snoo.sock");
+        let max_peers = 64u32.max(n.saturating_add(8));
+        let size = cli
+            .size
+            .unwrap_or_else(|| JobLayout::pool_size_for(n, MAX_RING, max_peers));
+        let spec =
+            PoolSpec::new(name, socket.clone(), size, 1, n, max_peers, None).map_err(|e| {
+                eprintln!("snoo-run: {e}");
+                EXIT_USAGE
+            })?;
+        let daemon = DaemonThread::spawn(ServerConfig::single(spec)).map_err(|e| {
+            eprintln!("snoo-run: cannot start the daemon: {e}");
+            1
+        })?;
+        Ok(Pool {
+            socket,
+            _daemon: Some(daemon),
+            _dir: Some(dir),
+        })
+    }
+}
+
+/// The CPUs to pin ranks to: none without `--bind-to core`, else those snoo-run may run on.
+fn cpus_to_bind(bind: Bind) -> Result<Vec<usize>, u8> {
+    match bind {
+        Bind::None => Ok(Vec::new()),
         Bind::Core => match allowed_cpus() {
-            Ok(c) if !c.is_empty() => c,
+            Ok(c) if !c.is_empty() => Ok(c),
             Ok(_) => {
                 eprintln!("snoo-run: --bind-to core: no CPU to bind to");
-                return 1;
+                Err(1)
             }
             Err(e) => {
                 eprintln!("snoo-run: --bind-to core: cannot read the CPU affinity: {e}");
-                return 1;
+                Err(1)
             }
         },
-    };
+    }
+}
 
-    // Start the ranks, all from this (the main) thread: PR_SET_PDEATHSIG fires when the thread
-    // that forked the child exits, so a helper thread would be the wrong parent.
-    let parent = std::process::id() as libc::pid_t;
-    let (done_tx, done_rx) = mpsc::channel();
-    let mut readers = 0usize;
-    let mut ranks: Vec<Rank> = Vec::with_capacity(n as usize);
-    // Ranks run in their own process groups: reading a terminal from there would stop them.
-    let tty_stdin = std::io::IsTerminal::is_terminal(&std::io::stdin());
-    for i in 0..n {
-        let mut cmd = Command::new(&program);
-        cmd.arg0(&cli.command[0])
-            .args(&cli.command[1..])
-            .env("SNOO_SOCKET", &socket)
-            .env("SNOO_RANK", i.to_string())
-            .env("SNOO_SIZE", n.to_string())
-            .env("SNOO_NAME", &name)
-            .stdin(if i == 0 && !tty_stdin {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let cpu = (!cpus.is_empty()).then(|| one_cpu(cpus[i as usize % cpus.len()]));
-        // SAFETY: only async-signal-safe calls (prctl, getppid, setpgid, sigprocmask, raise,
-        // sched_setaffinity) between fork and exec.
-        unsafe {
-            cmd.pre_exec(move || {
-                if let Some(set) = &cpu {
-                    if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set) != 0
-                    {
-                        return Err(std::io::Error::last_os_error());
-                    }
+/// The running ranks and the threads forwarding their output.
+struct Job {
+    ranks: Vec<Rank>,
+    /// One message from each forwarding thread when its pipe closes.
+    done_rx: mpsc::Receiver<()>,
+    /// Forwarding threads started.
+    readers: usize,
+}
+
+impl Job {
+    /// Starts the job's ranks, each in its process group with its output forwarded. If one cannot
+    /// be started, those already running are terminated.
+    fn spawn(
+        cli: &Cli,
+        program: &Path,
+        name: &str,
+        socket: &Path,
+        cpus: &[usize],
+    ) -> Result<Job, u8> {
+        let n = cli.ranks;
+        // Start the ranks, all from this (the main) thread: PR_SET_PDEATHSIG fires when the thread
+        // that forked the child exits, so a helper thread would be the wrong parent.
+        let parent = std::process::id() as libc::pid_t;
+        let (done_tx, done_rx) = mpsc::channel();
+        let mut readers = 0usize;
+        let mut ranks: Vec<Rank> = Vec::with_capacity(n as usize);
+        // Ranks run in their own process groups: reading a terminal from there would stop them.
+        let tty_stdin = std::io::IsTerminal::is_terminal(&std::io::stdin());
+        for i in 0..n {
+            let mut cmd = Command::new(program);
+            cmd.arg0(&cli.command[0])
+                .args(&cli.command[1..])
+                .env("SNOO_SOCKET", socket)
+                .env("SNOO_RANK", i.to_string())
+                .env("SNOO_SIZE", n.to_string())
+                .env("SNOO_NAME", name)
+                .stdin(if i == 0 && !tty_stdin {
+                    Stdio::inherit()
+                } else {
+                    Stdio::null()
+                })
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            let cpu = (!cpus.is_empty()).then(|| one_cpu(cpus[i as usize % cpus.len()]));
+            confine_rank(&mut cmd, cpu, parent);
+            let mut child = match cmd.spawn() {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("snoo-run: cannot start {}: {e}", program.display());
+                    terminate(&mut ranks);
+                    kill_groups(&ranks);
+                    return Err(match e.kind() {
+                        std::io::ErrorKind::NotFound => EXIT_NOTFOUND,
+                        std::io::ErrorKind::PermissionDenied => EXIT_NOEXEC,
+                        _ => 1,
+                    });
                 }
-                if libc::prctl(
-                    libc::PR_SET_PDEATHSIG,
-                    libc::SIGKILL as libc::c_ulong,
-                    0,
-                    0,
-                    0,
-                ) != 0
-                {
-                    return Err(std::io::Error::last_os_error());
-                }
-                // The launcher may have died before prctl took effect.
-                if libc::getppid() != parent {
-                    libc::raise(libc::SIGKILL);
-                }
-                // A group of its own, so the rank and its descendants are signalled together.
-                if libc::setpgid(0, 0) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                let mut empty: libc::sigset_t = std::mem::zeroed();
-                libc::sigemptyset(&mut empty);
-                libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
-                Ok(())
+            };
+            readers += forward_output(i, &mut child, &done_tx);
+            ranks.push(Rank {
+                child,
+                status: None,
             });
         }
-        let mut child = match cmd.spawn() {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("snoo-run: cannot start {}: {e}", program.display());
-                terminate(&mut ranks);
-                kill_groups(&ranks);
-                return match e.kind() {
-                    std::io::ErrorKind::NotFound => EXIT_NOTFOUND,
-                    std::io::ErrorKind::PermissionDenied => EXIT_NOEXEC,
-                    _ => 1,
-                };
+        drop(done_tx);
+        Ok(Job {
+            ranks,
+            done_rx,
+            readers,
+        })
+    }
+
+    /// Waits until every rank has exited, a rank fails, `timeout` passes or a stop signal comes
+    /// on `sigfd`; in the last three cases the ranks still running are terminated.
+    fn supervise(&mut self, timeout: Option<Duration>, sigfd: &SignalFd) -> Outcome {
+        let ranks = &mut self.ranks;
+        let started = Instant::now();
+        let mut first_failure: Option<i32> = None;
+        while ranks.iter().any(|r| r.status.is_none()) {
+            for (i, st) in reap(ranks) {
+                if !st.success() && first_failure.is_none() {
+                    eprintln!("snoo-run: rank {i} {}", describe(st));
+                    first_failure = Some(code_of(st));
+                }
             }
-        };
-        if let Some(out) = child.stdout.take() {
-            let tx = done_tx.clone();
-            readers += 1;
-            std::thread::spawn(move || forward(i, out, false, tx));
+            if let Some(code) = first_failure {
+                terminate(ranks);
+                return Outcome::Failed(code);
+            }
+            if ranks.iter().all(|r| r.status.is_some()) {
+                break;
+            }
+            if let Some(t) = timeout {
+                if started.elapsed() >= t {
+                    eprintln!(
+                        "snoo-run: timed out after {} s; killing the job",
+                        t.as_secs_f64()
+                    );
+                    terminate(ranks);
+                    return Outcome::TimedOut;
+                }
+            }
+            if let Some(sig) = stop_signal(sigfd, TICK) {
+                eprintln!("snoo-run: got signal {sig}; terminating the job");
+                terminate(ranks);
+                return Outcome::Signalled(sig);
+            }
         }
-        if let Some(err) = child.stderr.take() {
-            let tx = done_tx.clone();
-            readers += 1;
-            std::thread::spawn(move || forward(i, err, true, tx));
+        Outcome::Succeeded
+    }
+
+    /// Kills whatever the ranks left behind and lets their forwarded output drain.
+    fn finish(self) {
+        // Nothing a rank started outlives the job.
+        kill_groups(&self.ranks);
+
+        // Let the forwarded output drain, but never hang on a pipe a stray grandchild keeps open.
+        let deadline = Instant::now() + DRAIN;
+        let mut readers = self.readers;
+        while readers > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.done_rx.recv_timeout(left) {
+                Ok(()) => readers -= 1,
+                Err(_) => break,
+            }
         }
-        ranks.push(Rank {
-            child,
-            status: None,
+    }
+}
+
+/// Sets up what a rank's process does between fork and exec: pin itself to `cpu` if given, die
+/// with the launcher (whose pid is `parent`), lead its own process group, and unblock the signals
+/// the launcher blocked.
+fn confine_rank(cmd: &mut Command, cpu: Option<libc::cpu_set_t>, parent: libc::pid_t) {
+    // SAFETY: only async-signal-safe calls (prctl, getppid, setpgid, sigprocmask, raise,
+    // sched_setaffinity) between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if let Some(set) = &cpu {
+                if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The launcher may have died before prctl took effect.
+            if libc::getppid() != parent {
+                libc::raise(libc::SIGKILL);
+            }
+            // A group of its own, so the rank and its descendants are signalled together.
+            if libc::setpgid(0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let mut empty: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut empty);
+            libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+            Ok(())
         });
     }
-    drop(done_tx);
+}
 
-    let started = Instant::now();
-    let mut result: Option<u8> = None;
-    let mut first_failure: Option<i32> = None;
-    while ranks.iter().any(|r| r.status.is_none()) {
-        for (i, st) in reap(&mut ranks) {
-            if !st.success() && first_failure.is_none() {
-                eprintln!("snoo-run: rank {i} {}", describe(st));
-                first_failure = Some(code_of(st));
-            }
-        }
-        if first_failure.is_some() {
-            terminate(&mut ranks);
-            break;
-        }
-        if ranks.iter().all(|r| r.status.is_some()) {
-            break;
-        }
-        if let Some(t) = cli.timeout {
-            if started.elapsed() >= t {
-                eprintln!(
-                    "snoo-run: timed out after {} s; killing the job",
-                    t.as_secs_f64()
-                );
-                terminate(&mut ranks);
-                result = Some(EXIT_TIMEOUT);
-                break;
-            }
-        }
-        let mut fds = [PollFd::new(sigfd.as_fd(), PollFlags::POLLIN)];
-        let ms = TICK.as_millis() as u16;
-        if matches!(poll(&mut fds, PollTimeout::from(ms)), Ok(n) if n > 0) {
-            if let Ok(Some(info)) = sigfd.read_signal() {
-                let sig = info.ssi_signo as i32;
-                eprintln!("snoo-run: got signal {sig}; terminating the job");
-                terminate(&mut ranks);
-                result = Some((128 + sig).clamp(0, 255) as u8);
-                break;
-            }
+/// Starts a thread forwarding each of rank `i`'s piped stdout and stderr; returns how many.
+fn forward_output(i: u32, child: &mut Child, done_tx: &mpsc::Sender<()>) -> usize {
+    let mut readers = 0;
+    if let Some(out) = child.stdout.take() {
+        let tx = done_tx.clone();
+        readers += 1;
+        std::thread::spawn(move || forward(i, out, false, tx));
+    }
+    if let Some(err) = child.stderr.take() {
+        let tx = done_tx.clone();
+        readers += 1;
+        std::thread::spawn(move || forward(i, err, true, tx));
+    }
+    readers
+}
+
+/// Waits up to `wait` for a stop signal on `sigfd`; returns its number if one came.
+fn stop_signal(sigfd: &SignalFd, wait: Duration) -> Option<i32> {
+    let mut fds = [PollFd::new(sigfd.as_fd(), PollFlags::POLLIN)];
+    let ms = wait.as_millis() as u16;
+    if matches!(poll(&mut fds, PollTimeout::from(ms)), Ok(n) if n > 0) {
+        if let Ok(Some(info)) = sigfd.read_signal() {
+            return Some(info.ssi_signo as i32);
         }
     }
-
-    // Nothing a rank started outlives the job.
-    kill_groups(&ranks);
-
-    // Let the forwarded output drain, but never hang on a pipe a stray grandchild keeps open.
-    let deadline = Instant::now() + DRAIN;
-    while readers > 0 {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match done_rx.recv_timeout(left) {
-            Ok(()) => readers -= 1,
-            Err(_) => break,
-        }
-    }
-
-    if let Some(r) = result {
-        return r;
-    }
-    match first_failure {
-        Some(c) => c.clamp(1, 255) as u8,
-        None => 0,
-    }
+    None
 }
