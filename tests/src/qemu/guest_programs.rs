@@ -32,7 +32,7 @@ pub fn static_c_program(src: &Path) -> io::Result<PathBuf> {
     ));
     let o = Command::new("gcc")
         .args(["-static", "-O2", "-Wall", "-Werror", "-std=c11", "-I"])
-        .arg(workspace_root().join("guest/include"))
+        .arg(workspace_root().join("capi/include"))
         .arg(src)
         .arg("-o")
         .arg(&tmp)
@@ -109,10 +109,10 @@ pub fn static_rust_example(package: &str, name: &str) -> io::Result<PathBuf> {
 
 /// Builds `libsnoo_mpi.a` in the running test's profile; returns the directory it is in.
 fn build_static_lib() -> io::Result<PathBuf> {
-    let dir = crate::cargo_build(&["-p", "snoo-mpi", "--lib"])?;
+    let dir = crate::cargo_build(&["-p", "snoo-mpi-capi", "--lib"])?;
     if !dir.join("libsnoo_mpi.a").is_file() {
         return Err(io::Error::other(
-            "cargo build -p snoo-mpi --lib made no libsnoo_mpi.a",
+            "cargo build -p snoo-mpi-capi --lib made no libsnoo_mpi.a",
         ));
     }
     Ok(dir)
