@@ -47,18 +47,33 @@ pub const RANK_SLOT: usize = 128;
 /// Most ranks in a job.
 pub const MAX_RANKS: u32 = 1024;
 
+/// Offset in the job header of the job's state word (`JobState`).
 pub const JOB_STATE: usize = 0;
+/// Offset in the job header of the job's rank count N.
 pub const JOB_RANKS: usize = 4;
+/// Offset in the job header of log2 of every channel's data ring capacity, in bytes.
 pub const JOB_RING_LOG2: usize = 8;
+/// Offset in the job header of log2 of every channel's mailbox capacity, in words.
 pub const JOB_MAILBOX_LOG2: usize = 12;
+/// Offset in the job header of the job id (u64), bumped by every job that forms on the pool.
 pub const JOB_ID: usize = 16;
+/// Offset in the job header of the count of ranks that have called Finalize.
 pub const JOB_FINALIZED: usize = 24;
+/// Offset in the job header of the register-word format the job's ranks speak
+/// (`register::WIRE_VERSION`).
 pub const JOB_WIRE: usize = 28;
 
+/// Offset in a rank-table slot of the slot's state word (`RankState`).
 pub const RANK_STATE: usize = 0;
+/// Offset in a rank-table slot of the rank's peer id.
 pub const RANK_PEER: usize = 4;
+/// Offset in a rank-table slot of the peer's generation (u64) in the peer table when it claimed
+/// the slot.
 pub const RANK_GENERATION: usize = 8;
+/// Offset in a rank-table slot of the doorbell vector the rank sleeps on.
 pub const RANK_VECTOR: usize = 16;
+/// Offset in a rank-table slot of the sleeping flag, alone on the slot's second (hot) cache line:
+/// set by the rank before it sleeps on its vector.
 pub const RANK_SLEEPING: usize = 64;
 
 /// Bytes a mailbox of `words` words takes: two index lines, then the slots.
@@ -189,24 +204,40 @@ pub mod rank_state {
 /// The job does not fit the pool.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum JobLayoutError {
+    /// The rank count is 0 or above [`MAX_RANKS`].
     #[error("a job needs between 1 and {MAX_RANKS} ranks, got {0}")]
     Ranks(u32),
+    /// The pool cannot hold the job, even with the smallest rings.
     #[error("a pool of {pool} bytes is too small for {ranks} ranks: it needs at least {needed} bytes (snoo-hostd --size {needed})")]
-    TooSmall { pool: u64, ranks: u32, needed: u64 },
+    TooSmall {
+        /// Size of the pool, in bytes.
+        pool: u64,
+        /// Ranks the job asked for.
+        ranks: u32,
+        /// Smallest pool size that fits the job (with [`MIN_RING`] rings), in bytes.
+        needed: u64,
+    },
 }
 
 /// Offsets of everything in the engine area, for a job of `ranks` ranks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JobLayout {
+    /// Ranks in the job (N).
     pub ranks: u32,
+    /// Offset of the job header: the start of the engine area.
     pub header: usize,
+    /// Offset of the rank table, right after the job header.
     pub rank_table: usize,
+    /// Offset of the first channel (page aligned).
     pub channels: usize,
+    /// Capacity of every channel's mailbox, in words.
     pub mailbox_words: usize,
+    /// Capacity of every channel's data ring, in bytes.
     pub ring_bytes: usize,
     channel_stride: usize,
     /// Offset of rank 0's heap, and bytes of every rank's heap (0 when the pool has no room).
     pub heaps: usize,
+    /// Bytes of every rank's heap: whole pages, 0 when the pool has no room.
     pub heap_bytes: usize,
 }
 

@@ -44,17 +44,30 @@ pub const MAX_PEERS: u32 = 1 << 16;
 /// Smallest pool: one page, and the alignment of the engine area.
 pub const PAGE: usize = 4096;
 
+/// Offset in the pool header of the magic ([`MAGIC`]), written last.
 pub const OFF_MAGIC: usize = 0x00;
+/// Offset in the pool header of the layout version ([`LAYOUT_VERSION`]).
 pub const OFF_VERSION: usize = 0x08;
+/// Offset in the pool header of the header size in bytes ([`HEADER_SIZE`]).
 pub const OFF_HEADER_SIZE: usize = 0x0C;
+/// Offset in the pool header of the pool size in bytes (u64), equal to the mapping's length.
 pub const OFF_POOL_SIZE: usize = 0x10;
+/// Offset in the pool header of the configured ranks of a job (0 = not set).
 pub const OFF_RANKS: usize = 0x18;
+/// Offset in the pool header of max peers: slots in the peer table, and the bound on peer ids.
 pub const OFF_MAX_PEERS: usize = 0x1C;
+/// Offset in the pool header of the number of doorbell vectors per peer.
 pub const OFF_VECTORS: usize = 0x20;
+/// Offset in the pool header of the peer table's offset (u64).
 pub const OFF_PEER_TABLE: usize = 0x28;
+/// Offset in the pool header of the engine area's offset (u64, page aligned).
 pub const OFF_ENGINE: usize = 0x30;
+/// Offset in the pool header of the engine area's size (u64).
 pub const OFF_ENGINE_SIZE: usize = 0x38;
+/// Offset in the pool header of the pool name: 64 bytes of UTF-8, NUL padded.
 pub const OFF_NAME: usize = 0x40;
+/// Offset in the pool header of the epoch (u64, on its own cache line), bumped on every join and
+/// departure.
 pub const OFF_EPOCH: usize = 0x80;
 
 /// State of a peer-table slot.
@@ -69,6 +82,7 @@ pub enum PeerState {
 }
 
 impl PeerState {
+    /// The word stored in the peer table.
     pub fn to_raw(self) -> u32 {
         match self {
             PeerState::Free => 0,
@@ -91,22 +105,32 @@ impl PeerState {
 /// Errors found while building or validating a pool layout.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum LayoutError {
+    /// The pool size is not a power of two, or is smaller than a page.
     #[error("pool size {0} is not a power of two of at least {PAGE} bytes")]
     BadSize(u64),
+    /// The pool has no room for an engine area after the header and the peer table.
     #[error("pool of {size} bytes is too small for {max_peers} peers (needs at least {needed})")]
     TooSmall {
+        /// Size of the pool, in bytes.
         size: u64,
+        /// Peer-table slots asked for.
         max_peers: u32,
+        /// Smallest pool size with room for them and a page of engine area, in bytes.
         needed: u64,
     },
+    /// Max peers is 0 or above [`MAX_PEERS`].
     #[error("max peers must be between 1 and {MAX_PEERS}, got {0}")]
     BadMaxPeers(u32),
+    /// The pool name is empty, longer than [`MAX_NAME_LEN`] bytes, or contains a NUL.
     #[error("pool name must be 1 to {MAX_NAME_LEN} bytes of UTF-8 without NUL, got {0:?}")]
     BadName(String),
+    /// The mapping does not start with [`MAGIC`]: it is no SNOO pool, or not yet initialized.
     #[error("no SNOO pool here: bad magic {0:#018x}")]
     BadMagic(u64),
+    /// The header's layout version is not [`LAYOUT_VERSION`].
     #[error("unsupported pool layout version {0} (this build speaks {LAYOUT_VERSION})")]
     BadVersion(u32),
+    /// The header is inconsistent with the mapping or with itself; the text says which field.
     #[error("corrupt pool header: {0}")]
     Corrupt(&'static str),
 }
@@ -115,10 +139,15 @@ pub enum LayoutError {
 /// guests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolGeometry {
+    /// Size of the pool in bytes: a power of two, at least a page.
     pub pool_size: u64,
+    /// Slots in the peer table; peer ids are below it.
     pub max_peers: u32,
+    /// Offset of the peer table, right after the header.
     pub peer_table_offset: u64,
+    /// Offset of the engine area: the first page boundary after the peer table.
     pub engine_offset: u64,
+    /// Bytes of the engine area, to the end of the pool.
     pub engine_size: u64,
 }
 
@@ -165,9 +194,13 @@ impl PoolGeometry {
 /// Static facts read from a validated header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolInfo {
+    /// The pool name, the key `SNOO_MPI_Init` looks for.
     pub name: String,
+    /// Configured ranks of a job (0 = not set).
     pub ranks: u32,
+    /// Doorbell vectors per peer.
     pub vectors: u32,
+    /// Where things are in the pool, re-derived from its size and max peers.
     pub geometry: PoolGeometry,
 }
 
@@ -284,6 +317,7 @@ impl<'a> PoolHeader<'a> {
         PoolHeader { shm, geometry }
     }
 
+    /// The pool's geometry, as computed at construction (never re-read from the header).
     pub fn geometry(&self) -> PoolGeometry {
         self.geometry
     }

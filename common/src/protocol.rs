@@ -39,29 +39,49 @@ pub fn decode(bytes: [u8; MSG_LEN]) -> i64 {
 pub enum Event<F> {
     /// Handshake finished: own id, shared memory, and own eventfds in vector order.
     Ready {
+        /// This client's peer id.
         own_id: u16,
+        /// The shared-memory fd.
         shm: F,
+        /// This client's eventfds, one per vector.
         own_vectors: Vec<F>,
     },
     /// Peer `id` got the eventfd for its vector `vector`.
-    PeerVector { id: u16, vector: u32, fd: F },
+    PeerVector {
+        /// The peer's id.
+        id: u16,
+        /// The vector, numbered from 0 in the order the peer's eventfds arrive.
+        vector: u32,
+        /// The eventfd: writing to it rings that vector of the peer.
+        fd: F,
+    },
     /// Peer `id` left.
-    PeerGone { id: u16 },
+    PeerGone {
+        /// The departed peer's id.
+        id: u16,
+    },
 }
 
 /// Protocol violations a client can see.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ProtocolError {
+    /// The server's first message is not [`PROTOCOL_VERSION`].
     #[error("server speaks protocol version {0}, expected {PROTOCOL_VERSION}")]
     Version(i64),
+    /// A message that should carry a peer id holds a value outside 0..=[`MAX_PEER_ID`].
     #[error("invalid peer id {0} from server")]
     BadId(i64),
+    /// A message the decoder's state does not allow: a wrong value, or an fd missing or extra.
     #[error("unexpected message {value} (fd attached: {has_fd}) in handshake state {state}")]
     Unexpected {
+        /// The message's value.
         value: i64,
+        /// Whether an fd came with it.
         has_fd: bool,
+        /// The decoder state it arrived in.
         state: &'static str,
     },
+    /// The server sent more than [`MAX_VECTORS`] eventfds for one peer.
     #[error("more than {MAX_VECTORS} eventfds for peer {0}")]
     TooManyVectors(u16),
 }
@@ -113,6 +133,7 @@ fn peer_id(value: i64) -> Result<u16, ProtocolError> {
 }
 
 impl<F> ClientDecoder<F> {
+    /// A decoder awaiting the server's first message, the protocol version.
     pub fn new() -> Self {
         Self::default()
     }
