@@ -162,3 +162,56 @@ impl Bar0 {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    /// A scratch file of two pages standing in for a device fd (registers at `REGS`).
+    fn scratch(name: &str) -> File {
+        let path = std::env::temp_dir().join(format!("snoo-map-{name}-{}", std::process::id()));
+        let f = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
+        std::fs::remove_file(&path).unwrap();
+        f.set_len(2 * page_size() as u64).unwrap();
+        f
+    }
+
+    #[test]
+    fn registers_mapped_or_through_the_fd() {
+        let file = scratch("regs");
+        let regs = page_size() as u64;
+        for mappable in [true, false] {
+            let bar0 = Bar0::vfio(file.as_fd(), regs, mappable).unwrap();
+            assert_eq!(matches!(bar0, Bar0::Mapped(_)), mappable);
+            bar0.write32(0x0C, 0x0003_0001 + u32::from(mappable));
+            let mut b = [0u8; 4];
+            file.read_exact_at(&mut b, regs + 0x0C).unwrap();
+            assert_eq!(u32::from_le_bytes(b), 0x0003_0001 + u32::from(mappable));
+            file.write_all_at(&7u32.to_le_bytes(), regs + 0x08).unwrap();
+            assert_eq!(bar0.read32(0x08), 7);
+        }
+    }
+
+    #[test]
+    fn pools_map_whole_pages_only() {
+        let file = scratch("pool");
+        let page = page_size() as u64;
+        let shm = map_pool(&file, page, page).unwrap();
+        assert_eq!(shm.len(), page as usize);
+        assert!(shm.write(8, b"pool"));
+        let mut b = [0u8; 4];
+        file.read_exact_at(&mut b, page + 8).unwrap();
+        assert_eq!(&b, b"pool");
+        assert_eq!(map_file(&file).unwrap().len(), 2 * page as usize);
+        // An offset inside a page would give a Shm that is not 8-byte aligned.
+        let err = map_pool(&file, 4, 64).unwrap_err();
+        assert!(err.to_string().contains("not 8-byte aligned"), "{err}");
+    }
+}
