@@ -66,6 +66,37 @@ impl Shm {
     /// process must not hold Rust references to its bytes (other than to atomics) while this value
     /// lives, and should access it only through this value (or its [`as_ptr`](Self::as_ptr), under
     /// the same rules as this module: see the module docs).
+    ///
+    /// # Example
+    ///
+    /// Heap memory standing in for a pool, as tests and examples do (a real pool is a mapping of
+    /// the daemon's memory object, or an ivshmem device's BAR2):
+    ///
+    /// ```
+    /// use snoo_common::Shm;
+    /// use std::ptr::NonNull;
+    /// use std::sync::atomic::Ordering;
+    ///
+    /// let mut mem = vec![0u64; 512]; // 4 KiB, 8-byte aligned
+    /// let ptr = NonNull::new(mem.as_mut_ptr().cast::<u8>()).unwrap();
+    /// // SAFETY: the Vec's buffer is 4096 readable and writable bytes, 8-byte aligned. Moving the
+    /// // Vec into the Shm as its owner does not move the buffer, which then lives as long as the
+    /// // Shm, and nothing else accesses it.
+    /// let shm = unsafe { Shm::from_raw(ptr, 4096, Box::new(mem)) };
+    ///
+    /// // Bytes are copied in and out; words are atomics.
+    /// assert!(shm.write(8, b"snoo"));
+    /// let mut name = [0u8; 4];
+    /// assert!(shm.read(8, &mut name));
+    /// assert_eq!(&name, b"snoo");
+    /// shm.u64_at(16).unwrap().store(7, Ordering::Release);
+    /// assert_eq!(shm.u64_at(16).unwrap().load(Ordering::Acquire), 7);
+    ///
+    /// // Out of bounds or misaligned: refused, nothing touched.
+    /// assert!(!shm.read(4093, &mut name));
+    /// assert!(shm.u64_at(4).is_none());
+    /// assert!(shm.u32_at(4096).is_none());
+    /// ```
     pub unsafe fn from_raw(ptr: NonNull<u8>, len: usize, owner: Box<dyn Send + Sync>) -> Self {
         debug_assert_eq!(ptr.as_ptr() as usize % 8, 0);
         Shm {
