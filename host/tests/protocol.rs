@@ -483,6 +483,8 @@ enum Outcome {
 fn as_nobody(path: &Path) -> Outcome {
     use std::ffi::CString;
     let cpath = CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: sockaddr_un is a C struct of integers and a char array, for which all-zero bytes
+    // are a valid value.
     let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
     addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
     for (i, b) in cpath.as_bytes_with_nul().iter().enumerate() {
@@ -490,6 +492,9 @@ fn as_nobody(path: &Path) -> Outcome {
     }
     // SAFETY: the child only makes raw system calls and exits; no allocation, no locks.
     match unsafe { nix::unistd::fork() }.unwrap() {
+        // SAFETY: system calls of the async-signal-safe kind only (the child of a multi-threaded
+        // process may not allocate or lock), then `_exit`: the child never returns into Rust code.
+        // Every pointer passed is to a live local of the size given (`tv`, `addr`, `buf`).
         nix::unistd::ForkResult::Child => unsafe {
             if libc::setgid(65534) != 0 || libc::setuid(65534) != 0 {
                 libc::_exit(10);
