@@ -310,10 +310,12 @@ pub(crate) mod test_util {
 
     /// A heap-backed `Shm` for unit tests.
     pub fn heap_shm(len: usize) -> Shm {
-        let mut v = vec![0u64; len.div_ceil(8)].into_boxed_slice();
+        let mut v = vec![0u64; len.div_ceil(8)];
         let ptr = NonNull::new(v.as_mut_ptr() as *mut u8).unwrap();
-        // SAFETY: the boxed slice is 8-aligned, at least `len` bytes and moved into the owner, so it
-        // lives as long as the Shm; moving a Box does not move its heap allocation.
+        // SAFETY: the Vec's buffer is 8-aligned, at least `len` readable and writable bytes, and
+        // the Vec is moved into the owner, so the buffer lives as long as the Shm; moving a Vec
+        // moves neither its buffer nor (unlike a Box) asserts unique access to it, so `ptr` stays
+        // usable. Only the Shm accesses it.
         unsafe { Shm::from_raw(ptr, len, Box::new(v)) }
     }
 }

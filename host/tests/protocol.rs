@@ -188,7 +188,9 @@ fn map(fd: &OwnedFd) -> Shm {
     let m = memmap2::MmapRaw::map_raw(&file).unwrap();
     let ptr = NonNull::new(m.as_mut_ptr()).unwrap();
     let len = m.len();
-    // SAFETY: shared mapping owned by the Shm.
+    // SAFETY: `map_raw` maps the whole file read-write and shared, page aligned; the mapping is
+    // moved into the Shm as its owner, so it stays mapped as long as the Shm, and the test touches
+    // it only through the Shm.
     unsafe { Shm::from_raw(ptr, len, Box::new(m)) }
 }
 
