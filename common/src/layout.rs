@@ -205,6 +205,32 @@ pub struct PoolInfo {
 }
 
 /// Accessor for the header and peer table of a mapped pool.
+///
+/// # Example
+///
+/// The daemon writes the header into a zeroed pool, a guest validates it and follows the peer
+/// table (64 KiB of heap memory standing in for the pool, as in the example of
+/// [`Shm::from_raw`]):
+///
+/// ```
+/// use snoo_common::layout::{PeerState, PoolHeader};
+/// # use snoo_common::Shm;
+/// # let mut mem = vec![0u64; 8192];
+/// # let ptr = std::ptr::NonNull::new(mem.as_mut_ptr().cast::<u8>()).unwrap();
+/// # // SAFETY: as in the example of `Shm::from_raw`: 65536 readable and writable bytes, 8-byte
+/// # // aligned, kept alive by the Shm, accessed only through it.
+/// # let shm = unsafe { Shm::from_raw(ptr, 65536, Box::new(mem)) };
+///
+/// assert!(PoolHeader::open(&shm).is_err(), "no header yet");
+/// let daemon = PoolHeader::initialize(&shm, "job", 2, 4, 8).unwrap();
+/// assert_eq!(daemon.set_peer(1, PeerState::Alive), Some(1), "the new epoch");
+///
+/// let (guest, info) = PoolHeader::open(&shm).unwrap();
+/// assert_eq!((info.name.as_str(), info.ranks, info.vectors), ("job", 2, 4));
+/// assert_eq!(guest.epoch(), 1);
+/// assert_eq!(guest.peer(1), Some((PeerState::Alive, 1)));
+/// assert_eq!(guest.peer(8), None, "outside the table of 8 peers");
+/// ```
 pub struct PoolHeader<'a> {
     shm: &'a Shm,
     geometry: PoolGeometry,

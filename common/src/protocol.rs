@@ -108,6 +108,36 @@ enum State<F> {
 /// Before the handshake completes, the client cannot know how many vectors it has, so the own-id
 /// eventfds are collected until the first message that is not one of them; `finish_handshake` ends
 /// the collection when the socket goes quiet (nothing else would follow).
+///
+/// # Example
+///
+/// A client with id 3 joining a pool where peer 1 is already connected, one vector each (strings
+/// stand in for the file descriptors):
+///
+/// ```
+/// use snoo_common::protocol::{ClientDecoder, Event, ProtocolError};
+///
+/// let mut d = ClientDecoder::new();
+/// assert_eq!(d.feed(0, None), Ok(vec![]), "protocol version");
+/// assert_eq!(d.feed(3, None), Ok(vec![]), "own id");
+/// assert_eq!(d.feed(-1, Some("pool")), Ok(vec![]), "the shared memory");
+/// assert_eq!(d.pending_shm(), Some(&"pool"));
+/// assert_eq!(
+///     d.feed(1, Some("peer 1, vector 0")),
+///     Ok(vec![Event::PeerVector { id: 1, vector: 0, fd: "peer 1, vector 0" }])
+/// );
+/// assert_eq!(d.feed(3, Some("own vector 0")), Ok(vec![]));
+/// // The socket goes quiet: the own eventfds are complete.
+/// assert_eq!(
+///     d.finish_handshake(),
+///     Some(Event::Ready { own_id: 3, shm: "pool", own_vectors: vec!["own vector 0"] })
+/// );
+/// // Later, peer 1 leaves: its id without an fd.
+/// assert_eq!(d.feed(1, None), Ok(vec![Event::PeerGone { id: 1 }]));
+///
+/// // What the daemon sends is checked too.
+/// assert_eq!(ClientDecoder::<()>::new().feed(1, None), Err(ProtocolError::Version(1)));
+/// ```
 #[derive(Debug)]
 pub struct ClientDecoder<F> {
     state: State<F>,

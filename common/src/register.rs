@@ -373,6 +373,41 @@ const OP_ABORT: u64 = 3;
 /// Fields have the ranges given in the module documentation. [`Word::decode`] only produces valid
 /// words; a hand-built word can be checked with [`Word::validate`] or encoded with
 /// [`Word::try_encode`].
+///
+/// # Example
+///
+/// ```
+/// use snoo_common::register::{kind, CreditUnit, Word, WordError};
+///
+/// let credit = Word::Credit { unit: CreditUnit::Bytes, amount: 4096 };
+/// let bits = credit.encode();
+/// // amount in bits 8..=39, unit in bits 4..=7, the kind in the low 4 bits.
+/// assert_eq!(bits, 4096 << 8 | 0x4);
+/// assert_eq!(bits & kind::MASK, u64::from(kind::CREDIT));
+/// // Bit 7 is zero in every kind: in a mailbox slot it is the ring's lap bit.
+/// assert_eq!(bits & 1 << 7, 0);
+/// assert_eq!(Word::decode(bits), Ok(credit));
+///
+/// // The kind nibble of every kind, and back.
+/// let fin = Word::Fin { id: 9 };
+/// assert_eq!(fin.encode() & kind::MASK, u64::from(fin.kind()));
+/// assert_eq!(kind::name(fin.kind()), "FIN");
+///
+/// // A word from another VM is checked, never trusted, and never makes decoding panic.
+/// assert_eq!(Word::decode(0), Err(WordError::ZeroKind { word: 0 }));
+/// assert_eq!(
+///     Word::decode(0xA),
+///     Err(WordError::ReservedKind { word: 0xA, kind: 0xA })
+/// );
+/// assert!(matches!(
+///     Word::decode(bits | 1 << 63),
+///     Err(WordError::ReservedBits { .. })
+/// ));
+/// assert!(matches!(
+///     Word::decode(u64::from(kind::CREDIT) | 2 << 4),
+///     Err(WordError::BadField { field: "unit", .. })
+/// ));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Word {
     /// Starts a message. `tag` is at most [`MAX_TAG`]. `head` holds the first payload bytes of
@@ -698,6 +733,34 @@ impl Word {
 }
 
 /// A complete message header: what an ENVELOPE (plus, for long messages, a LENGTH word) says.
+///
+/// # Example
+///
+/// ```
+/// use snoo_common::register::{Header, HeaderStart, Path};
+///
+/// // A 64 KiB message through the data ring: one ENVELOPE word.
+/// let h = Header::new(7, Path::Ring, 64 << 10).unwrap();
+/// let mut words = Vec::new();
+/// h.encode(&mut |w| words.push(w));
+/// assert_eq!((words.len(), h.word_count()), (1, 1));
+/// assert_eq!(Header::start(words[0]), Ok(HeaderStart::Complete(h)));
+///
+/// // From 16 MiB on, the length no longer fits: a LENGTH word follows the envelope.
+/// let big = Header::new(7, Path::Ring, 32 << 20).unwrap();
+/// let mut words = Vec::new();
+/// big.encode(&mut |w| words.push(w));
+/// assert_eq!(words.len(), 2);
+/// let Ok(HeaderStart::NeedsLength(pending)) = Header::start(words[0]) else {
+///     panic!("a long envelope")
+/// };
+/// assert_eq!(pending.path(), Path::Ring);
+/// assert_eq!(pending.finish(words[1]), Ok(big));
+///
+/// // Negative tags and INLINE messages of 256 bytes or more have no encoding.
+/// assert!(Header::new(-1, Path::Ring, 8).is_err());
+/// assert!(Header::new(0, Path::Inline, 256).is_err());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Header {
     /// MPI tag, at most [`MAX_TAG`].
@@ -885,6 +948,29 @@ fn data_word_from(bytes: u64, count: usize) -> u64 {
 /// [`data_words_for`]`(payload.len())` DATA words, full 7-byte words and a shorter last one if
 /// need be. Returns how many words it wrote, or `None`, writing nothing, if `out` is too short,
 /// the payload is [`INLINE_LEN_LIMIT`] bytes or longer, or the tag is above [`MAX_TAG`].
+///
+/// # Example
+///
+/// ```
+/// use snoo_common::register::{data_words_for, inline_header, pack_inline, unpack};
+///
+/// // 14 bytes: 2 ride in the envelope, 12 in two DATA words (7 + 5).
+/// let payload = b"hello, mailbox";
+/// let mut words = [0u64; 8];
+/// let n = pack_inline(42, payload, &mut words).unwrap();
+/// assert_eq!(n, 1 + data_words_for(payload.len()));
+/// assert_eq!(n, 3);
+///
+/// // The receiver's view: the envelope says how many words to wait for.
+/// let head = inline_header(words[0]).unwrap();
+/// assert_eq!((head.tag, head.len, head.words()), (42, 14, 3));
+/// let mut out = [0u8; 64];
+/// assert_eq!(unpack(words[0], &words[1..n], &mut out), Ok(14));
+/// assert_eq!(&out[..14], payload);
+///
+/// // Too short a buffer: nothing written.
+/// assert_eq!(pack_inline(42, payload, &mut [0u64; 2]), None);
+/// ```
 #[inline]
 pub fn pack_inline(tag: u32, payload: &[u8], out: &mut [u64]) -> Option<usize> {
     let len = payload.len();

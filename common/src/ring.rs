@@ -479,6 +479,53 @@ impl ConsumerCore {
 /// The mailbox: an SPSC FIFO of `u64` words in shared memory (see the module documentation for
 /// the layout). This type only holds the layout functions; the two sides are [`WordProducer`]
 /// and [`WordConsumer`].
+///
+/// # Example
+///
+/// Both sides of a mailbox of 8 words in one process (in a job they are two ranks, each with its
+/// own mapping of the pool), over 4 KiB of heap memory built as in the example of
+/// [`Shm::from_raw`]:
+///
+/// ```
+/// use snoo_common::register::{Control, Word};
+/// use snoo_common::ring::{WordConsumer, WordFifo, WordProducer, LAP_BIT, OFF_DATA};
+/// # use snoo_common::Shm;
+/// # let mut mem = vec![0u64; 512];
+/// # let ptr = std::ptr::NonNull::new(mem.as_mut_ptr().cast::<u8>()).unwrap();
+/// # // SAFETY: as in the example of `Shm::from_raw`: 4096 readable and writable bytes, 8-byte
+/// # // aligned, kept alive by the Shm, accessed only through it.
+/// # let shm = unsafe { Shm::from_raw(ptr, 4096, Box::new(mem)) };
+///
+/// WordFifo::init(&shm, 0, 8).unwrap();
+/// let mut tx = WordProducer::new(&shm, 0, 8).unwrap();
+/// let mut rx = WordConsumer::new(&shm, 0, 8).unwrap();
+/// assert_eq!(rx.pop(), Ok(None), "empty");
+///
+/// let barrier = Word::Control(Control::Barrier { generation: 1 }).encode();
+/// assert_eq!(tx.push(barrier), Ok(true));
+/// tx.publish(); // the barrier of a batch; the consumer could see the word already
+/// assert_eq!(rx.pop(), Ok(Some(barrier)));
+/// rx.release(); // hands the slot back to the producer
+///
+/// // Eight slots: a ninth word waits until the consumer releases some.
+/// for id in 0..8 {
+///     assert_eq!(tx.push(Word::Fin { id }.encode()), Ok(true));
+/// }
+/// assert_eq!(tx.push(Word::Fin { id: 8 }.encode()), Ok(false), "full");
+/// for id in 0..8 {
+///     let w = rx.pop().unwrap().unwrap();
+///     assert_eq!(Word::decode(w), Ok(Word::Fin { id }));
+/// }
+/// assert_eq!(tx.push(Word::Fin { id: 8 }.encode()), Ok(false), "popped, not released");
+/// rx.release();
+/// assert_eq!(tx.push(Word::Fin { id: 8 }.encode()), Ok(true));
+///
+/// // Index 9 is in the second lap: its slot holds the word with the lap bit set, and the
+/// // consumer takes it with the bit cleared.
+/// let slot = shm.u64_at(OFF_DATA + 8).unwrap().load(std::sync::atomic::Ordering::Acquire);
+/// assert_eq!(slot, Word::Fin { id: 8 }.encode() | LAP_BIT);
+/// assert_eq!(rx.pop(), Ok(Some(Word::Fin { id: 8 }.encode())));
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct WordFifo;
 
@@ -882,6 +929,43 @@ fn lap(i: u64, cap: u64) -> u64 {
 
 /// The data ring: an SPSC byte stream in shared memory (see the module documentation for the
 /// layout). The two sides are [`ByteProducer`] and [`ByteConsumer`].
+///
+/// # Example
+///
+/// Both sides of a 64-byte ring in one process, over heap memory as in the example of
+/// [`Shm::from_raw`]:
+///
+/// ```
+/// use snoo_common::ring::{ByteConsumer, ByteProducer, ByteRing};
+/// # use snoo_common::Shm;
+/// # let mut mem = vec![0u64; 512];
+/// # let ptr = std::ptr::NonNull::new(mem.as_mut_ptr().cast::<u8>()).unwrap();
+/// # // SAFETY: as in the example of `Shm::from_raw`: 4096 readable and writable bytes, 8-byte
+/// # // aligned, kept alive by the Shm, accessed only through it.
+/// # let shm = unsafe { Shm::from_raw(ptr, 4096, Box::new(mem)) };
+///
+/// ByteRing::init(&shm, 0, 64).unwrap();
+/// let mut tx = ByteProducer::new(&shm, 0, 64).unwrap();
+/// let mut rx = ByteConsumer::new(&shm, 0, 64).unwrap();
+///
+/// // A whole small message if it fits, else nothing.
+/// assert_eq!(tx.write_all(&[1; 48]), Ok(true));
+/// assert_eq!(tx.write_all(&[2; 32]), Ok(false), "16 bytes free");
+/// // A stream: as much as fits.
+/// assert_eq!(tx.write_some(&[2; 32]), Ok(16));
+/// assert_eq!(tx.write_some(&[2; 16]), Ok(0), "full");
+///
+/// let mut buf = [0u8; 64];
+/// assert_eq!(rx.read_some(&mut buf), Ok(64));
+/// assert_eq!((&buf[..48], &buf[48..]), (&[1; 48][..], &[2; 16][..]));
+/// assert_eq!(rx.read_some(&mut buf), Ok(0), "empty");
+///
+/// // The space is the producer's again; this write wraps around the end of the ring.
+/// assert_eq!(tx.write_some(&[3; 40]), Ok(40));
+/// assert_eq!(rx.read_exact(&mut buf[..41]), Ok(false), "only 40 there: nothing taken");
+/// assert_eq!(rx.read_exact(&mut buf[..40]), Ok(true));
+/// assert_eq!(&buf[..40], &[3; 40]);
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct ByteRing;
 

@@ -1,9 +1,32 @@
 //! A bounds-checked view of a shared-memory mapping.
 //!
-//! Every other VM attached to a pool can write any byte of it at any time, so nothing here hands out
-//! plain references into the mapping: words are accessed as atomics, byte ranges are copied, and every
-//! offset is checked against the mapping's length before use. This is the only module of the crate
-//! with `unsafe` code.
+//! Every other VM (or process) attached to a pool can write any byte of it at any time, with any
+//! access size, and Rust's memory model knows nothing of those writers. What this module does
+//! about it, and what it relies on:
+//!
+//! * Every offset is checked against the mapping's length (and alignment, for words) before use.
+//! * It never forms a Rust reference to plain bytes of the mapping (`&[u8]`, `&mut [u8]`, `&u64`),
+//!   which would promise that nobody writes them while the reference lives. The only references it
+//!   hands out are to atomics (`&AtomicU32`, `&AtomicU64`, `&[AtomicU64]`), whose type says that
+//!   the value may change under them.
+//! * Words (indices, mailbox slots, header fields) are loaded and stored as those aligned atomics,
+//!   one access each (aligned 4- and 8-byte accesses are single-copy atomic on x86-64): a load
+//!   returns a value a writer stored whole, never a mix, as long as writers store whole words, as
+//!   this code does. A writer that stores a word piecemeal can still make a load a mix of its
+//!   stores; it is then just another untrusted value.
+//! * Byte ranges are copied in or out ([`Shm::read`], [`Shm::write`], [`Shm::fill_zero`]) through
+//!   raw pointers with ordinary loads and stores (`memcpy`, or 16-byte SSE2 moves): neither
+//!   volatile nor atomic. A copy that races with another VM's writes can give any mix of old and
+//!   new bytes (a torn read). Within one program that would be a data race, which Rust does not
+//!   define; the writers here are other processes the compiler never sees, and the code relies on
+//!   each copy reading the mapping when it runs and on callers using only their private copy
+//!   afterwards, never reading the same bytes of the mapping again and expecting them to agree.
+//! * Nothing read is trusted. Callers validate every index, length and tag they load before using
+//!   it, and treat copied payload as opaque bytes; the protocols read a range only after its writer
+//!   published it (a Release store of an index, loaded with Acquire), so an honest writer's data is
+//!   never torn, and a hostile writer can make what is read wrong, but not out of bounds.
+//!
+//! This is the only module of the crate with `unsafe` code.
 
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64};
@@ -16,10 +39,13 @@ pub struct Shm {
     _owner: Box<dyn Send + Sync>,
 }
 
-// SAFETY: `Shm` only exposes the memory through atomics and copies, which are sound to use from
-// several threads at once; the owner is itself Send + Sync.
+// SAFETY: a `Shm` is a pointer into a mapping and its length, kept alive by an owner that is
+// itself Send + Sync; nothing in it belongs to the thread that made it.
 unsafe impl Send for Shm {}
-// SAFETY: as above.
+// SAFETY: `&Shm` only gives atomic accesses and raw-pointer copies (see the module docs). Threads of
+// this process using one `Shm` at once are more concurrent accessors of the kind the module already
+// expects from other VMs: their atomics are ordinary atomics, their copies may tear each other's
+// bytes, and none of them holds a reference to plain bytes of the mapping.
 unsafe impl Sync for Shm {}
 
 impl std::fmt::Debug for Shm {
@@ -36,8 +62,41 @@ impl Shm {
     ///
     /// # Safety
     /// `ptr..ptr+len` must be a readable and writable mapping, aligned to at least 8 bytes, that stays
-    /// mapped for as long as `owner` lives. Other processes may write it concurrently; Rust code in
-    /// this process must only access it through this value.
+    /// mapped for as long as `owner` lives. Other processes may write it concurrently. Code in this
+    /// process must not hold Rust references to its bytes (other than to atomics) while this value
+    /// lives, and should access it only through this value (or its [`as_ptr`](Self::as_ptr), under
+    /// the same rules as this module: see the module docs).
+    ///
+    /// # Example
+    ///
+    /// Heap memory standing in for a pool, as tests and examples do (a real pool is a mapping of
+    /// the daemon's memory object, or an ivshmem device's BAR2):
+    ///
+    /// ```
+    /// use snoo_common::Shm;
+    /// use std::ptr::NonNull;
+    /// use std::sync::atomic::Ordering;
+    ///
+    /// let mut mem = vec![0u64; 512]; // 4 KiB, 8-byte aligned
+    /// let ptr = NonNull::new(mem.as_mut_ptr().cast::<u8>()).unwrap();
+    /// // SAFETY: the Vec's buffer is 4096 readable and writable bytes, 8-byte aligned. Moving the
+    /// // Vec into the Shm as its owner does not move the buffer, which then lives as long as the
+    /// // Shm, and nothing else accesses it.
+    /// let shm = unsafe { Shm::from_raw(ptr, 4096, Box::new(mem)) };
+    ///
+    /// // Bytes are copied in and out; words are atomics.
+    /// assert!(shm.write(8, b"snoo"));
+    /// let mut name = [0u8; 4];
+    /// assert!(shm.read(8, &mut name));
+    /// assert_eq!(&name, b"snoo");
+    /// shm.u64_at(16).unwrap().store(7, Ordering::Release);
+    /// assert_eq!(shm.u64_at(16).unwrap().load(Ordering::Acquire), 7);
+    ///
+    /// // Out of bounds or misaligned: refused, nothing touched.
+    /// assert!(!shm.read(4093, &mut name));
+    /// assert!(shm.u64_at(4).is_none());
+    /// assert!(shm.u32_at(4096).is_none());
+    /// ```
     pub unsafe fn from_raw(ptr: NonNull<u8>, len: usize, owner: Box<dyn Send + Sync>) -> Self {
         debug_assert_eq!(ptr.as_ptr() as usize % 8, 0);
         Shm {
@@ -58,7 +117,9 @@ impl Shm {
         self.len == 0
     }
 
-    /// Raw base pointer, for the few engine modules that copy bulk payloads.
+    /// Raw base pointer, for the few engine modules that copy bulk payloads. Whoever dereferences
+    /// it takes on what the module docs describe: raw copies only, bytes that may change at any
+    /// time, values untrusted.
     #[inline]
     pub fn as_ptr(&self) -> *mut u8 {
         self.ptr.as_ptr()
@@ -70,7 +131,8 @@ impl Shm {
         if end > self.len || !off.is_multiple_of(align) {
             return None;
         }
-        // SAFETY: off + size <= len, so the result stays inside the mapping.
+        // SAFETY: off <= off + size <= len (checked, without overflow), so the result stays inside
+        // the mapping, or one past its end for an empty range at the end.
         Some(unsafe { self.ptr.as_ptr().add(off) })
     }
 
@@ -78,8 +140,11 @@ impl Shm {
     #[inline]
     pub fn u32_at(&self, off: usize) -> Option<&AtomicU32> {
         let p = self.check(off, 4, 4)?;
-        // SAFETY: in bounds and 4-aligned (the base is 8-aligned); AtomicU32 has the layout of u32 and
-        // tolerates concurrent writers; the mapping outlives `&self`.
+        // SAFETY: the 4 bytes at `p` are inside the mapping and 4-aligned (`off` is a multiple of 4
+        // and the base 8-aligned, a `from_raw` requirement), readable and writable, and stay mapped
+        // for as long as `&self` (so for the returned lifetime). AtomicU32 has the size and
+        // alignment of u32, and a shared reference to an atomic allows the value to change under
+        // it, which is what other VMs' writes do.
         Some(unsafe { &*(p as *const AtomicU32) })
     }
 
@@ -87,7 +152,7 @@ impl Shm {
     #[inline]
     pub fn u64_at(&self, off: usize) -> Option<&AtomicU64> {
         let p = self.check(off, 8, 8)?;
-        // SAFETY: as for `u32_at`, with 8-byte alignment.
+        // SAFETY: as for `u32_at`, for 8 bytes at an 8-aligned `off`.
         Some(unsafe { &*(p as *const AtomicU64) })
     }
 
@@ -96,7 +161,8 @@ impl Shm {
     #[inline]
     pub fn u64s(&self, off: usize, n: usize) -> Option<&[AtomicU64]> {
         let p = self.check(off, n.checked_mul(8)?, 8)?;
-        // SAFETY: as for `u64_at`, for every one of the `n` words (all inside the mapping).
+        // SAFETY: as for `u64_at`, for every one of the `n` words: all inside the mapping (checked
+        // as one range of n * 8 bytes, without overflow), consecutive and 8-aligned.
         Some(unsafe { std::slice::from_raw_parts(p as *const AtomicU64, n) })
     }
 
@@ -107,8 +173,12 @@ impl Shm {
         let Some(p) = self.check(off, dst.len(), 1) else {
             return false;
         };
-        // SAFETY: the source range is inside the mapping and cannot overlap `dst`, which is process
-        // memory. Concurrent writers can only make the copied bytes stale, which callers validate.
+        // SAFETY: the source range is inside the mapping (checked) and readable. `dst` is a
+        // `&mut [u8]`, memory no other access may touch while it lives, so it does not overlap the
+        // source (a `&mut` into the mapping would take `unsafe` code outside this crate that
+        // promised nobody else accesses those bytes). Other VMs may write the source meanwhile:
+        // the copy may then be torn, a mix of old and new bytes, which callers validate (module
+        // docs); no reference to the source is formed.
         unsafe { copy_bytes(p, dst.as_mut_ptr(), dst.len()) };
         true
     }
@@ -120,7 +190,10 @@ impl Shm {
         let Some(p) = self.check(off, src.len(), 1) else {
             return false;
         };
-        // SAFETY: the destination range is inside the mapping and cannot overlap `src`.
+        // SAFETY: the destination range is inside the mapping (checked) and writable. `src` is a
+        // `&[u8]`, which nothing may write while it lives, so it does not overlap the destination
+        // (for the same reason as in `read`). Other VMs reading the range meanwhile may see a mix
+        // of old and new bytes; no reference to the destination is formed.
         unsafe { copy_bytes(src.as_ptr(), p, src.len()) };
         true
     }
@@ -147,7 +220,8 @@ impl Shm {
         let Some(p) = self.check(off, len, 1) else {
             return false;
         };
-        // SAFETY: the range is inside the mapping.
+        // SAFETY: the range is inside the mapping (checked) and writable; plain stores through a raw
+        // pointer, which concurrent readers may see half done (module docs).
         unsafe { std::ptr::write_bytes(p, 0, len) };
         true
     }
@@ -236,10 +310,12 @@ pub(crate) mod test_util {
 
     /// A heap-backed `Shm` for unit tests.
     pub fn heap_shm(len: usize) -> Shm {
-        let mut v = vec![0u64; len.div_ceil(8)].into_boxed_slice();
+        let mut v = vec![0u64; len.div_ceil(8)];
         let ptr = NonNull::new(v.as_mut_ptr() as *mut u8).unwrap();
-        // SAFETY: the boxed slice is 8-aligned, at least `len` bytes and moved into the owner, so it
-        // lives as long as the Shm; moving a Box does not move its heap allocation.
+        // SAFETY: the Vec's buffer is 8-aligned, at least `len` readable and writable bytes, and
+        // the Vec is moved into the owner, so the buffer lives as long as the Shm; moving a Vec
+        // moves neither its buffer nor (unlike a Box) asserts unique access to it, so `ptr` stays
+        // usable. Only the Shm accesses it.
         unsafe { Shm::from_raw(ptr, len, Box::new(v)) }
     }
 }

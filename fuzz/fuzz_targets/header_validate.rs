@@ -9,9 +9,11 @@ use std::ptr::NonNull;
 
 fuzz_target!(|data: &[u8]| {
     let len = 1 << 16;
-    let mut mem = vec![0u64; len / 8].into_boxed_slice();
+    let mut mem = vec![0u64; len / 8];
     let ptr = NonNull::new(mem.as_mut_ptr() as *mut u8).unwrap();
-    // SAFETY: the boxed slice is 8-aligned, `len` bytes long and owned by the Shm.
+    // SAFETY: the Vec's buffer is 8-aligned, `len` readable and writable bytes, and lives as long
+    // as the Shm that owns the Vec (moving a Vec moves neither its buffer nor, unlike a Box,
+    // asserts unique access to it); only the Shm accesses it.
     let shm = unsafe { Shm::from_raw(ptr, len, Box::new(mem)) };
     // Start from a valid header so that the fuzzer explores past the magic: its bytes are XORed
     // over the header, the peer table and the first engine page.

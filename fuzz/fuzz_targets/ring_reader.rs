@@ -13,9 +13,11 @@ const BYTES: usize = 256;
 
 fuzz_target!(|data: &[u8]| {
     let len = WordFifo::footprint(WORDS) + ByteRing::footprint(BYTES);
-    let mut mem = vec![0u64; len.div_ceil(8)].into_boxed_slice();
+    let mut mem = vec![0u64; len.div_ceil(8)];
     let ptr = NonNull::new(mem.as_mut_ptr() as *mut u8).unwrap();
-    // SAFETY: the boxed slice is 8-aligned, at least `len` bytes and owned by the Shm.
+    // SAFETY: the Vec's buffer is 8-aligned, at least `len` readable and writable bytes, and lives
+    // as long as the Shm that owns the Vec (moving a Vec moves neither its buffer nor, unlike a
+    // Box, asserts unique access to it); only the Shm accesses it.
     let shm = unsafe { Shm::from_raw(ptr, len, Box::new(mem)) };
     // The first bytes steer the reads; the rest become the shared memory, indices included.
     let (steer, mem_bytes) = data.split_at(data.len().min(16));

@@ -188,7 +188,9 @@ fn map(fd: &OwnedFd) -> Shm {
     let m = memmap2::MmapRaw::map_raw(&file).unwrap();
     let ptr = NonNull::new(m.as_mut_ptr()).unwrap();
     let len = m.len();
-    // SAFETY: shared mapping owned by the Shm.
+    // SAFETY: `map_raw` maps the whole file read-write and shared, page aligned; the mapping is
+    // moved into the Shm as its owner, so it stays mapped as long as the Shm, and the test touches
+    // it only through the Shm.
     unsafe { Shm::from_raw(ptr, len, Box::new(m)) }
 }
 
@@ -483,6 +485,8 @@ enum Outcome {
 fn as_nobody(path: &Path) -> Outcome {
     use std::ffi::CString;
     let cpath = CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: sockaddr_un is a C struct of integers and a char array, for which all-zero bytes
+    // are a valid value.
     let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
     addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
     for (i, b) in cpath.as_bytes_with_nul().iter().enumerate() {
@@ -490,6 +494,9 @@ fn as_nobody(path: &Path) -> Outcome {
     }
     // SAFETY: the child only makes raw system calls and exits; no allocation, no locks.
     match unsafe { nix::unistd::fork() }.unwrap() {
+        // SAFETY: system calls of the async-signal-safe kind only (the child of a multi-threaded
+        // process may not allocate or lock), then `_exit`: the child never returns into Rust code.
+        // Every pointer passed is to a live local of the size given (`tv`, `addr`, `buf`).
         nix::unistd::ForkResult::Child => unsafe {
             if libc::setgid(65534) != 0 || libc::setuid(65534) != 0 {
                 libc::_exit(10);

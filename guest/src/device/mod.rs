@@ -14,6 +14,11 @@
 //! [`open_pci`] picks between the two in-VM backends, [`find_pool`] scans the VM's ivshmem devices
 //! for a pool by name.
 //!
+//! The in-VM backends are one type, [`ivshmem::Ivshmem`], over a small backend type each (how it
+//! opened the device, how it waits). Shared by them: [`pci`] finds the devices in sysfs, [`map`]
+//! maps the pool and the register BAR (every backend's mappings, the socket one's included),
+//! [`watch`] follows the pool's peer table and waits by polling.
+//!
 //! Interrupts are only ever wake-ups: a doorbell can be lost (QEMU drops those that arrive before a
 //! guest enables MSI-X), so callers always re-check shared memory after a wait, whatever it returns.
 
@@ -23,11 +28,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub mod ivshmem;
+pub mod map;
 pub mod pci;
 pub mod socket;
 pub mod sysfs;
 pub mod vfio;
 pub mod vfio_share;
+pub mod watch;
 
 pub use socket::SocketDevice;
 pub use sysfs::SysfsDevice;

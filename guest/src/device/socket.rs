@@ -4,8 +4,8 @@
 //! departures) are drained lazily, whenever the engine rings an unknown peer, waits, or asks for
 //! events, so the library needs no background thread.
 
+use super::map::map_file;
 use super::{Device, DeviceError, PeerEvent};
-use memmap2::MmapRaw;
 use nix::fcntl::{fcntl, FcntlArg, FdFlag};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use snoo_common::layout::{PoolHeader, MAGIC, OFF_MAGIC, OFF_VECTORS};
@@ -17,7 +17,6 @@ use std::io::{self, Read, Write};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::ptr::NonNull;
 use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -152,14 +151,6 @@ fn header_vectors(shm: &Shm) -> Option<usize> {
     (1..=MAX_VECTORS).contains(&v).then_some(v as usize)
 }
 
-fn map(file: &File) -> Result<Shm, DeviceError> {
-    let map = MmapRaw::map_raw(file)?;
-    let ptr = NonNull::new(map.as_mut_ptr()).ok_or_else(|| io::Error::other("null mapping"))?;
-    let len = map.len();
-    // SAFETY: a shared read-write mapping of `len` bytes, page aligned, owned by the Shm from here on.
-    Ok(unsafe { Shm::from_raw(ptr, len, Box::new(map)) })
-}
-
 impl SocketDevice {
     /// Connects to the daemon at `path` and completes the handshake within `timeout`.
     pub fn connect(path: &Path, timeout: Duration) -> Result<SocketDevice, DeviceError> {
@@ -217,7 +208,7 @@ impl SocketDevice {
             if shm.is_none() {
                 // The memory just arrived (the decoder has accepted it): map it to learn the count.
                 if let Some(f) = link.decoder.pending_shm() {
-                    let s = map(f)?;
+                    let s = map_file(f)?;
                     expected = header_vectors(&s);
                     shm = Some(s);
                 }

@@ -6,25 +6,30 @@
 //! re-checks shared memory after it. Doorbells this VM rings still wake peers that have interrupts
 //! (host processes, VFIO guests). Peer joins and departures come from the pool's peer table.
 
-use super::pci::{
-    check_vector, doorbell_value, header_vectors, iv_position, map_pool, page_size, PciDevice,
-    PeerWatch, PollWait, Registers, REG_DOORBELL, REG_IV_POSITION,
-};
-use super::{Device, DeviceError, PeerEvent};
-use snoo_common::Shm;
+use super::ivshmem::{header_vectors, Backend, Ivshmem};
+use super::map::{map_pool, page_size, Bar0, Registers};
+use super::pci::PciDevice;
+use super::watch::PollWait;
+use super::{Device, DeviceError};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::time::Duration;
 
 /// A pool reached through the sysfs resource files of an ivshmem-doorbell device.
-pub struct SysfsDevice {
-    pci: PciDevice,
-    regs: Registers,
-    shm: Shm,
-    own_id: u16,
-    vectors: u32,
-    watch: PeerWatch,
+pub type SysfsDevice = Ivshmem<Sysfs>;
+
+/// The sysfs backend: no interrupts, so waits poll.
+pub struct Sysfs {
     poll: PollWait,
+}
+
+impl Backend for Sysfs {
+    const INTERRUPTS: bool = false;
+
+    fn wait(&self, _vector: u32, timeout: Duration) -> Result<bool, DeviceError> {
+        self.poll.nap(timeout);
+        Ok(false)
+    }
 }
 
 fn open_rw(pci: &PciDevice, file: &str) -> Result<File, DeviceError> {
@@ -36,7 +41,7 @@ fn open_rw(pci: &PciDevice, file: &str) -> Result<File, DeviceError> {
         .map_err(|e| DeviceError::Pci(format!("{}: {e} (needs root)", path.display())))
 }
 
-impl SysfsDevice {
+impl Ivshmem<Sysfs> {
     /// Opens the ivshmem device at `bdf`: enables its memory decoding and maps both BARs.
     pub fn open(bdf: &str) -> Result<SysfsDevice, DeviceError> {
         let pci = PciDevice::at(bdf)?;
@@ -71,61 +76,10 @@ impl SysfsDevice {
             .map_err(|e| DeviceError::Pci(format!("{}: mapping resource0: {e}", pci.bdf)))?;
         let shm = map_pool(&open_rw(&pci, "resource2")?, 0, bar2_len)
             .map_err(|e| DeviceError::Pci(format!("{}: mapping resource2: {e}", pci.bdf)))?;
-        let own_id = iv_position(regs.read32(REG_IV_POSITION), &pci.bdf)?;
         let vectors = header_vectors(&shm).unwrap_or(1);
-        tracing::debug!(bdf = %pci.bdf, own_id, vectors, "opened ivshmem through sysfs");
-        Ok(SysfsDevice {
-            pci,
-            regs,
-            shm,
-            own_id,
-            vectors,
-            watch: PeerWatch::new(own_id),
-            poll: PollWait::new(),
-        })
-    }
-
-    /// The PCI device.
-    pub fn pci(&self) -> &PciDevice {
-        &self.pci
-    }
-}
-
-impl Device for SysfsDevice {
-    fn has_interrupts(&self) -> bool {
-        false
-    }
-
-    fn shm(&self) -> &Shm {
-        &self.shm
-    }
-
-    fn own_id(&self) -> u16 {
-        self.own_id
-    }
-
-    fn vectors(&self) -> u32 {
-        self.vectors
-    }
-
-    fn doorbell(&self, peer: u16, vector: u32) -> Result<(), DeviceError> {
-        check_vector(vector, self.vectors)?;
-        // QEMU silently drops doorbells to unknown peers, like the socket backend's NoSuchPeer
-        // would be ignored by the engine anyway.
-        self.regs
-            .write32(REG_DOORBELL, doorbell_value(peer, vector));
-        Ok(())
-    }
-
-    fn wait(&self, vector: u32, timeout: Duration) -> Result<bool, DeviceError> {
-        self.poll.wait(vector, self.vectors, timeout)
-    }
-
-    fn take_events(&self) -> Vec<PeerEvent> {
-        self.watch.take_events(&self.shm)
-    }
-
-    fn peers(&self) -> Vec<u16> {
-        self.watch.alive(&self.shm).into_keys().collect()
+        let poll = PollWait::new();
+        let dev = Ivshmem::new(pci, Bar0::Mapped(regs), shm, vectors, Sysfs { poll })?;
+        tracing::debug!(bdf = %dev.pci().bdf, own_id = dev.own_id(), vectors, "opened ivshmem through sysfs");
+        Ok(dev)
     }
 }

@@ -5,14 +5,12 @@
 //! The VFIO group is opened exclusively: one process per VM opens a given device this way; it
 //! lends the device fd to other local ranks (see [`super::vfio_share`]).
 
-use super::pci::{
-    doorbell_value, header_vectors, iv_position, map_pool, page_size, PciDevice, PeerWatch,
-    Registers, REG_DOORBELL, REG_IV_POSITION,
-};
+use super::ivshmem::{header_vectors, Backend, Ivshmem};
+use super::map::{map_pool, page_size, Bar0};
+use super::pci::PciDevice;
 use super::vfio_share::{Lender, Regions};
-use super::{Device, DeviceError, PeerEvent};
+use super::{Device, DeviceError};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use snoo_common::Shm;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,33 +27,39 @@ const PCI_COMMAND: u64 = 0x04;
 const PCI_COMMAND_MASTER: u16 = 0x0004;
 const REGION_FLAG_MMAP: u32 = 1 << 2;
 
-/// How BAR0 is reached: mapped, or (if vfio-pci refuses to map it) by pread/pwrite on the device.
-enum Bar0 {
-    Mapped(Registers),
-    Fd,
-}
-
 /// A pool reached through an ivshmem-doorbell device bound to `vfio-pci`.
-pub struct VfioDevice {
-    // Field order is drop order: stop lending, unmap before closing the device, close it before the
+pub type VfioDevice = Ivshmem<Vfio>;
+
+/// The VFIO backend: the device opened through its group, and one eventfd per MSI-X vector.
+pub struct Vfio {
+    // Field order is drop order: stop lending, close the eventfds and the device, then the
     // container.
     lender: Option<Lender>,
-    pci: PciDevice,
-    bar0: Bar0,
-    shm: Shm,
     events: Vec<EventFd>,
     dev: RawVfioDevice,
     _container: Arc<VfioContainer>,
-    own_id: u16,
-    vectors: u32,
-    watch: PeerWatch,
 }
 
-fn vfio_err(pci: &PciDevice, what: &str, e: impl std::fmt::Display) -> DeviceError {
+/// Types that own their fd: it is opened when they are made and closed only when they are
+/// dropped.
+trait OwnsFd: AsRawFd {}
+impl OwnsFd for EventFd {}
+impl OwnsFd for RawVfioDevice {}
+
+/// The fd of `owner`, borrowed for as long as `owner` is.
+fn fd_of<T: OwnsFd>(owner: &T) -> BorrowedFd<'_> {
+    // SAFETY: `T` owns the fd (`OwnsFd`: vmm-sys-util's EventFd holds it in a `File`,
+    // vfio-ioctls' VfioDevice in a `File` it closes in its `Drop`), so it stays open while
+    // `owner` is borrowed, which the returned lifetime ties it to.
+    unsafe { BorrowedFd::borrow_raw(owner.as_raw_fd()) }
+}
+
+/// A VFIO error about `pci`: what failed, and why.
+pub(super) fn vfio_err(pci: &PciDevice, what: &str, e: impl std::fmt::Display) -> DeviceError {
     DeviceError::Vfio(format!("{}: {what}: {e}", pci.bdf))
 }
 
-impl VfioDevice {
+impl Ivshmem<Vfio> {
     /// Opens the device at `bdf`, which must be bound to `vfio-pci`.
     pub fn open(bdf: &str) -> Result<VfioDevice, DeviceError> {
         let pci = PciDevice::at(bdf)?;
@@ -78,20 +82,16 @@ impl VfioDevice {
             .map_err(|e| vfio_err(&pci, "opening the device", e))?;
 
         let bar0_off = dev.get_region_offset(BAR0_REGION);
-        let bar0 = if dev.get_region_flags(BAR0_REGION) & REGION_FLAG_MMAP != 0 {
-            Bar0::Mapped(
-                Registers::map(&dev, bar0_off, 0).map_err(|e| vfio_err(&pci, "mapping BAR0", e))?,
-            )
-        } else {
-            Bar0::Fd
-        };
+        let bar0_mappable = dev.get_region_flags(BAR0_REGION) & REGION_FLAG_MMAP != 0;
+        let bar0 = Bar0::vfio(fd_of(&dev), bar0_off, bar0_mappable)
+            .map_err(|e| vfio_err(&pci, "mapping BAR0", e))?;
         if dev.get_region_flags(BAR2_REGION) & REGION_FLAG_MMAP == 0 {
             return Err(vfio_err(&pci, "BAR2", "vfio-pci does not allow mapping it"));
         }
         let bar2_len = dev.get_region_size(BAR2_REGION);
         let regions = Regions {
             bar0_offset: bar0_off,
-            bar0_mappable: matches!(bar0, Bar0::Mapped(_)),
+            bar0_mappable,
             bar2_offset: dev.get_region_offset(BAR2_REGION),
             bar2_len,
         };
@@ -118,86 +118,33 @@ impl VfioDevice {
         dev.enable_msix(events.iter().collect())
             .map_err(|e| vfio_err(&pci, "enabling MSI-X", e))?;
 
-        let mut me = VfioDevice {
+        let backend = Vfio {
             lender: None,
-            pci,
-            bar0,
-            shm,
             events,
             dev,
             _container: container,
-            own_id: 0,
-            vectors,
-            watch: PeerWatch::new(0),
         };
-        me.own_id = iv_position(me.read32(REG_IV_POSITION), &me.pci.bdf)?;
-        me.watch = PeerWatch::new(me.own_id);
+        let mut me = Ivshmem::new(pci, bar0, shm, vectors, backend)?;
         // Other ranks of this VM cannot open the group now; they borrow the device fd instead.
-        me.lender = Lender::start(&me.pci.bdf, me.dev.as_raw_fd(), regions);
-        tracing::debug!(bdf = %me.pci.bdf, own_id = me.own_id, vectors, "opened ivshmem through VFIO");
+        let fd = me.backend_mut().dev.as_raw_fd();
+        let lender = Lender::start(&me.pci().bdf, fd, regions);
+        me.backend_mut().lender = lender;
+        tracing::debug!(bdf = %me.pci().bdf, own_id = me.own_id(), vectors, "opened ivshmem through VFIO");
         Ok(me)
     }
+}
 
-    /// The PCI device.
-    pub fn pci(&self) -> &PciDevice {
-        &self.pci
-    }
+impl Backend for Vfio {
+    const INTERRUPTS: bool = true;
 
-    fn read32(&self, off: u64) -> u32 {
-        match &self.bar0 {
-            Bar0::Mapped(r) => r.read32(off),
-            Bar0::Fd => {
-                let mut b = [0u8; 4];
-                self.dev.region_read(BAR0_REGION, &mut b, off);
-                u32::from_le_bytes(b)
-            }
-        }
-    }
-
-    fn write32(&self, off: u64, v: u32) {
-        match &self.bar0 {
-            Bar0::Mapped(r) => r.write32(off, v),
-            Bar0::Fd => self.dev.region_write(BAR0_REGION, &v.to_le_bytes(), off),
-        }
-    }
-
-    fn check_vector(&self, vector: u32) -> Result<&EventFd, DeviceError> {
-        self.events
+    fn wait(&self, vector: u32, timeout: Duration) -> Result<bool, DeviceError> {
+        let efd = self
+            .events
             .get(vector as usize)
             .ok_or(DeviceError::BadVector {
                 vector,
-                vectors: self.vectors,
-            })
-    }
-}
-
-impl Drop for VfioDevice {
-    fn drop(&mut self) {
-        let _ = self.dev.disable_msix();
-    }
-}
-
-impl Device for VfioDevice {
-    fn shm(&self) -> &Shm {
-        &self.shm
-    }
-
-    fn own_id(&self) -> u16 {
-        self.own_id
-    }
-
-    fn vectors(&self) -> u32 {
-        self.vectors
-    }
-
-    fn doorbell(&self, peer: u16, vector: u32) -> Result<(), DeviceError> {
-        self.check_vector(vector)?;
-        self.write32(REG_DOORBELL, doorbell_value(peer, vector));
-        Ok(())
-    }
-
-    fn wait(&self, vector: u32, timeout: Duration) -> Result<bool, DeviceError> {
-        let efd = self.check_vector(vector)?;
+                vectors: self.events.len() as u32,
+            })?;
         let deadline = Instant::now() + timeout;
         loop {
             match efd.read() {
@@ -211,9 +158,7 @@ impl Device for VfioDevice {
             }
             // Round up so that a sub-millisecond timeout still sleeps.
             let ms = left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
-            // SAFETY: the eventfd is owned by `self` and outlives this borrow.
-            let fd = unsafe { BorrowedFd::borrow_raw(efd.as_raw_fd()) };
-            let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+            let mut fds = [PollFd::new(fd_of(efd), PollFlags::POLLIN)];
             match poll(
                 &mut fds,
                 PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
@@ -224,11 +169,8 @@ impl Device for VfioDevice {
         }
     }
 
-    fn take_events(&self) -> Vec<PeerEvent> {
-        self.watch.take_events(&self.shm)
-    }
-
-    fn peers(&self) -> Vec<u16> {
-        self.watch.alive(&self.shm).into_keys().collect()
+    fn close(&mut self) {
+        let _ = self.dev.disable_msix();
+        self.lender = None;
     }
 }

@@ -12,19 +12,18 @@
 //! vector of its own, polls like the sysfs backend (it never asks to be rung). It keeps working if
 //! the owner exits first: its fd keeps the device open.
 
-use super::pci::{
-    check_vector, doorbell_value, header_vectors, iv_position, map_pool, PciDevice, PeerWatch,
-    PollWait, Registers, REG_DOORBELL, REG_IV_POSITION,
-};
-use super::{Device, DeviceError, PeerEvent};
+use super::ivshmem::{header_vectors, Backend, Ivshmem};
+use super::map::{map_pool, Bar0};
+use super::pci::PciDevice;
+use super::vfio::vfio_err;
+use super::watch::PollWait;
+use super::{Device, DeviceError};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
-use snoo_common::Shm;
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, RawFd};
 use std::os::linux::net::SocketAddrExt;
-use std::os::unix::fs::FileExt;
 use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -129,30 +128,26 @@ fn lend_loop(listener: UnixListener, fd: RawFd, r: Regions, stop: &AtomicBool) {
     }
 }
 
-/// How BAR0 is reached through the lent fd.
-enum Bar0 {
-    Mapped(Registers),
-    Fd(u64),
-}
-
 /// A pool reached through a VFIO device fd lent by the process that opened the device.
-pub struct BorrowedVfioDevice {
-    pci: PciDevice,
-    // Unmap before closing the fd.
-    bar0: Bar0,
-    shm: Shm,
-    fd: File,
-    own_id: u16,
-    vectors: u32,
-    watch: PeerWatch,
+pub type BorrowedVfioDevice = Ivshmem<Borrowed>;
+
+/// The borrower's backend: the lent device fd, and no MSI-X vector of its own, so waits poll.
+pub struct Borrowed {
     poll: PollWait,
+    // Keeps the device open (dropped after the BAR mappings: see `Ivshmem`).
+    _fd: File,
 }
 
-fn err(pci: &PciDevice, what: &str, e: impl std::fmt::Display) -> DeviceError {
-    DeviceError::Vfio(format!("{}: {what}: {e}", pci.bdf))
+impl Backend for Borrowed {
+    const INTERRUPTS: bool = false;
+
+    fn wait(&self, _vector: u32, timeout: Duration) -> Result<bool, DeviceError> {
+        self.poll.nap(timeout);
+        Ok(false)
+    }
 }
 
-impl BorrowedVfioDevice {
+impl Ivshmem<Borrowed> {
     /// Borrows `pci` from the local process that has it open through VFIO. `Ok(None)` if no process
     /// lends it.
     pub fn borrow(pci: &PciDevice) -> Result<Option<BorrowedVfioDevice>, DeviceError> {
@@ -160,17 +155,17 @@ impl BorrowedVfioDevice {
         let stream = match UnixStream::connect_addr(&addr) {
             Ok(s) => s,
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => return Ok(None),
-            Err(e) => return Err(err(pci, "connecting to the VFIO owner", e)),
+            Err(e) => return Err(vfio_err(pci, "connecting to the VFIO owner", e)),
         };
         stream.set_read_timeout(Some(Duration::from_secs(10)))?;
         let mut buf = [0u8; WORDS * 8];
         let (n, fd) = stream
             .recv_with_fd(&mut buf)
-            .map_err(|e| err(pci, "receiving the VFIO device fd", e))?;
-        let fd = fd.ok_or_else(|| err(pci, "the VFIO owner", "sent no fd"))?;
+            .map_err(|e| vfio_err(pci, "receiving the VFIO device fd", e))?;
+        let fd = fd.ok_or_else(|| vfio_err(pci, "the VFIO owner", "sent no fd"))?;
         let w = |i: usize| u64::from_le_bytes(buf[i * 8..i * 8 + 8].try_into().unwrap());
         if n != buf.len() || w(0) != MAGIC {
-            return Err(err(pci, "the VFIO owner", "sent a malformed message"));
+            return Err(vfio_err(pci, "the VFIO owner", "sent a malformed message"));
         }
         let r = Regions {
             bar0_offset: w(1),
@@ -178,92 +173,18 @@ impl BorrowedVfioDevice {
             bar2_offset: w(3),
             bar2_len: w(4),
         };
-        let bar0 = if r.bar0_mappable {
-            Bar0::Mapped(
-                Registers::map(&fd, r.bar0_offset, 0)
-                    .map_err(|e| err(pci, "mapping BAR0 of the lent fd", e))?,
-            )
-        } else {
-            Bar0::Fd(r.bar0_offset)
-        };
+        let bar0 = Bar0::vfio(fd.as_fd(), r.bar0_offset, r.bar0_mappable)
+            .map_err(|e| vfio_err(pci, "mapping BAR0 of the lent fd", e))?;
         let shm = map_pool(&fd, r.bar2_offset, r.bar2_len)
-            .map_err(|e| err(pci, "mapping BAR2 of the lent fd", e))?;
+            .map_err(|e| vfio_err(pci, "mapping BAR2 of the lent fd", e))?;
         let vectors = header_vectors(&shm).unwrap_or(1);
-        let mut me = BorrowedVfioDevice {
-            pci: pci.clone(),
-            bar0,
-            shm,
-            fd,
-            own_id: 0,
-            vectors,
-            watch: PeerWatch::new(0),
+        let backend = Borrowed {
             poll: PollWait::new(),
+            _fd: fd,
         };
-        me.own_id = iv_position(me.read32(REG_IV_POSITION), &pci.bdf)?;
-        me.watch = PeerWatch::new(me.own_id);
-        tracing::debug!(bdf = %pci.bdf, own_id = me.own_id, "borrowed the VFIO device of another process");
+        let me = Ivshmem::new(pci.clone(), bar0, shm, vectors, backend)?;
+        tracing::debug!(bdf = %pci.bdf, own_id = me.own_id(), "borrowed the VFIO device of another process");
         Ok(Some(me))
-    }
-
-    /// The PCI device.
-    pub fn pci(&self) -> &PciDevice {
-        &self.pci
-    }
-
-    fn read32(&self, off: u64) -> u32 {
-        match &self.bar0 {
-            Bar0::Mapped(r) => r.read32(off),
-            Bar0::Fd(base) => {
-                let mut b = [0u8; 4];
-                let _ = self.fd.read_exact_at(&mut b, base + off);
-                u32::from_le_bytes(b)
-            }
-        }
-    }
-
-    fn write32(&self, off: u64, v: u32) {
-        match &self.bar0 {
-            Bar0::Mapped(r) => r.write32(off, v),
-            Bar0::Fd(base) => {
-                let _ = self.fd.write_all_at(&v.to_le_bytes(), base + off);
-            }
-        }
-    }
-}
-
-impl Device for BorrowedVfioDevice {
-    fn has_interrupts(&self) -> bool {
-        false
-    }
-
-    fn shm(&self) -> &Shm {
-        &self.shm
-    }
-
-    fn own_id(&self) -> u16 {
-        self.own_id
-    }
-
-    fn vectors(&self) -> u32 {
-        self.vectors
-    }
-
-    fn doorbell(&self, peer: u16, vector: u32) -> Result<(), DeviceError> {
-        check_vector(vector, self.vectors)?;
-        self.write32(REG_DOORBELL, doorbell_value(peer, vector));
-        Ok(())
-    }
-
-    fn wait(&self, vector: u32, timeout: Duration) -> Result<bool, DeviceError> {
-        self.poll.wait(vector, self.vectors, timeout)
-    }
-
-    fn take_events(&self) -> Vec<PeerEvent> {
-        self.watch.take_events(&self.shm)
-    }
-
-    fn peers(&self) -> Vec<u16> {
-        self.watch.alive(&self.shm).into_keys().collect()
     }
 }
 
