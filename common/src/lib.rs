@@ -4,6 +4,8 @@
 //! ([`protocol`]), how a pool's shared memory is laid out ([`layout`]) and a bounds-checked view of
 //! that memory ([`shm`]), which every VM can write and so must be treated as untrusted.
 
+#![deny(missing_docs)]
+
 pub mod job;
 pub mod layout;
 pub mod protocol;

@@ -247,18 +247,33 @@ const NIBBLE_BITS: u64 = 0xF0; // bits 4..=7
 pub enum WordError {
     /// Kind 0: an empty slot, never a message.
     #[error("word {word:#018x} has kind 0, which is never valid (an empty slot)")]
-    ZeroKind { word: u64 },
+    ZeroKind {
+        /// The word that failed to decode.
+        word: u64,
+    },
     /// One of the reserved kinds 0xA..=0xF.
     #[error("word {word:#018x} has reserved kind {kind:#x}")]
-    ReservedKind { word: u64, kind: u8 },
+    ReservedKind {
+        /// The word that failed to decode.
+        word: u64,
+        /// Its kind code, 0xA to 0xF.
+        kind: u8,
+    },
     /// A bit that must be zero is set.
     #[error("{} word {word:#018x} has reserved bits set", kind::name((word & kind::MASK) as u8))]
-    ReservedBits { word: u64 },
+    ReservedBits {
+        /// The word that failed to decode.
+        word: u64,
+    },
     /// A field holds a value outside its range (path 3, DATA count 0, unknown control op...).
     #[error("{} word {word:#018x}: invalid {field} {value}", kind::name((word & kind::MASK) as u8))]
     BadField {
+        /// The word that failed to decode, or 0 for a hand-built word ([`Word::validate`],
+        /// [`Word::data`]).
         word: u64,
+        /// The field's name (`"path"`, `"count"`, `"unit"`...).
         field: &'static str,
+        /// The out-of-range value the field held.
         value: u64,
     },
     /// A tag that is not a non-negative `i32`.
@@ -272,17 +287,33 @@ pub enum WordError {
     InlineTooLong(u64),
     /// DATA words that do not add up to the length their envelope announced.
     #[error("DATA words do not add up to the {announced} bytes their envelope announced")]
-    LengthMismatch { announced: usize },
+    LengthMismatch {
+        /// The payload length the envelope announced, in bytes.
+        announced: usize,
+    },
     /// A valid word of the wrong kind at this point of a message.
     #[error("expected a {expected} word, got {word:#018x}")]
-    UnexpectedKind { expected: &'static str, word: u64 },
+    UnexpectedKind {
+        /// The kind of word the message called for here (`"LENGTH"`, `"DATA"`...).
+        expected: &'static str,
+        /// The word that came instead.
+        word: u64,
+    },
     /// A second encoding of something that has a canonical one (a short DATA word before the last,
     /// a LENGTH word holding a length that fits in the envelope).
     #[error("non-canonical {what} in word {word:#018x}")]
-    NonCanonical { word: u64, what: &'static str },
+    NonCanonical {
+        /// The offending word, or 0 for a hand-built word checked by [`Word::validate`].
+        word: u64,
+        /// What has another, canonical encoding.
+        what: &'static str,
+    },
     /// The payload does not fit the destination buffer.
     #[error("payload overflows the {capacity}-byte buffer")]
-    Overflow { capacity: usize },
+    Overflow {
+        /// Size of the destination buffer, in bytes.
+        capacity: usize,
+    },
 }
 
 /// How a message's payload travels.
@@ -357,11 +388,17 @@ impl CreditUnit {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Control {
     /// A barrier arrival; `generation` (at most [`MAX_BARRIER_GENERATION`]) tells barriers apart.
-    Barrier { generation: u64 },
+    Barrier {
+        /// Which barrier this is: a counter modulo 2^48.
+        generation: u64,
+    },
     /// The sender called `MPI_Finalize`.
     Finalize,
     /// The sender called `MPI_Abort` with this error code.
-    Abort { code: i32 },
+    Abort {
+        /// The MPI error code given to `MPI_Abort`.
+        code: i32,
+    },
 }
 
 const OP_BARRIER: u64 = 1;
@@ -414,28 +451,57 @@ pub enum Word {
     /// an INLINE message (its length is then below [`INLINE_LEN_LIMIT`], and bytes at and past
     /// the length are 0); it is all 0 for the other paths.
     Envelope {
+        /// MPI tag, at most [`MAX_TAG`].
         tag: u32,
+        /// How the payload travels.
         path: Path,
+        /// The payload length, or [`EnvLen::Long`] if a LENGTH word follows.
         len: EnvLen,
+        /// The first payload bytes of an INLINE message; 0 past its length and for other paths.
         head: [u8; HEAD_BYTES],
     },
     /// The length of a long envelope, at most [`MAX_LEN`].
-    Length { len: u32 },
+    Length {
+        /// Payload length in bytes, at most [`MAX_LEN`].
+        len: u32,
+    },
     /// `count` (1..=7) payload bytes in `bytes[..count]`; the rest are zero.
-    Data { count: u8, bytes: [u8; DATA_BYTES] },
+    Data {
+        /// Bytes of payload in this DATA word (1 to 7).
+        count: u8,
+        /// The payload bytes, then zero padding.
+        bytes: [u8; DATA_BYTES],
+    },
     /// Flow-control credit.
-    Credit { unit: CreditUnit, amount: u32 },
+    Credit {
+        /// What `amount` counts: eager budget bytes or eager message slots.
+        unit: CreditUnit,
+        /// How many units the receiver freed.
+        amount: u32,
+    },
     /// The payload of the RENDEZVOUS message with implicit id `id` has been read.
-    Fin { id: u32 },
+    Fin {
+        /// Implicit id of the RENDEZVOUS message (see the module documentation).
+        id: u32,
+    },
     /// Barrier, finalize, abort.
     Control(Control),
     /// The pool offset of a RENDEZVOUS payload, at most [`MAX_OFFSET`].
-    Buffer { offset: u64 },
+    Buffer {
+        /// Pool offset where the payload starts.
+        offset: u64,
+    },
     /// The pool offset of the receive buffer the sender copies its share into, at most
     /// [`MAX_OFFSET`].
-    Share { offset: u64 },
+    Share {
+        /// Pool offset where the receive buffer starts.
+        offset: u64,
+    },
     /// The sender's share of the RENDEZVOUS message with implicit id `id` is written.
-    Wrote { id: u32 },
+    Wrote {
+        /// Implicit id of the RENDEZVOUS message, as for FIN.
+        id: u32,
+    },
 }
 
 /// Bytes of a `len`-byte RENDEZVOUS payload that the sender copies itself after a SHARE word:
@@ -775,7 +841,9 @@ pub struct Header {
 /// the LENGTH word that follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HeaderStart {
+    /// A short envelope: the whole header.
     Complete(Header),
+    /// A long envelope: pass the next word to [`PendingHeader::finish`].
     NeedsLength(PendingHeader),
 }
 

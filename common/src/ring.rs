@@ -128,7 +128,9 @@ pub const OFF_DATA: usize = 128;
 /// Which side's index a [`RingError::Corrupt`] is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {
+    /// The producer index.
     Producer,
+    /// The consumer index.
     Consumer,
 }
 
@@ -146,15 +148,23 @@ impl std::fmt::Display for Side {
 pub enum RingError {
     /// The capacity is zero, not a power of two, or too large.
     #[error("ring capacity {capacity} is not a power of two between 1 and {max}")]
-    BadCapacity { capacity: usize, max: usize },
+    BadCapacity {
+        /// The capacity asked for, in units (words or bytes).
+        capacity: usize,
+        /// The largest capacity of this kind of ring.
+        max: usize,
+    },
     /// The offset is not a multiple of [`RING_ALIGN`].
     #[error("ring offset {0:#x} is not {RING_ALIGN}-byte aligned")]
     Misaligned(usize),
     /// The ring does not fit in the mapping.
     #[error("ring at {offset:#x} needs {footprint} bytes, beyond the {len}-byte mapping")]
     OutOfBounds {
+        /// Offset in the mapping of the ring (or of the part of it accessed).
         offset: usize,
+        /// Bytes needed from `offset`.
         footprint: usize,
+        /// Length of the mapping, in bytes.
         len: usize,
     },
     /// A word of kind 0 was pushed into a mailbox, where it would read as an empty slot, or one
@@ -165,7 +175,10 @@ pub enum RingError {
     /// index `index`, was not: the producer did not write in order. Nothing was taken; the peer is
     /// buggy or hostile.
     #[error("mailbox words from index {index} were published out of order")]
-    Torn { index: u64 },
+    Torn {
+        /// The consumer index the read started at.
+        index: u64,
+    },
     /// The other side's index, as read from shared memory, is not something that side can have
     /// written: it went backwards, ran ahead of what is possible (the producer past
     /// `consumer + capacity`, the consumer past what was published), or was inconsistent when
@@ -173,9 +186,13 @@ pub enum RingError {
     /// the peer is buggy or hostile and the pair should be torn down.
     #[error("corrupt {side} index {seen} in shared memory (expected {low}..={high})")]
     Corrupt {
+        /// Whose index it is.
         side: Side,
+        /// The value read from shared memory.
         seen: u64,
+        /// The lowest value that side can have written.
         low: u64,
+        /// The highest value that side can have written.
         high: u64,
     },
 }
