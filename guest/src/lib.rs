@@ -21,7 +21,6 @@
 #![deny(missing_docs)]
 
 mod api;
-#[allow(missing_docs)] // (documented with the backends' consolidation)
 pub mod device;
 mod engine;
 pub mod error;

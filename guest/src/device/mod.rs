@@ -2,22 +2,22 @@
 //! waits on own vectors, and peer join/leave events.
 //!
 //! Backends:
-//! - [`socket::SocketDevice`]: connects to `snoo-hostd` exactly as QEMU does, so that ordinary host
+//! - [`SocketDevice`]: connects to `snoo-hostd` exactly as QEMU does, so that ordinary host
 //!   processes act as VMs with the same protocol and memory layout.
-//! - [`vfio::VfioDevice`]: inside a VM with an IOMMU, the ivshmem device bound to `vfio-pci`;
+//! - [`VfioDevice`]: inside a VM with an IOMMU, the ivshmem device bound to `vfio-pci`;
 //!   doorbells arrive as MSI-X interrupts on eventfds.
-//! - [`vfio_share::BorrowedVfioDevice`]: another rank in the same VM as a `VfioDevice`, on the
+//! - [`BorrowedVfioDevice`]: another rank in the same VM as a `VfioDevice`, on the
 //!   device fd that one lends it; no interrupts of its own, so waits poll.
-//! - [`sysfs::SysfsDevice`]: inside a VM without an IOMMU, the BARs mapped through sysfs; no
+//! - [`SysfsDevice`]: inside a VM without an IOMMU, the BARs mapped through sysfs; no
 //!   interrupts, so waits poll with a short backoff.
 //!
 //! [`open_pci`] picks between the two in-VM backends, [`find_pool`] scans the VM's ivshmem devices
 //! for a pool by name.
 //!
-//! The in-VM backends are one type, [`ivshmem::Ivshmem`], over a small backend type each (how it
-//! opened the device, how it waits). Shared by them: [`pci`] finds the devices in sysfs, [`map`]
+//! The in-VM backends are one type, `ivshmem::Ivshmem`, over a small backend type each (how it
+//! opened the device, how it waits). Shared by them: `pci` finds the devices in sysfs, `map`
 //! maps the pool and the register BAR (every backend's mappings, the socket one's included),
-//! [`watch`] follows the pool's peer table and waits by polling.
+//! `watch` follows the pool's peer table and waits by polling.
 //!
 //! Interrupts are only ever wake-ups: a doorbell can be lost (QEMU drops those that arrive before a
 //! guest enables MSI-X), so callers always re-check shared memory after a wait, whatever it returns.
@@ -28,14 +28,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub mod ivshmem;
-pub mod map;
-pub mod pci;
-pub mod socket;
-pub mod sysfs;
-pub mod vfio;
-pub mod vfio_share;
-pub mod watch;
+mod ivshmem;
+mod map;
+mod pci;
+mod socket;
+mod sysfs;
+mod vfio;
+mod vfio_share;
+mod watch;
 
 pub use socket::SocketDevice;
 pub use sysfs::SysfsDevice;
@@ -45,34 +45,53 @@ pub use vfio_share::BorrowedVfioDevice;
 /// A peer joined or left the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PeerEvent {
+    /// This peer id connected.
     Joined(u16),
+    /// This peer id disconnected (its VM or process is gone).
     Left(u16),
 }
 
 /// Why a device operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {
+    /// The daemon's socket could not be reached.
     #[error("cannot connect to the SNOO daemon at {path:?}: {source}")]
     Connect {
+        /// The socket.
         path: PathBuf,
+        /// Why.
         source: std::io::Error,
     },
+    /// The daemon did not send its greeting (version, id, pool) in time.
     #[error("the daemon at {0:?} did not complete the handshake in time")]
     HandshakeTimeout(PathBuf),
+    /// The daemon hung up during the greeting.
     #[error("the daemon closed the connection during the handshake (pool full, or this uid not allowed?)")]
     Refused,
+    /// The daemon broke QEMU's ivshmem-server protocol.
     #[error("protocol error from the daemon: {0}")]
     Protocol(#[from] ProtocolError),
+    /// The pool's memory is unusable (size, header).
     #[error("pool memory: {0}")]
     Layout(#[from] snoo_common::LayoutError),
+    /// A doorbell for a peer id that is not connected.
     #[error("peer {0} is not connected")]
     NoSuchPeer(u16),
+    /// A vector this pool does not have.
     #[error("vector {vector} out of range (the pool has {vectors})")]
-    BadVector { vector: u32, vectors: u32 },
+    BadVector {
+        /// The vector asked for.
+        vector: u32,
+        /// Vectors per peer in this pool.
+        vectors: u32,
+    },
+    /// The PCI device could not be found or opened.
     #[error("{0}")]
     Pci(String),
+    /// A VFIO call failed.
     #[error("VFIO: {0}")]
     Vfio(String),
+    /// Any other system call failed.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -108,7 +127,9 @@ pub trait Device: Send + Sync {
 pub enum PciMode {
     /// VFIO if the device is bound to `vfio-pci`, else sysfs.
     Auto,
+    /// The BARs through sysfs resource files: no interrupts, waits poll.
     Sysfs,
+    /// VFIO with MSI-X interrupts (the device must be bound to `vfio-pci`).
     Vfio,
 }
 
