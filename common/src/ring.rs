@@ -2,8 +2,11 @@
 //!
 //! Two rings connect each ordered pair of ranks (laid out by the engine):
 //!
-//! * [`WordFifo`], the **mailbox**: a FIFO of `u64` register words ([`crate::register`]). The
-//!   producer side is [`WordProducer`], the consumer side [`WordConsumer`].
+//! * [`WordFifo`], the **mailbox**: a FIFO of `u64` words. The producer side is [`WordProducer`],
+//!   the consumer side [`WordConsumer`]. The mailbox knows nothing of what its words mean; it
+//!   owns two facts of every word (see below): a zero low nibble marks an empty slot, and bit 7 is
+//!   its lap bit. Any word format that keeps the low nibble non-zero and bit 7 clear can travel
+//!   in it; the register words ([`crate::register`]) are the one SNOO uses.
 //! * [`ByteRing`], the **data ring**: a byte stream for large payloads, [`ByteProducer`] and
 //!   [`ByteConsumer`]. Bulk copies, chunked publication, so the receiver copies out while the sender
 //!   copies in.
@@ -43,10 +46,10 @@
 //!
 //! # The mailbox polls slots, not the producer index
 //!
-//! Kind 0 (the low 4 bits of a register word) is never a valid word, so a zero slot (as
-//! [`WordFifo::init`] leaves them) is an empty one. Bit 7 of every slot is the **lap bit**
+//! A word whose low 4 bits are 0 is never pushed ([`WordProducer::push`] refuses it), so a zero slot
+//! (as [`WordFifo::init`] leaves them) is an empty one. Bit 7 of every slot is the **lap bit**
 //! ([`LAP_BIT`]): the producer sets it to the parity of the lap the word is written in
-//! (`index / capacity`, odd laps 1), and register words keep bit 7 zero for it. The mailbox
+//! (`index / capacity`, odd laps 1), and words pushed must keep bit 7 zero for it. The mailbox
 //! consumer reads the slot at its position and takes it if the kind is not 0 and the lap bit is
 //! the current lap's: a word left from the previous lap reads as empty, so released slots need
 //! no zeroing. The consumer never reads the producer index (which the producer still stores, for
@@ -97,11 +100,12 @@ use std::sync::atomic::fence;
 use std::sync::atomic::{AtomicU64, Ordering};
 use thiserror::Error;
 
-/// The kind nibble of a mailbox word ([`crate::register`]); kind 0 marks an empty slot.
+/// The low nibble of a mailbox word: 0 marks an empty slot, so words pushed must not have it 0
+/// (the register format's kind nibble, which is never 0).
 const KIND_MASK: u64 = 0xF;
 /// The mailbox's lap bit: bit 7 of every slot is the parity of the lap (`index / capacity`) the
-/// word was written in. Register words keep it zero ([`crate::register`]); the ring sets it on
-/// the way in and clears it on the way out.
+/// word was written in. Words pushed keep it zero (the register format reserves it); the ring
+/// sets it on the way in and clears it on the way out.
 pub const LAP_BIT: u64 = 1 << 7;
 
 /// How far ahead of its next slot a mailbox producer asks for the slot line in a state fit for
