@@ -22,6 +22,11 @@ pub struct PciDevice {
 }
 
 impl PciDevice {
+    /// A VFIO failure on this device: `what` was being done, `e` went wrong.
+    pub(super) fn vfio_err(&self, what: &str, e: impl std::fmt::Display) -> DeviceError {
+        DeviceError::Vfio(format!("{}: {what}: {e}", self.bdf))
+    }
+
     /// The device at `bdf` (`0000:00:02.0`, or `00:02.0` for domain 0), which must exist.
     pub fn at(bdf: &str) -> Result<PciDevice, DeviceError> {
         Self::at_in(Path::new(SYSFS_PCI), bdf)

@@ -54,11 +54,6 @@ fn fd_of<T: OwnsFd>(owner: &T) -> BorrowedFd<'_> {
     unsafe { BorrowedFd::borrow_raw(owner.as_raw_fd()) }
 }
 
-/// A VFIO error about `pci`: what failed, and why.
-pub(super) fn vfio_err(pci: &PciDevice, what: &str, e: impl std::fmt::Display) -> DeviceError {
-    DeviceError::Vfio(format!("{}: {what}: {e}", pci.bdf))
-}
-
 impl Ivshmem<Vfio> {
     /// Opens the device at `bdf`, which must be bound to `vfio-pci`.
     pub fn open(bdf: &str) -> Result<VfioDevice, DeviceError> {
@@ -74,19 +69,19 @@ impl Ivshmem<Vfio> {
                 )))
             }
         }
-        let container =
-            Arc::new(VfioContainer::new(None).map_err(|e| {
-                vfio_err(&pci, "opening /dev/vfio/vfio (needs a TYPE1v2 IOMMU)", e)
-            })?);
+        let container = Arc::new(
+            VfioContainer::new(None)
+                .map_err(|e| pci.vfio_err("opening /dev/vfio/vfio (needs a TYPE1v2 IOMMU)", e))?,
+        );
         let dev = RawVfioDevice::new(&pci.path, container.clone(), false)
-            .map_err(|e| vfio_err(&pci, "opening the device", e))?;
+            .map_err(|e| pci.vfio_err("opening the device", e))?;
 
         let bar0_off = dev.get_region_offset(BAR0_REGION);
         let bar0_mappable = dev.get_region_flags(BAR0_REGION) & REGION_FLAG_MMAP != 0;
         let bar0 = Bar0::vfio(fd_of(&dev), bar0_off, bar0_mappable)
-            .map_err(|e| vfio_err(&pci, "mapping BAR0", e))?;
+            .map_err(|e| pci.vfio_err("mapping BAR0", e))?;
         if dev.get_region_flags(BAR2_REGION) & REGION_FLAG_MMAP == 0 {
-            return Err(vfio_err(&pci, "BAR2", "vfio-pci does not allow mapping it"));
+            return Err(pci.vfio_err("BAR2", "vfio-pci does not allow mapping it"));
         }
         let bar2_len = dev.get_region_size(BAR2_REGION);
         let regions = Regions {
@@ -96,14 +91,14 @@ impl Ivshmem<Vfio> {
             bar2_len,
         };
         if bar2_len < page_size() as u64 {
-            return Err(vfio_err(&pci, "BAR2", format!("only {bar2_len} bytes")));
+            return Err(pci.vfio_err("BAR2", format!("only {bar2_len} bytes")));
         }
         let shm = map_pool(&dev, dev.get_region_offset(BAR2_REGION), bar2_len)
-            .map_err(|e| vfio_err(&pci, "mapping BAR2", e))?;
+            .map_err(|e| pci.vfio_err("mapping BAR2", e))?;
 
         let msix = dev.get_irq_info(MSIX_IRQ_INDEX).map_or(0, |i| i.count);
         if msix == 0 {
-            return Err(vfio_err(&pci, "MSI-X", "the device has no MSI-X vectors"));
+            return Err(pci.vfio_err("MSI-X", "the device has no MSI-X vectors"));
         }
         let vectors = header_vectors(&shm).unwrap_or(msix).min(msix);
         // vfio-pci enables memory decoding but leaves bus mastering to userspace; an MSI-X message
@@ -116,7 +111,7 @@ impl Ivshmem<Vfio> {
             .map(|_| EventFd::new(EFD_NONBLOCK))
             .collect::<std::io::Result<Vec<_>>>()?;
         dev.enable_msix(events.iter().collect())
-            .map_err(|e| vfio_err(&pci, "enabling MSI-X", e))?;
+            .map_err(|e| pci.vfio_err("enabling MSI-X", e))?;
 
         let backend = Vfio {
             lender: None,

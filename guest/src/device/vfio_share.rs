@@ -15,7 +15,6 @@
 use super::ivshmem::{header_vectors, Backend, Ivshmem};
 use super::map::{map_pool, Bar0};
 use super::pci::PciDevice;
-use super::vfio::vfio_err;
 use super::watch::PollWait;
 use super::{Device, DeviceError};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -155,17 +154,17 @@ impl Ivshmem<Borrowed> {
         let stream = match UnixStream::connect_addr(&addr) {
             Ok(s) => s,
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => return Ok(None),
-            Err(e) => return Err(vfio_err(pci, "connecting to the VFIO owner", e)),
+            Err(e) => return Err(pci.vfio_err("connecting to the VFIO owner", e)),
         };
         stream.set_read_timeout(Some(Duration::from_secs(10)))?;
         let mut buf = [0u8; WORDS * 8];
         let (n, fd) = stream
             .recv_with_fd(&mut buf)
-            .map_err(|e| vfio_err(pci, "receiving the VFIO device fd", e))?;
-        let fd = fd.ok_or_else(|| vfio_err(pci, "the VFIO owner", "sent no fd"))?;
+            .map_err(|e| pci.vfio_err("receiving the VFIO device fd", e))?;
+        let fd = fd.ok_or_else(|| pci.vfio_err("the VFIO owner", "sent no fd"))?;
         let w = |i: usize| u64::from_le_bytes(buf[i * 8..i * 8 + 8].try_into().unwrap());
         if n != buf.len() || w(0) != MAGIC {
-            return Err(vfio_err(pci, "the VFIO owner", "sent a malformed message"));
+            return Err(pci.vfio_err("the VFIO owner", "sent a malformed message"));
         }
         let r = Regions {
             bar0_offset: w(1),
@@ -174,9 +173,9 @@ impl Ivshmem<Borrowed> {
             bar2_len: w(4),
         };
         let bar0 = Bar0::vfio(fd.as_fd(), r.bar0_offset, r.bar0_mappable)
-            .map_err(|e| vfio_err(pci, "mapping BAR0 of the lent fd", e))?;
+            .map_err(|e| pci.vfio_err("mapping BAR0 of the lent fd", e))?;
         let shm = map_pool(&fd, r.bar2_offset, r.bar2_len)
-            .map_err(|e| vfio_err(pci, "mapping BAR2 of the lent fd", e))?;
+            .map_err(|e| pci.vfio_err("mapping BAR2 of the lent fd", e))?;
         let vectors = header_vectors(&shm).unwrap_or(1);
         let backend = Borrowed {
             poll: PollWait::new(),
