@@ -67,6 +67,16 @@ pub(crate) fn tag_arg(t: c_int) -> Result<Option<i32>> {
 
 /// Fills a C status (if not NULL): what a receive got, or MPI's empty status (ANY_SOURCE,
 /// ANY_TAG, 0 bytes) when there is no message to describe (a send, REQUEST_NULL, an error).
+/// Writes `value` to the caller's `out`, which must not be NULL (`what` names it in the error).
+pub(crate) fn write_out<T>(out: *mut T, value: T, what: &str) -> Result<()> {
+    if out.is_null() {
+        return Err(Error::Arg(format!("NULL {what}")));
+    }
+    // SAFETY: non-NULL, and the C caller passes a pointer to a writable `T` (the header's type).
+    unsafe { out.write(value) };
+    Ok(())
+}
+
 pub(crate) fn write_status(out: *mut CStatus, st: Option<Status>, err: c_int) {
     if out.is_null() {
         return;

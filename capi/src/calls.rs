@@ -6,7 +6,9 @@
 #![allow(non_snake_case)]
 
 use crate::abi::{code, type_size, CStatus, REQUEST_NULL};
-use crate::args::{buffer, buffer_mut, check_comm, dest_arg, source_arg, tag_arg, write_status};
+use crate::args::{
+    buffer, buffer_mut, check_comm, dest_arg, source_arg, tag_arg, write_out, write_status,
+};
 use crate::state::{detail, guard, quiet, set_detail, state, with_job, Job, State};
 use snoo::error::{describe, Error, Result};
 use snoo::{Pending, Status, World};
@@ -98,13 +100,8 @@ pub extern "C" fn SNOO_MPI_Finalize() -> c_int {
 #[no_mangle]
 pub extern "C" fn SNOO_MPI_Initialized(flag: *mut c_int) -> c_int {
     guard("SNOO_MPI_Initialized", || {
-        if flag.is_null() {
-            return Err(Error::Arg("NULL flag".into()));
-        }
         let st = state();
-        // SAFETY: non-NULL pointer to an int from the caller.
-        unsafe { flag.write(matches!(*st, State::Running(_)) as c_int) };
-        Ok(())
+        write_out(flag, matches!(*st, State::Running(_)) as c_int, "flag")
     })
 }
 
@@ -112,12 +109,7 @@ pub extern "C" fn SNOO_MPI_Initialized(flag: *mut c_int) -> c_int {
 #[no_mangle]
 pub extern "C" fn SNOO_MPI_Comm_size(size: *mut c_int) -> c_int {
     with_job("SNOO_MPI_Comm_size", |j| {
-        if size.is_null() {
-            return Err(Error::Arg("NULL size".into()));
-        }
-        // SAFETY: non-NULL pointer to an int from the caller.
-        unsafe { size.write(j.world.size() as c_int) };
-        Ok(())
+        write_out(size, j.world.size() as c_int, "size")
     })
 }
 
@@ -125,12 +117,7 @@ pub extern "C" fn SNOO_MPI_Comm_size(size: *mut c_int) -> c_int {
 #[no_mangle]
 pub extern "C" fn SNOO_MPI_Comm_rank(rank: *mut c_int) -> c_int {
     with_job("SNOO_MPI_Comm_rank", |j| {
-        if rank.is_null() {
-            return Err(Error::Arg("NULL rank".into()));
-        }
-        // SAFETY: non-NULL pointer to an int from the caller.
-        unsafe { rank.write(j.world.rank() as c_int) };
-        Ok(())
+        write_out(rank, j.world.rank() as c_int, "rank")
     })
 }
 
