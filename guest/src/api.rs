@@ -17,6 +17,7 @@ use crate::device::{find_pool, open_pci, Device, PciMode, SocketDevice};
 use crate::engine::{Direct, Engine, JoinOptions};
 use crate::error::{Error, Result};
 use crate::matching::{Status as RawStatus, Ticket};
+use snoo_common::layout::PoolHeader;
 use std::cell::{Cell, RefCell};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -144,7 +145,9 @@ fn env_u32(var: &str) -> Result<Option<u32>> {
 
 /// Joins the job on the pool named `name` (MPI_Init). The rank comes from `SNOO_RANK` or join order,
 /// the job size from `SNOO_SIZE` or the pool's `--ranks`; `SNOO_TIMEOUT` (seconds, at least 1,
-/// default 60) bounds waiting for the other ranks and any wait without progress.
+/// default 60) bounds waiting for the other ranks and any wait without progress. With
+/// `SNOO_ANY_NAME=1` and `SNOO_SOCKET` (what `snoo-run` sets for the pool it serves a job without
+/// `--name`), the pool at that socket is joined whatever its name: it is the job's own.
 ///
 /// Errors: [`Error::Arg`] for a malformed `SNOO_RANK`, `SNOO_SIZE`, `SNOO_TIMEOUT` or
 /// `SNOO_DEVICE`, or a job size outside 1..=1024; [`Error::Rank`] for `SNOO_RANK` ≥ the job size;
@@ -162,13 +165,26 @@ pub fn init(name: &str) -> Result<World> {
         Some(s) => s,
     };
     let timeout = Duration::from_secs(timeout.into());
-    let opts = JoinOptions {
+    let any_name = match env_u32("SNOO_ANY_NAME")? {
+        None | Some(0) => false,
+        Some(1) => std::env::var_os("SNOO_SOCKET").is_some(),
+        Some(v) => return Err(Error::Arg(format!("SNOO_ANY_NAME={v}: expected 0 or 1"))),
+    };
+    let mut opts = JoinOptions {
         name: name.to_string(),
         rank: env_u32("SNOO_RANK")?,
         size: env_u32("SNOO_SIZE")?,
         timeout,
     };
-    World::join(open_device(name, timeout)?, &opts)
+    let dev = open_device(name, timeout)?;
+    if any_name {
+        // The launcher's own pool: join it under its name. (A pool that does not open is left to
+        // the join to report.)
+        if let Ok((_, info)) = PoolHeader::open(dev.shm()) {
+            opts.name = info.name;
+        }
+    }
+    World::join(dev, &opts)
 }
 
 /// A joined job: COMM_WORLD.

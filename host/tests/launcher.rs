@@ -57,6 +57,46 @@ fn every_rank_gets_its_environment_and_prefix() {
 }
 
 #[test]
+fn mpiexec_spellings_and_genv_reach_every_rank() {
+    let (out, _) = snoo_run(&[
+        "-np",
+        "2",
+        "-bind-to",
+        "core",
+        "-genv",
+        "SNOO_T_A",
+        "one",
+        "--genv",
+        "SNOO_T_B",
+        "two words",
+        "/bin/sh",
+        "-c",
+        // The program's own arguments keep their spelling, mpiexec's options included.
+        "echo size=$SNOO_SIZE a=$SNOO_T_A b=$SNOO_T_B any=$SNOO_ANY_NAME args=\"$*\"",
+        "sh",
+        "-np",
+        "-genv",
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    for i in 0..2 {
+        let want = format!("[{i}] size=2 a=one b=two words any=1 args=-np -genv");
+        assert!(stdout.lines().any(|l| l == want), "{want:?} in\n{stdout}");
+    }
+    // A named pool is not the job's own: the name passed to SNOO_MPI_Init must match it.
+    let (out, _) = snoo_run(&[
+        "-n",
+        "1",
+        "--name",
+        "x",
+        "/bin/sh",
+        "-c",
+        "echo any=$SNOO_ANY_NAME",
+    ]);
+    assert_eq!(text(&out.stdout).trim(), "[0] any=");
+}
+
+#[test]
 fn default_name_is_per_launcher() {
     let (out, _) = snoo_run(&["-n", "1", "/bin/sh", "-c", "echo $SNOO_NAME"]);
     assert!(out.status.success());
@@ -121,6 +161,9 @@ fn usage_errors_exit_2() {
         &["-n", "2", "--size", "12Q", "/bin/true"][..],
         &["-n", "2", "--timeout", "soon", "/bin/true"][..],
         &["-n", "2", "--bind-to", "socket", "/bin/true"][..],
+        &["-n", "1", "--genv", "A=B", "c", "/bin/true"][..],
+        &["-n", "1", "-genv", "", "c", "/bin/true"][..],
+        &["-n", "1", "--genv", "ONLY_NAME"][..],
     ] {
         let (out, _) = snoo_run(args);
         assert_eq!(

@@ -52,3 +52,27 @@ fn more_ranks_than_the_program_uses_join_and_leave() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+#[test]
+fn init_joins_the_launchers_own_pool_under_any_name() {
+    let bin = build();
+    // pingpong passes SNOO_NAME to SNOO_MPI_Init: here a name the pool does not have.
+    let run = |extra: &[&str]| {
+        Command::new(bin.join("snoo-run"))
+            .args(["-n", "2", "--timeout", "120"])
+            .args(extra)
+            .args(["-genv", "SNOO_NAME", "job"])
+            .arg(bin.join("examples/pingpong"))
+            .args(["4096", "4"])
+            .output()
+            .unwrap()
+    };
+    let o = run(&[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("[0]         4096"));
+    // A pool named with --name is joined only under that name.
+    let o = run(&["--name", "pp"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(err.contains("no pool named \"job\""), "{err}");
+}

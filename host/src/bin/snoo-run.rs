@@ -1,15 +1,18 @@
 //! snoo-run: an mpiexec-like launcher for SNOO jobs on one host.
 //!
 //! `snoo-run -n N [--name NAME] [--socket PATH] [--size SIZE] [--timeout SECS] [--bind-to core]
-//! PROGRAM [ARGS…]`
+//! [--genv NAME VALUE]… PROGRAM [ARGS…]`, also in mpiexec's spellings (`-np N`, `-bind-to core`,
+//! `-genv NAME VALUE`).
 //!
 //! Without `--socket`, an embedded daemon serves a fresh pool for the job on a socket in a private
 //! temporary directory (removed at exit). With `--socket`, a running `snoo-hostd` (started with
 //! `--name NAME --ranks N`) is used instead.
 //!
 //! Every rank is started with `SNOO_SOCKET`, `SNOO_RANK`, `SNOO_SIZE` and `SNOO_NAME` in its
-//! environment. The name a program passes to `SNOO_MPI_Init` must match the pool's name: programs
-//! should read it from `SNOO_NAME`. Each line a rank writes to stdout or stderr is forwarded with a
+//! environment. In the embedded daemon's pool without `--name`, the pool is the job's own and a
+//! program joins it whatever name it passes to `SNOO_MPI_Init` (the ranks also get
+//! `SNOO_ANY_NAME=1`); with `--name` or `--socket`, the name passed must be the pool's, which
+//! programs can read from `SNOO_NAME`. Each line a rank writes to stdout or stderr is forwarded with a
 //! `[rank] ` prefix. Rank 0 inherits stdin unless it is a terminal; the other ranks read
 //! /dev/null. Each rank leads its own process group, so whatever it starts is terminated with it.
 //!
@@ -53,8 +56,10 @@ const EXIT_NOTFOUND: u8 = 127;
     name = "snoo-run",
     version,
     about = "Launch an N-rank SNOO job on this host (like mpiexec)",
-    after_help = "Each rank gets SNOO_SOCKET, SNOO_RANK, SNOO_SIZE and SNOO_NAME in its environment; \
-                  the name passed to SNOO_MPI_Init must match SNOO_NAME."
+    after_help = "Each rank gets SNOO_SOCKET, SNOO_RANK, SNOO_SIZE and SNOO_NAME in its environment. \
+                  Without --name and --socket the pool is the job's own: SNOO_MPI_Init joins it \
+                  whatever name it is given. mpiexec's spellings -np N, -bind-to core and \
+                  -genv NAME VALUE are accepted too."
 )]
 struct Cli {
     /// Number of ranks to start.
@@ -79,6 +84,9 @@ struct Cli {
     /// (the default) leaves placement to the scheduler.
     #[arg(long = "bind-to", value_name = "WHAT", value_enum, default_value_t = Bind::None)]
     bind: Bind,
+    /// Set NAME=VALUE in every rank's environment (repeatable), like mpiexec's -genv.
+    #[arg(long = "genv", num_args = 2, value_names = ["NAME", "VALUE"], action = clap::ArgAction::Append)]
+    genv: Vec<OsString>,
     /// The program to run, and its arguments.
     #[arg(
         required = true,
@@ -141,8 +149,45 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(mpiexec_spellings(std::env::args_os()));
     ExitCode::from(run(cli))
+}
+
+/// Rewrites mpiexec's single-dash spellings of snoo-run's options (`-np`, `-bind-to`, `-genv`)
+/// into their long forms, up to the program: what follows it is the program's own.
+fn mpiexec_spellings(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
+    let mut args = args.into_iter();
+    let mut out: Vec<OsString> = args.next().into_iter().collect();
+    // Values still to skip after an option that takes some.
+    let mut values = 0;
+    for a in args.by_ref() {
+        if values > 0 {
+            values -= 1;
+            out.push(a);
+            continue;
+        }
+        let long = match a.to_str() {
+            Some("-np") => "--np",
+            Some("-bind-to") => "--bind-to",
+            Some("-genv") => "--genv",
+            _ => "",
+        };
+        let arg = if long.is_empty() { a } else { long.into() };
+        let text = arg.to_string_lossy().into_owned();
+        if text == "--" || !text.starts_with('-') {
+            // The program (or the separator before it): the rest is its own.
+            out.push(arg);
+            break;
+        }
+        values = match text.as_str() {
+            "-n" | "--np" | "--name" | "--socket" | "--size" | "--timeout" | "--bind-to" => 1,
+            "--genv" => 2,
+            _ => 0,
+        };
+        out.push(arg);
+    }
+    out.extend(args);
+    out
 }
 
 /// A private temporary directory, removed on drop.
@@ -356,6 +401,7 @@ fn run(cli: Cli) -> u8 {
 
 /// The job's steps in order. A step that fails has printed why and returns the exit status.
 fn run_job(cli: &Cli) -> Result<Outcome, u8> {
+    check_genv(&cli.genv)?;
     let name = job_name(cli);
     let program = resolve(&cli.command[0])?;
     let sigfd = block_stop_signals()?;
@@ -366,6 +412,21 @@ fn run_job(cli: &Cli) -> Result<Outcome, u8> {
     job.finish();
     // `pool` drops only now: the embedded daemon serves until the ranks are gone and drained.
     Ok(outcome)
+}
+
+/// Refuses a `--genv` name that no environment can hold (empty, or with `=` or NUL in it).
+fn check_genv(genv: &[OsString]) -> Result<(), u8> {
+    for name in genv.iter().step_by(2) {
+        let b = name.as_bytes();
+        if b.is_empty() || b.contains(&b'=') || b.contains(&0) {
+            eprintln!(
+                "snoo-run: --genv {}: not a variable name (empty, or with '=' in it)",
+                name.to_string_lossy()
+            );
+            return Err(EXIT_USAGE);
+        }
+    }
+    Ok(())
 }
 
 /// The pool name: `--name`, else snoo-hostd's default with `--socket`, else one of this launcher's
@@ -514,6 +575,8 @@ impl Job {
         let mut ranks: Vec<Rank> = Vec::with_capacity(n as usize);
         // Ranks run in their own process groups: reading a terminal from there would stop them.
         let tty_stdin = std::io::IsTerminal::is_terminal(&std::io::stdin());
+        // The embedded pool is the job's own unless it was named: any name joins it.
+        let any_name = cli.name.is_none() && cli.socket.is_none();
         for i in 0..n {
             let mut cmd = Command::new(program);
             cmd.arg0(&cli.command[0])
@@ -522,6 +585,7 @@ impl Job {
                 .env("SNOO_RANK", i.to_string())
                 .env("SNOO_SIZE", n.to_string())
                 .env("SNOO_NAME", name)
+                .envs(cli.genv.chunks_exact(2).map(|kv| (&kv[0], &kv[1])))
                 .stdin(if i == 0 && !tty_stdin {
                     Stdio::inherit()
                 } else {
@@ -529,6 +593,9 @@ impl Job {
                 })
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped());
+            if any_name {
+                cmd.env("SNOO_ANY_NAME", "1");
+            }
             let cpu = (!cpus.is_empty()).then(|| one_cpu(cpus[i as usize % cpus.len()]));
             confine_rank(&mut cmd, cpu, parent);
             let mut child = match cmd.spawn() {
