@@ -206,10 +206,11 @@ fn bad_input_program(bin: &Path, tag: &str, extra: &[&str]) -> (PathBuf, std::pr
 }
 
 /// Runs `cmd` (the program, or a wrapper and the program) as a 2-rank job under snoo-run and checks
-/// that both ranks got through every bad call.
+/// that both ranks got through every bad call. The pool is named, so that a wrong name passed to
+/// SNOO_MPI_Init is refused (snoo-run's unnamed pool takes any name).
 fn run_bad_input(bin: &Path, cmd: &[&std::ffi::OsStr], env: &[(&str, &str)]) {
     let o = Command::new(bin.join("snoo-run"))
-        .args(["-n", "2", "--timeout", "300"])
+        .args(["-n", "2", "--timeout", "300", "--name", "bad-input"])
         .args(cmd)
         .env("SNOO_TIMEOUT", "120")
         .envs(env.iter().copied())
