@@ -21,7 +21,8 @@
 //! | `0x7`     | BUFFER   | sender → receiver  | follows a RENDEZVOUS header: where its payload lies   |
 //! | `0x8`     | SHARE    | receiver → sender  | RENDEZVOUS into pool memory: copy your share here     |
 //! | `0x9`     | WROTE    | sender → receiver  | the sender's share of a RENDEZVOUS payload is written |
-//! | `0xA-0xF` | reserved | —                  | decode as [`WordError::ReservedKind`]                 |
+//! | `0xA`     | CONTEXT  | sender → receiver  | the next message's communicator (none: COMM_WORLD)    |
+//! | `0xB-0xF` | reserved | —                  | decode as [`WordError::ReservedKind`]                 |
 //!
 //! # Bit layouts
 //!
@@ -136,6 +137,15 @@
 //!  +----------------+-----------------------------+------+-----+
 //!   id: as for FIN, the RENDEZVOUS whose SHARE the sender has written. Only valid while the
 //!   receiver waits for it.
+//!
+//! CONTEXT (0xA)
+//!   63                                           8  7   4  3  0
+//!  +----------------------------------------------+------+-----+
+//!  | context id (56 bits, not 0)                  | 0    | 0xA |
+//!  +----------------------------------------------+------+-----+
+//!   the communicator of the message whose ENVELOPE follows at once (in the same push). A message
+//!   without one is COMM_WORLD's (context 0), so world traffic costs no extra word; a context of
+//!   0 is therefore never sent (one encoding per message).
 //! ```
 //!
 //! # Why these choices
@@ -156,8 +166,10 @@
 //!   before the sender may reuse its buffer. When the receive buffer is pool memory too, SHARE
 //!   and WROTE let both CPUs copy half each (two copies in parallel run nearly twice as fast as
 //!   one here; one more word each way is noise next to a payload of 256 KiB or more).
-//! * **No source rank or communicator in the word**: a mailbox belongs to one ordered pair of ranks,
-//!   so the source is implicit. Communicator contexts, if needed, can take reserved bits later.
+//! * **No source rank in the word**: a mailbox belongs to one ordered pair of ranks, so the source
+//!   is implicit. **The communicator rides in a CONTEXT word** before the envelope, only for
+//!   communicators other than COMM_WORLD: the envelope has no bits to spare (the tag keeps its 31
+//!   bits), and the common case pays nothing.
 
 use thiserror::Error;
 
@@ -185,6 +197,8 @@ pub mod kind {
     pub const SHARE: u8 = 0x8;
     /// The sender's share of a rendezvous payload is written, sender to receiver.
     pub const WROTE: u8 = 0x9;
+    /// The communicator of the next message, sender to receiver.
+    pub const CONTEXT: u8 = 0xA;
 
     /// Human-readable name of a kind code, for logs and errors.
     pub fn name(kind: u8) -> &'static str {
@@ -199,6 +213,7 @@ pub mod kind {
             BUFFER => "BUFFER",
             SHARE => "SHARE",
             WROTE => "WROTE",
+            CONTEXT => "CONTEXT",
             _ => "RESERVED",
         }
     }
@@ -206,8 +221,9 @@ pub mod kind {
 
 /// Version of this format. The rank that forms a job records it in the job header (job.rs) and
 /// the others check it: ranks of different builds would misread each other's words. 1: INLINE
-/// payloads in DATA words only; 2: an INLINE envelope carries the first two payload bytes.
-pub const WIRE_VERSION: u32 = 2;
+/// payloads in DATA words only; 2: an INLINE envelope carries the first two payload bytes; 3: a
+/// CONTEXT word names the communicator of a message not on COMM_WORLD.
+pub const WIRE_VERSION: u32 = 3;
 /// Lengths below this fit in the envelope's 24-bit short-length field.
 pub const SHORT_LEN_LIMIT: u32 = 1 << 24;
 /// Longest expressible message, in bytes.
@@ -233,6 +249,8 @@ const U32_SHIFT: u32 = 8; // LENGTH, CREDIT amount, FIN id
 const OFFSET_SHIFT: u32 = 8; // BUFFER and SHARE offset
 /// Largest pool offset a BUFFER or SHARE word can carry.
 pub const MAX_OFFSET: u64 = (1 << 56) - 1;
+/// Largest communicator context id a CONTEXT word can carry (0 is COMM_WORLD's, never sent).
+pub const MAX_CONTEXT: u64 = (1 << 56) - 1;
 const NIBBLE_SHIFT: u32 = 4; // DATA count, CREDIT unit
 const CTRL_OP_SHIFT: u32 = 8;
 const CTRL_ARG_SHIFT: u32 = 16;
@@ -433,8 +451,8 @@ const OP_ABORT: u64 = 3;
 /// // A word from another VM is checked, never trusted, and never makes decoding panic.
 /// assert_eq!(Word::decode(0), Err(WordError::ZeroKind { word: 0 }));
 /// assert_eq!(
-///     Word::decode(0xA),
-///     Err(WordError::ReservedKind { word: 0xA, kind: 0xA })
+///     Word::decode(0xB),
+///     Err(WordError::ReservedKind { word: 0xB, kind: 0xB })
 /// );
 /// assert!(matches!(
 ///     Word::decode(bits | 1 << 63),
@@ -502,6 +520,11 @@ pub enum Word {
         /// Implicit id of the RENDEZVOUS message, as for FIN.
         id: u32,
     },
+    /// The communicator of the message whose envelope follows: 1 to [`MAX_CONTEXT`].
+    Context {
+        /// The communicator's context id (COMM_WORLD's, 0, is never sent).
+        ctx: u64,
+    },
 }
 
 /// Bytes of a `len`-byte RENDEZVOUS payload that the sender copies itself after a SHARE word:
@@ -529,6 +552,7 @@ impl Word {
             Word::Buffer { .. } => kind::BUFFER,
             Word::Share { .. } => kind::SHARE,
             Word::Wrote { .. } => kind::WROTE,
+            Word::Context { .. } => kind::CONTEXT,
         }
     }
 
@@ -604,6 +628,7 @@ impl Word {
             Word::Buffer { offset } | Word::Share { offset } if offset > MAX_OFFSET => {
                 Err(bad(0, "offset", offset))
             }
+            Word::Context { ctx } if ctx == 0 || ctx > MAX_CONTEXT => Err(bad(0, "context", ctx)),
             _ => Ok(()),
         }
     }
@@ -656,6 +681,7 @@ impl Word {
             Word::Buffer { offset } | Word::Share { offset } => {
                 k | (offset & MAX_OFFSET) << OFFSET_SHIFT
             }
+            Word::Context { ctx } => k | (ctx & MAX_CONTEXT) << OFFSET_SHIFT,
             Word::Control(c) => {
                 let (op, arg) = match c {
                     Control::Barrier { generation } => {
@@ -777,6 +803,13 @@ impl Word {
                 Ok(Word::Wrote {
                     id: (word >> U32_SHIFT) as u32,
                 })
+            }
+            kind::CONTEXT => {
+                reserved(!NIBBLE_BITS)?;
+                match word >> OFFSET_SHIFT {
+                    0 => Err(bad(word, "context", 0)),
+                    ctx => Ok(Word::Context { ctx }),
+                }
             }
             kind::CONTROL => {
                 reserved(!NIBBLE_BITS)?;
@@ -1322,6 +1355,7 @@ mod tests {
             (0..=MAX_OFFSET).prop_map(|offset| Word::Buffer { offset }),
             (0..=MAX_OFFSET).prop_map(|offset| Word::Share { offset }),
             any::<u32>().prop_map(|id| Word::Wrote { id }),
+            (1..=MAX_CONTEXT).prop_map(|ctx| Word::Context { ctx }),
             (0..=MAX_BARRIER_GENERATION)
                 .prop_map(|generation| Word::Control(Control::Barrier { generation })),
             Just(Word::Control(Control::Finalize)),
@@ -1490,7 +1524,7 @@ mod tests {
             Word::decode(0xFF00),
             Err(WordError::ZeroKind { .. })
         ));
-        for k in 0xA..=0xFu64 {
+        for k in 0xB..=0xFu64 {
             assert_eq!(
                 Word::decode(k),
                 Err(WordError::ReservedKind {
@@ -1532,6 +1566,26 @@ mod tests {
         );
         let h = Header::new(3, Path::Rendezvous, 1 << 20).unwrap();
         assert_eq!(h.message_words(), 2, "envelope + BUFFER");
+    }
+
+    #[test]
+    fn context_words() {
+        let w = Word::Context { ctx: 0x2_0001 }.encode();
+        assert_eq!(w, 0x200_010A);
+        assert_eq!(Word::decode(w), Ok(Word::Context { ctx: 0x2_0001 }));
+        // COMM_WORLD's context is implicit: a CONTEXT word naming it is not canonical.
+        assert!(Word::decode(u64::from(kind::CONTEXT)).is_err());
+        assert!(Word::Context { ctx: 0 }.try_encode().is_err());
+        assert!(Word::Context {
+            ctx: MAX_CONTEXT + 1
+        }
+        .try_encode()
+        .is_err());
+        assert_eq!(
+            Word::decode(w | 0x40),
+            Err(WordError::ReservedBits { word: w | 0x40 })
+        );
+        assert_eq!(kind::name(kind::CONTEXT), "CONTEXT");
     }
 
     #[test]
