@@ -14,7 +14,7 @@
 //! ```
 
 use crate::device::{find_pool, open_pci, Device, PciMode, SocketDevice};
-use crate::engine::{Direct, Engine, JoinOptions};
+use crate::engine::{Direct, Engine, JoinOptions, To};
 use crate::error::{Error, Result};
 use crate::matching::{Status as RawStatus, Ticket};
 use snoo_common::layout::PoolHeader;
@@ -187,6 +187,89 @@ pub fn init(name: &str) -> Result<World> {
     World::join(dev, &opts)
 }
 
+/// COMM_WORLD's context id: its messages carry no CONTEXT word.
+const WORLD: u64 = 0;
+
+/// A communicator of the world's ranks with its own message space: a duplicate of COMM_WORLD
+/// ([`World::dup`]). A message sent on it is received only on it; blocking calls live on it, and
+/// non-blocking ones in its [`Comm::scope`], as on the world.
+///
+/// ```no_run
+/// # fn main() -> snoo_mpi::Result<()> {
+/// let world = snoo_mpi::init("job")?;
+/// let lib = world.dup(); // a library's own traffic
+/// if world.rank() == 0 {
+///     lib.send(&[1u32], 1, 7)?;
+///     world.send(&[2u32], 1, 7)?;
+/// } else if world.rank() == 1 {
+///     let mut x = [0u32];
+///     world.recv(&mut x, Some(0), Some(7))?; // the world's message, though sent second
+///     assert_eq!(x, [2]);
+///     lib.recv(&mut x, Some(0), Some(7))?;
+///     assert_eq!(x, [1]);
+/// }
+/// # world.finalize()
+/// # }
+/// ```
+pub struct Comm<'w> {
+    world: &'w World,
+    ctx: u64,
+}
+
+impl<'w> Comm<'w> {
+    /// This process's rank (the same as in the world).
+    pub fn rank(&self) -> u32 {
+        self.world.rank
+    }
+
+    /// Ranks in the communicator (the world's).
+    pub fn size(&self) -> u32 {
+        self.world.size
+    }
+
+    /// Duplicates this communicator (MPI_Comm_dup), collectively as [`World::dup`].
+    pub fn dup(&self) -> Comm<'w> {
+        self.world.dup()
+    }
+
+    /// Blocking send on this communicator (MPI_Send).
+    pub fn send<T: Equivalence>(&self, buf: &[T], dest: u32, tag: i32) -> Result<()> {
+        self.world.send_bytes(bytes(buf), dest, tag, self.ctx)
+    }
+
+    /// Blocking receive on this communicator (MPI_Recv); `None` means ANY_SOURCE/ANY_TAG.
+    pub fn recv<T: Equivalence>(
+        &self,
+        buf: &mut [T],
+        source: Option<u32>,
+        tag: Option<i32>,
+    ) -> Result<Status> {
+        self.world.recv_bytes(bytes_mut(buf), source, tag, self.ctx)
+    }
+
+    /// Waits for a matching message on this communicator without receiving it (MPI_Probe).
+    pub fn probe(&self, source: Option<u32>, tag: Option<i32>) -> Result<Status> {
+        self.world.probe_on(self.ctx, source, tag)
+    }
+
+    /// Checks for a matching message on this communicator (MPI_Iprobe).
+    pub fn iprobe(&self, source: Option<u32>, tag: Option<i32>) -> Result<Option<Status>> {
+        self.world.iprobe_on(self.ctx, source, tag)
+    }
+
+    /// Runs `f` with a scope for non-blocking operations on this communicator (see
+    /// [`World::scope`]).
+    pub fn scope<R>(&self, f: impl FnOnce(&Scope<'w>) -> R) -> R {
+        self.world.scope_on(self.ctx, f)
+    }
+}
+
+impl std::fmt::Debug for Comm<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Comm").field("ctx", &self.ctx).finish()
+    }
+}
+
 /// A joined job: COMM_WORLD.
 pub struct World {
     engine: RefCell<Engine>,
@@ -194,6 +277,8 @@ pub struct World {
     rank: u32,
     size: u32,
     next: Cell<u64>,
+    // The context id of the next communicator created (COMM_WORLD's is 0).
+    next_ctx: Cell<u64>,
     // What the last truncated receive got (source, tag, bytes), for the C status.
     truncated: Cell<Option<Status>>,
     // The request table of the last scope that ended, emptied: the next scope reuses its
@@ -235,6 +320,7 @@ impl World {
             size: engine.size(),
             engine: RefCell::new(engine),
             next: Cell::new(1),
+            next_ctx: Cell::new(1),
             truncated: Cell::new(None),
             spare: Cell::new(Requests::default()),
         })
@@ -269,18 +355,31 @@ impl World {
 
     /// Blocking send (MPI_Send): returns once `buf` may be reused.
     pub fn send<T: Equivalence>(&self, buf: &[T], dest: u32, tag: i32) -> Result<()> {
-        self.send_bytes(bytes(buf), dest, tag)
+        self.send_bytes(bytes(buf), dest, tag, WORLD)
     }
 
-    fn send_bytes(&self, data: &[u8], dest: u32, tag: i32) -> Result<()> {
+    /// Duplicates COMM_WORLD (MPI_Comm_dup): a communicator of the same ranks whose messages never
+    /// match receives on any other communicator, whatever their source and tag.
+    ///
+    /// Collective, as in MPI: every rank creates its duplicates in the same order (of `dup` calls
+    /// on the world and on its duplicates), so the n-th is the same communicator on every rank. No
+    /// message is exchanged.
+    pub fn dup(&self) -> Comm<'_> {
+        let ctx = self.next_ctx.get();
+        self.next_ctx.set(ctx + 1);
+        Comm { world: self, ctx }
+    }
+
+    fn send_bytes(&self, data: &[u8], dest: u32, tag: i32, ctx: u64) -> Result<()> {
         self.check_rank(dest)?;
         check_tag(tag)?;
         check_len(data.len())?;
         let req = self.id();
         let mut e = self.engine.borrow_mut();
+        let to = To { dest, tag, ctx };
         // SAFETY: `data` stays borrowed until this function returns, and it returns only once the
         // send no longer references it (completed, or its peer is dead and the link dropped it).
-        if unsafe { e.start_send(req, data.as_ptr(), data.len(), dest, tag, false)? } {
+        if unsafe { e.start_send(req, data.as_ptr(), data.len(), to, false)? } {
             return Ok(());
         }
         e.wait_send(req, dest)
@@ -293,18 +392,28 @@ impl World {
         source: Option<u32>,
         tag: Option<i32>,
     ) -> Result<Status> {
-        self.recv_bytes(bytes_mut(buf), source, tag)
+        self.recv_bytes(bytes_mut(buf), source, tag, WORLD)
     }
 
-    fn recv_bytes(&self, buf: &mut [u8], source: Option<u32>, tag: Option<i32>) -> Result<Status> {
+    fn recv_bytes(
+        &self,
+        buf: &mut [u8],
+        source: Option<u32>,
+        tag: Option<i32>,
+        ctx: u64,
+    ) -> Result<Status> {
         if let Some(s) = source {
             // The fast path: the message is (or soon will be) at the head of `s`'s mailbox.
             let tag = self.check_selector(source, tag)?;
-            if let Some(st) = self.engine.borrow_mut().recv_direct_spin(s, tag, buf)? {
+            if let Some(st) = self
+                .engine
+                .borrow_mut()
+                .recv_direct_spin(s, tag, ctx, buf)?
+            {
                 return Ok(Status::from_raw(st));
             }
         }
-        match self.post_recv(buf, source, tag)? {
+        match self.post_recv(buf, source, tag, ctx)? {
             Op::Recv { t, source } => self.wait_recv(t, source),
             Op::Received { st, .. } => Ok(Status::from_raw(st)),
             Op::Send { .. } | Op::Sent { .. } => Err(Error::Request),
@@ -324,7 +433,7 @@ impl World {
     ) -> Result<Status> {
         // SAFETY: forwarded from the caller.
         let buf = unsafe { std::slice::from_raw_parts_mut(ptr, len) };
-        self.recv_bytes(buf, source, tag)
+        self.recv_bytes(buf, source, tag, WORLD)
     }
 
     /// Validates a (source, tag) selector of a receive or probe.
@@ -337,12 +446,18 @@ impl World {
 
     /// Posts a receive; a message already at the head of its source's mailbox completes it at
     /// once (`Op::Received`), without a trip through the matcher.
-    fn post_recv(&self, buf: &mut [u8], source: Option<u32>, tag: Option<i32>) -> Result<Op> {
+    fn post_recv(
+        &self,
+        buf: &mut [u8],
+        source: Option<u32>,
+        tag: Option<i32>,
+        ctx: u64,
+    ) -> Result<Op> {
         let tag = self.check_selector(source, tag)?;
         let id = self.id();
         let mut e = self.engine.borrow_mut();
         if let Some(s) = source {
-            if let Direct::Taken(st) = e.recv_direct(s, tag, buf)? {
+            if let Direct::Taken(st) = e.recv_direct(s, tag, ctx, buf)? {
                 return Ok(Op::Received { id, st });
             }
         }
@@ -350,7 +465,10 @@ impl World {
         // wait reports its death once nothing more can arrive.
         // SAFETY: callers keep `buf` borrowed until the request completes or is failed (which
         // removes the pointer from the matcher).
-        let t = unsafe { e.matcher.post(id, source, tag, buf.as_mut_ptr(), buf.len()) };
+        let t = unsafe {
+            e.matcher
+                .post(id, ctx, source, tag, buf.as_mut_ptr(), buf.len())
+        };
         Ok(Op::Recv { t, source })
     }
 
@@ -384,9 +502,13 @@ impl World {
 
     /// Waits for a matching message without receiving it (MPI_Probe).
     pub fn probe(&self, source: Option<u32>, tag: Option<i32>) -> Result<Status> {
+        self.probe_on(WORLD, source, tag)
+    }
+
+    fn probe_on(&self, ctx: u64, source: Option<u32>, tag: Option<i32>) -> Result<Status> {
         let tag = self.check_selector(source, tag)?;
         let mut e = self.engine.borrow_mut();
-        let mut found = e.matcher.probe(source, tag);
+        let mut found = e.matcher.probe(ctx, source, tag);
         if found.is_none() {
             if let Some(err) = self_deadlock(&e, source, "probe") {
                 return Err(err);
@@ -394,7 +516,7 @@ impl World {
             e.wait_until(
                 |e| {
                     e.progress_all()?;
-                    found = e.matcher.probe(source, tag);
+                    found = e.matcher.probe(ctx, source, tag);
                     Ok(found.is_some())
                 },
                 |e| source_gone(e, source),
@@ -405,17 +527,26 @@ impl World {
 
     /// Checks for a matching message (MPI_Iprobe).
     pub fn iprobe(&self, source: Option<u32>, tag: Option<i32>) -> Result<Option<Status>> {
+        self.iprobe_on(WORLD, source, tag)
+    }
+
+    fn iprobe_on(&self, ctx: u64, source: Option<u32>, tag: Option<i32>) -> Result<Option<Status>> {
         let tag = self.check_selector(source, tag)?;
         let mut e = self.engine.borrow_mut();
         e.progress_all()?;
-        Ok(e.matcher.probe(source, tag).map(Status::from_raw))
+        Ok(e.matcher.probe(ctx, source, tag).map(Status::from_raw))
     }
 
     /// Runs `f` with a scope for non-blocking operations; every request started in it is complete
     /// when `scope` returns (so buffers lent to requests are never used after they are released).
     pub fn scope<'env, R>(&'env self, f: impl FnOnce(&Scope<'env>) -> R) -> R {
+        self.scope_on(WORLD, f)
+    }
+
+    fn scope_on<'env, R>(&'env self, ctx: u64, f: impl FnOnce(&Scope<'env>) -> R) -> R {
         let scope = Scope {
             world: self,
+            ctx,
             id: self.id(),
             pending: RefCell::new(self.spare.take()),
         };
@@ -449,9 +580,17 @@ impl World {
         let id = self.id();
         // SAFETY: forwarded from the caller.
         let done = unsafe {
-            self.engine
-                .borrow_mut()
-                .start_send(id, ptr, len, dest, tag, true)?
+            self.engine.borrow_mut().start_send(
+                id,
+                ptr,
+                len,
+                To {
+                    dest,
+                    tag,
+                    ctx: WORLD,
+                },
+                true,
+            )?
         };
         Ok((!done).then_some(Pending(Op::Send { id, dest })))
     }
@@ -469,7 +608,7 @@ impl World {
     ) -> Result<Pending> {
         // SAFETY: forwarded from the caller.
         let buf = unsafe { std::slice::from_raw_parts_mut(ptr, len) };
-        self.post_recv(buf, source, tag).map(Pending)
+        self.post_recv(buf, source, tag, WORLD).map(Pending)
     }
 
     /// Waits for an operation from [`World::isend_raw`] or [`World::irecv_raw`]; receives report
@@ -749,6 +888,8 @@ impl Requests {
 /// Non-blocking operations whose buffers live at least as long as `'env`.
 pub struct Scope<'env> {
     world: &'env World,
+    // The communicator its operations are on.
+    ctx: u64,
     // Unique in the process (drawn from the request ids): tells this scope's requests apart.
     id: u64,
     pending: RefCell<Requests>,
@@ -782,12 +923,17 @@ impl<'env> Scope<'env> {
         let data = bytes(buf);
         check_len(data.len())?;
         let id = w.id();
+        let to = To {
+            dest,
+            tag,
+            ctx: self.ctx,
+        };
         // SAFETY: `buf` outlives the scope, and the scope completes every request before it ends.
         // (A send that completed at once is still a request of this scope, to be waited for once.)
         let done = unsafe {
             w.engine
                 .borrow_mut()
-                .start_send(id, data.as_ptr(), data.len(), dest, tag, true)?
+                .start_send(id, data.as_ptr(), data.len(), to, true)?
         };
         // A send that is already complete needs no engine call when it is waited for.
         let p = if done {
@@ -805,7 +951,9 @@ impl<'env> Scope<'env> {
         source: Option<u32>,
         tag: Option<i32>,
     ) -> Result<Request> {
-        let p = self.world.post_recv(bytes_mut(buf), source, tag)?;
+        let p = self
+            .world
+            .post_recv(bytes_mut(buf), source, tag, self.ctx)?;
         Ok(self.started(p))
     }
 

@@ -28,7 +28,7 @@ mod heap;
 mod matching;
 
 pub use api::{
-    init, Equivalence, Pending, PoolMem, Request, Scope, Status, World, MAX_MESSAGE, TAG_UB,
+    init, Comm, Equivalence, Pending, PoolMem, Request, Scope, Status, World, MAX_MESSAGE, TAG_UB,
 };
 pub use engine::{JoinOptions, DIRECT_RING_MAX, INLINE_MAX, RDV_MIN, SPLIT_MIN, TX_BATCH};
 pub use error::{Error, Result};

@@ -22,6 +22,8 @@ pub struct Status {
 /// An announced message from a peer's ring.
 pub struct Incoming {
     pub src: u32,
+    /// The communicator's context id (0: COMM_WORLD).
+    pub ctx: u64,
     pub tag: u32,
     pub len: usize,
 }
@@ -68,6 +70,7 @@ struct Entry {
 
 struct Posted {
     t: Ticket,
+    ctx: u64,
     src: Option<u32>,
     tag: Option<u32>,
     ptr: *mut u8,
@@ -76,6 +79,7 @@ struct Posted {
 
 struct Unexpected {
     id: u64,
+    ctx: u64,
     src: u32,
     tag: u32,
     len: usize,
@@ -153,8 +157,11 @@ fn take_at<T>(q: &mut VecDeque<T>, i: usize) -> Option<T> {
     }
 }
 
-fn matches(src: Option<u32>, tag: Option<u32>, s: u32, t: u32) -> bool {
-    src.is_none_or(|x| x == s) && tag.is_none_or(|x| x == t)
+/// True if a receive on context `ctx` for `src`/`tag` (`None`: any) takes a message from `s` with
+/// tag `t` on context `c`: communicators never share messages, whatever their ranks and tags.
+#[inline]
+fn matches(ctx: u64, src: Option<u32>, tag: Option<u32>, c: u64, s: u32, t: u32) -> bool {
+    ctx == c && src.is_none_or(|x| x == s) && tag.is_none_or(|x| x == t)
 }
 
 /// Bytes of a message read per step into the unexpected queue.
@@ -197,6 +204,7 @@ impl Matcher {
     pub unsafe fn post(
         &mut self,
         req: u64,
+        ctx: u64,
         src: Option<u32>,
         tag: Option<u32>,
         ptr: *mut u8,
@@ -222,7 +230,7 @@ impl Matcher {
         if let Some(i) = self
             .unexpected
             .iter()
-            .position(|u| u.claimed.is_none() && matches(src, tag, u.src, u.tag))
+            .position(|u| u.claimed.is_none() && matches(ctx, src, tag, u.ctx, u.src, u.tag))
         {
             if self.unexpected[i].complete {
                 let u = self.take_unexpected(i).expect("index found");
@@ -239,6 +247,7 @@ impl Matcher {
         self.posted_from.add(src);
         self.posted.push_back(Posted {
             t,
+            ctx,
             src,
             tag,
             ptr,
@@ -274,7 +283,7 @@ impl Matcher {
         if let Some(i) = self
             .posted
             .iter()
-            .position(|p| matches(p.src, p.tag, m.src, m.tag))
+            .position(|p| matches(p.ctx, p.src, p.tag, m.ctx, m.src, m.tag))
         {
             let p = self.take_posted(i).expect("index found");
             return Target::Posted {
@@ -290,6 +299,7 @@ impl Matcher {
         // The length is untrusted: the buffer grows with what actually arrives.
         self.push_unexpected(Unexpected {
             id,
+            ctx: m.ctx,
             src: m.src,
             tag: m.tag,
             len: m.len,
@@ -301,9 +311,9 @@ impl Matcher {
     }
 
     /// A whole message is here (a send to self).
-    pub fn deliver_local(&mut self, src: u32, tag: u32, data: &[u8]) {
+    pub fn deliver_local(&mut self, src: u32, ctx: u64, tag: u32, data: &[u8]) {
         let r: Result<(), std::convert::Infallible> =
-            self.deliver_with(src, tag, data.len(), |d| {
+            self.deliver_with(src, ctx, tag, data.len(), |d| {
                 d.copy_from_slice(data);
                 Ok(())
             });
@@ -318,6 +328,7 @@ impl Matcher {
     pub fn deliver_with<E>(
         &mut self,
         src: u32,
+        ctx: u64,
         tag: u32,
         len: usize,
         fill: impl FnOnce(&mut [u8]) -> Result<(), E>,
@@ -325,7 +336,7 @@ impl Matcher {
         let found = self
             .posted
             .iter()
-            .position(|p| matches(p.src, p.tag, src, tag));
+            .position(|p| matches(p.ctx, p.src, p.tag, ctx, src, tag));
         if let Some(i) = found {
             let p = &self.posted[i];
             let (t, ptr, cap) = (p.t, p.ptr, p.cap);
@@ -348,6 +359,7 @@ impl Matcher {
         self.next_id += 1;
         self.push_unexpected(Unexpected {
             id,
+            ctx,
             src,
             tag,
             len,
@@ -504,11 +516,12 @@ impl Matcher {
             .is_some_and(|e| e.req == t.req && matches!(e.state, State::Done(..)))
     }
 
-    /// The first queued message matching `src`/`tag`, without receiving it (MPI_Iprobe).
-    pub fn probe(&self, src: Option<u32>, tag: Option<u32>) -> Option<Status> {
+    /// The first queued message on context `ctx` matching `src`/`tag`, without receiving it
+    /// (MPI_Iprobe).
+    pub fn probe(&self, ctx: u64, src: Option<u32>, tag: Option<u32>) -> Option<Status> {
         self.unexpected
             .iter()
-            .find(|u| u.claimed.is_none() && matches(src, tag, u.src, u.tag))
+            .find(|u| u.claimed.is_none() && matches(ctx, src, tag, u.ctx, u.src, u.tag))
             .map(|u| Status {
                 source: u.src,
                 tag: u.tag,
@@ -547,7 +560,7 @@ mod tests {
 
     fn post(m: &mut Matcher, req: u64, buf: &mut [u8]) -> Ticket {
         // SAFETY: every buffer outlives its receive in these tests.
-        unsafe { m.post(req, Some(1), Some(7), buf.as_mut_ptr(), buf.len()) }
+        unsafe { m.post(req, 0, Some(1), Some(7), buf.as_mut_ptr(), buf.len()) }
     }
 
     #[test]
@@ -557,14 +570,14 @@ mod tests {
         let ta = post(&mut m, 1, &mut a);
         assert!(!m.is_done(ta));
         assert!(m.take(ta).is_none(), "a waiting receive cannot be taken");
-        m.deliver_local(1, 7, b"abc");
+        m.deliver_local(1, 0, 7, b"abc");
         let (st, err) = m.take(ta).expect("completed in place");
         assert_eq!((st.bytes, st.sent, err.is_none()), (3, 3, true));
         assert_eq!(&a[..3], b"abc");
         // The entry is reused by the next receive; the old ticket must not see its completion.
         let tb = post(&mut m, 2, &mut b);
         assert_eq!(tb.slot, ta.slot);
-        m.deliver_local(1, 7, b"xy");
+        m.deliver_local(1, 0, 7, b"xy");
         assert!(!m.is_done(ta));
         assert!(m.take(ta).is_none());
         assert!(m.take(tb).is_some());
@@ -577,10 +590,10 @@ mod tests {
         let mut small = [0u8; 2];
         let t = post(&mut m, 1, &mut small);
         // A failing fill matches nothing.
-        let r: Result<(), &str> = m.deliver_with(1, 7, 3, |_| Err("bad words"));
+        let r: Result<(), &str> = m.deliver_with(1, 0, 7, 3, |_| Err("bad words"));
         assert!(r.is_err());
         assert!(!m.is_done(t));
-        m.deliver_local(1, 7, b"abc");
+        m.deliver_local(1, 0, 7, b"abc");
         let (st, err) = m.take(t).expect("done");
         assert_eq!((st.bytes, st.sent), (2, 3));
         assert!(matches!(
@@ -592,7 +605,7 @@ mod tests {
         ));
         assert_eq!(&small, b"ab");
         // No receive: queued, then matched by the next one.
-        m.deliver_local(1, 7, b"late");
+        m.deliver_local(1, 0, 7, b"late");
         let mut buf = [0u8; 8];
         let t = post(&mut m, 2, &mut buf);
         assert_eq!(m.take(t).map(|(s, _)| s.bytes), Some(4));
@@ -617,25 +630,26 @@ mod tests {
         let (mut a, mut b, mut c) = ([0u8; 4], [0u8; 4], [0u8; 4]);
         assert!(!m.wants_from(3) && m.quiet_for(3));
         // SAFETY: every buffer outlives its receive in this test.
-        let any = unsafe { m.post(1, None, None, a.as_mut_ptr(), a.len()) };
+        let any = unsafe { m.post(1, 0, None, None, a.as_mut_ptr(), a.len()) };
         assert!(m.wants_from(3) && m.wants_from(0) && !m.quiet_for(3));
-        m.deliver_local(3, 9, b"x");
+        m.deliver_local(3, 0, 9, b"x");
         assert!(m.is_done(any) && !m.wants_from(3) && m.quiet_for(3));
         // An unexpected message makes its source not quiet until a receive takes it.
-        m.deliver_local(2, 9, b"y");
+        m.deliver_local(2, 0, 9, b"y");
         assert!(!m.quiet_for(2) && m.quiet_for(3) && !m.wants_from(2));
         // SAFETY: as above.
-        let t = unsafe { m.post(2, Some(2), None, b.as_mut_ptr(), b.len()) };
+        let t = unsafe { m.post(2, 0, Some(2), None, b.as_mut_ptr(), b.len()) };
         assert!(m.is_done(t) && m.quiet_for(2) && !m.wants_from(2));
         // A ring message announced with no receive, then bound to one; and a failed receive.
         let mut target = m.arrive(Incoming {
             src: 4,
+            ctx: 0,
             tag: 1,
             len: 2,
         });
         assert!(!m.quiet_for(4));
         // SAFETY: as above.
-        let claim = unsafe { m.post(3, Some(4), Some(1), c.as_mut_ptr(), c.len()) };
+        let claim = unsafe { m.post(3, 0, Some(4), Some(1), c.as_mut_ptr(), c.len()) };
         assert!(m.bind(&mut target) && m.quiet_for(4));
         m.complete(target, 2);
         assert!(m.is_done(claim));
@@ -644,5 +658,27 @@ mod tests {
         assert!(m.wants_from(1) && !m.wants_from(5));
         m.fail(f, Error::PeerDead(1));
         assert!(!m.wants_from(1) && m.quiet_for(1));
+    }
+
+    #[test]
+    fn contexts_never_share_messages() {
+        let mut m = Matcher::default();
+        let mut a = [0u8; 4];
+        // SAFETY: `a` outlives its receive.
+        let dup = unsafe { m.post(1, 5, Some(1), Some(7), a.as_mut_ptr(), a.len()) };
+        // Same source and tag on world (context 0): not the duplicate's receive's.
+        m.deliver_local(1, 0, 7, b"world");
+        assert!(!m.is_done(dup));
+        assert!(m.probe(0, Some(1), Some(7)).is_some());
+        assert!(m.probe(5, Some(1), Some(7)).is_none());
+        m.deliver_local(1, 5, 7, b"dup");
+        assert_eq!(m.take(dup).map(|(st, _)| st.bytes), Some(3));
+        assert_eq!(&a[..3], b"dup");
+        // A receive posted on world later takes world's message, queued all along.
+        let mut b = [0u8; 8];
+        // SAFETY: as above.
+        let w = unsafe { m.post(2, 0, None, None, b.as_mut_ptr(), b.len()) };
+        assert_eq!(m.take(w).map(|(st, _)| st.bytes), Some(5));
+        assert_eq!(&b[..5], b"world");
     }
 }

@@ -384,3 +384,33 @@ fn a_share_outside_the_receivers_heap_is_refused() {
         }
     }
 }
+
+#[test]
+fn context_words_out_of_place_are_refused() {
+    use snoo_common::register::{kind, Word};
+    // Rank 1 waits for a message from rank 0. A CONTEXT word naming COMM_WORLD (context 0, never
+    // sent), or one followed by anything but an envelope, is a broken stream.
+    let ctx = Word::Context { ctx: 3 }.encode();
+    let cases: [&[u64]; 3] = [
+        &[u64::from(kind::CONTEXT)],
+        &[ctx, ctx],
+        &[ctx, Word::Fin { id: 0 }.encode()],
+    ];
+    for (case, words) in cases.iter().enumerate() {
+        let out = scenario(&format!("ctx{case}"), read_one, |dev, l, phase, _| {
+            let (mb, _) = l.channel(0, 1).unwrap();
+            // Later slots first: the receiver polls slot 0 and takes what follows as it finds it.
+            for (i, &w) in words.iter().enumerate().rev() {
+                dev.shm()
+                    .u64_at(mb + 128 + 8 * i)
+                    .unwrap()
+                    .store(w, Ordering::Release);
+            }
+            phase.store(GO, Ordering::Release);
+        });
+        match &out[1] {
+            Err(Error::Protocol { rank: 0, what }) => eprintln!("case {case}: {what}"),
+            other => panic!("case {case}: rank 1 must refuse {words:x?}: {other:?}"),
+        }
+    }
+}

@@ -752,3 +752,95 @@ fn a_rank_of_another_wire_format_is_refused() {
         );
     });
 }
+
+#[test]
+fn duplicates_never_take_each_others_messages_on_any_path() {
+    // Small enough ring that 40 KiB streams through it; the sizes cover the inline path, the
+    // direct medium path and a streamed ring message.
+    let sizes = [3usize, snoo_mpi::INLINE_MAX, 4 << 10, 40 << 10];
+    let out = job("dupctx", 3, 16 << 10, |w| {
+        let a = w.dup();
+        let b = a.dup();
+        let me = w.rank();
+        if me == 0 {
+            // The same source and tag on all three communicators, in the order a receive on the
+            // wrong one would take first.
+            for (i, &n) in sizes.iter().enumerate() {
+                b.send(&pattern(n, 30 + i as u64), 1, 7)?;
+                a.send(&pattern(n, 20 + i as u64), 1, 7)?;
+                w.send(&pattern(n, 10 + i as u64), 1, 7)?;
+            }
+            // Non-blocking sends on a duplicate, to rank 2, which receives on the world first.
+            let msgs: Vec<Vec<u8>> = (0..8).map(|i| pattern(100 + i, 40 + i as u64)).collect();
+            a.scope(|s| {
+                let rs: Vec<_> = msgs.iter().map(|m| s.isend(m, 2, 5).unwrap()).collect();
+                s.wait_all(rs).map(|_| ())
+            })?;
+            w.send(&[9u8], 2, 5)?;
+            Ok::<_, Error>(Vec::new())
+        } else if me == 1 {
+            let mut got = Vec::new();
+            for (i, &n) in sizes.iter().enumerate() {
+                let mut buf = vec![0u8; 64 << 10];
+                // Wildcards on the world: they must pass over the duplicates' messages.
+                let st = w.recv(&mut buf, None, None)?;
+                got.push((
+                    st.source,
+                    st.tag,
+                    buf[..st.bytes] == pattern(n, 10 + i as u64),
+                ));
+                assert!(w.iprobe(Some(0), Some(7))?.is_none() || i + 1 < sizes.len());
+                let st = a.recv(&mut buf, Some(0), Some(7))?;
+                got.push((
+                    st.source,
+                    st.tag,
+                    buf[..st.bytes] == pattern(n, 20 + i as u64),
+                ));
+                let st = b.recv(&mut buf, Some(0), None)?;
+                got.push((
+                    st.source,
+                    st.tag,
+                    buf[..st.bytes] == pattern(n, 30 + i as u64),
+                ));
+            }
+            Ok(got)
+        } else {
+            let mut one = [0u8; 1];
+            // The world's message arrives after eight on the duplicate, from the same source and
+            // with the same tag.
+            let st = w.recv(&mut one, Some(0), Some(5))?;
+            assert_eq!((st.bytes, one[0]), (1, 9));
+            let mut got = Vec::new();
+            let st = a.probe(Some(0), Some(5))?;
+            got.push((st.source, st.tag, st.bytes == 100));
+            for i in 0..8 {
+                let mut buf = vec![0u8; 200];
+                let st = a.recv(&mut buf, Some(0), Some(5))?;
+                got.push((
+                    st.source,
+                    st.tag,
+                    buf[..st.bytes] == pattern(100 + i, 40 + i as u64),
+                ));
+            }
+            // Sends to self on a duplicate are not the world's.
+            a.send(&[1u8], 2, 3)?;
+            assert!(w.iprobe(Some(2), Some(3))?.is_none());
+            assert!(a.iprobe(Some(2), Some(3))?.is_some());
+            a.recv(&mut one, Some(2), Some(3))?;
+            Ok(got)
+        }
+    });
+    let out: Vec<_> = out.into_iter().map(|r| r.unwrap()).collect();
+    assert_eq!(out[1].len(), 3 * sizes.len());
+    assert!(
+        out[1].iter().all(|&(s, t, ok)| s == 0 && t == 7 && ok),
+        "{:?}",
+        out[1]
+    );
+    assert_eq!(out[2].len(), 9);
+    assert!(
+        out[2].iter().all(|&(s, t, ok)| s == 0 && t == 5 && ok),
+        "{:?}",
+        out[2]
+    );
+}

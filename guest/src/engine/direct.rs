@@ -94,17 +94,19 @@ impl Engine {
     /// most [`DIRECT_RING_MAX`] bytes, with a matching tag, that fits `buf`. Anything else is
     /// [`Direct::Never`]: the caller takes the general path.
     ///
-    /// This is the fast path of blocking and non-blocking receives of small and medium messages:
-    /// one slot load when nothing is there, and no queue, table or heap operation when something
-    /// is.
+    /// This is the fast path of blocking and non-blocking receives of small and medium messages
+    /// on COMM_WORLD (`ctx` 0): one slot load when nothing is there, and no queue, table or heap
+    /// operation when something is. Other communicators' messages start with a CONTEXT word and
+    /// take the general path.
     #[inline]
     pub(crate) fn recv_direct(
         &mut self,
         src: u32,
         tag: Option<u32>,
+        ctx: u64,
         buf: &mut [u8],
     ) -> Result<Direct> {
-        if src == self.rank {
+        if src == self.rank || ctx != 0 {
             return Ok(Direct::Never);
         }
         if !self.matcher.quiet_for(src) && !self.let_earlier_receives_complete(src, buf.len())? {
@@ -113,7 +115,7 @@ impl Engine {
         let Some(link) = self.links.get_mut(src as usize).and_then(Option::as_mut) else {
             return Ok(Direct::Never);
         };
-        if !link.streams.is_empty() || !matches!(link.rx, Rx::Idle) {
+        if !link.streams.is_empty() || !matches!(link.rx, Rx::Idle) || link.rx_ctx != 0 {
             return Ok(Direct::Never);
         }
         let (direct, ring) = link.take_head(tag, buf)?;
@@ -175,8 +177,12 @@ impl Engine {
         &mut self,
         src: u32,
         tag: Option<u32>,
+        ctx: u64,
         buf: &mut [u8],
     ) -> Result<Option<Status>> {
+        if ctx != 0 {
+            return Ok(None);
+        }
         self.flush_batches();
         if !self.only_receiving() {
             return Ok(None);
@@ -186,7 +192,7 @@ impl Engine {
         // already there costs no clock read.
         let mut deadline = None;
         for polls in 1u32.. {
-            match self.recv_direct(src, tag, buf)? {
+            match self.recv_direct(src, tag, ctx, buf)? {
                 Direct::Taken(st) => return Ok(Some(st)),
                 Direct::Never => return Ok(None),
                 // No `release_idle` here: a consumer-index store per message would cost the

@@ -42,6 +42,8 @@ pub(super) struct Link {
     pub(super) rx_mb: WordConsumer<Pool>,
     pub(super) rx_ring: ByteConsumer<Pool>,
     pub(super) rx: Rx,
+    // The communicator a CONTEXT word announced for the next envelope (0: COMM_WORLD).
+    pub(super) rx_ctx: u64,
     // Announced messages whose payloads are being read, in order.
     pub(super) streams: VecDeque<Stream>,
     // Sends that did not fit at once, in order.
@@ -53,7 +55,7 @@ pub(super) struct Link {
     pub(super) rdv: RdvBook,
     // Scratch for one message's mailbox words, outgoing and incoming: kept here so that no
     // message pays for zeroing a buffer on the stack.
-    pub(super) tx_words: [u64; INLINE_WORDS + 1],
+    pub(super) tx_words: [u64; INLINE_WORDS + 2],
     pub(super) rx_words: [u64; INLINE_WORDS],
 }
 
@@ -78,50 +80,65 @@ impl Link {
             rx_mb: WordConsumer::new(pool.clone(), rx_mb, words).map_err(ring_err)?,
             rx_ring: ByteConsumer::new(pool.clone(), rx_ring, bytes).map_err(ring_err)?,
             rx: Rx::Idle,
+            rx_ctx: 0,
             streams: VecDeque::new(),
             outgoing: VecDeque::new(),
             batched: 0,
             bell,
             health: Health::new(generation),
             rdv: RdvBook::default(),
-            tx_words: [0; INLINE_WORDS + 1],
+            tx_words: [0; INLINE_WORDS + 2],
             rx_words: [0; INLINE_WORDS],
         })
     }
 
-    /// Publishes a message's envelope (and its payload, if inline) in the mailbox. False if the
-    /// mailbox has no room for all of it yet.
+    /// Publishes a message's envelope (and its payload, if inline) in the mailbox, after a
+    /// CONTEXT word for a communicator other than COMM_WORLD (`ctx` 0). False if the mailbox has
+    /// no room for all of it yet.
     #[inline]
     pub(super) fn push_envelope(
         &mut self,
         header: &Header,
         inline: &[u8],
         buffer: Option<u64>,
+        ctx: u64,
     ) -> Result<bool> {
-        // A whole INLINE message (at most INLINE_WORDS), or envelope (and LENGTH) and BUFFER
-        // word.
-        let buf = &mut self.tx_words;
-        let mut n = 0;
-        if header.path == Path::Inline {
-            n = pack_inline(header.tag, inline, buf)
-                .ok_or_else(|| Error::protocol(self.rank, "inline payload too long"))?;
-        } else {
-            header.encode(&mut |w| {
-                buf[n] = w;
-                n += 1;
-            });
+        if ctx != 0 {
+            return self.push_with_context(header, inline, buffer, ctx);
         }
-        if let Some(offset) = buffer {
-            buf[n] = Word::Buffer { offset }.encode();
-            n += 1;
-        }
+        let n = envelope_words(self.rank, &mut self.tx_words, header, inline, buffer)?;
         // All of it or, if the mailbox has no room for all of it yet, none of it.
         if !self
             .tx_mb
-            .push_all(&buf[..n])
+            .push_all(&self.tx_words[..n])
             .map_err(|e| Error::protocol(self.rank, e))?
         {
             // Let the receiver drain what is batched.
+            self.flush();
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// [`Link::push_envelope`] for a communicator other than COMM_WORLD: a CONTEXT word, then
+    /// the envelope words, in one push. Kept out of line so that world messages pay one compare.
+    #[cold]
+    #[inline(never)]
+    fn push_with_context(
+        &mut self,
+        header: &Header,
+        inline: &[u8],
+        buffer: Option<u64>,
+        ctx: u64,
+    ) -> Result<bool> {
+        let buf = &mut self.tx_words;
+        buf[0] = Word::Context { ctx }.encode();
+        let n = 1 + envelope_words(self.rank, &mut buf[1..], header, inline, buffer)?;
+        if !self
+            .tx_mb
+            .push_all(&self.tx_words[..n])
+            .map_err(|e| Error::protocol(self.rank, e))?
+        {
             self.flush();
             return Ok(false);
         }
@@ -190,6 +207,33 @@ impl Link {
         }
         self.batched = 0;
     }
+}
+
+/// Writes a message's envelope words into `buf`: a whole INLINE message (at most INLINE_WORDS),
+/// or envelope (and LENGTH) and BUFFER word. Returns how many.
+#[inline]
+fn envelope_words(
+    rank: u32,
+    buf: &mut [u64],
+    header: &Header,
+    inline: &[u8],
+    buffer: Option<u64>,
+) -> Result<usize> {
+    let mut n = 0;
+    if header.path == Path::Inline {
+        n = pack_inline(header.tag, inline, buf)
+            .ok_or_else(|| Error::protocol(rank, "inline payload too long"))?;
+    } else {
+        header.encode(&mut |w| {
+            buf[n] = w;
+            n += 1;
+        });
+    }
+    if let Some(offset) = buffer {
+        buf[n] = Word::Buffer { offset }.encode();
+        n += 1;
+    }
+    Ok(n)
 }
 
 /// Unpacks an inline message from `src`, its envelope and DATA `words`, into `dst`, exactly the
@@ -284,6 +328,8 @@ pub(super) struct Outgoing {
     pub(super) buffer: Option<u64>,
     /// RENDEZVOUS: the receiver sent SHARE and we wrote our share of the payload.
     pub(super) shared: bool,
+    /// The communicator's context id (0: COMM_WORLD).
+    pub(super) ctx: u64,
 }
 
 /// A message being read into its target: from a peer's data ring or, for a RENDEZVOUS message,

@@ -40,6 +40,7 @@ mod tuning;
 
 pub(crate) use direct::Direct;
 pub use join::JoinOptions;
+pub(crate) use send::To;
 pub use tuning::{DIRECT_RING_MAX, INLINE_MAX, RDV_MIN, SPLIT_MIN, TX_BATCH};
 
 use crate::device::Device;

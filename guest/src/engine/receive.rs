@@ -1,7 +1,8 @@
 //! The receive state machine: a peer's mailbox words become envelopes, and envelopes go to the
 //! matcher. A whole inline message is unpacked straight into the receive it matches; a ring or
 //! RENDEZVOUS envelope becomes a [`Stream`] whose payload [`stream`](super::stream) moves.
-//! FIN, SHARE and WROTE words between messages go to [`rendezvous`](super::rendezvous).
+//! FIN, SHARE and WROTE words between messages go to [`rendezvous`](super::rendezvous); a
+//! CONTEXT word names the communicator of the envelope after it (none: COMM_WORLD).
 //!
 //! Only what is asked for is read: a peer's mailbox is read while a posted receive could take its
 //! next message (or a RENDEZVOUS of ours waits for an answer), so a receive posted later takes its
@@ -49,13 +50,22 @@ impl Link {
             return Err(inline_too_long(src, h.len));
         }
         let msg = &self.rx_words[..n];
-        matcher.deliver_with(src, h.tag, h.len, |dst| unpack_inline(src, msg, dst))?;
+        let ctx = self.rx_ctx;
+        matcher.deliver_with(src, ctx, h.tag, h.len, |dst| unpack_inline(src, msg, dst))?;
+        self.rx_ctx = 0;
         self.rx_mb.consume(n);
         Ok(())
     }
 
-    /// Takes the control word `w` of kind `k` (FIN, SHARE or WROTE) at the mailbox head.
+    /// Takes the control word `w` of kind `k` (FIN, SHARE, WROTE or CONTEXT) at the mailbox head.
     fn take_control(&mut self, k: u8, w: u64, shm: &Shm, layout: &JobLayout) -> Result<()> {
+        if self.rx_ctx != 0 {
+            // The sender pushes a CONTEXT word and its envelope together.
+            return Err(Error::protocol(
+                self.rank,
+                format!("a {} word after a CONTEXT word", kind::name(k)),
+            ));
+        }
         self.pop()?;
         match k {
             kind::FIN => self.take_fin(w),
@@ -63,7 +73,22 @@ impl Link {
                 self.take_share(w, shm, layout)?;
                 self.send_fins()
             }
+            kind::CONTEXT => self.take_context(w),
             _ => self.take_wrote(w),
+        }
+    }
+
+    /// Takes a CONTEXT word: the next envelope is on that communicator.
+    fn take_context(&mut self, w: u64) -> Result<()> {
+        match Word::decode(w) {
+            Ok(Word::Context { ctx }) => {
+                self.rx_ctx = ctx;
+                Ok(())
+            }
+            Ok(_) | Err(_) => Err(Error::protocol(
+                self.rank,
+                format!("bad CONTEXT word {w:#x}"),
+            )),
         }
     }
 
@@ -140,6 +165,7 @@ impl Link {
         let len = header.len as usize;
         let incoming = Incoming {
             src,
+            ctx: std::mem::take(&mut self.rx_ctx),
             tag: header.tag,
             len,
         };
@@ -224,7 +250,9 @@ impl Engine {
                 }
             };
             let k = (w & kind::MASK) as u8;
-            if matches!(link.rx, Rx::Idle) && matches!(k, kind::FIN | kind::SHARE | kind::WROTE) {
+            if matches!(link.rx, Rx::Idle)
+                && matches!(k, kind::FIN | kind::SHARE | kind::WROTE | kind::CONTEXT)
+            {
                 link.take_control(k, w, self.pool.borrow(), &self.layout)?;
                 words += 1;
                 moved = true;

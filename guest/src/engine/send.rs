@@ -10,19 +10,27 @@ use super::Engine;
 use crate::error::{Error, Result};
 use snoo_common::register::{Header, Path};
 
+/// Where a message goes: the rank, the tag, and the communicator's context id (0: COMM_WORLD).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct To {
+    pub(crate) dest: u32,
+    pub(crate) tag: i32,
+    pub(crate) ctx: u64,
+}
+
 impl Link {
     /// Sends a medium ring message whole if nothing is queued to this rank and the mailbox and
     /// ring have room now: payload, then envelope. The receiver then finds it whole as soon as it
     /// sees the envelope (the direct receive path). False if it must queue.
     #[inline]
-    fn send_medium_now(&mut self, header: &Header, data: &[u8]) -> Result<bool> {
+    fn send_medium_now(&mut self, header: &Header, data: &[u8], ctx: u64) -> Result<bool> {
         if !self.outgoing.is_empty() || self.rdv.wrote_owed.is_some() {
             return Ok(false);
         }
         let rank = self.rank;
         if !self
             .tx_mb
-            .has_room(header.message_words())
+            .has_room(header.message_words() + usize::from(ctx != 0))
             .map_err(|e| Error::protocol(rank, e))?
             || !self
                 .tx_ring
@@ -32,7 +40,7 @@ impl Link {
             return Ok(false);
         }
         // Room was checked, so the envelope goes in.
-        let pushed = self.push_envelope(header, &[], None)?;
+        let pushed = self.push_envelope(header, &[], None, ctx)?;
         debug_assert!(
             pushed,
             "mailbox room checked before the payload was written"
@@ -44,7 +52,7 @@ impl Link {
 }
 
 impl Engine {
-    /// Starts sending `len` bytes at `ptr` to `dest`. Returns true if the send completed (the
+    /// Starts sending `len` bytes at `ptr` to `to`. Returns true if the send completed (the
     /// payload is in shared memory or delivered); otherwise the engine keeps `ptr` until
     /// [`Engine::send_done`] says so.
     ///
@@ -64,14 +72,14 @@ impl Engine {
         req: u64,
         ptr: *const u8,
         len: usize,
-        dest: u32,
-        tag: i32,
+        to: To,
         batch: bool,
     ) -> Result<bool> {
+        let To { dest, tag, ctx } = to;
         if dest == self.rank {
             // SAFETY: the caller guarantees the range is readable now.
             let data = unsafe { std::slice::from_raw_parts(ptr, len) };
-            self.matcher.deliver_local(self.rank, tag as u32, data);
+            self.matcher.deliver_local(self.rank, ctx, tag as u32, data);
             return Ok(true);
         }
         let buffer = if len >= RDV_MIN {
@@ -93,12 +101,12 @@ impl Engine {
             Path::Inline if link.outgoing.is_empty() => {
                 // SAFETY: the caller guarantees the range is readable now.
                 let data = unsafe { std::slice::from_raw_parts(ptr, len) };
-                link.push_envelope(&header, data, None)?
+                link.push_envelope(&header, data, None, ctx)?
             }
             Path::Ring if len <= DIRECT_RING_MAX => {
                 // SAFETY: the caller guarantees the range is readable now.
                 let data = unsafe { std::slice::from_raw_parts(ptr, len) };
-                link.send_medium_now(&header, data)?
+                link.send_medium_now(&header, data, ctx)?
             }
             _ => false,
         };
@@ -118,6 +126,7 @@ impl Engine {
             owned: None,
             buffer,
             shared: false,
+            ctx,
         });
         self.progress_tx(dest)?;
         let link = self.live_link(dest)?;
@@ -203,14 +212,15 @@ impl Engine {
         link.flush();
         while let Some(op) = link.outgoing.front_mut() {
             if !op.envelope_sent {
-                let (header, ptr, len, buffer) = (op.header, op.ptr, op.len, op.buffer);
+                let (header, ptr, len, buffer, ctx) =
+                    (op.header, op.ptr, op.len, op.buffer, op.ctx);
                 let inline: &[u8] = if header.path == Path::Inline {
                     // SAFETY: start_send's caller keeps the buffer readable until the send completes.
                     unsafe { std::slice::from_raw_parts(ptr, len) }
                 } else {
                     &[]
                 };
-                if !link.push_envelope(&header, inline, buffer)? {
+                if !link.push_envelope(&header, inline, buffer, ctx)? {
                     break;
                 }
                 link.flush();
