@@ -107,7 +107,13 @@ impl Link {
             return self.push_with_context(header, inline, buffer, ctx);
         }
         let n = envelope_words(self.rank, &mut self.tx_words, header, inline, buffer)?;
-        // All of it or, if the mailbox has no room for all of it yet, none of it.
+        self.push_scratch(n)
+    }
+
+    /// Pushes the first `n` words of the send scratch: all of them or, if the mailbox has no
+    /// room for all of them yet, none.
+    #[inline]
+    fn push_scratch(&mut self, n: usize) -> Result<bool> {
         if !self
             .tx_mb
             .push_all(&self.tx_words[..n])
@@ -134,15 +140,7 @@ impl Link {
         let buf = &mut self.tx_words;
         buf[0] = Word::Context { ctx }.encode();
         let n = 1 + envelope_words(self.rank, &mut buf[1..], header, inline, buffer)?;
-        if !self
-            .tx_mb
-            .push_all(&self.tx_words[..n])
-            .map_err(|e| Error::protocol(self.rank, e))?
-        {
-            self.flush();
-            return Ok(false);
-        }
-        Ok(true)
+        self.push_scratch(n)
     }
 
     /// Pushes one control word (FIN, SHARE, WROTE). False if the mailbox has no room for it yet.
