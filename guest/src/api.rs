@@ -190,14 +190,75 @@ pub fn init(name: &str) -> Result<World> {
 /// COMM_WORLD's context id: its messages carry no CONTEXT word.
 const WORLD: u64 = 0;
 
-/// A communicator of the world's ranks with its own message space: a duplicate of COMM_WORLD
-/// ([`World::dup`]). A message sent on it is received only on it; blocking calls live on it, and
-/// non-blocking ones in its [`Comm::scope`], as on the world.
+/// Context ids with this bit carry a communicator's own collective traffic (the exchanges of
+/// `dup` and `split`), so that it never matches the program's receives on that communicator.
+const COLL_BIT: u64 = 1 << 55;
+/// The tag of a communicator-creation exchange on the collective context.
+const CREATE_TAG: i32 = 1;
+
+/// The ranks of a communicator over part of the world: its rank `i` is world rank `members[i]`.
+#[derive(Debug)]
+struct Group {
+    members: Vec<u32>,
+    // World rank -> rank here, or `u32::MAX` for a world rank not in the group.
+    rank_of: Vec<u32>,
+}
+
+impl Group {
+    fn new(members: Vec<u32>, world_size: u32) -> Group {
+        let mut rank_of = vec![u32::MAX; world_size as usize];
+        for (i, &w) in members.iter().enumerate() {
+            rank_of[w as usize] = i as u32;
+        }
+        Group { members, rank_of }
+    }
+}
+
+/// How a communicator's ranks map to the world's: through a [`Group`], or one to one (the world
+/// and its duplicates).
+#[derive(Debug, Clone, Default)]
+struct Ranks(Option<std::rc::Rc<Group>>);
+
+impl Ranks {
+    /// The world rank of rank `r` of a communicator of `size` ranks.
+    fn to_world(&self, r: u32, size: u32) -> Result<u32> {
+        let bad = || Error::Rank {
+            rank: r.into(),
+            size,
+        };
+        match &self.0 {
+            None => (r < size).then_some(r).ok_or_else(bad),
+            Some(g) => g.members.get(r as usize).copied().ok_or_else(bad),
+        }
+    }
+
+    /// A source selector in the communicator's ranks, in the world's.
+    fn source(&self, s: Option<u32>, size: u32) -> Result<Option<u32>> {
+        s.map(|r| self.to_world(r, size)).transpose()
+    }
+
+    /// A status as the communicator names its source.
+    fn status(&self, mut st: Status) -> Status {
+        if let Some(g) = &self.0 {
+            st.source = g
+                .rank_of
+                .get(st.source as usize)
+                .copied()
+                .unwrap_or(u32::MAX);
+        }
+        st
+    }
+}
+
+/// A communicator with its own message space: a duplicate of COMM_WORLD ([`World::dup`]), or a
+/// part of one ([`World::split`]). A message sent on it is received only on it; ranks are its
+/// own (0 to `size() - 1`); blocking calls live on it, and non-blocking ones in its
+/// [`Comm::scope`], as on the world.
 ///
 /// ```no_run
 /// # fn main() -> snoo_mpi::Result<()> {
 /// let world = snoo_mpi::init("job")?;
-/// let lib = world.dup(); // a library's own traffic
+/// let lib = world.dup()?; // a library's own traffic
 /// if world.rank() == 0 {
 ///     lib.send(&[1u32], 1, 7)?;
 ///     world.send(&[2u32], 1, 7)?;
@@ -208,32 +269,126 @@ const WORLD: u64 = 0;
 ///     lib.recv(&mut x, Some(0), Some(7))?;
 ///     assert_eq!(x, [1]);
 /// }
+/// // Even and odd ranks, each half in reverse order.
+/// let half = world.split(Some(world.rank() % 2), -(world.rank() as i32))?.unwrap();
+/// assert_eq!(half.size(), (world.size() + 1 - world.rank() % 2) / 2);
 /// # world.finalize()
 /// # }
 /// ```
 pub struct Comm<'w> {
     world: &'w World,
     ctx: u64,
+    ranks: Ranks,
+    rank: u32,
+    size: u32,
 }
 
 impl<'w> Comm<'w> {
-    /// This process's rank (the same as in the world).
+    /// This process's rank in the communicator.
     pub fn rank(&self) -> u32 {
-        self.world.rank
+        self.rank
     }
 
-    /// Ranks in the communicator (the world's).
+    /// Ranks in the communicator.
     pub fn size(&self) -> u32 {
-        self.world.size
+        self.size
     }
 
-    /// Duplicates this communicator (MPI_Comm_dup), collectively as [`World::dup`].
-    pub fn dup(&self) -> Comm<'w> {
-        self.world.dup()
+    /// Duplicates this communicator (MPI_Comm_dup): the same ranks, a new message space.
+    /// Collective: every rank of the communicator calls it.
+    pub fn dup(&self) -> Result<Comm<'w>> {
+        let ctx = self.agree(0, self.rank.into())?.0;
+        Ok(Comm {
+            world: self.world,
+            ctx,
+            ranks: self.ranks.clone(),
+            rank: self.rank,
+            size: self.size,
+        })
+    }
+
+    /// Splits this communicator (MPI_Comm_split): the ranks that pass the same `color` form a new
+    /// communicator, ordered by `key`, then by their rank here; `None` (MPI_UNDEFINED) takes part
+    /// and gets no communicator. Collective: every rank of the communicator calls it.
+    pub fn split(&self, color: Option<u32>, key: i32) -> Result<Option<Comm<'w>>> {
+        // Colors travel as u64 with u64::MAX for none; keys as their i32 bit pattern.
+        let mine = color.map_or(u64::MAX, u64::from);
+        let (ctx, all) = self.agree(mine, u64::from(key as u32))?;
+        let Some(color) = color else {
+            return Ok(None);
+        };
+        let mut members: Vec<(i32, u32)> = all
+            .iter()
+            .enumerate()
+            .filter(|(_, &(c, _))| c == u64::from(color))
+            .map(|(r, &(_, k))| (k as u32 as i32, r as u32))
+            .collect();
+        members.sort_unstable();
+        let world_ranks = members
+            .iter()
+            .map(|&(_, r)| self.ranks.to_world(r, self.size))
+            .collect::<Result<Vec<u32>>>()?;
+        let rank = members
+            .iter()
+            .position(|&(_, r)| r == self.rank)
+            .expect("this rank passed its own color") as u32;
+        let size = world_ranks.len() as u32;
+        Ok(Some(Comm {
+            world: self.world,
+            ctx,
+            ranks: Ranks(Some(std::rc::Rc::new(Group::new(
+                world_ranks,
+                self.world.size,
+            )))),
+            rank,
+            size,
+        }))
+    }
+
+    /// Exchanges `(a, b)` with every rank of the communicator on its collective context and
+    /// agrees on a context id for a new communicator: larger than every id any of them has used,
+    /// so no rank of it has another communicator with that id (ranks outside it may: they never
+    /// exchange messages on it). Returns the id and every rank's pair, by rank.
+    fn agree(&self, a: u64, b: u64) -> Result<(u64, Vec<(u64, u64)>)> {
+        let w = self.world;
+        let coll = self.ctx | COLL_BIT;
+        let mine = [a, b, w.next_ctx.get()];
+        // Three words of 8 bytes: inline, so every send completes at once, and the receives
+        // after them cannot deadlock.
+        for r in (0..self.size).filter(|&r| r != self.rank) {
+            let dest = self.ranks.to_world(r, self.size)?;
+            w.send_bytes(bytes(&mine), dest, CREATE_TAG, coll)?;
+        }
+        let mut all = vec![(0, 0); self.size as usize];
+        let mut next = mine[2];
+        for r in 0..self.size {
+            let theirs = if r == self.rank {
+                mine
+            } else {
+                let mut got = [0u64; 3];
+                let src = self.ranks.to_world(r, self.size)?;
+                let st = w.recv_bytes(bytes_mut(&mut got), Some(src), Some(CREATE_TAG), coll)?;
+                if st.bytes != std::mem::size_of_val(&got) {
+                    return Err(Error::protocol(
+                        src,
+                        "communicator creation message of the wrong size",
+                    ));
+                }
+                got
+            };
+            all[r as usize] = (theirs[0], theirs[1]);
+            next = next.max(theirs[2]);
+        }
+        if next >= COLL_BIT {
+            return Err(Error::Arg("no communicator context ids left".into()));
+        }
+        w.next_ctx.set(next + 1);
+        Ok((next, all))
     }
 
     /// Blocking send on this communicator (MPI_Send).
     pub fn send<T: Equivalence>(&self, buf: &[T], dest: u32, tag: i32) -> Result<()> {
+        let dest = self.ranks.to_world(dest, self.size)?;
         self.world.send_bytes(bytes(buf), dest, tag, self.ctx)
     }
 
@@ -244,29 +399,42 @@ impl<'w> Comm<'w> {
         source: Option<u32>,
         tag: Option<i32>,
     ) -> Result<Status> {
-        self.world.recv_bytes(bytes_mut(buf), source, tag, self.ctx)
+        let source = self.ranks.source(source, self.size)?;
+        let st = self
+            .world
+            .recv_bytes(bytes_mut(buf), source, tag, self.ctx)?;
+        Ok(self.ranks.status(st))
     }
 
     /// Waits for a matching message on this communicator without receiving it (MPI_Probe).
     pub fn probe(&self, source: Option<u32>, tag: Option<i32>) -> Result<Status> {
-        self.world.probe_on(self.ctx, source, tag)
+        let source = self.ranks.source(source, self.size)?;
+        let st = self.world.probe_on(self.ctx, source, tag)?;
+        Ok(self.ranks.status(st))
     }
 
     /// Checks for a matching message on this communicator (MPI_Iprobe).
     pub fn iprobe(&self, source: Option<u32>, tag: Option<i32>) -> Result<Option<Status>> {
-        self.world.iprobe_on(self.ctx, source, tag)
+        let source = self.ranks.source(source, self.size)?;
+        let st = self.world.iprobe_on(self.ctx, source, tag)?;
+        Ok(st.map(|st| self.ranks.status(st)))
     }
 
     /// Runs `f` with a scope for non-blocking operations on this communicator (see
     /// [`World::scope`]).
     pub fn scope<R>(&self, f: impl FnOnce(&Scope<'w>) -> R) -> R {
-        self.world.scope_on(self.ctx, f)
+        self.world
+            .scope_on(self.ctx, self.ranks.clone(), self.size, f)
     }
 }
 
 impl std::fmt::Debug for Comm<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Comm").field("ctx", &self.ctx).finish()
+        f.debug_struct("Comm")
+            .field("ctx", &self.ctx)
+            .field("rank", &self.rank)
+            .field("size", &self.size)
+            .finish()
     }
 }
 
@@ -358,16 +526,27 @@ impl World {
         self.send_bytes(bytes(buf), dest, tag, WORLD)
     }
 
+    /// COMM_WORLD as a [`Comm`], to create communicators from.
+    fn as_comm(&self) -> Comm<'_> {
+        Comm {
+            world: self,
+            ctx: WORLD,
+            ranks: Ranks::default(),
+            rank: self.rank,
+            size: self.size,
+        }
+    }
+
     /// Duplicates COMM_WORLD (MPI_Comm_dup): a communicator of the same ranks whose messages never
-    /// match receives on any other communicator, whatever their source and tag.
-    ///
-    /// Collective, as in MPI: every rank creates its duplicates in the same order (of `dup` calls
-    /// on the world and on its duplicates), so the n-th is the same communicator on every rank. No
-    /// message is exchanged.
-    pub fn dup(&self) -> Comm<'_> {
-        let ctx = self.next_ctx.get();
-        self.next_ctx.set(ctx + 1);
-        Comm { world: self, ctx }
+    /// match receives on any other communicator, whatever their source and tag. Collective: every
+    /// rank calls it (the ranks agree on the new communicator's context id).
+    pub fn dup(&self) -> Result<Comm<'_>> {
+        self.as_comm().dup()
+    }
+
+    /// Splits COMM_WORLD (MPI_Comm_split); see [`Comm::split`].
+    pub fn split(&self, color: Option<u32>, key: i32) -> Result<Option<Comm<'_>>> {
+        self.as_comm().split(color, key)
     }
 
     fn send_bytes(&self, data: &[u8], dest: u32, tag: i32, ctx: u64) -> Result<()> {
@@ -540,13 +719,21 @@ impl World {
     /// Runs `f` with a scope for non-blocking operations; every request started in it is complete
     /// when `scope` returns (so buffers lent to requests are never used after they are released).
     pub fn scope<'env, R>(&'env self, f: impl FnOnce(&Scope<'env>) -> R) -> R {
-        self.scope_on(WORLD, f)
+        self.scope_on(WORLD, Ranks::default(), self.size, f)
     }
 
-    fn scope_on<'env, R>(&'env self, ctx: u64, f: impl FnOnce(&Scope<'env>) -> R) -> R {
+    fn scope_on<'env, R>(
+        &'env self,
+        ctx: u64,
+        ranks: Ranks,
+        size: u32,
+        f: impl FnOnce(&Scope<'env>) -> R,
+    ) -> R {
         let scope = Scope {
             world: self,
             ctx,
+            ranks,
+            size,
             id: self.id(),
             pending: RefCell::new(self.spare.take()),
         };
@@ -888,8 +1075,11 @@ impl Requests {
 /// Non-blocking operations whose buffers live at least as long as `'env`.
 pub struct Scope<'env> {
     world: &'env World,
-    // The communicator its operations are on.
+    // The communicator its operations are on: its context, how its ranks map to the world's,
+    // and its size.
     ctx: u64,
+    ranks: Ranks,
+    size: u32,
     // Unique in the process (drawn from the request ids): tells this scope's requests apart.
     id: u64,
     pending: RefCell<Requests>,
@@ -918,7 +1108,7 @@ impl<'env> Scope<'env> {
     /// Starts a send (MPI_Isend).
     pub fn isend<T: Equivalence>(&self, buf: &'env [T], dest: u32, tag: i32) -> Result<Request> {
         let w = self.world;
-        w.check_rank(dest)?;
+        let dest = self.ranks.to_world(dest, self.size)?;
         check_tag(tag)?;
         let data = bytes(buf);
         check_len(data.len())?;
@@ -951,6 +1141,7 @@ impl<'env> Scope<'env> {
         source: Option<u32>,
         tag: Option<i32>,
     ) -> Result<Request> {
+        let source = self.ranks.source(source, self.size)?;
         let p = self
             .world
             .post_recv(bytes_mut(buf), source, tag, self.ctx)?;
@@ -981,8 +1172,11 @@ impl<'env> Scope<'env> {
                 e.wait_send(id, dest)?;
                 Ok(None)
             }
-            Op::Recv { t, source } => self.world.wait_recv(t, source).map(Some),
-            Op::Received { st, .. } => Ok(Some(Status::from_raw(st))),
+            Op::Recv { t, source } => self
+                .world
+                .wait_recv(t, source)
+                .map(|st| Some(self.ranks.status(st))),
+            Op::Received { st, .. } => Ok(Some(self.ranks.status(Status::from_raw(st)))),
             Op::Sent { .. } => Ok(None),
         }
     }

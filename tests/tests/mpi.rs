@@ -759,8 +759,8 @@ fn duplicates_never_take_each_others_messages_on_any_path() {
     // direct medium path and a streamed ring message.
     let sizes = [3usize, snoo_mpi::INLINE_MAX, 4 << 10, 40 << 10];
     let out = job("dupctx", 3, 16 << 10, |w| {
-        let a = w.dup();
-        let b = a.dup();
+        let a = w.dup().unwrap();
+        let b = a.dup().unwrap();
         let me = w.rank();
         if me == 0 {
             // The same source and tag on all three communicators, in the order a receive on the
@@ -843,4 +843,101 @@ fn duplicates_never_take_each_others_messages_on_any_path() {
         "{:?}",
         out[2]
     );
+}
+
+#[test]
+fn split_with_odd_sizes_reversed_keys_and_nested_communicators() {
+    let out = job(
+        "commsplit",
+        5,
+        64 << 10,
+        |w| -> Result<Vec<String>, Error> {
+            let me = w.rank();
+            let mut log = Vec::new();
+            // Even and odd world ranks, each in reverse order; rank 1 asks for no communicator.
+            let color = (me != 1).then_some(me % 2);
+            let half = w.split(color, -(me as i32))?;
+            let Some(half) = half else {
+                assert_eq!(me, 1);
+                // Still takes part in the world's later creations.
+                let dup = w.dup()?;
+                dup.send(&[me], 0, 0)?;
+                return Ok(log);
+            };
+            // Evens {4, 2, 0} -> ranks 0, 1, 2; odds {3} -> rank 0 (1 took none).
+            let (n, r) = (half.size(), half.rank());
+            let want = if me % 2 == 0 {
+                (3, (4 - me) / 2)
+            } else {
+                (1, 0)
+            };
+            assert_eq!((n, r), want, "world rank {me}");
+            // A ring on the half, with the world's ranks in the payload, and the same tag in flight
+            // on the world at once.
+            let next = (r + 1) % n;
+            let prev = (r + n - 1) % n;
+            half.send(&[me], next, 3)?;
+            w.send(&[me + 100], me, 3)?;
+            let mut got = [0u32];
+            let st = half.recv(&mut got, None, None)?;
+            log.push(format!(
+                "half {r}/{n}: from {} payload {}",
+                st.source, got[0]
+            ));
+            assert_eq!(st.source, prev);
+            w.recv(&mut got, Some(me), Some(3))?;
+            assert_eq!(got[0], me + 100);
+            // The evens split again: keep {4, 0} in world order (key 0, ties by rank in `half`).
+            let mut nested = None;
+            if me % 2 == 0 {
+                nested = half.split((me != 2).then_some(7), 0)?;
+                if let Some(q) = &nested {
+                    assert_eq!((q.size(), q.rank()), (2, u32::from(me == 0)));
+                }
+            }
+            // Every world rank duplicates the world: its id must differ from the nested one even
+            // though only the evens made that.
+            let dup = w.dup()?;
+            if me == 0 {
+                let mut from = Vec::new();
+                for _ in 1..5 {
+                    let st = dup.recv(&mut got, None, Some(0))?;
+                    from.push((st.source, got[0]));
+                }
+                from.sort_unstable();
+                assert_eq!(from, vec![(1, 1), (2, 2), (3, 3), (4, 4)]);
+                let q = nested
+                    .as_ref()
+                    .expect("rank 0 is in the nested communicator");
+                let st = q.recv(&mut got, None, None)?;
+                log.push(format!("nested from {} payload {}", st.source, got[0]));
+                assert_eq!((st.source, got[0]), (0, 4));
+            } else {
+                dup.send(&[me], 0, 0)?;
+                if let Some(q) = &nested {
+                    q.send(&[me], 1, 0)?;
+                }
+            }
+            // Non-blocking calls on the half use its ranks too.
+            let out = [me];
+            let mut inb = [0u32];
+            half.scope(|s| {
+                let rx = s.irecv(&mut inb, Some(prev), Some(9))?;
+                let tx = s.isend(&out, next, 9)?;
+                s.wait(tx)?;
+                let st = s.wait(rx)?.expect("a receive reports its status");
+                assert_eq!(st.source, prev);
+                Ok::<_, Error>(())
+            })?;
+            assert!(
+                half.send(&[0u8], n, 0).is_err(),
+                "rank {n} is outside a {n}-rank communicator"
+            );
+            Ok(log)
+        },
+    );
+    for (r, o) in out.into_iter().enumerate() {
+        let log = o.unwrap_or_else(|e| panic!("rank {r}: {e}"));
+        eprintln!("rank {r}: {log:?}");
+    }
 }
