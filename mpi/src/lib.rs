@@ -7,3 +7,4 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod basic;
+pub mod op;
