@@ -5,6 +5,6 @@
 
 #![deny(missing_docs)]
 #![deny(clippy::undocumented_unsafe_blocks)]
-
 pub mod basic;
 pub mod datatype;
+pub mod op;
