@@ -61,7 +61,7 @@ pub struct Status {
 }
 
 impl Status {
-    fn from_raw(s: RawStatus) -> Self {
+    pub(crate) fn from_raw(s: RawStatus) -> Self {
         Status {
             source: s.source,
             tag: s.tag as i32,
@@ -188,24 +188,27 @@ pub fn init(name: &str) -> Result<World> {
 }
 
 /// COMM_WORLD's context id: its messages carry no CONTEXT word.
-const WORLD: u64 = 0;
+pub(crate) const WORLD: u64 = 0;
+
+/// COMM_SELF's context id: its group is this rank alone, so every rank may use the same id.
+pub(crate) const SELF: u64 = 1;
 
 /// Context ids with this bit carry a communicator's own collective traffic (the exchanges of
 /// `dup` and `split`), so that it never matches the program's receives on that communicator.
-const COLL_BIT: u64 = 1 << 55;
+pub(crate) const COLL_BIT: u64 = 1 << 55;
 /// The tag of a communicator-creation exchange on the collective context.
 const CREATE_TAG: i32 = 1;
 
 /// The ranks of a communicator over part of the world: its rank `i` is world rank `members[i]`.
 #[derive(Debug)]
-struct Group {
-    members: Vec<u32>,
+pub(crate) struct Group {
+    pub(crate) members: Vec<u32>,
     // World rank -> rank here, or `u32::MAX` for a world rank not in the group.
     rank_of: Vec<u32>,
 }
 
 impl Group {
-    fn new(members: Vec<u32>, world_size: u32) -> Group {
+    pub(crate) fn new(members: Vec<u32>, world_size: u32) -> Group {
         let mut rank_of = vec![u32::MAX; world_size as usize];
         for (i, &w) in members.iter().enumerate() {
             rank_of[w as usize] = i as u32;
@@ -217,11 +220,11 @@ impl Group {
 /// How a communicator's ranks map to the world's: through a [`Group`], or one to one (the world
 /// and its duplicates).
 #[derive(Debug, Clone, Default)]
-struct Ranks(Option<std::rc::Rc<Group>>);
+pub(crate) struct Ranks(pub(crate) Option<std::rc::Rc<Group>>);
 
 impl Ranks {
     /// The world rank of rank `r` of a communicator of `size` ranks.
-    fn to_world(&self, r: u32, size: u32) -> Result<u32> {
+    pub(crate) fn to_world(&self, r: u32, size: u32) -> Result<u32> {
         let bad = || Error::Rank {
             rank: r.into(),
             size,
@@ -233,12 +236,12 @@ impl Ranks {
     }
 
     /// A source selector in the communicator's ranks, in the world's.
-    fn source(&self, s: Option<u32>, size: u32) -> Result<Option<u32>> {
+    pub(crate) fn source(&self, s: Option<u32>, size: u32) -> Result<Option<u32>> {
         s.map(|r| self.to_world(r, size)).transpose()
     }
 
     /// A status as the communicator names its source.
-    fn status(&self, mut st: Status) -> Status {
+    pub(crate) fn status(&self, mut st: Status) -> Status {
         if let Some(g) = &self.0 {
             st.source = g
                 .rank_of
@@ -276,11 +279,11 @@ impl Ranks {
 /// # }
 /// ```
 pub struct Comm<'w> {
-    world: &'w World,
-    ctx: u64,
-    ranks: Ranks,
-    rank: u32,
-    size: u32,
+    pub(crate) world: &'w World,
+    pub(crate) ctx: u64,
+    pub(crate) ranks: Ranks,
+    pub(crate) rank: u32,
+    pub(crate) size: u32,
 }
 
 impl<'w> Comm<'w> {
@@ -440,7 +443,7 @@ impl std::fmt::Debug for Comm<'_> {
 
 /// A joined job: COMM_WORLD.
 pub struct World {
-    engine: RefCell<Engine>,
+    pub(crate) engine: RefCell<Engine>,
     // The engine's, fixed at join: every call checks ranks against them.
     rank: u32,
     size: u32,
@@ -448,21 +451,21 @@ pub struct World {
     // The context id of the next communicator created (COMM_WORLD's is 0).
     next_ctx: Cell<u64>,
     // What the last truncated receive got (source, tag, bytes), for the C status.
-    truncated: Cell<Option<Status>>,
+    pub(crate) truncated: Cell<Option<Status>>,
     // The request table of the last scope that ended, emptied: the next scope reuses its
     // allocation (a window of requests per scope is the common pattern, and growing a fresh
     // table to it cost an allocation per doubling).
     spare: Cell<Requests>,
 }
 
-fn check_tag(tag: i32) -> Result<u32> {
+pub(crate) fn check_tag(tag: i32) -> Result<u32> {
     u32::try_from(tag).map_err(|_| Error::Tag(tag.into()))
 }
 
 /// Largest message, in bytes (2 GiB: what an envelope can announce).
 pub const MAX_MESSAGE: usize = snoo_common::register::MAX_LEN as usize;
 
-fn check_len(len: usize) -> Result<()> {
+pub(crate) fn check_len(len: usize) -> Result<()> {
     if len > MAX_MESSAGE {
         return Err(Error::Count(i64::try_from(len).unwrap_or(i64::MAX)));
     }
@@ -488,7 +491,7 @@ impl World {
             size: engine.size(),
             engine: RefCell::new(engine),
             next: Cell::new(1),
-            next_ctx: Cell::new(1),
+            next_ctx: Cell::new(SELF + 1),
             truncated: Cell::new(None),
             spare: Cell::new(Requests::default()),
         })
@@ -504,7 +507,7 @@ impl World {
         self.size
     }
 
-    fn id(&self) -> u64 {
+    pub(crate) fn id(&self) -> u64 {
         let id = self.next.get();
         self.next.set(id + 1);
         id
@@ -527,7 +530,7 @@ impl World {
     }
 
     /// COMM_WORLD as a [`Comm`], to create communicators from.
-    fn as_comm(&self) -> Comm<'_> {
+    pub(crate) fn as_comm(&self) -> Comm<'_> {
         Comm {
             world: self,
             ctx: WORLD,
@@ -549,7 +552,7 @@ impl World {
         self.as_comm().split(color, key)
     }
 
-    fn send_bytes(&self, data: &[u8], dest: u32, tag: i32, ctx: u64) -> Result<()> {
+    pub(crate) fn send_bytes(&self, data: &[u8], dest: u32, tag: i32, ctx: u64) -> Result<()> {
         self.check_rank(dest)?;
         check_tag(tag)?;
         check_len(data.len())?;
@@ -574,7 +577,7 @@ impl World {
         self.recv_bytes(bytes_mut(buf), source, tag, WORLD)
     }
 
-    fn recv_bytes(
+    pub(crate) fn recv_bytes(
         &self,
         buf: &mut [u8],
         source: Option<u32>,
@@ -625,7 +628,7 @@ impl World {
 
     /// Posts a receive; a message already at the head of its source's mailbox completes it at
     /// once (`Op::Received`), without a trip through the matcher.
-    fn post_recv(
+    pub(crate) fn post_recv(
         &self,
         buf: &mut [u8],
         source: Option<u32>,
@@ -651,7 +654,7 @@ impl World {
         Ok(Op::Recv { t, source })
     }
 
-    fn wait_recv(&self, req: Ticket, source: Option<u32>) -> Result<Status> {
+    pub(crate) fn wait_recv(&self, req: Ticket, source: Option<u32>) -> Result<Status> {
         let mut e = self.engine.borrow_mut();
         let r = if e.matcher.is_done(req) {
             Ok(())
@@ -684,7 +687,12 @@ impl World {
         self.probe_on(WORLD, source, tag)
     }
 
-    fn probe_on(&self, ctx: u64, source: Option<u32>, tag: Option<i32>) -> Result<Status> {
+    pub(crate) fn probe_on(
+        &self,
+        ctx: u64,
+        source: Option<u32>,
+        tag: Option<i32>,
+    ) -> Result<Status> {
         let tag = self.check_selector(source, tag)?;
         let mut e = self.engine.borrow_mut();
         let mut found = e.matcher.probe(ctx, source, tag);
@@ -709,7 +717,12 @@ impl World {
         self.iprobe_on(WORLD, source, tag)
     }
 
-    fn iprobe_on(&self, ctx: u64, source: Option<u32>, tag: Option<i32>) -> Result<Option<Status>> {
+    pub(crate) fn iprobe_on(
+        &self,
+        ctx: u64,
+        source: Option<u32>,
+        tag: Option<i32>,
+    ) -> Result<Option<Status>> {
         let tag = self.check_selector(source, tag)?;
         let mut e = self.engine.borrow_mut();
         e.progress_all()?;
@@ -989,7 +1002,7 @@ impl Op {
 /// [`World::irecv_raw`] return, to pass to [`World::complete`] or [`World::ready`]. An opaque
 /// handle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Pending(Op);
+pub struct Pending(pub(crate) Op);
 
 impl Pending {
     /// The request's id: unique in its [`World`], counting up from 1 (never 0, never reused).

@@ -9,6 +9,9 @@
 //! - `api`: the Rust API above, checking arguments and owning requests.
 //! - `engine`: the point-to-point core (links, send and receive paths, progress, sleep,
 //!   liveness), a folder of one-concept modules.
+//! - `raw`: pointer-based calls and detached communicators ([`CommId`]) for bindings that keep
+//!   objects in handle tables (the MPI library's C faces).
+//! - `collective`: barrier, broadcast and reductions on a communicator.
 //! - `matching`: posted receives, unexpected messages, completions.
 //! - `heap`: this rank's heap in the pool, behind `alloc_mem` (single-copy large sends).
 //! - [`device`]: how this process reaches its pool: the daemon socket (host processes), or the
@@ -21,14 +24,18 @@
 #![deny(missing_docs)]
 
 mod api;
+mod collective;
 pub mod device;
 mod engine;
 pub mod error;
 mod heap;
 mod matching;
+mod raw;
 
 pub use api::{
     init, Comm, Equivalence, Pending, PoolMem, Request, Scope, Status, World, MAX_MESSAGE, TAG_UB,
 };
+pub use collective::Combine;
 pub use engine::{JoinOptions, DIRECT_RING_MAX, INLINE_MAX, RDV_MIN, SPLIT_MIN, TX_BATCH};
 pub use error::{Error, Result};
+pub use raw::CommId;

@@ -530,6 +530,29 @@ impl Matcher {
             })
     }
 
+    /// Withdraws receive `t` if no message has matched it yet (MPI_Cancel): true if it was
+    /// withdrawn, and then it completes with an empty status (the caller knows it cancelled it). A receive already matched,
+    /// even one whose payload is still arriving, is not withdrawn: it completes normally, and its
+    /// message is never lost.
+    pub fn withdraw(&mut self, t: Ticket) -> bool {
+        let Some(i) = self.posted.iter().position(|p| p.t == t) else {
+            return false;
+        };
+        self.take_posted(i);
+        if let Some(e) = self.entry(t) {
+            e.state = State::Done(
+                Status {
+                    source: 0,
+                    tag: 0,
+                    bytes: 0,
+                    sent: 0,
+                },
+                None,
+            );
+        }
+        true
+    }
+
     /// Removes a pending receive (used when the job fails under it).
     pub fn fail(&mut self, t: Ticket, err: Error) {
         if let Some(i) = self.posted.iter().position(|p| p.t == t) {

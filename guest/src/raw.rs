@@ -1,0 +1,202 @@
+//! Pointer-based calls for bindings that keep communicators and requests in handle tables (the
+//! MPI library's C faces): a [`CommId`] is a communicator without its borrow of the [`World`],
+//! and the `*_raw` calls take buffers as pointers whose lifetime the binding's caller guarantees,
+//! as MPI's C API does.
+
+use crate::api::{check_len, check_tag, Comm, Op, Pending, Ranks, Status, World, SELF, WORLD};
+use crate::engine::To;
+use crate::error::Result;
+
+/// A communicator detached from its [`World`]: what a binding stores; [`World::attach`] gives the
+/// [`Comm`] back. Cheap to clone (its group is shared).
+#[derive(Clone, Debug)]
+pub struct CommId {
+    ctx: u64,
+    ranks: Ranks,
+    rank: u32,
+    size: u32,
+}
+
+impl CommId {
+    /// This process's rank in it.
+    pub fn rank(&self) -> u32 {
+        self.rank
+    }
+
+    /// Its number of ranks.
+    pub fn size(&self) -> u32 {
+        self.size
+    }
+
+    /// Its context id: equal ids on communicators with a common member mean the same
+    /// communicator (MPI_Comm_compare's IDENT).
+    pub fn context(&self) -> u64 {
+        self.ctx
+    }
+}
+
+impl World {
+    /// The communicator `c` names, on this world.
+    pub fn attach(&self, c: &CommId) -> Comm<'_> {
+        Comm {
+            world: self,
+            ctx: c.ctx,
+            ranks: c.ranks.clone(),
+            rank: c.rank,
+            size: c.size,
+        }
+    }
+
+    /// COMM_WORLD as a [`Comm`].
+    pub fn comm(&self) -> Comm<'_> {
+        self.as_comm()
+    }
+
+    /// COMM_SELF: this rank alone. Created without communication (every rank's has the same
+    /// context id, which is harmless: no two of them have a member in common).
+    pub fn comm_self(&self) -> Comm<'_> {
+        Comm {
+            world: self,
+            ctx: SELF,
+            ranks: Ranks(Some(std::rc::Rc::new(crate::api::Group::new(
+                vec![self.rank()],
+                self.size(),
+            )))),
+            rank: 0,
+            size: 1,
+        }
+    }
+}
+
+impl<'w> Comm<'w> {
+    /// This communicator without its borrow of the world, to store.
+    pub fn detach(&self) -> CommId {
+        CommId {
+            ctx: self.ctx,
+            ranks: self.ranks.clone(),
+            rank: self.rank,
+            size: self.size,
+        }
+    }
+
+    /// The world rank of each of its ranks, in order.
+    pub fn world_ranks(&self) -> Vec<u32> {
+        match &self.ranks.0 {
+            Some(g) => g.members.clone(),
+            None => (0..self.size).collect(),
+        }
+    }
+
+    /// Starts a send of `len` bytes at `ptr` to rank `dest` of this communicator; `None` if it
+    /// completed at once (the buffer may be reused).
+    ///
+    /// # Safety
+    /// The bytes must stay readable until the returned operation completes.
+    pub unsafe fn isend_raw(
+        &self,
+        ptr: *const u8,
+        len: usize,
+        dest: u32,
+        tag: i32,
+    ) -> Result<Option<Pending>> {
+        let w = self.world;
+        let dest = self.ranks.to_world(dest, self.size)?;
+        check_tag(tag)?;
+        check_len(len)?;
+        let id = w.id();
+        let to = To {
+            dest,
+            tag,
+            ctx: self.ctx,
+        };
+        // SAFETY: forwarded from the caller.
+        let done = unsafe { w.engine.borrow_mut().start_send(id, ptr, len, to, true)? };
+        Ok((!done).then_some(Pending(Op::Send { id, dest })))
+    }
+
+    /// Blocking send of `len` bytes at `ptr` (MPI_Send).
+    ///
+    /// # Safety
+    /// The bytes must be readable for the duration of the call.
+    pub unsafe fn send_raw(&self, ptr: *const u8, len: usize, dest: u32, tag: i32) -> Result<()> {
+        let dest = self.ranks.to_world(dest, self.size)?;
+        // SAFETY: forwarded from the caller.
+        let data = unsafe { std::slice::from_raw_parts(ptr, len) };
+        self.world.send_bytes(data, dest, tag, self.ctx)
+    }
+
+    /// Posts a receive into `len` bytes at `ptr`; `None` selects any source or tag.
+    ///
+    /// # Safety
+    /// The bytes must stay writable, and untouched by the caller, until the operation completes.
+    pub unsafe fn irecv_raw(
+        &self,
+        ptr: *mut u8,
+        len: usize,
+        source: Option<u32>,
+        tag: Option<i32>,
+    ) -> Result<Pending> {
+        let source = self.ranks.source(source, self.size)?;
+        // SAFETY: forwarded from the caller.
+        let buf = unsafe { std::slice::from_raw_parts_mut(ptr, len) };
+        self.world
+            .post_recv(buf, source, tag, self.ctx)
+            .map(Pending)
+    }
+
+    /// Blocking receive into `len` bytes at `ptr` (MPI_Recv). A truncated receive fails with
+    /// [`Error::Truncate`]; [`Comm::take_truncated`] then says what arrived.
+    ///
+    /// # Safety
+    /// The bytes must be writable, and untouched by the caller, for the duration of the call.
+    pub unsafe fn recv_raw(
+        &self,
+        ptr: *mut u8,
+        len: usize,
+        source: Option<u32>,
+        tag: Option<i32>,
+    ) -> Result<Status> {
+        let source = self.ranks.source(source, self.size)?;
+        // SAFETY: forwarded from the caller.
+        let buf = unsafe { std::slice::from_raw_parts_mut(ptr, len) };
+        let st = self.world.recv_bytes(buf, source, tag, self.ctx)?;
+        Ok(self.ranks.status(st))
+    }
+
+    /// Waits for an operation started on this communicator; receives report their status in its
+    /// ranks.
+    pub fn complete(&self, p: Pending) -> Result<Option<Status>> {
+        Ok(self.world.complete(p)?.map(|st| self.ranks.status(st)))
+    }
+
+    /// True if completing `p` would not block.
+    pub fn ready(&self, p: Pending) -> Result<bool> {
+        self.world.ready(p)
+    }
+
+    /// What the last receive that failed with [`Error::Truncate`] got, in this communicator's
+    /// ranks, once.
+    pub fn take_truncated(&self) -> Option<Status> {
+        self.world.take_truncated().map(|st| self.ranks.status(st))
+    }
+
+    /// Cancels a receive that no message has matched yet (MPI_Cancel): true if it is cancelled (it
+    /// then completes at once with an empty status); false for a send, or a receive already
+    /// matched, which completes normally.
+    pub fn cancel(&self, p: Pending) -> bool {
+        match p.0 {
+            Op::Recv { t, .. } => self.world.engine.borrow_mut().matcher.withdraw(t),
+            _ => false,
+        }
+    }
+
+    /// The context of this communicator's own collective traffic.
+    pub(crate) fn coll_ctx(&self) -> u64 {
+        self.ctx | crate::api::COLL_BIT
+    }
+
+    /// True for COMM_WORLD itself.
+    pub fn is_world(&self) -> bool {
+        self.ctx == WORLD
+    }
+}
