@@ -299,7 +299,10 @@ mod tests {
     fn pair_layouts_are_the_c_structs() {
         // MPICH: MPI_SHORT_INT size 6 extent 8, MPI_DOUBLE_INT 12/16, MPI_LONG_DOUBLE_INT 20/32.
         assert_eq!((Basic::ShortInt.size(), Basic::ShortInt.extent()), (6, 8));
-        assert_eq!((Basic::DoubleInt.size(), Basic::DoubleInt.extent()), (12, 16));
+        assert_eq!(
+            (Basic::DoubleInt.size(), Basic::DoubleInt.extent()),
+            (12, 16)
+        );
         assert_eq!(Basic::DoubleInt.index_offset(), 8);
         assert_eq!(
             (Basic::LongDoubleInt.size(), Basic::LongDoubleInt.extent()),
