@@ -9,7 +9,9 @@
 //! `--name NAME --ranks N`) is used instead.
 //!
 //! Every rank is started with `SNOO_SOCKET`, `SNOO_RANK`, `SNOO_SIZE` and `SNOO_NAME` in its
-//! environment. In the embedded daemon's pool without `--name`, the pool is the job's own and a
+//! environment, and with `LD_LIBRARY_PATH` leading to SNOO's MPI libraries under the names MPI
+//! binaries need (`libmpi.so.12`, `libmpich.so.12`, `libmpi_abi.so.1`), so that a program built
+//! against MPICH or for the MPI 5.0 standard interface runs on SNOO unmodified. In the embedded daemon's pool without `--name`, the pool is the job's own and a
 //! program joins it whatever name it passes to `SNOO_MPI_Init` (the ranks also get
 //! `SNOO_ANY_NAME=1`); with `--name` or `--socket`, the name passed must be the pool's, which
 //! programs can read from `SNOO_NAME`. Each line a rank writes to stdout or stderr is forwarded with a
@@ -221,6 +223,59 @@ impl Drop for TempDir {
     }
 }
 
+/// SNOO's MPI libraries under the names MPI binaries look for: `libmpi.so.12` and
+/// `libmpich.so.12` (MPICH's interface; Debian's programs link the latter) and `libmpi_abi.so.1`
+/// (the MPI 5.0 standard interface), as links in a private directory that the ranks' dynamic loader
+/// searches first (`LD_LIBRARY_PATH`). So an MPI program built against MPICH or for the standard
+/// interface runs on SNOO unmodified, with no flag. The libraries are found in
+/// `$SNOO_MPI_LIBDIR`, else beside this executable (a cargo build), else in `../lib` from it.
+struct MpiLibs(TempDir);
+
+impl MpiLibs {
+    /// The directory of links, or `None` (with a note on stderr only if linking failed) when the
+    /// libraries are not built: programs of SNOO's own API still run.
+    fn link() -> Option<MpiLibs> {
+        let exe_dir = std::env::current_exe().ok()?.parent()?.to_path_buf();
+        let dirs = [
+            std::env::var_os("SNOO_MPI_LIBDIR").map(PathBuf::from),
+            Some(exe_dir.clone()),
+            Some(exe_dir.join("../lib")),
+        ];
+        let found = |file: &str| dirs.iter().flatten().map(|d| d.join(file)).find(|p| p.is_file());
+        let mpich = found("libmpi.so");
+        let standard = found("libmpi_abi.so");
+        if mpich.is_none() && standard.is_none() {
+            return None;
+        }
+        let dir = TempDir::new().ok()?;
+        let links = [
+            (&mpich, "libmpi.so.12"),
+            (&mpich, "libmpich.so.12"),
+            (&standard, "libmpi_abi.so.1"),
+        ];
+        for (target, name) in links {
+            if let Some(t) = target {
+                let t = t.canonicalize().unwrap_or_else(|_| t.clone());
+                if let Err(e) = std::os::unix::fs::symlink(&t, dir.0.join(name)) {
+                    eprintln!("snoo-run: cannot link {name} to {}: {e}", t.display());
+                    return None;
+                }
+            }
+        }
+        Some(MpiLibs(dir))
+    }
+
+    /// `LD_LIBRARY_PATH` for the ranks: the links first, then what the environment had.
+    fn library_path(&self) -> OsString {
+        let mut p = self.0 .0.clone().into_os_string();
+        if let Some(old) = std::env::var_os("LD_LIBRARY_PATH").filter(|o| !o.is_empty()) {
+            p.push(":");
+            p.push(old);
+        }
+        p
+    }
+}
+
 /// Finds PROGRAM as the shell would: a path when it contains a slash, else a search of PATH.
 fn resolve(program: &OsStr) -> Result<PathBuf, u8> {
     let executable = |p: &Path| {
@@ -407,7 +462,8 @@ fn run_job(cli: &Cli) -> Result<Outcome, u8> {
     let sigfd = block_stop_signals()?;
     let pool = Pool::open(cli, &name)?;
     let cpus = cpus_to_bind(cli.bind)?;
-    let mut job = Job::spawn(cli, &program, &name, &pool.socket, &cpus)?;
+    let libs = MpiLibs::link();
+    let mut job = Job::spawn(cli, &program, &name, &pool.socket, &cpus, libs.as_ref())?;
     let outcome = job.supervise(cli.timeout, &sigfd);
     job.finish();
     // `pool` drops only now: the embedded daemon serves until the ranks are gone and drained.
@@ -565,6 +621,7 @@ impl Job {
         name: &str,
         socket: &Path,
         cpus: &[usize],
+        libs: Option<&MpiLibs>,
     ) -> Result<Job, u8> {
         let n = cli.ranks;
         // Start the ranks, all from this (the main) thread: PR_SET_PDEATHSIG fires when the thread
@@ -595,6 +652,11 @@ impl Job {
                 .stderr(Stdio::piped());
             if any_name {
                 cmd.env("SNOO_ANY_NAME", "1");
+            }
+            if let Some(l) = libs {
+                cmd.env("LD_LIBRARY_PATH", l.library_path());
+                // A --genv LD_LIBRARY_PATH still has the last word.
+                cmd.envs(cli.genv.chunks_exact(2).map(|kv| (&kv[0], &kv[1])));
             }
             let cpu = (!cpus.is_empty()).then(|| one_cpu(cpus[i as usize % cpus.len()]));
             confine_rank(&mut cmd, cpu, parent);
