@@ -75,7 +75,8 @@ struct Cli {
     /// Use a running snoo-hostd on this socket instead of an embedded daemon.
     #[arg(long, value_name = "PATH")]
     socket: Option<PathBuf>,
-    /// Pool size for the embedded daemon (K/M/G suffixes); default: enough for N ranks.
+    /// Pool size for the embedded daemon (K/M/G suffixes); default: enough for N ranks and a pool
+    /// heap of at least 4 MiB each (MPI_Alloc_mem).
     #[arg(long, value_name = "SIZE", value_parser = size_arg)]
     size: Option<u64>,
     /// Kill the job and exit 124 when it runs longer than this many seconds.
@@ -241,7 +242,12 @@ impl MpiLibs {
             Some(exe_dir.clone()),
             Some(exe_dir.join("../lib")),
         ];
-        let found = |file: &str| dirs.iter().flatten().map(|d| d.join(file)).find(|p| p.is_file());
+        let found = |file: &str| {
+            dirs.iter()
+                .flatten()
+                .map(|d| d.join(file))
+                .find(|p| p.is_file())
+        };
         let mpich = found("libmpi.so");
         let standard = found("libmpi_abi.so");
         if mpich.is_none() && standard.is_none() {
@@ -565,9 +571,11 @@ impl Pool {
         })?;
         let socket = dir.0.join("snoo.sock");
         let max_peers = 64u32.max(n.saturating_add(8));
-        let size = cli
-            .size
-            .unwrap_or_else(|| JobLayout::pool_size_for(n, MAX_RING, max_peers));
+        // Enough for the channels plus a heap per rank for MPI_Alloc_mem (a job of one rank has no
+        // channels, and its heap must not be empty).
+        let size = cli.size.unwrap_or_else(|| {
+            JobLayout::pool_size_for(n, MAX_RING, max_peers) + u64::from(n) * HEAP_PER_RANK
+        });
         let spec =
             PoolSpec::new(name, socket.clone(), size, 1, n, max_peers, None).map_err(|e| {
                 eprintln!("snoo-run: {e}");
@@ -584,6 +592,10 @@ impl Pool {
         })
     }
 }
+
+/// Pool heap each rank gets at least in snoo-run's own pool, for MPI_Alloc_mem (the pool's size is
+/// rounded up to a power of two, so most jobs get more).
+const HEAP_PER_RANK: u64 = 4 << 20;
 
 /// The CPUs to pin ranks to: none without `--bind-to core`, else those snoo-run may run on.
 fn cpus_to_bind(bind: Bind) -> Result<Vec<usize>, u8> {
