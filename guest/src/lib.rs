@@ -38,4 +38,4 @@ pub use api::{
 pub use collective::Combine;
 pub use engine::{JoinOptions, DIRECT_RING_MAX, INLINE_MAX, RDV_MIN, SPLIT_MIN, TX_BATCH};
 pub use error::{Error, Result};
-pub use raw::CommId;
+pub use raw::{CommId, Message};

@@ -87,6 +87,16 @@ struct Unexpected {
     complete: bool,
     // A receive matched this message while its payload was still arriving.
     claimed: Option<(Ticket, *mut u8, usize)>,
+    // A matched probe (MPI_Mprobe) took it: only a receive of it by id (MPI_Mrecv) gets it.
+    reserved: bool,
+}
+
+impl Unexpected {
+    /// True if receives and probes may still match it.
+    #[inline]
+    fn open(&self) -> bool {
+        self.claimed.is_none() && !self.reserved
+    }
 }
 
 /// The matching state of one engine.
@@ -210,27 +220,11 @@ impl Matcher {
         ptr: *mut u8,
         cap: usize,
     ) -> Ticket {
-        let entry = Entry {
-            req,
-            state: State::Waiting,
-        };
-        let slot = match self.free.pop() {
-            Some(i) => {
-                self.slab[i as usize] = entry;
-                i
-            }
-            None => {
-                // More receives outstanding at once than u32 can count cannot fit in memory.
-                let i = u32::try_from(self.slab.len()).expect("fewer than 2^32 receives");
-                self.slab.push(entry);
-                i
-            }
-        };
-        let t = Ticket { req, slot };
+        let t = self.new_entry(req);
         if let Some(i) = self
             .unexpected
             .iter()
-            .position(|u| u.claimed.is_none() && matches(ctx, src, tag, u.ctx, u.src, u.tag))
+            .position(|u| u.open() && matches(ctx, src, tag, u.ctx, u.src, u.tag))
         {
             if self.unexpected[i].complete {
                 let u = self.take_unexpected(i).expect("index found");
@@ -254,6 +248,83 @@ impl Matcher {
             cap,
         });
         t
+    }
+
+    /// A slab entry for receive `req`, waiting.
+    #[inline]
+    fn new_entry(&mut self, req: u64) -> Ticket {
+        let entry = Entry {
+            req,
+            state: State::Waiting,
+        };
+        let slot = match self.free.pop() {
+            Some(i) => {
+                self.slab[i as usize] = entry;
+                i
+            }
+            None => {
+                // More receives outstanding at once than u32 can count cannot fit in memory.
+                let i = u32::try_from(self.slab.len()).expect("fewer than 2^32 receives");
+                self.slab.push(entry);
+                i
+            }
+        };
+        Ticket { req, slot }
+    }
+
+    /// Reserves the first queued message on context `ctx` matching `src`/`tag` for a later
+    /// [`Matcher::post_reserved`] (MPI_Mprobe): no other receive or probe sees it any more.
+    /// Returns its id and status.
+    pub fn reserve(
+        &mut self,
+        ctx: u64,
+        src: Option<u32>,
+        tag: Option<u32>,
+    ) -> Option<(u64, Status)> {
+        let u = self
+            .unexpected
+            .iter_mut()
+            .find(|u| u.open() && matches(ctx, src, tag, u.ctx, u.src, u.tag))?;
+        u.reserved = true;
+        Some((
+            u.id,
+            Status {
+                source: u.src,
+                tag: u.tag,
+                bytes: u.len,
+                sent: u.len,
+            },
+        ))
+    }
+
+    /// Posts receive `req` of the message reserved as `id` (MPI_Mrecv); `None` if there is no
+    /// such reserved message (already received).
+    ///
+    /// # Safety
+    /// As for [`Matcher::post`].
+    pub unsafe fn post_reserved(
+        &mut self,
+        req: u64,
+        id: u64,
+        ptr: *mut u8,
+        cap: usize,
+    ) -> Option<Ticket> {
+        let i = self
+            .unexpected
+            .iter()
+            .position(|u| u.id == id && u.reserved && u.claimed.is_none())?;
+        let t = self.new_entry(req);
+        if self.unexpected[i].complete {
+            let u = self.take_unexpected(i).expect("index found");
+            let n = u.len.min(cap);
+            // SAFETY: the caller guarantees `ptr` has `cap` writable bytes; n <= cap and
+            // n <= data.len() (a complete message holds len bytes).
+            unsafe { std::ptr::copy_nonoverlapping(u.data.as_ptr(), ptr, n) };
+            self.finish(t, u.src, u.tag, u.len, cap);
+        } else {
+            self.unexpected[i].claimed = Some((t, ptr, cap));
+        }
+        Some(t)
     }
 
     /// Removes posted receive `i`.
@@ -306,6 +377,7 @@ impl Matcher {
             data: Vec::new(),
             complete: false,
             claimed: None,
+            reserved: false,
         });
         Target::Unexpected { id }
     }
@@ -366,6 +438,7 @@ impl Matcher {
             data,
             complete: true,
             claimed: None,
+            reserved: false,
         });
         Ok(())
     }
@@ -521,7 +594,7 @@ impl Matcher {
     pub fn probe(&self, ctx: u64, src: Option<u32>, tag: Option<u32>) -> Option<Status> {
         self.unexpected
             .iter()
-            .find(|u| u.claimed.is_none() && matches(ctx, src, tag, u.ctx, u.src, u.tag))
+            .find(|u| u.open() && matches(ctx, src, tag, u.ctx, u.src, u.tag))
             .map(|u| Status {
                 source: u.src,
                 tag: u.tag,

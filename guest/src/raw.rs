@@ -200,3 +200,61 @@ impl<'w> Comm<'w> {
         self.ctx == WORLD
     }
 }
+
+/// A message taken by a matched probe ([`Comm::mprobe`]): only [`Comm::mrecv_raw`] receives it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Message {
+    id: u64,
+    // Its sender's world rank.
+    src: u32,
+}
+
+impl<'w> Comm<'w> {
+    /// Takes the first message matching `source`/`tag` (`None`: any) if one is here
+    /// (MPI_Improbe): later receives and probes no longer see it.
+    pub fn improbe(
+        &self,
+        source: Option<u32>,
+        tag: Option<i32>,
+    ) -> Result<Option<(Message, Status)>> {
+        let src = self.ranks.source(source, self.size)?;
+        let tag = tag.map(check_tag).transpose()?;
+        let mut e = self.world.engine.borrow_mut();
+        e.progress_all()?;
+        Ok(e.matcher.reserve(self.ctx, src, tag).map(|(id, st)| {
+            let m = Message { id, src: st.source };
+            (m, self.ranks.status(Status::from_raw(st)))
+        }))
+    }
+
+    /// Waits for a message matching `source`/`tag` and takes it (MPI_Mprobe).
+    pub fn mprobe(&self, source: Option<u32>, tag: Option<i32>) -> Result<(Message, Status)> {
+        // The wait of a plain probe (with its timeout and dead-peer checks), then the reservation:
+        // nothing else runs between them on this single-threaded engine.
+        self.probe(source, tag)?;
+        self.improbe(source, tag)?
+            .ok_or_else(|| crate::error::Error::Arg("a probed message vanished".into()))
+    }
+
+    /// Receives message `m` into `len` bytes at `ptr` (MPI_Imrecv; complete it with
+    /// [`Comm::complete`]).
+    ///
+    /// # Safety
+    /// As for [`Comm::irecv_raw`].
+    pub unsafe fn mrecv_raw(&self, m: Message, ptr: *mut u8, len: usize) -> Result<Pending> {
+        let w = self.world;
+        let id = w.id();
+        // SAFETY: forwarded from the caller.
+        let t = unsafe {
+            w.engine
+                .borrow_mut()
+                .matcher
+                .post_reserved(id, m.id, ptr, len)
+        };
+        let t = t.ok_or(crate::error::Error::Request)?;
+        Ok(Pending(Op::Recv {
+            t,
+            source: Some(m.src),
+        }))
+    }
+}

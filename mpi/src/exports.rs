@@ -6,7 +6,7 @@
 
 /// Exports the MPI functions for the face type `$face` (an [`Abi`](crate::c::Abi)); the crate
 /// root must define the type aliases `Comm`, `Group`, `Datatype`, `Request`, `Op`, `Errhandler`,
-/// `Status` and `Info`.
+/// `Status`, `Info` and `Message`.
 #[macro_export]
 macro_rules! export_mpi {
     ($face:ty) => {
@@ -54,6 +54,10 @@ macro_rules! export_mpi {
             fn Sendrecv_replace(buf: *mut c_void, count: c_int, dt: Datatype, dest: c_int, stag: c_int, source: c_int, rtag: c_int, comm: Comm, status: *mut Status) -> c_int = p2p::sendrecv_replace;
             fn Probe(source: c_int, tag: c_int, comm: Comm, status: *mut Status) -> c_int = p2p::probe;
             fn Iprobe(source: c_int, tag: c_int, comm: Comm, flag: *mut c_int, status: *mut Status) -> c_int = p2p::iprobe;
+            fn Mprobe(source: c_int, tag: c_int, comm: Comm, message: *mut Message, status: *mut Status) -> c_int = p2p::mprobe;
+            fn Improbe(source: c_int, tag: c_int, comm: Comm, flag: *mut c_int, message: *mut Message, status: *mut Status) -> c_int = p2p::improbe;
+            fn Mrecv(buf: *mut c_void, count: c_int, dt: Datatype, message: *mut Message, status: *mut Status) -> c_int = p2p::mrecv;
+            fn Imrecv(buf: *mut c_void, count: c_int, dt: Datatype, message: *mut Message, req: *mut Request) -> c_int = p2p::imrecv;
             fn Buffer_attach(buf: *mut c_void, size: c_int) -> c_int = p2p::buffer_attach;
             fn Buffer_detach(buf: *mut c_void, size: *mut c_int) -> c_int = p2p::buffer_detach;
             fn Get_count(status: *const Status, dt: Datatype, count: *mut c_int) -> c_int = p2p::get_count;

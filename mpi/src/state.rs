@@ -124,6 +124,8 @@ pub struct Mpi {
     pub errhandlers: Table<ErrhObj>,
     /// Requests.
     pub requests: Table<Req>,
+    /// Messages taken by MPI_Mprobe/MPI_Improbe, with their communicator.
+    pub messages: Table<(snoo::Message, CommId)>,
     /// The buffer of MPI_Buffer_attach: (address, size).
     pub bsend: Option<(usize, usize)>,
     /// Attribute keys created by MPI_Comm_create_keyval: next one.
@@ -181,6 +183,7 @@ impl Mpi {
             ops: Table::new(Predefined::ALL.iter().map(|&o| OpObj::Predef(o))),
             errhandlers: Table::new([ErrhObj::Fatal, ErrhObj::Return, ErrhObj::Abort]),
             requests: Table::new([]),
+            messages: Table::new([]),
             bsend: None,
             next_keyval: 1,
             thread_level,

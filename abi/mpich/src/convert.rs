@@ -3,7 +3,7 @@
 //! identity) and address arithmetic. Their lines have the `fn Name(` form the stub generator
 //! reads.
 
-use crate::{Comm, Datatype, Errhandler, Group, Info, Op, Request};
+use crate::{Comm, Datatype, Errhandler, Group, Info, Message, Op, Request};
 use std::ffi::c_int;
 
 /// MPICH's MPI_Fint.
@@ -87,10 +87,10 @@ plain! {
     fn File_f2c(h: Fint) -> Other {
         h as Other
     }
-    fn Message_c2f(h: Other) -> Fint {
+    fn Message_c2f(h: Message) -> Fint {
         h as Fint
     }
-    fn Message_f2c(h: Fint) -> Other {
+    fn Message_f2c(h: Fint) -> Message {
         h as Other
     }
     fn Session_c2f(h: Other) -> Fint {
@@ -153,10 +153,10 @@ plain! {
     fn File_fromint(h: c_int) -> Other {
         h as Other
     }
-    fn Message_toint(h: Other) -> c_int {
+    fn Message_toint(h: Message) -> c_int {
         h as c_int
     }
-    fn Message_fromint(h: c_int) -> Other {
+    fn Message_fromint(h: c_int) -> Message {
         h as Other
     }
     fn Session_toint(h: Other) -> c_int {

@@ -32,6 +32,8 @@ pub type Op = c_int;
 pub type Errhandler = c_int;
 /// MPI_Info.
 pub type Info = c_int;
+/// MPI_Message.
+pub type Message = c_int;
 
 /// MPICH's MPI_Status.
 #[repr(C)]
@@ -53,6 +55,7 @@ const GROUP: u32 = 0x2;
 const DATATYPE: u32 = 0x3;
 const ERRHANDLER: u32 = 0x5;
 const OP: u32 = 0x6;
+const MESSAGE: u32 = 0xd;
 const REQUEST: u32 = 0xb;
 
 /// The handle of a created object.
@@ -197,12 +200,15 @@ impl Abi for Mpich {
     type Errhandler = Errhandler;
     type Status = Status;
     type Info = Info;
+    type Message = Message;
 
     const COMM_NULL: Comm = 0x0400_0000;
     const GROUP_NULL: Group = 0x0800_0000;
     const DATATYPE_NULL: Datatype = 0x0c00_0000;
     const REQUEST_NULL: Request = 0x2c00_0000;
     const OP_NULL: Op = 0x1800_0000;
+    const MESSAGE_NULL: Message = 0x2c00_0000;
+    const MESSAGE_NO_PROC: Message = 0x6c00_0000;
     const ERRHANDLER_NULL: Errhandler = 0x1400_0000;
 
     fn comm(id: Id) -> Comm {
@@ -306,6 +312,14 @@ impl Abi for Mpich {
             0x5400_0003 => Some(snoo_mpi_impl::state::errh::ABORT),
             h => user_id(ERRHANDLER, h),
         }
+    }
+
+    fn message(id: Id) -> Message {
+        user(MESSAGE, id)
+    }
+
+    fn message_id(h: Message) -> Option<Id> {
+        user_id(MESSAGE, h)
     }
 
     fn code(class: Class) -> c_int {
@@ -427,10 +441,10 @@ mod tests {
     #[test]
     fn created_handles_never_look_like_predefined_ones() {
         let id = Id::from_raw(0x12_3456).unwrap();
-        for kind in [COMM, GROUP, DATATYPE, ERRHANDLER, OP, REQUEST] {
+        for kind in [COMM, GROUP, DATATYPE, ERRHANDLER, OP, REQUEST, MESSAGE] {
             let h = user(kind, id);
             assert_eq!(user_id(kind, h), Some(id));
-            for other in [COMM, GROUP, DATATYPE, ERRHANDLER, OP, REQUEST] {
+            for other in [COMM, GROUP, DATATYPE, ERRHANDLER, OP, REQUEST, MESSAGE] {
                 if other != kind {
                     assert_eq!(user_id(other, h), None);
                 }

@@ -35,6 +35,8 @@ pub type Op = usize;
 pub type Errhandler = usize;
 /// MPI_Info.
 pub type Info = usize;
+/// MPI_Message.
+pub type Message = usize;
 
 /// The standard's MPI_Status: three public fields and five for the library (here: the byte
 /// count's low and high halves, and the cancelled flag).
@@ -54,6 +56,7 @@ pub struct Standard;
 const COMM: usize = 1;
 const GROUP: usize = 2;
 const DATATYPE: usize = 3;
+const MESSAGE: usize = 7;
 const REQUEST: usize = 4;
 const OP: usize = 5;
 const ERRHANDLER: usize = 6;
@@ -200,12 +203,15 @@ impl Abi for Standard {
     type Errhandler = Errhandler;
     type Status = Status;
     type Info = Info;
+    type Message = Message;
 
     const COMM_NULL: Comm = 0x100;
     const GROUP_NULL: Group = 0x108;
     const DATATYPE_NULL: Datatype = 0x200;
     const REQUEST_NULL: Request = 0x180;
     const OP_NULL: Op = 0x20;
+    const MESSAGE_NULL: Message = 0x128;
+    const MESSAGE_NO_PROC: Message = 0x129;
     const ERRHANDLER_NULL: Errhandler = 0x140;
 
     fn comm(id: Id) -> Comm {
@@ -296,6 +302,14 @@ impl Abi for Standard {
             0x142 => Some(state::errh::ABORT),
             h => user_id(ERRHANDLER, h),
         }
+    }
+
+    fn message(id: Id) -> Message {
+        user(MESSAGE, id)
+    }
+
+    fn message_id(h: Message) -> Option<Id> {
+        user_id(MESSAGE, h)
     }
 
     fn code(class: Class) -> c_int {
@@ -412,11 +426,11 @@ mod tests {
     #[test]
     fn created_handles_fit_an_int_and_keep_their_kind() {
         let id = Id::from_raw(0xff_ffff).unwrap();
-        for kind in [COMM, GROUP, DATATYPE, REQUEST, OP, ERRHANDLER] {
+        for kind in [COMM, GROUP, DATATYPE, REQUEST, OP, ERRHANDLER, MESSAGE] {
             let h = user(kind, id);
             assert!(h < 1 << 31);
             assert_eq!(user_id(kind, h), Some(id));
-            assert_eq!(user_id(kind % 6 + 1, h), None);
+            assert_eq!(user_id(kind % 7 + 1, h), None);
         }
     }
 }

@@ -63,6 +63,8 @@ pub trait Abi: 'static {
     type Status;
     /// MPI_Info (accepted and ignored: SNOO has no hints yet).
     type Info: Copy;
+    /// MPI_Message.
+    type Message: Copy + PartialEq;
 
     /// MPI_COMM_NULL.
     const COMM_NULL: Self::Comm;
@@ -76,6 +78,10 @@ pub trait Abi: 'static {
     const OP_NULL: Self::Op;
     /// MPI_ERRHANDLER_NULL.
     const ERRHANDLER_NULL: Self::Errhandler;
+    /// MPI_MESSAGE_NULL.
+    const MESSAGE_NULL: Self::Message;
+    /// MPI_MESSAGE_NO_PROC.
+    const MESSAGE_NO_PROC: Self::Message;
 
     /// Handle of communicator `id`.
     fn comm(id: Id) -> Self::Comm;
@@ -101,6 +107,10 @@ pub trait Abi: 'static {
     fn errhandler(id: Id) -> Self::Errhandler;
     /// Error handler of handle `h`.
     fn errhandler_id(h: Self::Errhandler) -> Option<Id>;
+    /// Handle of message `id`.
+    fn message(id: Id) -> Self::Message;
+    /// Message of handle `h`.
+    fn message_id(h: Self::Message) -> Option<Id>;
 
     /// The face's code for `class`.
     fn code(class: Class) -> c_int;

@@ -806,3 +806,163 @@ pub(crate) fn read_status<A: Abi>(s: *const A::Status) -> MpiResult<Status> {
     // SAFETY: a non-NULL status the program passes for reading.
     Ok(unsafe { A::read_status(s) })
 }
+
+fn mprobe_common<A: Abi>(
+    name: &'static str,
+    blocking: bool,
+    source: c_int,
+    t: c_int,
+    comm: A::Comm,
+    flag: *mut c_int,
+    message: *mut A::Message,
+    status: *mut A::Status,
+) -> c_int {
+    run::<A>(name, Some(comm), |m| {
+        let slot = out(message, "message")?;
+        if !blocking {
+            out(flag, "flag")?;
+        }
+        let c = m.comm(A::comm_id(comm))?;
+        let cid = c.id.clone();
+        let t = tag::<A>(t, true)?;
+        let s = match peer::<A>(source, c.id.size(), true)? {
+            Peer::Null => {
+                *slot = A::MESSAGE_NO_PROC;
+                status_out::<A>(status, &Status::PROC_NULL);
+                if !blocking {
+                    put(flag, 1, "flag")?;
+                }
+                return Ok(());
+            }
+            Peer::Any => None,
+            Peer::Rank(r) => Some(r),
+        };
+        let comm = m.world.attach(&cid);
+        let got = if blocking {
+            Some(comm.mprobe(s, t)?)
+        } else {
+            comm.improbe(s, t)?
+        };
+        if !blocking {
+            put(flag, c_int::from(got.is_some()), "flag")?;
+        }
+        if let Some((msg, st)) = got {
+            let id = m
+                .messages
+                .insert((msg, cid))
+                .ok_or_else(|| MpiError::new(Class::Intern, "too many matched messages (65536)"))?;
+            *slot = A::message(id);
+            status_out::<A>(status, &Status::of(st));
+        }
+        Ok(())
+    })
+}
+
+/// MPI_Mprobe.
+pub fn mprobe<A: Abi>(
+    source: c_int,
+    t: c_int,
+    comm: A::Comm,
+    message: *mut A::Message,
+    status: *mut A::Status,
+) -> c_int {
+    mprobe_common::<A>(
+        "MPI_Mprobe",
+        true,
+        source,
+        t,
+        comm,
+        std::ptr::null_mut(),
+        message,
+        status,
+    )
+}
+
+/// MPI_Improbe.
+pub fn improbe<A: Abi>(
+    source: c_int,
+    t: c_int,
+    comm: A::Comm,
+    flag: *mut c_int,
+    message: *mut A::Message,
+    status: *mut A::Status,
+) -> c_int {
+    mprobe_common::<A>("MPI_Improbe", false, source, t, comm, flag, message, status)
+}
+
+/// Starts the receive of a matched message; `None` for MPI_MESSAGE_NO_PROC. Sets the handle to
+/// MPI_MESSAGE_NULL.
+fn start_mrecv<A: Abi>(
+    m: &mut Mpi,
+    buf: *mut c_void,
+    n: c_int,
+    dt: A::Datatype,
+    message: *mut A::Message,
+) -> MpiResult<Option<Flight>> {
+    let h = out(message, "message")?;
+    let b = recv_buf(m, buf, n, A::datatype_id(dt))?;
+    if *h == A::MESSAGE_NO_PROC {
+        *h = A::MESSAGE_NULL;
+        return Ok(None);
+    }
+    let id = need(A::message_id(*h), Class::Request, "message")?;
+    let (msg, cid) = m
+        .messages
+        .remove(id)
+        .ok_or_else(|| MpiError::new(Class::Request, "invalid message (already received?)"))?;
+    *h = A::MESSAGE_NULL;
+    let c = m.world.attach(&cid);
+    let (ptr, len, unpack) = match b {
+        RecvBuf::Contig(p, n) => (p, n, None),
+        RecvBuf::Unpack(mut u) => (u.buf.as_mut_ptr(), u.buf.len(), Some(u)),
+    };
+    // SAFETY: as in `start_recv`.
+    let p = unsafe { c.mrecv_raw(msg, ptr, len)? };
+    Ok(Some(Flight::Recv {
+        p,
+        comm: cid,
+        unpack,
+    }))
+}
+
+/// MPI_Mrecv.
+pub fn mrecv<A: Abi>(
+    buf: *mut c_void,
+    n: c_int,
+    dt: A::Datatype,
+    message: *mut A::Message,
+    status: *mut A::Status,
+) -> c_int {
+    run::<A>("MPI_Mrecv", None, |m| {
+        match start_mrecv::<A>(m, buf, n, dt, message)? {
+            None => {
+                status_out::<A>(status, &Status::PROC_NULL);
+                Ok(())
+            }
+            Some(f) => finish_out::<A>(m, f, status),
+        }
+    })
+}
+
+/// MPI_Imrecv.
+pub fn imrecv<A: Abi>(
+    buf: *mut c_void,
+    n: c_int,
+    dt: A::Datatype,
+    message: *mut A::Message,
+    req: *mut A::Request,
+) -> c_int {
+    run::<A>("MPI_Imrecv", None, |m| {
+        out(req, "request")?;
+        let f =
+            start_mrecv::<A>(m, buf, n, dt, message)?.unwrap_or(Flight::Done(Status::PROC_NULL));
+        new_request::<A>(
+            m,
+            Req {
+                flight: Some(f),
+                persist: None,
+            },
+            req,
+        )
+    })
+}
