@@ -140,6 +140,17 @@ macro_rules! export_mpi {
             fn Pack(inbuf: *const c_void, count: c_int, dt: Datatype, outbuf: *mut c_void, outsize: c_int, position: *mut c_int, comm: Comm) -> c_int = dtype::pack;
             fn Unpack(inbuf: *const c_void, insize: c_int, position: *mut c_int, outbuf: *mut c_void, count: c_int, dt: Datatype, comm: Comm) -> c_int = dtype::unpack;
             fn Pack_size(count: c_int, dt: Datatype, comm: Comm, size: *mut c_int) -> c_int = dtype::pack_size;
+            // MPI-1 names that MPI-3.0 removed and MPICH still exports (older programs call them).
+            fn Address(location: *const c_void, address: *mut isize) -> c_int = dtype::get_address;
+            fn Type_hvector(count: c_int, blocklen: c_int, stride: isize, old: Datatype, newtype: *mut Datatype) -> c_int = dtype::type_create_hvector;
+            fn Type_hindexed(count: c_int, blocklens: *const c_int, displs: *const isize, old: Datatype, newtype: *mut Datatype) -> c_int = dtype::type_create_hindexed;
+            fn Type_struct(count: c_int, blocklens: *const c_int, displs: *const isize, types: *const Datatype, newtype: *mut Datatype) -> c_int = dtype::type_create_struct;
+            fn Type_extent(dt: Datatype, extent: *mut isize) -> c_int = dtype::type_extent;
+            fn Type_lb(dt: Datatype, lb: *mut isize) -> c_int = dtype::type_lb;
+            fn Type_ub(dt: Datatype, ub: *mut isize) -> c_int = dtype::type_ub;
+            fn Errhandler_create(f: usize, h: *mut Errhandler) -> c_int = comm::comm_create_errhandler;
+            fn Errhandler_set(comm: Comm, h: Errhandler) -> c_int = comm::comm_set_errhandler;
+            fn Errhandler_get(comm: Comm, h: *mut Errhandler) -> c_int = comm::comm_get_errhandler;
             // Collectives.
             fn Barrier(comm: Comm) -> c_int = coll::barrier;
             fn Bcast(buf: *mut c_void, count: c_int, dt: Datatype, root: c_int, comm: Comm) -> c_int = coll::bcast;

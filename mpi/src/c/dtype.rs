@@ -456,3 +456,30 @@ pub fn unpack<A: Abi>(
         Ok(())
     })
 }
+
+fn bound<A: Abi>(
+    name: &'static str,
+    dt: A::Datatype,
+    v: *mut isize,
+    f: fn(&Datatype) -> isize,
+) -> c_int {
+    run::<A>(name, None, |m| {
+        let t = any_type::<A>(m, dt)?;
+        put(v, f(t), "result")
+    })
+}
+
+/// MPI_Type_extent (MPI-1).
+pub fn type_extent<A: Abi>(dt: A::Datatype, extent: *mut isize) -> c_int {
+    bound::<A>("MPI_Type_extent", dt, extent, Datatype::extent)
+}
+
+/// MPI_Type_lb (MPI-1).
+pub fn type_lb<A: Abi>(dt: A::Datatype, lb: *mut isize) -> c_int {
+    bound::<A>("MPI_Type_lb", dt, lb, Datatype::lb)
+}
+
+/// MPI_Type_ub (MPI-1).
+pub fn type_ub<A: Abi>(dt: A::Datatype, ub: *mut isize) -> c_int {
+    bound::<A>("MPI_Type_ub", dt, ub, |t| t.lb() + t.extent())
+}
