@@ -37,6 +37,7 @@ impl CommId {
 
 impl World {
     /// The communicator `c` names, on this world.
+    #[inline]
     pub fn attach(&self, c: &CommId) -> Comm<'_> {
         Comm {
             world: self,
@@ -92,6 +93,7 @@ impl<'w> Comm<'w> {
     ///
     /// # Safety
     /// The bytes must stay readable until the returned operation completes.
+    #[inline]
     pub unsafe fn isend_raw(
         &self,
         ptr: *const u8,
@@ -118,6 +120,7 @@ impl<'w> Comm<'w> {
     ///
     /// # Safety
     /// The bytes must be readable for the duration of the call.
+    #[inline]
     pub unsafe fn send_raw(&self, ptr: *const u8, len: usize, dest: u32, tag: i32) -> Result<()> {
         let dest = self.ranks.to_world(dest, self.size)?;
         // SAFETY: forwarded from the caller.
@@ -149,6 +152,7 @@ impl<'w> Comm<'w> {
     ///
     /// # Safety
     /// The bytes must be writable, and untouched by the caller, for the duration of the call.
+    #[inline]
     pub unsafe fn recv_raw(
         &self,
         ptr: *mut u8,

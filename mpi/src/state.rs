@@ -11,9 +11,10 @@ use crate::handle::{Id, Table};
 use crate::op::Predefined;
 use crate::request::{Flight, Req};
 use snoo::{CommId, World};
+use std::cell::UnsafeCell;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Mutex, MutexGuard, TryLockError};
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 /// A communicator and what MPI attaches to it.
 pub struct CommObj {
@@ -136,6 +137,9 @@ pub struct Mpi {
     pub buffered: Vec<Flight>,
     /// Operations whose request the program freed (MPI_Request_free): completed by the library.
     pub orphans: Vec<Flight>,
+    /// Per predefined datatype, its size if any number of elements is one run of bytes (0 if
+    /// not, as for MPI_DOUBLE_INT): the send and receive fast path.
+    contiguous: [usize; Basic::ALL.len()],
 }
 
 /// Thread support levels, neutral.
@@ -189,6 +193,13 @@ impl Mpi {
             thread_level,
             buffered: Vec::new(),
             orphans: Vec::new(),
+            contiguous: Basic::ALL.map(|b| {
+                let t = Datatype::basic(b);
+                match t.contiguous_run(2) {
+                    Some((0, len)) if len == 2 * t.size() => t.size(),
+                    _ => 0,
+                }
+            }),
         }
     }
 
@@ -224,6 +235,7 @@ impl Mpi {
     }
 
     /// The communicator `id` names, or MPI_ERR_COMM.
+    #[inline]
     pub fn comm(&self, id: Option<Id>) -> MpiResult<&CommObj> {
         id.and_then(|id| self.comms.get(id)).ok_or_else(|| {
             MpiError::new(
@@ -233,7 +245,17 @@ impl Mpi {
         })
     }
 
+    /// The size of predefined datatype `id` if it is contiguous (see `contiguous`); `None` for
+    /// every other id, to take the general path.
+    #[inline]
+    pub fn contiguous_basic(&self, id: Option<Id>) -> Option<usize> {
+        // A predefined id is its slot (generation 0); every other id is larger than the table.
+        let size = *self.contiguous.get(id?.raw() as usize)?;
+        (size != 0).then_some(size)
+    }
+
     /// The datatype `id` names, committed, or MPI_ERR_TYPE.
+    #[inline]
     pub fn datatype(&self, id: Option<Id>) -> MpiResult<&TypeObj> {
         let t = id.and_then(|id| self.types.get(id)).ok_or_else(|| {
             MpiError::new(
@@ -271,7 +293,49 @@ pub enum Phase {
     After,
 }
 
-static STATE: Mutex<Phase> = Mutex::new(Phase::Before);
+/// The state and its busy flag. Not a `Mutex`: every call only tries the lock once (a second
+/// thread is refused, never queued), so a flag is all it needs, and it spares each call the
+/// mutex's poison bookkeeping (a call that panics is reported, and the state stays usable).
+struct State {
+    busy: AtomicBool,
+    phase: UnsafeCell<Phase>,
+}
+
+// SAFETY: `phase` is reached only through a `Guard`, and `lock` hands out at most one at a time
+// (the `busy` flag, taken with Acquire and given back with Release, orders the accesses).
+unsafe impl Sync for State {}
+
+static STATE: State = State {
+    busy: AtomicBool::new(false),
+    phase: UnsafeCell::new(Phase::Before),
+};
+
+/// The locked state; unlocks when dropped (also while unwinding from a panic).
+pub struct Guard(());
+
+impl Deref for Guard {
+    type Target = Phase;
+    #[inline]
+    fn deref(&self) -> &Phase {
+        // SAFETY: this guard is the only one (see `State`), so no `&mut` to the phase exists.
+        unsafe { &*STATE.phase.get() }
+    }
+}
+
+impl DerefMut for Guard {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut Phase {
+        // SAFETY: this guard is the only one, and `&mut self` makes this borrow unique.
+        unsafe { &mut *STATE.phase.get() }
+    }
+}
+
+impl Drop for Guard {
+    #[inline]
+    fn drop(&mut self) {
+        STATE.busy.store(false, Ordering::Release);
+    }
+}
 
 /// 0 before Init, 1 running, 2 after Finalize: MPI_Initialized and MPI_Finalized read it without
 /// the lock (they may be called from any thread at any time).
@@ -288,16 +352,19 @@ pub fn set_phase(p: u8) {
 }
 
 /// The state, locked; an error if another thread is inside the library.
-pub fn lock() -> MpiResult<MutexGuard<'static, Phase>> {
-    match STATE.try_lock() {
-        Ok(g) => Ok(g),
-        // A panic inside a call was caught and reported; the state is still consistent enough
-        // for later calls (each call's changes are made after its checks).
-        Err(TryLockError::Poisoned(p)) => Ok(p.into_inner()),
-        Err(TryLockError::WouldBlock) => err(
-            Class::Other,
-            "called while another thread is inside the MPI library: this library provides \
-             MPI_THREAD_SERIALIZED (one thread in MPI at a time)",
-        ),
+#[inline]
+pub fn lock() -> MpiResult<Guard> {
+    if STATE.busy.swap(true, Ordering::Acquire) {
+        return busy();
     }
+    Ok(Guard(()))
+}
+
+#[cold]
+fn busy() -> MpiResult<Guard> {
+    err(
+        Class::Other,
+        "called while another thread is inside the MPI library: this library provides \
+         MPI_THREAD_SERIALIZED (one thread in MPI at a time)",
+    )
 }

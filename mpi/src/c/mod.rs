@@ -206,62 +206,73 @@ pub(crate) fn last_detail(code: c_int) -> Option<String> {
     .flatten()
 }
 
+/// A failed call: the error, the handler that applies and the rank (if in a job). Boxed so that
+/// a successful call moves only a null pointer.
+type Failure = Box<(MpiError, ErrhObj, Option<u32>)>;
+
 /// Runs the body of the C call `name` with the running job. `comm` is the communicator whose
 /// error handler applies (COMM_WORLD's if none or invalid).
+#[inline]
 pub fn run<A: Abi>(
     name: &'static str,
     comm: Option<A::Comm>,
     f: impl FnOnce(&mut Mpi) -> MpiResult<()>,
 ) -> c_int {
-    let outcome = catch_unwind(AssertUnwindSafe(|| {
+    let outcome = catch_unwind(AssertUnwindSafe(|| -> Result<(), Failure> {
         let mut g = match state::lock() {
             Ok(g) => g,
-            Err(e) => return Err((e, ErrhObj::Fatal, None)),
+            Err(e) => return Err(Box::new((e, ErrhObj::Fatal, None))),
         };
         match &mut *g {
-            Phase::Running(m) => match f(m) {
-                Ok(()) => Ok(()),
-                Err(e) => {
-                    let id = comm.and_then(A::comm_id);
-                    let h = m.errhandler_of(id);
-                    Err((e, h, Some(m.world.rank())))
-                }
-            },
-            Phase::Before => Err((
-                MpiError::new(Class::Other, "called before MPI_Init"),
-                ErrhObj::Fatal,
-                None,
-            )),
-            Phase::After => Err((
-                MpiError::new(Class::Other, "called after MPI_Finalize"),
-                ErrhObj::Fatal,
-                None,
-            )),
+            Phase::Running(m) => f(m).map_err(|e| failure::<A>(m, comm, e)),
+            Phase::Before => Err(outside("called before MPI_Init")),
+            Phase::After => Err(outside("called after MPI_Finalize")),
         }
     }));
-    let (e, h, rank) = match outcome {
-        Ok(Ok(())) => return A::code(Class::Success),
-        Ok(Err(x)) => x,
-        Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "panic".into());
-            (
-                MpiError::new(
-                    Class::Intern,
-                    format!("a bug in SNOO's MPI library: {what}"),
-                ),
-                ErrhObj::Fatal,
-                None,
-            )
+    match outcome {
+        Ok(Ok(())) => A::code(Class::Success),
+        Ok(Err(x)) => {
+            let (e, h, rank) = *x;
+            raise::<A>(name, comm, e, h, rank)
         }
-    };
-    raise::<A>(name, comm, e, h, rank)
+        Err(panic) => panicked::<A>(name, comm, panic),
+    }
+}
+
+/// The failure of a call in a job: the handler of `comm` (COMM_WORLD's if none or invalid).
+#[cold]
+fn failure<A: Abi>(m: &Mpi, comm: Option<A::Comm>, e: MpiError) -> Failure {
+    let h = m.errhandler_of(comm.and_then(A::comm_id));
+    Box::new((e, h, Some(m.world.rank())))
+}
+
+/// A call made outside a job: always fatal (no handler can be set before Init).
+#[cold]
+fn outside(what: &str) -> Failure {
+    Box::new((MpiError::new(Class::Other, what), ErrhObj::Fatal, None))
+}
+
+/// A panic inside call `name`: a bug, reported as MPI_ERR_INTERN and fatal.
+#[cold]
+fn panicked<A: Abi>(
+    name: &str,
+    comm: Option<A::Comm>,
+    panic: Box<dyn std::any::Any + Send>,
+) -> c_int {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".into());
+    let e = MpiError::new(
+        Class::Intern,
+        format!("a bug in SNOO's MPI library: {what}"),
+    );
+    raise::<A>(name, comm, e, ErrhObj::Fatal, None)
 }
 
 /// Applies error handler `h` to error `e` of call `name`.
+#[cold]
 fn raise<A: Abi>(
     name: &str,
     comm: Option<A::Comm>,
@@ -324,6 +335,7 @@ pub(crate) fn put<T>(p: *mut T, v: T, what: &str) -> MpiResult<()> {
 }
 
 /// A count argument: MPI_ERR_COUNT if negative.
+#[inline]
 pub(crate) fn count(n: c_int) -> MpiResult<usize> {
     usize::try_from(n).map_err(|_| MpiError::new(Class::Count, format!("negative count {n}")))
 }
@@ -354,6 +366,7 @@ pub(crate) fn slice_mut<'a, T>(p: *mut T, n: usize, what: &str) -> MpiResult<&'a
 }
 
 /// Writes `st` to the program's status unless it passed MPI_STATUS_IGNORE.
+#[inline]
 pub(crate) fn status_out<A: Abi>(s: *mut A::Status, st: &Status) {
     if s.is_null() || s as usize == A::STATUS_IGNORE {
         return;
@@ -382,6 +395,7 @@ pub(crate) enum Peer {
 }
 
 /// Reads a source (`any`: MPI_ANY_SOURCE allowed) or destination argument.
+#[inline]
 pub(crate) fn peer<A: Abi>(r: c_int, size: u32, any: bool) -> MpiResult<Peer> {
     if r == A::PROC_NULL {
         return Ok(Peer::Null);
@@ -399,6 +413,7 @@ pub(crate) fn peer<A: Abi>(r: c_int, size: u32, any: bool) -> MpiResult<Peer> {
 }
 
 /// A tag argument (`any`: MPI_ANY_TAG allowed, as `None`).
+#[inline]
 pub(crate) fn tag<A: Abi>(t: c_int, any: bool) -> MpiResult<Option<i32>> {
     if any && t == A::ANY_TAG {
         return Ok(None);

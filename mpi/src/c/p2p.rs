@@ -36,6 +36,7 @@ pub(crate) enum RecvBuf {
 }
 
 /// The bytes `count` elements of `dt` at `buf` send.
+#[inline]
 pub(crate) fn send_buf(
     m: &Mpi,
     buf: *const c_void,
@@ -43,6 +44,13 @@ pub(crate) fn send_buf(
     dt: Option<Id>,
 ) -> MpiResult<SendBuf> {
     let n = count(n)?;
+    if let Some(size) = m.contiguous_basic(dt) {
+        return match size * n {
+            0 => Ok(SendBuf::Contig(std::ptr::NonNull::dangling().as_ptr(), 0)),
+            _ if buf.is_null() => err(Class::Buffer, format!("NULL buffer with count {n}")),
+            len => Ok(SendBuf::Contig(buf as *const u8, len)),
+        };
+    }
     let t = m.datatype(dt)?;
     match t.t.contiguous_run(n) {
         Some((_, 0)) => Ok(SendBuf::Contig(std::ptr::NonNull::dangling().as_ptr(), 0)),
@@ -65,8 +73,16 @@ pub(crate) fn send_buf(
 }
 
 /// Where `count` elements of `dt` at `buf` are received.
+#[inline]
 pub(crate) fn recv_buf(m: &Mpi, buf: *mut c_void, n: c_int, dt: Option<Id>) -> MpiResult<RecvBuf> {
     let n = count(n)?;
+    if let Some(size) = m.contiguous_basic(dt) {
+        return match size * n {
+            0 => Ok(RecvBuf::Contig(std::ptr::NonNull::dangling().as_ptr(), 0)),
+            _ if buf.is_null() => err(Class::Buffer, format!("NULL buffer with count {n}")),
+            len => Ok(RecvBuf::Contig(buf as *mut u8, len)),
+        };
+    }
     let t = m.datatype(dt)?;
     match t.t.contiguous_run(n) {
         Some((_, 0)) => Ok(RecvBuf::Contig(std::ptr::NonNull::dangling().as_ptr(), 0)),
@@ -147,6 +163,7 @@ pub(crate) fn start_recv(
 }
 
 /// Checks the arguments of a send and starts it (`None` for MPI_PROC_NULL).
+#[inline(always)]
 fn send_args<A: Abi>(
     m: &Mpi,
     buf: *const c_void,
@@ -155,7 +172,7 @@ fn send_args<A: Abi>(
     dest: c_int,
     t: c_int,
     comm: A::Comm,
-) -> MpiResult<(CommId, SendBuf, Option<u32>, i32)> {
+) -> MpiResult<(&CommId, SendBuf, Option<u32>, i32)> {
     let c = m.comm(A::comm_id(comm))?;
     let t = tag::<A>(t, false)?.unwrap_or(0);
     let d = peer::<A>(dest, c.id.size(), false)?;
@@ -164,17 +181,18 @@ fn send_args<A: Abi>(
         Peer::Rank(r) => Some(r),
         _ => None,
     };
-    Ok((c.id.clone(), b, d, t))
+    Ok((&c.id, b, d, t))
 }
 
 /// A receive's checked arguments: communicator, room, source (outer `None`: MPI_PROC_NULL;
 /// inner `None`: any) and tag (`None`: any).
-type RecvArgs = (CommId, RecvBuf, Option<Source>, Option<i32>);
+type RecvArgs<'m> = (&'m CommId, RecvBuf, Option<Source>, Option<i32>);
 
 /// A source selector: a rank, or `None` for any.
 type Source = Option<u32>;
 
 /// Checks the arguments of a receive.
+#[inline(always)]
 fn recv_args<A: Abi>(
     m: &Mpi,
     buf: *mut c_void,
@@ -183,7 +201,7 @@ fn recv_args<A: Abi>(
     source: c_int,
     t: c_int,
     comm: A::Comm,
-) -> MpiResult<RecvArgs> {
+) -> MpiResult<RecvArgs<'_>> {
     let c = m.comm(A::comm_id(comm))?;
     let t = tag::<A>(t, true)?;
     let s = peer::<A>(source, c.id.size(), true)?;
@@ -193,7 +211,7 @@ fn recv_args<A: Abi>(
         Peer::Any => Some(None),
         Peer::Null => None,
     };
-    Ok((c.id.clone(), b, s, t))
+    Ok((&c.id, b, s, t))
 }
 
 /// A blocking send (the standard, synchronous and ready modes share it: see docs/mpi.md).
@@ -210,8 +228,14 @@ fn blocking_send<A: Abi>(
         let (cid, b, d, t) = send_args::<A>(m, buf, n, dt, dest, t, comm)?;
         let Some(d) = d else { return Ok(()) };
         let (ptr, len) = b.ptr_len();
-        // SAFETY: the program's buffer (or our packed copy), valid for the call.
-        unsafe { m.world.attach(&cid).send_raw(ptr, len, d, t)? };
+        let c = m.world.attach(cid);
+        // Started and completed as the native C API's blocking send does (a doorbell only if the
+        // receiver sleeps, batched with later sends otherwise).
+        // SAFETY: the program's buffer (or our packed copy), valid until the send completes
+        // below, before this call returns.
+        if let Some(p) = unsafe { c.isend_raw(ptr, len, d, t)? } {
+            c.complete(p)?;
+        }
         Ok(())
     })
 }
@@ -265,7 +289,7 @@ pub fn bsend<A: Abi>(
     run::<A>("MPI_Bsend", Some(comm), |m| {
         let (cid, b, d, t) = send_args::<A>(m, buf, n, dt, dest, t, comm)?;
         let Some(d) = d else { return Ok(()) };
-        let f = start_buffered::<A>(m, &cid, b, d, t)?;
+        let f = start_buffered::<A>(m, &cid.clone(), b, d, t)?;
         m.buffered.push(f);
         Ok(())
     })
@@ -329,7 +353,7 @@ pub fn recv<A: Abi>(
             return Ok(());
         };
         if let RecvBuf::Contig(ptr, len) = b {
-            let c = m.world.attach(&cid);
+            let c = m.world.attach(cid);
             // SAFETY: the program's buffer, writable for the call.
             return match unsafe { c.recv_raw(ptr, len, s, t) } {
                 Ok(st) => {
@@ -344,7 +368,7 @@ pub fn recv<A: Abi>(
                 }
             };
         }
-        let f = start_recv(m, &cid, b, s, t)?;
+        let f = start_recv(m, cid, b, s, t)?;
         finish_out::<A>(m, f, status)
     })
 }
@@ -392,11 +416,11 @@ fn nonblocking_send<A: Abi>(
             None => Flight::Done(Status::EMPTY),
             Some(d) if buffered => {
                 // The request completes at once; the copy travels in the background.
-                let f = start_buffered::<A>(m, &cid, b, d, t)?;
+                let f = start_buffered::<A>(m, &cid.clone(), b, d, t)?;
                 m.buffered.push(f);
                 Flight::Done(Status::EMPTY)
             }
-            Some(d) => start_send(m, &cid, b, d, t)?,
+            Some(d) => start_send(m, cid, b, d, t)?,
         };
         new_request::<A>(
             m,
@@ -476,7 +500,7 @@ pub fn irecv<A: Abi>(
         let (cid, b, s, t) = recv_args::<A>(m, buf, n, dt, source, t, comm)?;
         let f = match s {
             None => Flight::Done(Status::PROC_NULL),
-            Some(s) => start_recv(m, &cid, b, s, t)?,
+            Some(s) => start_recv(m, cid, b, s, t)?,
         };
         new_request::<A>(
             m,
@@ -611,7 +635,7 @@ pub fn sendrecv<A: Abi>(
     run::<A>("MPI_Sendrecv", Some(comm), |m| {
         let (cid, sb, d, st) = send_args::<A>(m, sbuf, scount, sdt, dest, stag, comm)?;
         let (_, rb, s, rt) = recv_args::<A>(m, rbuf, rcount, rdt, source, rtag, comm)?;
-        sendrecv_flights::<A>(m, &cid, sb, d, st, rb, s, rt, status)
+        sendrecv_flights::<A>(m, cid, sb, d, st, rb, s, rt, status)
     })
 }
 
@@ -663,7 +687,7 @@ pub fn sendrecv_replace<A: Abi>(
             packed => packed,
         };
         let (_, rb, s, rt) = recv_args::<A>(m, buf, n, dt, source, rtag, comm)?;
-        sendrecv_flights::<A>(m, &cid, sb, d, st, rb, s, rt, status)
+        sendrecv_flights::<A>(m, cid, sb, d, st, rb, s, rt, status)
     })
 }
 
