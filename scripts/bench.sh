@@ -9,5 +9,5 @@ set -eu
 need_cargo
 apt_install mpich libmpich-dev fonts-dejavu-core
 cd "$root"
-cargo build --release -q -p snoo-host -p snoo-bench
+cargo build --release -q -p snoo-host -p snoo-bench -p snoo-libmpi
 exec target/release/bench-report "$@"

@@ -157,8 +157,15 @@ int main(int argc, char **argv) {
     char *sbuf = malloc(max ? max : 1), *rbufs = malloc(max ? max * WINDOW : 1);
     memset(sbuf, 'a', max);
     memset(rbufs, 'b', max * WINDOW);
-    if (rank == 0 && !json) printf("# MPI %s v1\n%-10s%18s\n", titles[k], "# Size",
-                                   k == LATENCY ? "Latency (us)" : "Bandwidth (MB/s)");
+    if (rank == 0 && !json) {
+        /* Which library ran (MPICH's, or SNOO's libmpi.so.12 under snoo-run): its first line. */
+        char lib[MPI_MAX_LIBRARY_VERSION_STRING];
+        int len;
+        MPI_Get_library_version(lib, &len);
+        lib[strcspn(lib, "\n")] = 0;
+        printf("# MPI %s v1\n# library: %s\n%-10s%18s\n", titles[k], lib, "# Size",
+               k == LATENCY ? "Latency (us)" : "Bandwidth (MB/s)");
+    }
     if (rank == 0 && json)
         printf("{\"implementation\":\"MPI\",\"kind\":\"%s\",\"unit\":\"%s\",\"results\":[", names[k],
                k == LATENCY ? "us" : "MB/s");

@@ -1,9 +1,10 @@
 //! Runs every benchmark in one go — SNOO_MPI (`snoo-bench` under `snoo-run`), MPICH over shared
-//! memory and MPICH restricted to TCP (`bench/mpich/osu_like.c` under `mpiexec`), and the machine's
-//! limits — then writes `docs/benchmarks.md` and `docs/benchmarks.png`.
+//! memory and MPICH restricted to TCP (`bench/mpich/osu_like.c` under `mpiexec`), the same
+//! `osu_like` binary over SNOO's `libmpi.so.12` (under `snoo-run`), and the machine's limits —
+//! then writes `docs/benchmarks.md` and `docs/benchmarks.png`.
 //!
 //! ```text
-//! cargo build --release -p snoo-host -p snoo-bench && target/release/bench-report [--quick]
+//! cargo build --release -p snoo-host -p snoo-bench -p snoo-libmpi && target/release/bench-report [--quick]
 //! ```
 //! (`scripts/bench.sh` does both, and installs MPICH.) The programs are taken from the directory
 //! of this executable; `osu_like` is compiled there with `mpicc`.
@@ -34,6 +35,8 @@ enum Imp {
     /// SNOO with `SNOO_MPI_Alloc_mem` buffers on both sides (single-copy rendezvous, split
     /// between both ranks from 128 KiB), seed only.
     SnooPool,
+    /// MPICH's `osu_like` binary, unchanged, over SNOO's `libmpi.so.12` (`snoo-run` loads it).
+    SnooLibmpi,
 }
 
 /// Pool for the `SnooPool` runs of `kind`: room in each rank's heap for its buffers. Seed needs
@@ -56,6 +59,7 @@ impl Imp {
             Imp::MpichShm => "MPICH shm",
             Imp::MpichTcp => "MPICH TCP",
             Imp::SnooPool => "SNOO, Alloc_mem buffers",
+            Imp::SnooLibmpi => "SNOO libmpi.so.12",
         }
     }
 }
@@ -106,7 +110,7 @@ impl Ctx {
         let mut cmd = Command::new("timeout");
         cmd.arg(RUN_TIMEOUT_S.to_string());
         match imp {
-            Imp::Snoo | Imp::SnooPool => {
+            Imp::Snoo | Imp::SnooPool | Imp::SnooLibmpi => {
                 cmd.arg(self.bin.join("snoo-run"))
                     .args(["-n", "2", "--name", "bench"]);
                 if bind {
@@ -115,7 +119,11 @@ impl Ctx {
                 if imp == Imp::SnooPool {
                     cmd.args(["--size", pool_run_size(kind)]);
                 }
-                cmd.arg(self.bin.join("snoo-bench"));
+                cmd.arg(self.bin.join(if imp == Imp::SnooLibmpi {
+                    "osu_like"
+                } else {
+                    "snoo-bench"
+                }));
             }
             Imp::MpichShm | Imp::MpichTcp => {
                 cmd.args(["mpiexec", "-n", "2"]);
@@ -158,6 +166,19 @@ impl Ctx {
         } else {
             format!("{}", out.status)
         };
+        // The same binary runs over both libraries: make sure the intended one ran.
+        let library = stdout
+            .lines()
+            .find_map(|l| l.split_once("# library: ").map(|x| x.1));
+        if imp == Imp::SnooLibmpi && !library.is_some_and(|l| l.starts_with("SNOO")) {
+            let _ = writeln!(
+                self.log,
+                "- {} `{}`: not SNOO's library ({library:?}); result dropped",
+                imp.label(),
+                kind.name()
+            );
+            return None;
+        }
         let t = parse_table(&stdout).ok();
         let rows = t.as_ref().map_or(0, |t| t.rows.len());
         let _ = writeln!(
@@ -211,7 +232,8 @@ fn size_label(s: usize) -> String {
     }
 }
 
-type Results = [Option<Table>; 3];
+/// The medians of SNOO's native API, MPICH shm, MPICH TCP and SNOO's libmpi.so.12, in that order.
+type Results = [Option<Table>; 4];
 
 fn table_md(kind: Kind, r: &Results) -> String {
     let mut s = String::new();
@@ -222,9 +244,9 @@ fn table_md(kind: Kind, r: &Results) -> String {
     };
     let _ = writeln!(
         s,
-        "| size | SNOO {unit} | MPICH shm {unit} | SNOO / MPICH shm | MPICH TCP {unit} | SNOO / MPICH TCP |"
+        "| size | SNOO {unit} | SNOO libmpi.so.12 {unit} | MPICH shm {unit} | MPICH TCP {unit} | SNOO / MPICH shm | libmpi.so.12 / MPICH shm | libmpi.so.12 / SNOO | SNOO / MPICH TCP |"
     );
-    let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let sizes: Vec<usize> = r
         .iter()
         .flatten()
@@ -238,12 +260,15 @@ fn table_md(kind: Kind, r: &Results) -> String {
             .collect();
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             size_label(size),
             cell(v[0]),
+            cell(v[3]),
             cell(v[1]),
-            cell(ratio(v[0], v[1])),
             cell(v[2]),
+            cell(ratio(v[0], v[1])),
+            cell(ratio(v[3], v[1])),
+            cell(ratio(v[3], v[0])),
             cell(ratio(v[0], v[2])),
         );
     }
@@ -281,15 +306,23 @@ fn goals(
     let get = |k: Kind| &all.iter().find(|x| x.0 == k).expect("kind run").1;
     let mut s = String::from("| goal | measured | verdict |\n|---|---|---|\n");
     let lat = get(Kind::Latency);
-    let l8 = ratio(
-        lat[0].as_ref().and_then(|t| t.get(8)),
-        lat[1].as_ref().and_then(|t| t.get(8)),
-    );
+    let at8 = |i: usize| lat[i].as_ref().and_then(|t| t.get(8));
+    let l8 = ratio(at8(3), at8(1));
     let _ = writeln!(
         s,
-        "| one-way latency at 8 B ≤ 0.5× MPICH shm | {}× | {} |",
+        "| one-way latency at 8 B ≤ 0.5× MPICH shm (libmpi.so.12) | {}× | {} |",
         cell(l8),
         verdict(l8.is_some_and(|r| r <= 0.5))
+    );
+    let native = at8(0);
+    let over = ratio(at8(3), native);
+    let over_ns = at8(3).zip(native).map(|(a, n)| (a - n) * 1000.0);
+    let _ = writeln!(
+        s,
+        "| the ABI face adds ≤ 5% and ≤ 20 ns to the native API's 8 B latency | {}× ({} ns) | {} |",
+        cell(over),
+        cell(over_ns),
+        verdict(over.is_some_and(|r| r <= 1.05) && over_ns.is_some_and(|d| d <= 20.0))
     );
     let bw = get(Kind::Bw);
     let mut line = |what: &str, m: Option<(f64, usize)>, goal: f64| {
@@ -302,12 +335,22 @@ fn goals(
         );
     };
     line(
-        "osu_bw vs MPICH shm, every size 1 B – 4 MiB",
+        "osu_bw vs MPICH shm (libmpi.so.12), every size 1 B – 4 MiB",
+        min_ratio(&bw[3], &bw[1], |_| true),
+        1.0,
+    );
+    line(
+        "osu_bw vs MPICH shm (libmpi.so.12), sizes ≤ 256 B",
+        min_ratio(&bw[3], &bw[1], |s| s <= 256),
+        2.0,
+    );
+    line(
+        "osu_bw vs MPICH shm (native API), every size 1 B – 4 MiB",
         min_ratio(&bw[0], &bw[1], |_| true),
         1.0,
     );
     line(
-        "osu_bw vs MPICH shm, sizes ≤ 256 B",
+        "osu_bw vs MPICH shm (native API), sizes ≤ 256 B",
         min_ratio(&bw[0], &bw[1], |s| s <= 256),
         2.0,
     );
@@ -367,11 +410,17 @@ fn plot(path: &Path, seed: &Results, pool: &Option<Table>, lim: &Limits) -> Resu
         .ok_or("no TTF font found (apt-get install fonts-dejavu-core)")?;
     plotters::style::register_font("sans-serif", FontStyle::Normal, Box::leak(font.into()))
         .map_err(|_| "bad font file")?;
-    let series: Vec<Series> = seed
+    let series: Vec<Series> = seed[..3]
         .iter()
-        .chain([pool])
-        .zip([Imp::Snoo, Imp::MpichShm, Imp::MpichTcp, Imp::SnooPool])
-        .zip([RED, BLUE, GREEN, MAGENTA])
+        .chain([pool, &seed[3]])
+        .zip([
+            Imp::Snoo,
+            Imp::MpichShm,
+            Imp::MpichTcp,
+            Imp::SnooPool,
+            Imp::SnooLibmpi,
+        ])
+        .zip([RED, BLUE, GREEN, MAGENTA, RGBColor(230, 140, 0)])
         .filter_map(|((t, imp), c)| {
             let t = t.as_ref()?;
             let pts = t
@@ -556,7 +605,7 @@ fn build_osu_like(bin: &Path, root: &Path) -> Result<(), String> {
 
 /// What the report shows: the medians of every kind's runs, and the wake-up.
 struct Measurements {
-    /// Per kind, the medians of SNOO, MPICH shm and MPICH TCP, in that order.
+    /// Per kind, the medians of SNOO, MPICH shm, MPICH TCP and SNOO libmpi.so.12, in that order.
     all: Vec<(Kind, Results)>,
     /// The `SnooPool` medians of seed.
     pool: Option<Table>,
@@ -569,7 +618,7 @@ struct Measurements {
 }
 
 impl Measurements {
-    /// The seed medians of SNOO, MPICH shm and MPICH TCP.
+    /// The seed medians of SNOO, MPICH shm, MPICH TCP and SNOO libmpi.so.12.
     fn seed(&self) -> &Results {
         &self
             .all
@@ -608,10 +657,11 @@ fn measure(ctx: &mut Ctx) -> Measurements {
 }
 
 /// Runs `kind` `repeats` times with each implementation, ranks bound; returns the medians of SNOO,
-/// MPICH shm and MPICH TCP, and that of `SnooPool` (`None` unless `kind` is in `POOL_KINDS`).
+/// MPICH shm, MPICH TCP and SNOO's libmpi.so.12, and that of `SnooPool` (`None` unless `kind` is
+/// in `POOL_KINDS`).
 fn measure_kind(ctx: &mut Ctx, kind: Kind, repeats: usize) -> (Results, Option<Table>) {
-    let imps = [Imp::Snoo, Imp::MpichShm, Imp::MpichTcp];
-    let mut runs: [Vec<Table>; 3] = Default::default();
+    let imps = [Imp::Snoo, Imp::MpichShm, Imp::MpichTcp, Imp::SnooLibmpi];
+    let mut runs: [Vec<Table>; 4] = Default::default();
     let mut pool_runs = Vec::new();
     // Interleaved, so a slow phase of the machine does not hit one implementation only.
     for _ in 0..repeats {
@@ -722,7 +772,7 @@ fn write_kind_tables(md: &mut String, m: &Measurements) {
             Kind::Bw => ("Bandwidth (osu_bw method)", &m.pool_bw),
             _ => continue,
         };
-        let r = [p.clone(), r[1].clone(), r[2].clone()];
+        let r = [p.clone(), r[1].clone(), r[2].clone(), None];
         let _ = write!(
             md,
             "\n## {title}, buffers from SNOO_MPI_Alloc_mem (MB/s)\n\n\
