@@ -96,7 +96,7 @@ pub enum Flight {
         /// Its communicator.
         comm: CommId,
         /// A non-contiguous destination.
-        unpack: Option<Unpack>,
+        unpack: Option<Box<Unpack>>,
     },
 }
 
@@ -126,7 +126,7 @@ pub struct Req {
     /// The operation in flight; `None` for an inactive persistent request.
     pub flight: Option<Flight>,
     /// The template of a persistent request.
-    pub persist: Option<Persist>,
+    pub persist: Option<Box<Persist>>,
 }
 
 impl Flight {

@@ -32,7 +32,7 @@ pub(crate) enum RecvBuf {
     /// Contiguous bytes of the program's buffer.
     Contig(*mut u8, usize),
     /// Non-contiguous: receive into a temporary buffer.
-    Unpack(Unpack),
+    Unpack(Box<Unpack>),
 }
 
 /// The bytes `count` elements of `dt` at `buf` send.
@@ -103,12 +103,12 @@ pub(crate) fn recv_buf(m: &Mpi, buf: *mut c_void, n: c_int, dt: Option<Id>) -> M
                     format!("count {n} of this type is over the 2 GiB message limit"),
                 )
             })?;
-            Ok(RecvBuf::Unpack(Unpack {
+            Ok(RecvBuf::Unpack(Box::new(Unpack {
                 buf: vec![0u8; len].into_boxed_slice(),
                 dt: t.t.clone(),
                 count: n,
                 dst: buf as *mut u8,
-            }))
+            })))
         }
     }
 }
@@ -553,7 +553,7 @@ fn persistent<A: Abi>(
             m,
             Req {
                 flight: None,
-                persist: Some(persist),
+                persist: Some(Box::new(persist)),
             },
             req,
         )

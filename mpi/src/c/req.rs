@@ -50,21 +50,20 @@ fn complete<A: Abi>(m: &mut Mpi, h: &mut A::Request) -> Result<Outcome, MpiError
     if *h == A::REQUEST_NULL {
         return Ok(Ok(Status::EMPTY));
     }
-    let id = A::request_id(*h)
-        .filter(|&id| m.requests.get(id).is_some())
-        .ok_or_else(|| {
-            MpiError::new(
-                Class::Request,
-                "invalid request (freed, completed, or not a request)",
-            )
-        })?;
-    let r = m.requests.get_mut(id).expect("checked above");
-    let f = r.flight.take();
-    let persistent = r.persist.is_some();
-    if !persistent {
-        m.requests.remove(id);
+    let invalid = || {
+        MpiError::new(
+            Class::Request,
+            "invalid request (freed, completed, or not a request)",
+        )
+    };
+    let id = A::request_id(*h).ok_or_else(invalid)?;
+    let r = m.requests.get_mut(id).ok_or_else(invalid)?;
+    let f = if r.persist.is_some() {
+        r.flight.take()
+    } else {
         *h = A::REQUEST_NULL;
-    }
+        m.requests.remove(id).and_then(|r| r.flight)
+    };
     Ok(match f {
         None => Ok(Status::EMPTY),
         Some(f) => f.finish(&m.world),
