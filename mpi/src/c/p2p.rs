@@ -36,7 +36,7 @@ pub(crate) enum RecvBuf {
 }
 
 /// The bytes `count` elements of `dt` at `buf` send.
-#[inline]
+#[inline(always)]
 pub(crate) fn send_buf(
     m: &Mpi,
     buf: *const c_void,
@@ -73,7 +73,7 @@ pub(crate) fn send_buf(
 }
 
 /// Where `count` elements of `dt` at `buf` are received.
-#[inline]
+#[inline(always)]
 pub(crate) fn recv_buf(m: &Mpi, buf: *mut c_void, n: c_int, dt: Option<Id>) -> MpiResult<RecvBuf> {
     let n = count(n)?;
     if let Some(size) = m.contiguous_basic(dt) {
