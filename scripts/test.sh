@@ -5,10 +5,14 @@
 set -eu
 . "$(dirname "$0")/common.sh"
 need_cargo
-apt_install qemu-system-x86 busybox-static cpio xz-utils gcc pkgconf mpich libmpich-dev
+apt_install qemu-system-x86 busybox-static cpio xz-utils gcc pkgconf mpich libmpich-dev valgrind
+python3 -m pip --version >/dev/null 2>&1 || apt_install python3-pip
 cd "$root"
 # The QEMU tests download the guest kernel once into target/guest-cache.
 sh tests/scripts/fetch-guest-kernel.sh
+# The MPI tests compare SNOO's standard-ABI library with MPICH 5's (the `mpich` wheel), unpacked
+# once into target/mpich-abi.
+sh tests/scripts/fetch-mpich-abi.sh
 cargo fmt --all -- --check
 # Every unsafe block says why it is sound (`// SAFETY:`), enforced here rather than per crate.
 cargo clippy --workspace --all-targets -q -- -D warnings -D clippy::undocumented_unsafe_blocks

@@ -101,9 +101,9 @@ int main(int argc, char **argv) {
     MPI_Datatype ix;
     OK(MPI_Type_indexed(2, ibl, idisp, MPI_INT, &ix));
     OK(MPI_Type_commit(&ix));
-    int src4[4] = {7, 8, 9, 10}, dst3[3];
-    xfer(src4, 1, ix, dst3, 3, MPI_INT, &st);
-    if (me_recv) CHECK(dst3[0] == 10 && dst3[2] == 7);
+    int src5[5] = {7, 8, 9, 10, 11}, dst3[3];
+    xfer(src5, 1, ix, dst3, 3, MPI_INT, &st);
+    if (me_recv) CHECK(dst3[0] == 10 && dst3[1] == 11 && dst3[2] == 7);
     say("subarray, hvector, indexed: ok\n");
 
     /* A partial receive of a derived type: Get_elements counts basic elements. */

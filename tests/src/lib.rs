@@ -2,6 +2,7 @@
 //! run in, serving a pool for a job, joining it as ranks, and test payloads. The QEMU harness is in
 //! [`qemu`].
 
+pub mod mpi_programs;
 pub mod qemu;
 
 use snoo_common::job::JobLayout;

@@ -1,0 +1,101 @@
+//! The MPI test programs of tests/mpi, each built three ways (Debian's `mpicc`, MPICH 5's
+//! `mpicc_abi`, SNOO's `snoo-mpicc`) and run at 1 to 4 ranks under real MPICH and under SNOO with
+//! the same checked output; also under AddressSanitizer and valgrind. A program that fails under
+//! MPICH is a wrong test, and the harness says so.
+
+use snoo_tests::mpi_programs::{build, run_mpich, run_snoo, same_under_both, Build};
+
+/// The programs that must print the same under both (fatal.c ends its job on purpose: below).
+const PROGRAMS: [&str; 7] = [
+    "p2p", "comm", "datatype", "requests", "errors", "coll", "env",
+];
+
+fn every_program_and_size(how: Build) {
+    for prog in PROGRAMS {
+        let bin = build(prog, how);
+        for n in 1..=4 {
+            let out = same_under_both(prog, &bin, n, how);
+            assert!(
+                out.lines()
+                    .last()
+                    .is_some_and(|l| l == format!("{prog}: ok")),
+                "{prog} ({how:?}, {n} ranks) did not finish: {out}"
+            );
+        }
+    }
+}
+
+#[test]
+fn built_by_debian_mpicc_same_under_mpich_and_snoo() {
+    every_program_and_size(Build::Mpicc);
+}
+
+#[test]
+fn built_by_mpicc_abi_same_under_mpich_and_snoo() {
+    every_program_and_size(Build::MpiccAbi);
+}
+
+#[test]
+fn built_by_snoo_mpicc_same_under_mpich_and_snoo() {
+    every_program_and_size(Build::SnooMpicc);
+}
+
+/// MPI_ERRORS_ARE_FATAL: an error ends the whole job, blocked ranks included, with a non-zero
+/// status under both, and SNOO's message names the call and the rank, as MPICH's does.
+#[test]
+fn a_fatal_error_ends_the_job_under_both() {
+    for how in Build::ALL {
+        let bin = build("fatal", how);
+        for n in [1, 3] {
+            let m = run_mpich(&bin, n, how);
+            let s = run_snoo(&bin, n, &[]);
+            for (who, r) in [("MPICH", &m), ("SNOO", &s)] {
+                assert!(
+                    r.code.is_some_and(|c| c != 0 && c != 124),
+                    "{who} {how:?} {n} ranks: exit {:?} (124: hung)\n{}",
+                    r.code,
+                    r.stderr
+                );
+                assert!(!r.stdout.contains("still running") && !r.stdout.contains("nobody sent"));
+            }
+            let culprit = format!("Fatal error in MPI_Send on rank {}", n - 1);
+            assert!(
+                s.stderr.contains(&culprit) && s.stderr.contains("Invalid rank"),
+                "SNOO's message should name the call, rank and reason: {}",
+                s.stderr
+            );
+        }
+    }
+}
+
+/// Every program built with AddressSanitizer, at 2 ranks: no error in the program's view of the
+/// library's memory (the buffers it fills, the strings it returns) under SNOO, and the same
+/// output as under MPICH.
+#[test]
+fn under_address_sanitizer() {
+    for prog in PROGRAMS {
+        let bin = build(prog, Build::MpiccAsan);
+        same_under_both(prog, &bin, 2, Build::MpiccAsan);
+    }
+}
+
+/// Every program under valgrind with SNOO's library, at 2 ranks: no invalid read or write, no use
+/// of uninitialised memory, in the program or in SNOO's library.
+#[test]
+fn under_valgrind() {
+    for prog in PROGRAMS {
+        let bin = build(prog, Build::Mpicc);
+        let r = run_snoo(
+            &bin,
+            2,
+            &[
+                "valgrind",
+                "--quiet",
+                "--error-exitcode=99",
+                "--leak-check=no",
+            ],
+        );
+        r.assert_ok(&format!("{prog} under valgrind"));
+        assert!(r.stdout.ends_with(&format!("{prog}: ok")), "{}", r.stdout);
+    }
+}
