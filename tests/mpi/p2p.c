@@ -1,7 +1,10 @@
 /* Point-to-point: blocking and non-blocking sends and receives at sizes from 0 B to 1 MiB around a
  * ring, the send modes, wildcards and statuses, probes (plain and matched), MPI_PROC_NULL, the
  * non-overtaking rule, Sendrecv(_replace) and Get_count/Get_elements. */
+#define _POSIX_C_SOURCE 200809L /* nanosleep */
 #include "mpitest.h"
+
+#include <time.h>
 
 static void ring_sizes(int rank, int size) {
     int next = (rank + 1) % size, prev = (rank + size - 1) % size;
@@ -201,6 +204,31 @@ static void probes(int rank, int size) {
     CHECK(m == MPI_MESSAGE_NULL);
 }
 
+/* MPI's progress rule: once a send is complete (here a non-blocking one, waited for), its
+ * receiver gets it whatever the sender does next, even nothing in MPI for a while. */
+static void progress(int rank, int size) {
+    if (size != 2) return; /* once is enough, and it sleeps */
+    int v = 42;
+    if (rank == 0) {
+        /* Late, so that the receiver is asleep in its receive by then. */
+        struct timespec late = {0, 300000000};
+        nanosleep(&late, NULL);
+        MPI_Request r;
+        OK(MPI_Isend(&v, 1, MPI_INT, 1, 60, MPI_COMM_WORLD, &r));
+        OK(MPI_Wait(&r, MPI_STATUS_IGNORE));
+        struct timespec ts = {1, 0};
+        nanosleep(&ts, NULL); /* no MPI call for a second */
+    } else {
+        double t0 = MPI_Wtime();
+        OK(MPI_Recv(&v, 1, MPI_INT, 0, 60, MPI_COMM_WORLD, MPI_STATUS_IGNORE));
+        double waited = MPI_Wtime() - t0;
+        /* 0.3 s, not the 1.3 s until rank 0 calls MPI again. */
+        CHECK(v == 42 && waited < 1.0);
+    }
+    OK(MPI_Barrier(MPI_COMM_WORLD));
+    say("progress: a completed send arrives while its sender is busy\n");
+}
+
 int main(int argc, char **argv) {
     OK(MPI_Init(&argc, &argv));
     int rank, size;
@@ -213,6 +241,7 @@ int main(int argc, char **argv) {
     modes(rank, size);
     sendrecv(rank, size);
     probes(rank, size);
+    progress(rank, size);
     OK(MPI_Barrier(MPI_COMM_WORLD));
     say("p2p: ok\n");
     OK(MPI_Finalize());

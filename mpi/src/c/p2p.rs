@@ -228,14 +228,10 @@ fn blocking_send<A: Abi>(
         let (cid, b, d, t) = send_args::<A>(m, buf, n, dt, dest, t, comm)?;
         let Some(d) = d else { return Ok(()) };
         let (ptr, len) = b.ptr_len();
-        let c = m.world.attach(cid);
-        // Started and completed as the native C API's blocking send does (a doorbell only if the
-        // receiver sleeps, batched with later sends otherwise).
-        // SAFETY: the program's buffer (or our packed copy), valid until the send completes
-        // below, before this call returns.
-        if let Some(p) = unsafe { c.isend_raw(ptr, len, d, t)? } {
-            c.complete(p)?;
-        }
+        // Published before returning (never held back in a batch): a receiver must get a
+        // completed send whatever this rank does next (MPI's progress rule).
+        // SAFETY: the program's buffer (or our packed copy), valid for the call.
+        unsafe { m.world.attach(cid).send_raw(ptr, len, d, t)? };
         Ok(())
     })
 }
