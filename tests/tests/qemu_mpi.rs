@@ -5,6 +5,8 @@
 //! - between two guests with a vIOMMU and the device bound to vfio-pci (the VFIO backend, MSI-X
 //!   wake-ups), then tests/c/sweep.c between them (every size 0 B to 16 MiB, every byte checked,
 //!   MB/s per size printed), then one of them and a host process.
+//! - tests/c/guest_mpi.c, plain MPI, built by Debian's mpicc (dynamic, over SNOO's libmpi.so.12 in
+//!   the guest) and by snoo-mpicc -static, between two guests.
 //!
 //! Skips (passes) when QEMU is not installed, unless SNOO_REQUIRE_QEMU is set.
 
@@ -12,8 +14,9 @@ use snoo_common::job::{rank_state, JobLayout, RANK_STATE};
 use snoo_common::layout::PoolHeader;
 use snoo_mpi::device::{Device, SocketDevice};
 use snoo_tests::qemu::{
-    qemu_or_skip, static_c_program, static_rust_example, workspace_root, Guest, GuestConfig,
-    GuestImage, HostDaemon, ImageSpec, ScratchDir, VFIO_MODULES,
+    mpicc_program, mpich_abi_runtime, qemu_or_skip, snoo_mpicc_static_program, static_c_program,
+    static_rust_example, workspace_root, Guest, GuestConfig, GuestImage, HostDaemon, ImageSpec,
+    ScratchDir, GUEST_LIB_DIR, VFIO_MODULES,
 };
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -779,4 +782,84 @@ fn c_job_with_two_vfio_ranks_in_one_guest() {
         t0.elapsed(),
         started.elapsed()
     );
+}
+
+/// tests/c/guest_mpi.c, a plain MPI program, built twice and run as a 2-rank job between two
+/// guests (sysfs) on one pool, one build after the other in the same boot:
+/// - by Debian's `mpicc`, unmodified and dynamically linked against `libmpich.so.12`; the guest has
+///   no MPICH, only SNOO's `libmpi.so` (the MPICH ABI face) under MPICH's sonames, glibc and the
+///   program interpreter, found through `LD_LIBRARY_PATH`;
+/// - by `snoo-mpicc -static` (the MPI standard ABI face), which needs no library at all.
+///
+/// Both must report SNOO's library version, proof that SNOO's library is what ran.
+#[test]
+fn mpicc_built_and_static_mpi_programs_between_two_guests() {
+    if !qemu_or_skip("mpicc_built_and_static_mpi_programs_between_two_guests").unwrap() {
+        return;
+    }
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let started = Instant::now();
+    let src = workspace_root().join("tests/c/guest_mpi.c");
+    let dynamic = mpicc_program(&src).unwrap_or_else(|e| panic!("{e}"));
+    let fully_static = snoo_mpicc_static_program(&src).unwrap_or_else(|e| panic!("{e}"));
+    // Fails unless the mpicc build needs an MPICH soname and resolves it to SNOO's library.
+    let libs = mpich_abi_runtime(&dynamic).unwrap_or_else(|e| panic!("{e}"));
+    let mut spec = ImageSpec::default()
+        .file(&dynamic, "/bin/guest_mpi-mpicc")
+        .file(&fully_static, "/bin/guest_mpi-static");
+    for (host, guest) in libs {
+        spec = spec.file(host, guest);
+    }
+    let dir = ScratchDir::new("qemu-abi").unwrap();
+    let socket = dir.join("job.sock");
+    let name = "abijob";
+    let _daemon = start_daemon(&socket, name, 2);
+    let image = GuestImage::build_with(&spec).unwrap_or_else(|e| panic!("{e}"));
+    let (a, b) = boot_two(&image, &socket, false, &[]);
+    eprintln!("booted in {:.1?} and {:.1?}", a.boot_time(), b.boot_time());
+
+    let lib_path = format!("LD_LIBRARY_PATH={GUEST_LIB_DIR}");
+    for (build, exe, env) in [
+        ("mpicc", "/bin/guest_mpi-mpicc", lib_path.as_str()),
+        ("snoo-mpicc -static", "/bin/guest_mpi-static", ""),
+    ] {
+        // The pool is free again once the previous job's last rank left it.
+        let cmd = |rank: u32| {
+            format!(
+                "SNOO_NAME={name} SNOO_RANK={rank} SNOO_SIZE=2 SNOO_TIMEOUT={SNOO_TIMEOUT} {env} {exe}"
+            )
+        };
+        let job = Instant::now();
+        let (ra, rb) = std::thread::scope(|s| {
+            let tb = s.spawn(|| b.run(&cmd(1), JOB));
+            let ta = s.spawn(|| a.run(&cmd(0), JOB));
+            (ta.join().unwrap(), tb.join().unwrap())
+        });
+        let took = job.elapsed();
+        for (rank, g, r) in [(0, &a, ra), (1, &b, rb)] {
+            let (out, status) =
+                r.unwrap_or_else(|e| panic!("{build} build, rank {rank} in {}: {e}", g.name()));
+            let ctx = format!("{build} build, rank {rank} in {}", g.name());
+            assert_eq!(status, 0, "{ctx} failed:\n{out}");
+            assert!(
+                out.contains(&format!("rank {rank}: library: SNOO MPI ")),
+                "{ctx}: not SNOO's library:\n{out}"
+            );
+            for line in [
+                "checked: send/recv 6 sizes up to 1048579 bytes",
+                &format!("checked: sendrecv from {}", 1 - rank),
+                "checked: comm_dup, barrier, allreduce sum 3 max 1",
+                &format!("rank {rank} of 2: guest_mpi ok"),
+            ] {
+                assert!(out.contains(line), "{ctx}: no {line:?}:\n{out}");
+            }
+            if rank == 0 {
+                let lib = out.lines().find(|l| l.contains("library:")).unwrap_or("");
+                eprintln!("{build}: {lib}");
+            }
+        }
+        eprintln!("{build} build: guest <-> guest job took {took:.1?}");
+    }
+    drop((a, b));
+    eprintln!("whole test took {:.1?}", started.elapsed());
 }

@@ -3,7 +3,7 @@
 //! * [`GuestImage`] is a Debian kernel (fetched once by `tests/scripts/fetch-guest-kernel.sh` into
 //!   `target/guest-cache`) and an initramfs built here: busybox-static, the `/init` of
 //!   `tests/guest/init.sh`, optional kernel modules and any files a test wants in the guest
-//!   (static binaries: the initramfs has no libc).
+//!   (static binaries, or dynamic ones with the libraries they need: the initramfs has no libc).
 //! * [`Guest`] is one running QEMU. [`Guest::run`] sends a shell script over the serial console and
 //!   returns its output and exit status. QEMU is killed when the `Guest` is dropped, and also if the
 //!   test process dies without dropping it (`PR_SET_PDEATHSIG`).
@@ -41,7 +41,10 @@ mod spawn;
 pub use crate::{profile_dir, workspace_root};
 pub use detect::{qemu_available, qemu_or_skip};
 pub use guest::{Guest, GuestConfig, DEFAULT_BOOT_TIMEOUT};
-pub use guest_programs::{static_c_program, static_rust_example};
+pub use guest_programs::{
+    mpicc_program, mpich_abi_runtime, snoo_mpicc_static_program, static_c_program,
+    static_rust_example, GUEST_LIB_DIR, MPICH_SONAMES,
+};
 pub use hostd::{hostd_binary, HostDaemon};
 pub use image::{GuestImage, ImageSpec, VFIO_MODULES};
 pub use ivshmem::{
