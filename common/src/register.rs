@@ -22,7 +22,9 @@
 //! | `0x8`     | SHARE    | receiver → sender  | RENDEZVOUS into pool memory: copy your share here     |
 //! | `0x9`     | WROTE    | sender → receiver  | the sender's share of a RENDEZVOUS payload is written |
 //! | `0xA`     | CONTEXT  | sender → receiver  | the next message's communicator (none: COMM_WORLD)    |
-//! | `0xB-0xF` | reserved | —                  | decode as [`WordError::ReservedKind`]                 |
+//! | `0xB`     | SYNC     | sender → receiver  | the next message is a synchronous send: ACK when matched |
+//! | `0xC`     | ACK      | receiver → sender  | the synchronous send with this id was matched         |
+//! | `0xD-0xF` | reserved | —                  | decode as [`WordError::ReservedKind`]                 |
 //!
 //! # Bit layouts
 //!
@@ -146,6 +148,17 @@
 //!   the communicator of the message whose ENVELOPE follows at once (in the same push). A message
 //!   without one is COMM_WORLD's (context 0), so world traffic costs no extra word; a context of
 //!   0 is therefore never sent (one encoding per message).
+//!
+//! SYNC (0xB), ACK (0xC)
+//!   63                                           8  7   4  3  0
+//!  +----------------------------------------------+------+-----+
+//!  | send id (56 bits)                            | 0    | kind|
+//!  +----------------------------------------------+------+-----+
+//!   SYNC: the message whose ENVELOPE follows (after its CONTEXT word, if any, in the same push)
+//!   is a synchronous send (MPI_Ssend); the id is the sender's, opaque to the receiver. ACK: the
+//!   receiver matched that message to a receive (or a matched probe), echoing the id; only then
+//!   does the synchronous send complete. An ACK for an id the sender does not wait for (a late
+//!   one, after the sender gave up on the send) is ignored: it changes nothing.
 //! ```
 //!
 //! # Why these choices
@@ -199,6 +212,10 @@ pub mod kind {
     pub const WROTE: u8 = 0x9;
     /// The communicator of the next message, sender to receiver.
     pub const CONTEXT: u8 = 0xA;
+    /// The next message is a synchronous send, sender to receiver.
+    pub const SYNC: u8 = 0xB;
+    /// A synchronous send was matched, receiver to sender.
+    pub const ACK: u8 = 0xC;
 
     /// Human-readable name of a kind code, for logs and errors.
     pub fn name(kind: u8) -> &'static str {
@@ -214,6 +231,8 @@ pub mod kind {
             SHARE => "SHARE",
             WROTE => "WROTE",
             CONTEXT => "CONTEXT",
+            SYNC => "SYNC",
+            ACK => "ACK",
             _ => "RESERVED",
         }
     }
@@ -222,8 +241,9 @@ pub mod kind {
 /// Version of this format. The rank that forms a job records it in the job header (job.rs) and
 /// the others check it: ranks of different builds would misread each other's words. 1: INLINE
 /// payloads in DATA words only; 2: an INLINE envelope carries the first two payload bytes; 3: a
-/// CONTEXT word names the communicator of a message not on COMM_WORLD.
-pub const WIRE_VERSION: u32 = 3;
+/// CONTEXT word names the communicator of a message not on COMM_WORLD; 4: SYNC and ACK words make
+/// synchronous sends wait for their match.
+pub const WIRE_VERSION: u32 = 4;
 /// Lengths below this fit in the envelope's 24-bit short-length field.
 pub const SHORT_LEN_LIMIT: u32 = 1 << 24;
 /// Longest expressible message, in bytes.
@@ -251,6 +271,8 @@ const OFFSET_SHIFT: u32 = 8; // BUFFER and SHARE offset
 pub const MAX_OFFSET: u64 = (1 << 56) - 1;
 /// Largest communicator context id a CONTEXT word can carry (0 is COMM_WORLD's, never sent).
 pub const MAX_CONTEXT: u64 = (1 << 56) - 1;
+/// Largest send id a SYNC or ACK word can carry.
+pub const MAX_SYNC_ID: u64 = (1 << 56) - 1;
 const NIBBLE_SHIFT: u32 = 4; // DATA count, CREDIT unit
 const CTRL_OP_SHIFT: u32 = 8;
 const CTRL_ARG_SHIFT: u32 = 16;
@@ -451,8 +473,8 @@ const OP_ABORT: u64 = 3;
 /// // A word from another VM is checked, never trusted, and never makes decoding panic.
 /// assert_eq!(Word::decode(0), Err(WordError::ZeroKind { word: 0 }));
 /// assert_eq!(
-///     Word::decode(0xB),
-///     Err(WordError::ReservedKind { word: 0xB, kind: 0xB })
+///     Word::decode(0xD),
+///     Err(WordError::ReservedKind { word: 0xD, kind: 0xD })
 /// );
 /// assert!(matches!(
 ///     Word::decode(bits | 1 << 63),
@@ -525,6 +547,16 @@ pub enum Word {
         /// The communicator's context id (COMM_WORLD's, 0, is never sent).
         ctx: u64,
     },
+    /// The message whose envelope follows is a synchronous send, to acknowledge when matched.
+    Sync {
+        /// The sender's id of the send (0 to [`MAX_SYNC_ID`]), echoed in the ACK.
+        id: u64,
+    },
+    /// The synchronous send `id` was matched by a receive.
+    Ack {
+        /// The id from the send's SYNC word.
+        id: u64,
+    },
 }
 
 /// Bytes of a `len`-byte RENDEZVOUS payload that the sender copies itself after a SHARE word:
@@ -553,6 +585,8 @@ impl Word {
             Word::Share { .. } => kind::SHARE,
             Word::Wrote { .. } => kind::WROTE,
             Word::Context { .. } => kind::CONTEXT,
+            Word::Sync { .. } => kind::SYNC,
+            Word::Ack { .. } => kind::ACK,
         }
     }
 
@@ -629,6 +663,7 @@ impl Word {
                 Err(bad(0, "offset", offset))
             }
             Word::Context { ctx } if ctx == 0 || ctx > MAX_CONTEXT => Err(bad(0, "context", ctx)),
+            Word::Sync { id } | Word::Ack { id } if id > MAX_SYNC_ID => Err(bad(0, "send id", id)),
             _ => Ok(()),
         }
     }
@@ -682,6 +717,7 @@ impl Word {
                 k | (offset & MAX_OFFSET) << OFFSET_SHIFT
             }
             Word::Context { ctx } => k | (ctx & MAX_CONTEXT) << OFFSET_SHIFT,
+            Word::Sync { id } | Word::Ack { id } => k | (id & MAX_SYNC_ID) << OFFSET_SHIFT,
             Word::Control(c) => {
                 let (op, arg) = match c {
                     Control::Barrier { generation } => {
@@ -810,6 +846,18 @@ impl Word {
                     0 => Err(bad(word, "context", 0)),
                     ctx => Ok(Word::Context { ctx }),
                 }
+            }
+            kind::SYNC => {
+                reserved(!NIBBLE_BITS)?;
+                Ok(Word::Sync {
+                    id: word >> OFFSET_SHIFT,
+                })
+            }
+            kind::ACK => {
+                reserved(!NIBBLE_BITS)?;
+                Ok(Word::Ack {
+                    id: word >> OFFSET_SHIFT,
+                })
             }
             kind::CONTROL => {
                 reserved(!NIBBLE_BITS)?;
@@ -1356,6 +1404,8 @@ mod tests {
             (0..=MAX_OFFSET).prop_map(|offset| Word::Share { offset }),
             any::<u32>().prop_map(|id| Word::Wrote { id }),
             (1..=MAX_CONTEXT).prop_map(|ctx| Word::Context { ctx }),
+            (0..=MAX_SYNC_ID).prop_map(|id| Word::Sync { id }),
+            (0..=MAX_SYNC_ID).prop_map(|id| Word::Ack { id }),
             (0..=MAX_BARRIER_GENERATION)
                 .prop_map(|generation| Word::Control(Control::Barrier { generation })),
             Just(Word::Control(Control::Finalize)),
@@ -1524,7 +1574,7 @@ mod tests {
             Word::decode(0xFF00),
             Err(WordError::ZeroKind { .. })
         ));
-        for k in 0xB..=0xFu64 {
+        for k in 0xD..=0xFu64 {
             assert_eq!(
                 Word::decode(k),
                 Err(WordError::ReservedKind {

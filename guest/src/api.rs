@@ -651,6 +651,8 @@ impl World {
             e.matcher
                 .post(id, ctx, source, tag, buf.as_mut_ptr(), buf.len())
         };
+        // A synchronous send it matched may complete now.
+        e.send_acks()?;
         Ok(Op::Recv { t, source })
     }
 

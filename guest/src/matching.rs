@@ -26,6 +26,8 @@ pub struct Incoming {
     pub ctx: u64,
     pub tag: u32,
     pub len: usize,
+    /// A synchronous send's id, to acknowledge once a receive matches it.
+    pub sync: Option<u64>,
 }
 
 /// Where an incoming ring payload goes.
@@ -89,6 +91,8 @@ struct Unexpected {
     claimed: Option<(Ticket, *mut u8, usize)>,
     // A matched probe (MPI_Mprobe) took it: only a receive of it by id (MPI_Mrecv) gets it.
     reserved: bool,
+    // A synchronous send's id, acknowledged when a receive or matched probe takes it.
+    sync: Option<u64>,
 }
 
 impl Unexpected {
@@ -113,6 +117,9 @@ pub struct Matcher {
     // reads, and a count answers in O(1) where a queue scan would not.
     posted_from: Counts,
     unexpected_from: Counts,
+    /// Synchronous sends matched since the engine last looked: (source, send id), each to be
+    /// acknowledged to its sender.
+    pub acks: Vec<(u32, u64)>,
 }
 
 /// Per-source counts of queue entries; `any` counts the entries for any source.
@@ -226,6 +233,7 @@ impl Matcher {
             .iter()
             .position(|u| u.open() && matches(ctx, src, tag, u.ctx, u.src, u.tag))
         {
+            self.matched(i);
             if self.unexpected[i].complete {
                 let u = self.take_unexpected(i).expect("index found");
                 let n = u.len.min(cap);
@@ -286,6 +294,10 @@ impl Matcher {
             .iter_mut()
             .find(|u| u.open() && matches(ctx, src, tag, u.ctx, u.src, u.tag))?;
         u.reserved = true;
+        // A matched probe matches the message (MPI): its synchronous sender may go on.
+        if let Some(id) = u.sync.take() {
+            self.acks.push((u.src, id));
+        }
         Some((
             u.id,
             Status {
@@ -327,6 +339,15 @@ impl Matcher {
         Some(t)
     }
 
+    /// Unexpected message `i` is matched now: acknowledge it if it is a synchronous send.
+    #[inline]
+    fn matched(&mut self, i: usize) {
+        let u = &mut self.unexpected[i];
+        if let Some(id) = u.sync.take() {
+            self.acks.push((u.src, id));
+        }
+    }
+
     /// Removes posted receive `i`.
     #[inline]
     fn take_posted(&mut self, i: usize) -> Option<Posted> {
@@ -357,6 +378,9 @@ impl Matcher {
             .position(|p| matches(p.ctx, p.src, p.tag, m.ctx, m.src, m.tag))
         {
             let p = self.take_posted(i).expect("index found");
+            if let Some(id) = m.sync {
+                self.acks.push((m.src, id));
+            }
             return Target::Posted {
                 t: p.t,
                 src: m.src,
@@ -378,14 +402,15 @@ impl Matcher {
             complete: false,
             claimed: None,
             reserved: false,
+            sync: m.sync,
         });
         Target::Unexpected { id }
     }
 
-    /// A whole message is here (a send to self).
-    pub fn deliver_local(&mut self, src: u32, ctx: u64, tag: u32, data: &[u8]) {
+    /// A whole message is here (a send to self; `sync`: a synchronous one's id).
+    pub fn deliver_local(&mut self, src: u32, ctx: u64, tag: u32, data: &[u8], sync: Option<u64>) {
         let r: Result<(), std::convert::Infallible> =
-            self.deliver_with(src, ctx, tag, data.len(), |d| {
+            self.deliver_with(src, ctx, tag, data.len(), sync, |d| {
                 d.copy_from_slice(data);
                 Ok(())
             });
@@ -403,6 +428,7 @@ impl Matcher {
         ctx: u64,
         tag: u32,
         len: usize,
+        sync: Option<u64>,
         fill: impl FnOnce(&mut [u8]) -> Result<(), E>,
     ) -> Result<(), E> {
         let found = self
@@ -423,6 +449,9 @@ impl Matcher {
             }
             self.take_posted(i);
             self.finish(t, src, tag, len, cap);
+            if let Some(id) = sync {
+                self.acks.push((src, id));
+            }
             return Ok(());
         }
         let mut data = vec![0; len];
@@ -439,6 +468,7 @@ impl Matcher {
             complete: true,
             claimed: None,
             reserved: false,
+            sync,
         });
         Ok(())
     }
@@ -666,14 +696,14 @@ mod tests {
         let ta = post(&mut m, 1, &mut a);
         assert!(!m.is_done(ta));
         assert!(m.take(ta).is_none(), "a waiting receive cannot be taken");
-        m.deliver_local(1, 0, 7, b"abc");
+        m.deliver_local(1, 0, 7, b"abc", None);
         let (st, err) = m.take(ta).expect("completed in place");
         assert_eq!((st.bytes, st.sent, err.is_none()), (3, 3, true));
         assert_eq!(&a[..3], b"abc");
         // The entry is reused by the next receive; the old ticket must not see its completion.
         let tb = post(&mut m, 2, &mut b);
         assert_eq!(tb.slot, ta.slot);
-        m.deliver_local(1, 0, 7, b"xy");
+        m.deliver_local(1, 0, 7, b"xy", None);
         assert!(!m.is_done(ta));
         assert!(m.take(ta).is_none());
         assert!(m.take(tb).is_some());
@@ -686,10 +716,10 @@ mod tests {
         let mut small = [0u8; 2];
         let t = post(&mut m, 1, &mut small);
         // A failing fill matches nothing.
-        let r: Result<(), &str> = m.deliver_with(1, 0, 7, 3, |_| Err("bad words"));
+        let r: Result<(), &str> = m.deliver_with(1, 0, 7, 3, None, |_| Err("bad words"));
         assert!(r.is_err());
         assert!(!m.is_done(t));
-        m.deliver_local(1, 0, 7, b"abc");
+        m.deliver_local(1, 0, 7, b"abc", None);
         let (st, err) = m.take(t).expect("done");
         assert_eq!((st.bytes, st.sent), (2, 3));
         assert!(matches!(
@@ -701,7 +731,7 @@ mod tests {
         ));
         assert_eq!(&small, b"ab");
         // No receive: queued, then matched by the next one.
-        m.deliver_local(1, 0, 7, b"late");
+        m.deliver_local(1, 0, 7, b"late", None);
         let mut buf = [0u8; 8];
         let t = post(&mut m, 2, &mut buf);
         assert_eq!(m.take(t).map(|(s, _)| s.bytes), Some(4));
@@ -728,10 +758,10 @@ mod tests {
         // SAFETY: every buffer outlives its receive in this test.
         let any = unsafe { m.post(1, 0, None, None, a.as_mut_ptr(), a.len()) };
         assert!(m.wants_from(3) && m.wants_from(0) && !m.quiet_for(3));
-        m.deliver_local(3, 0, 9, b"x");
+        m.deliver_local(3, 0, 9, b"x", None);
         assert!(m.is_done(any) && !m.wants_from(3) && m.quiet_for(3));
         // An unexpected message makes its source not quiet until a receive takes it.
-        m.deliver_local(2, 0, 9, b"y");
+        m.deliver_local(2, 0, 9, b"y", None);
         assert!(!m.quiet_for(2) && m.quiet_for(3) && !m.wants_from(2));
         // SAFETY: as above.
         let t = unsafe { m.post(2, 0, Some(2), None, b.as_mut_ptr(), b.len()) };
@@ -742,6 +772,7 @@ mod tests {
             ctx: 0,
             tag: 1,
             len: 2,
+            sync: None,
         });
         assert!(!m.quiet_for(4));
         // SAFETY: as above.
@@ -763,11 +794,11 @@ mod tests {
         // SAFETY: `a` outlives its receive.
         let dup = unsafe { m.post(1, 5, Some(1), Some(7), a.as_mut_ptr(), a.len()) };
         // Same source and tag on world (context 0): not the duplicate's receive's.
-        m.deliver_local(1, 0, 7, b"world");
+        m.deliver_local(1, 0, 7, b"world", None);
         assert!(!m.is_done(dup));
         assert!(m.probe(0, Some(1), Some(7)).is_some());
         assert!(m.probe(5, Some(1), Some(7)).is_none());
-        m.deliver_local(1, 5, 7, b"dup");
+        m.deliver_local(1, 5, 7, b"dup", None);
         assert_eq!(m.take(dup).map(|(st, _)| st.bytes), Some(3));
         assert_eq!(&a[..3], b"dup");
         // A receive posted on world later takes world's message, queued all along.

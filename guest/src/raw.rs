@@ -116,6 +116,43 @@ impl<'w> Comm<'w> {
         Ok((!done).then_some(Pending(Op::Send { id, dest })))
     }
 
+    /// Starts a synchronous send of `len` bytes at `ptr` to rank `dest` (MPI_Issend): it
+    /// completes only once a receive (or a matched probe) on `dest` has taken the message.
+    ///
+    /// # Safety
+    /// The bytes must stay readable until the returned operation completes.
+    pub unsafe fn issend_raw(
+        &self,
+        ptr: *const u8,
+        len: usize,
+        dest: u32,
+        tag: i32,
+    ) -> Result<Pending> {
+        let w = self.world;
+        let dest = self.ranks.to_world(dest, self.size)?;
+        check_tag(tag)?;
+        check_len(len)?;
+        let id = w.id();
+        let to = To {
+            dest,
+            tag,
+            ctx: self.ctx,
+        };
+        // SAFETY: forwarded from the caller.
+        unsafe { w.engine.borrow_mut().start_ssend(id, ptr, len, to)? };
+        Ok(Pending(Op::Send { id, dest }))
+    }
+
+    /// Blocking synchronous send (MPI_Ssend): returns once a receive on `dest` took the message.
+    ///
+    /// # Safety
+    /// The bytes must be readable for the duration of the call.
+    pub unsafe fn ssend_raw(&self, ptr: *const u8, len: usize, dest: u32, tag: i32) -> Result<()> {
+        // SAFETY: forwarded from the caller; the send completes before this returns.
+        let p = unsafe { self.issend_raw(ptr, len, dest, tag)? };
+        self.complete(p).map(|_| ())
+    }
+
     /// Blocking send of `len` bytes at `ptr` (MPI_Send).
     ///
     /// # Safety
@@ -225,7 +262,10 @@ impl<'w> Comm<'w> {
         let tag = tag.map(check_tag).transpose()?;
         let mut e = self.world.engine.borrow_mut();
         e.progress_all()?;
-        Ok(e.matcher.reserve(self.ctx, src, tag).map(|(id, st)| {
+        let found = e.matcher.reserve(self.ctx, src, tag);
+        // A matched probe matches: a synchronous sender may go on.
+        e.send_acks()?;
+        Ok(found.map(|(id, st)| {
             let m = Message { id, src: st.source };
             (m, self.ranks.status(Status::from_raw(st)))
         }))

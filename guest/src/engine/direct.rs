@@ -115,7 +115,11 @@ impl Engine {
         let Some(link) = self.links.get_mut(src as usize).and_then(Option::as_mut) else {
             return Ok(Direct::Never);
         };
-        if !link.streams.is_empty() || !matches!(link.rx, Rx::Idle) || link.rx_ctx != 0 {
+        if !link.streams.is_empty()
+            || !matches!(link.rx, Rx::Idle)
+            || link.rx_ctx != 0
+            || link.rx_sync.is_some()
+        {
             return Ok(Direct::Never);
         }
         let (direct, ring) = link.take_head(tag, buf)?;

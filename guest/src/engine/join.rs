@@ -100,6 +100,7 @@ impl Engine {
             finalized: true,
             drain_all: false,
             rang: false,
+            self_unacked: Vec::new(),
             heap: Heap::new(start, len),
         };
         if let Err(e) = engine.connect_links() {

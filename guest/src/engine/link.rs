@@ -44,6 +44,12 @@ pub(super) struct Link {
     pub(super) rx: Rx,
     // The communicator a CONTEXT word announced for the next envelope (0: COMM_WORLD).
     pub(super) rx_ctx: u64,
+    // The send id a SYNC word announced for the next envelope (a synchronous send).
+    pub(super) rx_sync: Option<u64>,
+    // Our synchronous sends to this rank (their request ids) not yet acknowledged.
+    pub(super) unacked: Vec<u64>,
+    // Acknowledgements owed to this rank's synchronous sends, not yet in the mailbox.
+    pub(super) acks_owed: VecDeque<u64>,
     // Announced messages whose payloads are being read, in order.
     pub(super) streams: VecDeque<Stream>,
     // Sends that did not fit at once, in order.
@@ -81,6 +87,9 @@ impl Link {
             rx_ring: ByteConsumer::new(pool.clone(), rx_ring, bytes).map_err(ring_err)?,
             rx: Rx::Idle,
             rx_ctx: 0,
+            rx_sync: None,
+            unacked: Vec::new(),
+            acks_owed: VecDeque::new(),
             streams: VecDeque::new(),
             outgoing: VecDeque::new(),
             batched: 0,
@@ -93,8 +102,8 @@ impl Link {
     }
 
     /// Publishes a message's envelope (and its payload, if inline) in the mailbox, after a
-    /// CONTEXT word for a communicator other than COMM_WORLD (`ctx` 0). False if the mailbox has
-    /// no room for all of it yet.
+    /// CONTEXT word for a communicator other than COMM_WORLD (`ctx` 0) and a SYNC word for a
+    /// synchronous send (`sync`: its id). False if the mailbox has no room for all of it yet.
     #[inline]
     pub(super) fn push_envelope(
         &mut self,
@@ -102,9 +111,10 @@ impl Link {
         inline: &[u8],
         buffer: Option<u64>,
         ctx: u64,
+        sync: Option<u64>,
     ) -> Result<bool> {
-        if ctx != 0 {
-            return self.push_with_context(header, inline, buffer, ctx);
+        if ctx != 0 || sync.is_some() {
+            return self.push_with_context(header, inline, buffer, ctx, sync);
         }
         let n = envelope_words(self.rank, &mut self.tx_words, header, inline, buffer)?;
         self.push_scratch(n)
@@ -126,8 +136,9 @@ impl Link {
         Ok(true)
     }
 
-    /// [`Link::push_envelope`] for a communicator other than COMM_WORLD: a CONTEXT word, then
-    /// the envelope words, in one push. Kept out of line so that world messages pay one compare.
+    /// [`Link::push_envelope`] for a communicator other than COMM_WORLD or a synchronous send:
+    /// a CONTEXT word, a SYNC word, then the envelope words, in one push. Kept out of line so
+    /// that ordinary world messages pay one compare.
     #[cold]
     #[inline(never)]
     fn push_with_context(
@@ -136,11 +147,36 @@ impl Link {
         inline: &[u8],
         buffer: Option<u64>,
         ctx: u64,
+        sync: Option<u64>,
     ) -> Result<bool> {
         let buf = &mut self.tx_words;
-        buf[0] = Word::Context { ctx }.encode();
-        let n = 1 + envelope_words(self.rank, &mut buf[1..], header, inline, buffer)?;
+        let mut n = 0;
+        if ctx != 0 {
+            buf[n] = Word::Context { ctx }.encode();
+            n += 1;
+        }
+        if let Some(id) = sync {
+            buf[n] = Word::Sync { id }.encode();
+            n += 1;
+        }
+        n += envelope_words(self.rank, &mut buf[n..], header, inline, buffer)?;
         self.push_scratch(n)
+    }
+
+    /// Pushes the ACK words owed to this rank's synchronous sends, as many as fit.
+    pub(super) fn send_acks(&mut self) -> Result<()> {
+        let mut pushed = false;
+        while let Some(&id) = self.acks_owed.front() {
+            if !self.push_word(Word::Ack { id }.encode())? {
+                break;
+            }
+            self.acks_owed.pop_front();
+            pushed = true;
+        }
+        if pushed {
+            self.flush();
+        }
+        Ok(())
     }
 
     /// Pushes one control word (FIN, SHARE, WROTE). False if the mailbox has no room for it yet.
@@ -328,6 +364,8 @@ pub(super) struct Outgoing {
     pub(super) shared: bool,
     /// The communicator's context id (0: COMM_WORLD).
     pub(super) ctx: u64,
+    /// A synchronous send: its id, sent in a SYNC word before the envelope.
+    pub(super) sync: Option<u64>,
 }
 
 /// A message being read into its target: from a peer's data ring or, for a RENDEZVOUS message,

@@ -40,6 +40,7 @@ impl Engine {
                 && link.streams.is_empty()
                 && matches!(link.rx, Rx::Idle)
                 && link.rx_ctx == 0
+                && link.rx_sync.is_none()
                 && link.rx_mb.peek().is_ok_and(|w| w.is_none());
             let mark = (link.rx_mb.consumed(), link.rx_ring.consumed());
             h.stalled = was_dead && mark == h.rx_mark;

@@ -70,6 +70,8 @@ pub(crate) struct Engine {
     drain_all: bool,
     // A doorbell was rung since the last wait began (see `yield_to_woken`).
     rang: bool,
+    // Synchronous sends to this rank itself not yet matched (their request ids).
+    self_unacked: Vec<u64>,
     // This rank's heap in the pool (alloc_mem).
     heap: Heap,
 }

@@ -23,7 +23,11 @@ use std::borrow::Borrow;
 /// its SHARE or FIN, or its split rendezvous to us for its WROTE.
 #[inline]
 pub(super) fn reads_from(drain_all: bool, matcher: &Matcher, link: &Link) -> bool {
-    drain_all || matcher.wants_from(link.rank) || link.awaiting_fin() || link.awaiting_wrote()
+    drain_all
+        || matcher.wants_from(link.rank)
+        || link.awaiting_fin()
+        || link.awaiting_wrote()
+        || !link.unacked.is_empty()
 }
 
 /// What reading an envelope word gave (see [`Link::read_header`]).
@@ -50,17 +54,21 @@ impl Link {
             return Err(inline_too_long(src, h.len));
         }
         let msg = &self.rx_words[..n];
-        let ctx = self.rx_ctx;
-        matcher.deliver_with(src, ctx, h.tag, h.len, |dst| unpack_inline(src, msg, dst))?;
+        let (ctx, sync) = (self.rx_ctx, self.rx_sync);
+        matcher.deliver_with(src, ctx, h.tag, h.len, sync, |dst| {
+            unpack_inline(src, msg, dst)
+        })?;
         self.rx_ctx = 0;
+        self.rx_sync = None;
         self.rx_mb.consume(n);
         Ok(())
     }
 
-    /// Takes the control word `w` of kind `k` (FIN, SHARE, WROTE or CONTEXT) at the mailbox head.
+    /// Takes the control word `w` of kind `k` (FIN, SHARE, WROTE, CONTEXT, SYNC or ACK) at the
+    /// mailbox head.
     fn take_control(&mut self, k: u8, w: u64, shm: &Shm, layout: &JobLayout) -> Result<()> {
-        if self.rx_ctx != 0 {
-            // The sender pushes a CONTEXT word and its envelope together.
+        if (self.rx_ctx != 0 && k != kind::SYNC) || self.rx_sync.is_some() {
+            // The sender pushes CONTEXT and SYNC words and their envelope together.
             return Err(Error::protocol(
                 self.rank,
                 format!("a {} word after a CONTEXT word", kind::name(k)),
@@ -74,7 +82,32 @@ impl Link {
                 self.send_fins()
             }
             kind::CONTEXT => self.take_context(w),
+            kind::SYNC => self.take_sync(w),
+            kind::ACK => self.take_ack(w),
             _ => self.take_wrote(w),
+        }
+    }
+
+    /// Takes a SYNC word: the next envelope is a synchronous send, to acknowledge when matched.
+    fn take_sync(&mut self, w: u64) -> Result<()> {
+        match Word::decode(w) {
+            Ok(Word::Sync { id }) => {
+                self.rx_sync = Some(id);
+                Ok(())
+            }
+            Ok(_) | Err(_) => Err(Error::protocol(self.rank, format!("bad SYNC word {w:#x}"))),
+        }
+    }
+
+    /// Takes an ACK word: our synchronous send `id` was matched. An id we do not wait for (any
+    /// more) changes nothing.
+    fn take_ack(&mut self, w: u64) -> Result<()> {
+        match Word::decode(w) {
+            Ok(Word::Ack { id }) => {
+                self.unacked.retain(|&r| r != id);
+                Ok(())
+            }
+            Ok(_) | Err(_) => Err(Error::protocol(self.rank, format!("bad ACK word {w:#x}"))),
         }
     }
 
@@ -168,6 +201,7 @@ impl Link {
             ctx: std::mem::take(&mut self.rx_ctx),
             tag: header.tag,
             len,
+            sync: self.rx_sync.take(),
         };
         match header.path {
             // Only a long header gets here (a short one was taken whole): longer than any inline
@@ -251,7 +285,10 @@ impl Engine {
             };
             let k = (w & kind::MASK) as u8;
             if matches!(link.rx, Rx::Idle)
-                && matches!(k, kind::FIN | kind::SHARE | kind::WROTE | kind::CONTEXT)
+                && matches!(
+                    k,
+                    kind::FIN | kind::SHARE | kind::WROTE | kind::CONTEXT | kind::SYNC | kind::ACK
+                )
             {
                 link.take_control(k, w, self.pool.borrow(), &self.layout)?;
                 words += 1;
@@ -286,6 +323,8 @@ impl Engine {
             self.progress_rx_streams(src)?;
         }
         self.wake(src);
+        // Synchronous sends matched on the way are acknowledged now.
+        self.send_acks()?;
         Ok(moved)
     }
 }

@@ -40,7 +40,7 @@ impl Link {
             return Ok(false);
         }
         // Room was checked, so the envelope goes in.
-        let pushed = self.push_envelope(header, &[], None, ctx)?;
+        let pushed = self.push_envelope(header, &[], None, ctx, None)?;
         debug_assert!(
             pushed,
             "mailbox room checked before the payload was written"
@@ -79,7 +79,8 @@ impl Engine {
         if dest == self.rank {
             // SAFETY: the caller guarantees the range is readable now.
             let data = unsafe { std::slice::from_raw_parts(ptr, len) };
-            self.matcher.deliver_local(self.rank, ctx, tag as u32, data);
+            self.matcher
+                .deliver_local(self.rank, ctx, tag as u32, data, None);
             return Ok(true);
         }
         let buffer = if len >= RDV_MIN {
@@ -101,7 +102,7 @@ impl Engine {
             Path::Inline if link.outgoing.is_empty() => {
                 // SAFETY: the caller guarantees the range is readable now.
                 let data = unsafe { std::slice::from_raw_parts(ptr, len) };
-                link.push_envelope(&header, data, None, ctx)?
+                link.push_envelope(&header, data, None, ctx, None)?
             }
             Path::Ring if len <= DIRECT_RING_MAX => {
                 // SAFETY: the caller guarantees the range is readable now.
@@ -127,10 +128,86 @@ impl Engine {
             buffer,
             shared: false,
             ctx,
+            sync: None,
         });
         self.progress_tx(dest)?;
         let link = self.live_link(dest)?;
         Ok(link.outgoing.back().is_none_or(|o| o.req != req))
+    }
+
+    /// Starts synchronous send `req` (MPI_Ssend, MPI_Issend): as [`Engine::start_send`], but the
+    /// message goes out after a SYNC word, and the send completes only once the receiver's ACK
+    /// says a receive (or a matched probe) took it. Always queued, so that ordinary sends keep
+    /// their fast paths untouched.
+    ///
+    /// # Safety
+    /// As for [`Engine::start_send`].
+    pub(crate) unsafe fn start_ssend(
+        &mut self,
+        req: u64,
+        ptr: *const u8,
+        len: usize,
+        to: To,
+    ) -> Result<()> {
+        let To { dest, tag, ctx } = to;
+        if dest == self.rank {
+            // SAFETY: the caller guarantees the range is readable now.
+            let data = unsafe { std::slice::from_raw_parts(ptr, len) };
+            self.self_unacked.push(req);
+            self.matcher
+                .deliver_local(self.rank, ctx, tag as u32, data, Some(req));
+            self.send_acks()?;
+            return Ok(());
+        }
+        let buffer = if len >= RDV_MIN {
+            self.heap_offset(ptr, len)
+        } else {
+            None
+        };
+        let path = if len <= INLINE_MAX {
+            Path::Inline
+        } else if buffer.is_some() {
+            Path::Rendezvous
+        } else {
+            Path::Ring
+        };
+        let header = Header::new(tag, path, len).map_err(|_| Error::Tag(tag.into()))?;
+        let link = self.live_link(dest)?;
+        link.unacked.push(req);
+        link.outgoing.push_back(Outgoing {
+            req,
+            header,
+            ptr,
+            len,
+            sent: 0,
+            envelope_sent: false,
+            owned: None,
+            buffer,
+            shared: false,
+            ctx,
+            sync: Some(req),
+        });
+        self.progress_tx(dest)?;
+        Ok(())
+    }
+
+    /// Sends the acknowledgements the matcher owes to synchronous senders (to this rank's own
+    /// sends at once).
+    pub(crate) fn send_acks(&mut self) -> Result<()> {
+        if self.matcher.acks.is_empty() {
+            return Ok(());
+        }
+        let acks = std::mem::take(&mut self.matcher.acks);
+        for (src, id) in acks {
+            if src == self.rank {
+                self.self_unacked.retain(|&r| r != id);
+            } else if let Some(link) = self.link_opt(src) {
+                link.acks_owed.push_back(id);
+                link.send_acks()?;
+                self.wake(src);
+            }
+        }
+        Ok(())
     }
 
     /// The link to rank `r` for a send: an error if `r` is no other rank of the job, or dead.
@@ -161,9 +238,13 @@ impl Engine {
     /// is dropped; one whose payload is partly in the ring keeps going from a private copy of
     /// the rest (the receiver expects the whole announced length).
     fn release_send(&mut self, req: u64, dest: u32) {
+        self.self_unacked.retain(|&r| r != req);
         let Some(link) = self.link_opt(dest) else {
             return;
         };
+        // The caller gave up: no acknowledgement is waited for any more (one that comes later is
+        // for an id no longer known, and is ignored: see `Link::take_ack`).
+        link.unacked.retain(|&r| r != req);
         let Some(i) = link.outgoing.iter().position(|o| o.req == req) else {
             return;
         };
@@ -188,11 +269,12 @@ impl Engine {
         op.owned = Some(owned);
     }
 
-    /// True once send `req` to `dest` has left the caller's buffer.
+    /// True once send `req` to `dest` has left the caller's buffer (and, for a synchronous
+    /// send, once a receive took it).
     pub(crate) fn send_done(&self, req: u64, dest: u32) -> bool {
         match self.link(dest) {
-            Some(l) => !l.outgoing.iter().any(|o| o.req == req),
-            None => true,
+            Some(l) => !l.outgoing.iter().any(|o| o.req == req) && !l.unacked.contains(&req),
+            None => !self.self_unacked.contains(&req),
         }
     }
 
@@ -202,6 +284,9 @@ impl Engine {
             return Ok(false);
         };
         let mut moved = false;
+        if !link.acks_owed.is_empty() {
+            link.send_acks()?;
+        }
         if link.rdv.fin_owed > 0 || link.rdv.wrote_owed.is_some() {
             link.send_fins()?;
             if link.rdv.wrote_owed.is_some() {
@@ -212,15 +297,15 @@ impl Engine {
         link.flush();
         while let Some(op) = link.outgoing.front_mut() {
             if !op.envelope_sent {
-                let (header, ptr, len, buffer, ctx) =
-                    (op.header, op.ptr, op.len, op.buffer, op.ctx);
+                let (header, ptr, len, buffer, ctx, sync) =
+                    (op.header, op.ptr, op.len, op.buffer, op.ctx, op.sync);
                 let inline: &[u8] = if header.path == Path::Inline {
                     // SAFETY: start_send's caller keeps the buffer readable until the send completes.
                     unsafe { std::slice::from_raw_parts(ptr, len) }
                 } else {
                     &[]
                 };
-                if !link.push_envelope(&header, inline, buffer, ctx)? {
+                if !link.push_envelope(&header, inline, buffer, ctx, sync)? {
                     break;
                 }
                 link.flush();
