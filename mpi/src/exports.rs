@@ -47,7 +47,7 @@ macro_rules! export_mpi {
             fn Ibsend(buf: *const c_void, count: c_int, dt: Datatype, dest: c_int, tag: c_int, comm: Comm, req: *mut Request) -> c_int = p2p::ibsend;
             fn Irecv(buf: *mut c_void, count: c_int, dt: Datatype, source: c_int, tag: c_int, comm: Comm, req: *mut Request) -> c_int = p2p::irecv;
             fn Send_init(buf: *const c_void, count: c_int, dt: Datatype, dest: c_int, tag: c_int, comm: Comm, req: *mut Request) -> c_int = p2p::send_init;
-            fn Ssend_init(buf: *const c_void, count: c_int, dt: Datatype, dest: c_int, tag: c_int, comm: Comm, req: *mut Request) -> c_int = p2p::send_init;
+            fn Ssend_init(buf: *const c_void, count: c_int, dt: Datatype, dest: c_int, tag: c_int, comm: Comm, req: *mut Request) -> c_int = p2p::ssend_init;
             fn Rsend_init(buf: *const c_void, count: c_int, dt: Datatype, dest: c_int, tag: c_int, comm: Comm, req: *mut Request) -> c_int = p2p::send_init;
             fn Recv_init(buf: *mut c_void, count: c_int, dt: Datatype, source: c_int, tag: c_int, comm: Comm, req: *mut Request) -> c_int = p2p::recv_init;
             fn Sendrecv(sbuf: *const c_void, scount: c_int, sdt: Datatype, dest: c_int, stag: c_int, rbuf: *mut c_void, rcount: c_int, rdt: Datatype, source: c_int, rtag: c_int, comm: Comm, status: *mut Status) -> c_int = p2p::sendrecv;

@@ -105,6 +105,8 @@ pub enum Flight {
 pub struct Persist {
     /// True for a send.
     pub send: bool,
+    /// A synchronous send (MPI_Ssend_init): each start completes only once received.
+    pub sync: bool,
     /// The buffer's address.
     pub buf: usize,
     /// Elements.

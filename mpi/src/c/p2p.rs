@@ -139,6 +139,28 @@ pub(crate) fn start_send(
     })
 }
 
+/// Starts a synchronous send (it completes once a receive took it); the flight to complete.
+pub(crate) fn start_ssend(
+    m: &Mpi,
+    cid: &CommId,
+    b: SendBuf,
+    dest: u32,
+    tag: i32,
+) -> MpiResult<Flight> {
+    let (ptr, len) = b.ptr_len();
+    let c = m.world.attach(cid);
+    // SAFETY: as in `start_send`.
+    let p = unsafe { c.issend_raw(ptr, len, dest, tag)? };
+    Ok(Flight::Send {
+        p,
+        comm: cid.clone(),
+        packed: match b {
+            SendBuf::Packed(v) => Some(v),
+            SendBuf::Contig(..) => None,
+        },
+    })
+}
+
 /// Posts a receive; the flight to complete.
 pub(crate) fn start_recv(
     m: &Mpi,
@@ -214,7 +236,7 @@ fn recv_args<A: Abi>(
     Ok((&c.id, b, s, t))
 }
 
-/// A blocking send (the standard, synchronous and ready modes share it: see docs/mpi.md).
+/// A blocking send (the standard and ready modes share it: see docs/mpi.md).
 fn blocking_send<A: Abi>(
     name: &'static str,
     buf: *const c_void,
@@ -257,7 +279,14 @@ pub fn ssend<A: Abi>(
     t: c_int,
     comm: A::Comm,
 ) -> c_int {
-    blocking_send::<A>("MPI_Ssend", buf, n, dt, dest, t, comm)
+    run::<A>("MPI_Ssend", Some(comm), |m| {
+        let (cid, b, d, t) = send_args::<A>(m, buf, n, dt, dest, t, comm)?;
+        let Some(d) = d else { return Ok(()) };
+        let (ptr, len) = b.ptr_len();
+        // SAFETY: the program's buffer (or our packed copy), valid for the call.
+        unsafe { m.world.attach(cid).ssend_raw(ptr, len, d, t)? };
+        Ok(())
+    })
 }
 
 /// MPI_Rsend.
@@ -394,9 +423,20 @@ pub(crate) fn new_request<A: Abi>(m: &mut Mpi, r: Req, req: *mut A::Request) -> 
     Ok(())
 }
 
+/// How a non-blocking send is started.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Standard (and ready) mode.
+    Standard,
+    /// Buffered: completes at once, from a copy in the attached buffer.
+    Buffered,
+    /// Synchronous: completes once a receive took the message.
+    Synchronous,
+}
+
 fn nonblocking_send<A: Abi>(
     name: &'static str,
-    buffered: bool,
+    mode: Mode,
     buf: *const c_void,
     n: c_int,
     dt: A::Datatype,
@@ -410,12 +450,13 @@ fn nonblocking_send<A: Abi>(
         let (cid, b, d, t) = send_args::<A>(m, buf, n, dt, dest, t, comm)?;
         let f = match d {
             None => Flight::Done(Status::EMPTY),
-            Some(d) if buffered => {
+            Some(d) if mode == Mode::Buffered => {
                 // The request completes at once; the copy travels in the background.
                 let f = start_buffered::<A>(m, &cid.clone(), b, d, t)?;
                 m.buffered.push(f);
                 Flight::Done(Status::EMPTY)
             }
+            Some(d) if mode == Mode::Synchronous => start_ssend(m, cid, b, d, t)?,
             Some(d) => start_send(m, cid, b, d, t)?,
         };
         new_request::<A>(
@@ -439,7 +480,7 @@ pub fn isend<A: Abi>(
     comm: A::Comm,
     req: *mut A::Request,
 ) -> c_int {
-    nonblocking_send::<A>("MPI_Isend", false, buf, n, dt, dest, t, comm, req)
+    nonblocking_send::<A>("MPI_Isend", Mode::Standard, buf, n, dt, dest, t, comm, req)
 }
 
 /// MPI_Issend.
@@ -452,7 +493,17 @@ pub fn issend<A: Abi>(
     comm: A::Comm,
     req: *mut A::Request,
 ) -> c_int {
-    nonblocking_send::<A>("MPI_Issend", false, buf, n, dt, dest, t, comm, req)
+    nonblocking_send::<A>(
+        "MPI_Issend",
+        Mode::Synchronous,
+        buf,
+        n,
+        dt,
+        dest,
+        t,
+        comm,
+        req,
+    )
 }
 
 /// MPI_Irsend.
@@ -465,7 +516,7 @@ pub fn irsend<A: Abi>(
     comm: A::Comm,
     req: *mut A::Request,
 ) -> c_int {
-    nonblocking_send::<A>("MPI_Irsend", false, buf, n, dt, dest, t, comm, req)
+    nonblocking_send::<A>("MPI_Irsend", Mode::Standard, buf, n, dt, dest, t, comm, req)
 }
 
 /// MPI_Ibsend.
@@ -478,7 +529,7 @@ pub fn ibsend<A: Abi>(
     comm: A::Comm,
     req: *mut A::Request,
 ) -> c_int {
-    nonblocking_send::<A>("MPI_Ibsend", true, buf, n, dt, dest, t, comm, req)
+    nonblocking_send::<A>("MPI_Ibsend", Mode::Buffered, buf, n, dt, dest, t, comm, req)
 }
 
 /// MPI_Irecv.
@@ -512,6 +563,7 @@ pub fn irecv<A: Abi>(
 fn persistent<A: Abi>(
     name: &'static str,
     send: bool,
+    sync: bool,
     buf: *mut c_void,
     n: c_int,
     dt: A::Datatype,
@@ -534,6 +586,7 @@ fn persistent<A: Abi>(
         }
         let persist = Persist {
             send,
+            sync,
             buf: buf as usize,
             count,
             dt: dtid,
@@ -569,6 +622,31 @@ pub fn send_init<A: Abi>(
     persistent::<A>(
         "MPI_Send_init",
         true,
+        false,
+        buf as *mut c_void,
+        n,
+        dt,
+        dest,
+        t,
+        comm,
+        req,
+    )
+}
+
+/// MPI_Ssend_init.
+pub fn ssend_init<A: Abi>(
+    buf: *const c_void,
+    n: c_int,
+    dt: A::Datatype,
+    dest: c_int,
+    t: c_int,
+    comm: A::Comm,
+    req: *mut A::Request,
+) -> c_int {
+    persistent::<A>(
+        "MPI_Ssend_init",
+        true,
+        true,
         buf as *mut c_void,
         n,
         dt,
@@ -589,7 +667,18 @@ pub fn recv_init<A: Abi>(
     comm: A::Comm,
     req: *mut A::Request,
 ) -> c_int {
-    persistent::<A>("MPI_Recv_init", false, buf, n, dt, source, t, comm, req)
+    persistent::<A>(
+        "MPI_Recv_init",
+        false,
+        false,
+        buf,
+        n,
+        dt,
+        source,
+        t,
+        comm,
+        req,
+    )
 }
 
 /// Starts a persistent request's operation.
@@ -606,7 +695,11 @@ pub(crate) fn start_persistent(m: &Mpi, p: &Persist) -> MpiResult<Flight> {
     }
     if p.send {
         let b = send_buf(m, p.buf as *const c_void, n, Some(p.dt))?;
-        start_send(m, &cid, b, p.peer.unwrap_or(0), p.tag.unwrap_or(0))
+        let (dest, tag) = (p.peer.unwrap_or(0), p.tag.unwrap_or(0));
+        if p.sync {
+            return start_ssend(m, &cid, b, dest, tag);
+        }
+        start_send(m, &cid, b, dest, tag)
     } else {
         let b = recv_buf(m, p.buf as *mut c_void, n, Some(p.dt))?;
         start_recv(m, &cid, b, p.peer, p.tag)
