@@ -414,3 +414,35 @@ fn context_words_out_of_place_are_refused() {
         }
     }
 }
+
+#[test]
+fn sync_words_out_of_place_are_refused() {
+    use snoo_common::register::{kind, Word};
+    // Rank 1 waits for a message from rank 0. A SYNC word announces a synchronous send's envelope:
+    // followed by anything else (another SYNC, a CONTEXT that must come first, an ACK), or with
+    // reserved bits set, it is a broken stream.
+    let sync = Word::Sync { id: 7 }.encode();
+    let cases: [&[u64]; 4] = [
+        &[sync, sync],
+        &[sync, Word::Context { ctx: 3 }.encode()],
+        &[sync, Word::Ack { id: 7 }.encode()],
+        &[u64::from(kind::SYNC) | 0x10],
+    ];
+    for (case, words) in cases.iter().enumerate() {
+        let out = scenario(&format!("sync{case}"), read_one, |dev, l, phase, _| {
+            let (mb, _) = l.channel(0, 1).unwrap();
+            // Later slots first: the receiver polls slot 0 and takes what follows as it finds it.
+            for (i, &w) in words.iter().enumerate().rev() {
+                dev.shm()
+                    .u64_at(mb + 128 + 8 * i)
+                    .unwrap()
+                    .store(w, Ordering::Release);
+            }
+            phase.store(GO, Ordering::Release);
+        });
+        match &out[1] {
+            Err(Error::Protocol { rank: 0, what }) => eprintln!("case {case}: {what}"),
+            other => panic!("case {case}: rank 1 must refuse {words:x?}: {other:?}"),
+        }
+    }
+}
