@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use crate::{cargo_build, workspace_root};
 
@@ -147,11 +147,16 @@ impl Run {
     }
 }
 
+/// One job at a time in this process: MPICH's ranks spin while they wait, so two jobs of four
+/// ranks on a small machine would starve each other (and SNOO's joins) for seconds.
+static ONE_JOB: Mutex<()> = Mutex::new(());
+
 /// No run may hang a test: each is killed after this long.
 const RUN_LIMIT: &str = "120";
 
 /// Runs `bin` with `n` ranks under real MPICH (Debian's for `mpicc` builds, MPICH 5's otherwise).
 pub fn run_mpich(bin: &Path, n: u32, how: Build) -> Run {
+    let _one = ONE_JOB.lock().unwrap_or_else(|e| e.into_inner());
     let mut cmd = Command::new("timeout");
     cmd.arg(RUN_LIMIT);
     match how {
@@ -179,6 +184,7 @@ pub fn run_mpich(bin: &Path, n: u32, how: Build) -> Run {
 
 /// Runs `bin` with `n` ranks under `snoo-run`, with `wrap` (e.g. valgrind) before the program.
 pub fn run_snoo(bin: &Path, n: u32, wrap: &[&str]) -> Run {
+    let _one = ONE_JOB.lock().unwrap_or_else(|e| e.into_inner());
     let mut cmd = Command::new("timeout");
     cmd.arg(RUN_LIMIT)
         .arg(snoo_dir().join("snoo-run"))
