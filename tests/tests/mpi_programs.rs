@@ -6,8 +6,8 @@
 use snoo_tests::mpi_programs::{build, run_mpich, run_snoo, same_under_both, Build};
 
 /// The programs that must print the same under both (fatal.c ends its job on purpose: below).
-const PROGRAMS: [&str; 7] = [
-    "p2p", "comm", "datatype", "requests", "errors", "coll", "env",
+const PROGRAMS: [&str; 8] = [
+    "p2p", "comm", "datatype", "requests", "errors", "coll", "env", "ssend",
 ];
 
 fn every_program_and_size(how: Build) {
