@@ -289,15 +289,14 @@ impl Matcher {
         src: Option<u32>,
         tag: Option<u32>,
     ) -> Option<(u64, Status)> {
-        let u = self
+        let i = self
             .unexpected
-            .iter_mut()
-            .find(|u| u.open() && matches(ctx, src, tag, u.ctx, u.src, u.tag))?;
-        u.reserved = true;
+            .iter()
+            .position(|u| u.open() && matches(ctx, src, tag, u.ctx, u.src, u.tag))?;
         // A matched probe matches the message (MPI): its synchronous sender may go on.
-        if let Some(id) = u.sync.take() {
-            self.acks.push((u.src, id));
-        }
+        self.matched(i);
+        let u = &mut self.unexpected[i];
+        u.reserved = true;
         Some((
             u.id,
             Status {
@@ -343,8 +342,16 @@ impl Matcher {
     #[inline]
     fn matched(&mut self, i: usize) {
         let u = &mut self.unexpected[i];
-        if let Some(id) = u.sync.take() {
-            self.acks.push((u.src, id));
+        let (src, sync) = (u.src, u.sync.take());
+        self.ack(src, sync);
+    }
+
+    /// A message from `src` is matched: if it is a synchronous send (`sync`: its id), its sender
+    /// is owed an acknowledgement.
+    #[inline]
+    fn ack(&mut self, src: u32, sync: Option<u64>) {
+        if let Some(id) = sync {
+            self.acks.push((src, id));
         }
     }
 
@@ -378,9 +385,7 @@ impl Matcher {
             .position(|p| matches(p.ctx, p.src, p.tag, m.ctx, m.src, m.tag))
         {
             let p = self.take_posted(i).expect("index found");
-            if let Some(id) = m.sync {
-                self.acks.push((m.src, id));
-            }
+            self.ack(m.src, m.sync);
             return Target::Posted {
                 t: p.t,
                 src: m.src,
@@ -449,9 +454,7 @@ impl Matcher {
             }
             self.take_posted(i);
             self.finish(t, src, tag, len, cap);
-            if let Some(id) = sync {
-                self.acks.push((src, id));
-            }
+            self.ack(src, sync);
             return Ok(());
         }
         let mut data = vec![0; len];

@@ -102,18 +102,26 @@ impl<'w> Comm<'w> {
         tag: i32,
     ) -> Result<Option<Pending>> {
         let w = self.world;
+        let (id, to) = self.send_to(len, dest, tag)?;
+        let dest = to.dest;
+        // SAFETY: forwarded from the caller.
+        let done = unsafe { w.engine.borrow_mut().start_send(id, ptr, len, to, true)? };
+        Ok((!done).then_some(Pending(Op::Send { id, dest })))
+    }
+
+    /// Checks a send of `len` bytes to rank `dest` of this communicator with `tag`; its request
+    /// id and where it goes (`dest` in world ranks).
+    #[inline]
+    fn send_to(&self, len: usize, dest: u32, tag: i32) -> Result<(u64, To)> {
         let dest = self.ranks.to_world(dest, self.size)?;
         check_tag(tag)?;
         check_len(len)?;
-        let id = w.id();
         let to = To {
             dest,
             tag,
             ctx: self.ctx,
         };
-        // SAFETY: forwarded from the caller.
-        let done = unsafe { w.engine.borrow_mut().start_send(id, ptr, len, to, true)? };
-        Ok((!done).then_some(Pending(Op::Send { id, dest })))
+        Ok((self.world.id(), to))
     }
 
     /// Starts a synchronous send of `len` bytes at `ptr` to rank `dest` (MPI_Issend): it
@@ -129,15 +137,8 @@ impl<'w> Comm<'w> {
         tag: i32,
     ) -> Result<Pending> {
         let w = self.world;
-        let dest = self.ranks.to_world(dest, self.size)?;
-        check_tag(tag)?;
-        check_len(len)?;
-        let id = w.id();
-        let to = To {
-            dest,
-            tag,
-            ctx: self.ctx,
-        };
+        let (id, to) = self.send_to(len, dest, tag)?;
+        let dest = to.dest;
         // SAFETY: forwarded from the caller.
         unsafe { w.engine.borrow_mut().start_ssend(id, ptr, len, to)? };
         Ok(Pending(Op::Send { id, dest }))

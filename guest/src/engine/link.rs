@@ -368,6 +368,33 @@ pub(super) struct Outgoing {
     pub(super) sync: Option<u64>,
 }
 
+impl Outgoing {
+    /// A send not started yet: nothing of it in the mailbox or ring.
+    pub(super) fn new(
+        req: u64,
+        header: Header,
+        ptr: *const u8,
+        len: usize,
+        buffer: Option<u64>,
+        ctx: u64,
+        sync: Option<u64>,
+    ) -> Outgoing {
+        Outgoing {
+            req,
+            header,
+            ptr,
+            len,
+            sent: 0,
+            envelope_sent: false,
+            owned: None,
+            buffer,
+            shared: false,
+            ctx,
+            sync,
+        }
+    }
+}
+
 /// A message being read into its target: from a peer's data ring or, for a RENDEZVOUS message,
 /// from the peer's buffer in the pool at offset `rdv` (checked to lie in the peer's heap).
 pub(super) struct Stream {

@@ -83,19 +83,8 @@ impl Engine {
                 .deliver_local(self.rank, ctx, tag as u32, data, None);
             return Ok(true);
         }
-        let buffer = if len >= RDV_MIN {
-            self.heap_offset(ptr, len)
-        } else {
-            None
-        };
-        let path = if len <= INLINE_MAX {
-            Path::Inline
-        } else if buffer.is_some() {
-            Path::Rendezvous
-        } else {
-            Path::Ring
-        };
-        let header = Header::new(tag, path, len).map_err(|_| Error::Tag(tag.into()))?;
+        let (header, buffer) = self.route(ptr, len, tag)?;
+        let path = header.path;
         let link = self.live_link(dest)?;
         let sent_now = match path {
             // The common small message: straight into the mailbox, no queueing.
@@ -117,19 +106,8 @@ impl Engine {
             }
             return Ok(true);
         }
-        link.outgoing.push_back(Outgoing {
-            req,
-            header,
-            ptr,
-            len,
-            sent: 0,
-            envelope_sent: false,
-            owned: None,
-            buffer,
-            shared: false,
-            ctx,
-            sync: None,
-        });
+        link.outgoing
+            .push_back(Outgoing::new(req, header, ptr, len, buffer, ctx, None));
         self.progress_tx(dest)?;
         let link = self.live_link(dest)?;
         Ok(link.outgoing.back().is_none_or(|o| o.req != req))
@@ -159,34 +137,11 @@ impl Engine {
             self.send_acks()?;
             return Ok(());
         }
-        let buffer = if len >= RDV_MIN {
-            self.heap_offset(ptr, len)
-        } else {
-            None
-        };
-        let path = if len <= INLINE_MAX {
-            Path::Inline
-        } else if buffer.is_some() {
-            Path::Rendezvous
-        } else {
-            Path::Ring
-        };
-        let header = Header::new(tag, path, len).map_err(|_| Error::Tag(tag.into()))?;
+        let (header, buffer) = self.route(ptr, len, tag)?;
         let link = self.live_link(dest)?;
         link.unacked.push(req);
-        link.outgoing.push_back(Outgoing {
-            req,
-            header,
-            ptr,
-            len,
-            sent: 0,
-            envelope_sent: false,
-            owned: None,
-            buffer,
-            shared: false,
-            ctx,
-            sync: Some(req),
-        });
+        link.outgoing
+            .push_back(Outgoing::new(req, header, ptr, len, buffer, ctx, Some(req)));
         self.progress_tx(dest)?;
         Ok(())
     }
@@ -208,6 +163,26 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// How `len` bytes at `ptr` travel: INLINE in the mailbox if small, RENDEZVOUS from the pool
+    /// if large and in this rank's heap (its offset returned too), through the RING otherwise.
+    #[inline]
+    fn route(&self, ptr: *const u8, len: usize, tag: i32) -> Result<(Header, Option<u64>)> {
+        let buffer = if len >= RDV_MIN {
+            self.heap_offset(ptr, len)
+        } else {
+            None
+        };
+        let path = if len <= INLINE_MAX {
+            Path::Inline
+        } else if buffer.is_some() {
+            Path::Rendezvous
+        } else {
+            Path::Ring
+        };
+        let header = Header::new(tag, path, len).map_err(|_| Error::Tag(tag.into()))?;
+        Ok((header, buffer))
     }
 
     /// The link to rank `r` for a send: an error if `r` is no other rank of the job, or dead.
