@@ -7,7 +7,7 @@ use crate::error::{err, Class, MpiError, MpiResult};
 use crate::handle::Id;
 use crate::request::{Flight, Persist, Req, Status, Unpack};
 use crate::state::Mpi;
-use snoo::CommId;
+use snoo::{CommId, Pending};
 use std::ffi::{c_int, c_void};
 
 /// Send data: the program's bytes in place, or a packed copy.
@@ -35,6 +35,23 @@ pub(crate) enum RecvBuf {
     Unpack(Box<Unpack>),
 }
 
+/// The fast path of [`send_buf`] and [`recv_buf`]: `n` elements of a contiguous predefined
+/// datatype `dt` at `buf` are `n * size` bytes in place (`None`: another datatype).
+#[inline(always)]
+fn basic_run(
+    m: &Mpi,
+    buf: *const c_void,
+    n: usize,
+    dt: Option<Id>,
+) -> Option<MpiResult<(*const u8, usize)>> {
+    let size = m.contiguous_basic(dt)?;
+    Some(match size * n {
+        0 => Ok((std::ptr::NonNull::dangling().as_ptr(), 0)),
+        _ if buf.is_null() => err(Class::Buffer, format!("NULL buffer with count {n}")),
+        len => Ok((buf as *const u8, len)),
+    })
+}
+
 /// The bytes `count` elements of `dt` at `buf` send.
 #[inline(always)]
 pub(crate) fn send_buf(
@@ -44,12 +61,8 @@ pub(crate) fn send_buf(
     dt: Option<Id>,
 ) -> MpiResult<SendBuf> {
     let n = count(n)?;
-    if let Some(size) = m.contiguous_basic(dt) {
-        return match size * n {
-            0 => Ok(SendBuf::Contig(std::ptr::NonNull::dangling().as_ptr(), 0)),
-            _ if buf.is_null() => err(Class::Buffer, format!("NULL buffer with count {n}")),
-            len => Ok(SendBuf::Contig(buf as *const u8, len)),
-        };
+    if let Some(run) = basic_run(m, buf, n, dt) {
+        return run.map(|(p, len)| SendBuf::Contig(p, len));
     }
     let t = m.datatype(dt)?;
     match t.t.contiguous_run(n) {
@@ -76,12 +89,8 @@ pub(crate) fn send_buf(
 #[inline(always)]
 pub(crate) fn recv_buf(m: &Mpi, buf: *mut c_void, n: c_int, dt: Option<Id>) -> MpiResult<RecvBuf> {
     let n = count(n)?;
-    if let Some(size) = m.contiguous_basic(dt) {
-        return match size * n {
-            0 => Ok(RecvBuf::Contig(std::ptr::NonNull::dangling().as_ptr(), 0)),
-            _ if buf.is_null() => err(Class::Buffer, format!("NULL buffer with count {n}")),
-            len => Ok(RecvBuf::Contig(buf as *mut u8, len)),
-        };
+    if let Some(run) = basic_run(m, buf, n, dt) {
+        return run.map(|(p, len)| RecvBuf::Contig(p as *mut u8, len));
     }
     let t = m.datatype(dt)?;
     match t.t.contiguous_run(n) {
@@ -128,15 +137,20 @@ pub(crate) fn start_send(
     let p = unsafe { c.isend_raw(ptr, len, dest, tag)? };
     Ok(match p {
         None => Flight::Done(Status::EMPTY),
-        Some(p) => Flight::Send {
-            p,
-            comm: cid.clone(),
-            packed: match b {
-                SendBuf::Packed(v) => Some(v),
-                SendBuf::Contig(..) => None,
-            },
-        },
+        Some(p) => in_flight(p, cid, b),
     })
+}
+
+/// A send in flight on `cid`, owning its packed copy if it has one until it completes.
+fn in_flight(p: Pending, cid: &CommId, b: SendBuf) -> Flight {
+    Flight::Send {
+        p,
+        comm: cid.clone(),
+        packed: match b {
+            SendBuf::Packed(v) => Some(v),
+            SendBuf::Contig(..) => None,
+        },
+    }
 }
 
 /// Starts a synchronous send (it completes once a receive took it); the flight to complete.
@@ -151,14 +165,7 @@ pub(crate) fn start_ssend(
     let c = m.world.attach(cid);
     // SAFETY: as in `start_send`.
     let p = unsafe { c.issend_raw(ptr, len, dest, tag)? };
-    Ok(Flight::Send {
-        p,
-        comm: cid.clone(),
-        packed: match b {
-            SendBuf::Packed(v) => Some(v),
-            SendBuf::Contig(..) => None,
-        },
-    })
+    Ok(in_flight(p, cid, b))
 }
 
 /// Posts a receive; the flight to complete.
@@ -236,9 +243,10 @@ fn recv_args<A: Abi>(
     Ok((&c.id, b, s, t))
 }
 
-/// A blocking send (the standard and ready modes share it: see docs/mpi.md).
+/// A blocking send: standard and ready mode (see docs/mpi.md), or synchronous (`sync`).
 fn blocking_send<A: Abi>(
     name: &'static str,
+    sync: bool,
     buf: *const c_void,
     n: c_int,
     dt: A::Datatype,
@@ -250,10 +258,17 @@ fn blocking_send<A: Abi>(
         let (cid, b, d, t) = send_args::<A>(m, buf, n, dt, dest, t, comm)?;
         let Some(d) = d else { return Ok(()) };
         let (ptr, len) = b.ptr_len();
+        let c = m.world.attach(cid);
         // Published before returning (never held back in a batch): a receiver must get a
         // completed send whatever this rank does next (MPI's progress rule).
         // SAFETY: the program's buffer (or our packed copy), valid for the call.
-        unsafe { m.world.attach(cid).send_raw(ptr, len, d, t)? };
+        unsafe {
+            if sync {
+                c.ssend_raw(ptr, len, d, t)?
+            } else {
+                c.send_raw(ptr, len, d, t)?
+            }
+        };
         Ok(())
     })
 }
@@ -267,7 +282,7 @@ pub fn send<A: Abi>(
     t: c_int,
     comm: A::Comm,
 ) -> c_int {
-    blocking_send::<A>("MPI_Send", buf, n, dt, dest, t, comm)
+    blocking_send::<A>("MPI_Send", false, buf, n, dt, dest, t, comm)
 }
 
 /// MPI_Ssend.
@@ -279,14 +294,7 @@ pub fn ssend<A: Abi>(
     t: c_int,
     comm: A::Comm,
 ) -> c_int {
-    run::<A>("MPI_Ssend", Some(comm), |m| {
-        let (cid, b, d, t) = send_args::<A>(m, buf, n, dt, dest, t, comm)?;
-        let Some(d) = d else { return Ok(()) };
-        let (ptr, len) = b.ptr_len();
-        // SAFETY: the program's buffer (or our packed copy), valid for the call.
-        unsafe { m.world.attach(cid).ssend_raw(ptr, len, d, t)? };
-        Ok(())
-    })
+    blocking_send::<A>("MPI_Ssend", true, buf, n, dt, dest, t, comm)
 }
 
 /// MPI_Rsend.
@@ -298,7 +306,7 @@ pub fn rsend<A: Abi>(
     t: c_int,
     comm: A::Comm,
 ) -> c_int {
-    blocking_send::<A>("MPI_Rsend", buf, n, dt, dest, t, comm)
+    blocking_send::<A>("MPI_Rsend", false, buf, n, dt, dest, t, comm)
 }
 
 /// MPI_Bsend: the data is copied (packed) at once and sent in the background, within the room
