@@ -385,19 +385,11 @@ fn a_share_outside_the_receivers_heap_is_refused() {
     }
 }
 
-#[test]
-fn context_words_out_of_place_are_refused() {
-    use snoo_common::register::{kind, Word};
-    // Rank 1 waits for a message from rank 0. A CONTEXT word naming COMM_WORLD (context 0, never
-    // sent), or one followed by anything but an envelope, is a broken stream.
-    let ctx = Word::Context { ctx: 3 }.encode();
-    let cases: [&[u64]; 3] = [
-        &[u64::from(kind::CONTEXT)],
-        &[ctx, ctx],
-        &[ctx, Word::Fin { id: 0 }.encode()],
-    ];
+/// Each case's words at the head of the mailbox from rank 0 to rank 1, which waits for a message
+/// from rank 0: rank 1 must refuse every one as a protocol error.
+fn refused_streams(name: &str, cases: &[&[u64]]) {
     for (case, words) in cases.iter().enumerate() {
-        let out = scenario(&format!("ctx{case}"), read_one, |dev, l, phase, _| {
+        let out = scenario(&format!("{name}{case}"), read_one, |dev, l, phase, _| {
             let (mb, _) = l.channel(0, 1).unwrap();
             // Later slots first: the receiver polls slot 0 and takes what follows as it finds it.
             for (i, &w) in words.iter().enumerate().rev() {
@@ -416,6 +408,20 @@ fn context_words_out_of_place_are_refused() {
 }
 
 #[test]
+fn context_words_out_of_place_are_refused() {
+    use snoo_common::register::{kind, Word};
+    // Rank 1 waits for a message from rank 0. A CONTEXT word naming COMM_WORLD (context 0, never
+    // sent), or one followed by anything but an envelope, is a broken stream.
+    let ctx = Word::Context { ctx: 3 }.encode();
+    let cases: [&[u64]; 3] = [
+        &[u64::from(kind::CONTEXT)],
+        &[ctx, ctx],
+        &[ctx, Word::Fin { id: 0 }.encode()],
+    ];
+    refused_streams("ctx", &cases);
+}
+
+#[test]
 fn sync_words_out_of_place_are_refused() {
     use snoo_common::register::{kind, Word};
     // Rank 1 waits for a message from rank 0. A SYNC word announces a synchronous send's envelope:
@@ -428,21 +434,5 @@ fn sync_words_out_of_place_are_refused() {
         &[sync, Word::Ack { id: 7 }.encode()],
         &[u64::from(kind::SYNC) | 0x10],
     ];
-    for (case, words) in cases.iter().enumerate() {
-        let out = scenario(&format!("sync{case}"), read_one, |dev, l, phase, _| {
-            let (mb, _) = l.channel(0, 1).unwrap();
-            // Later slots first: the receiver polls slot 0 and takes what follows as it finds it.
-            for (i, &w) in words.iter().enumerate().rev() {
-                dev.shm()
-                    .u64_at(mb + 128 + 8 * i)
-                    .unwrap()
-                    .store(w, Ordering::Release);
-            }
-            phase.store(GO, Ordering::Release);
-        });
-        match &out[1] {
-            Err(Error::Protocol { rank: 0, what }) => eprintln!("case {case}: {what}"),
-            other => panic!("case {case}: rank 1 must refuse {words:x?}: {other:?}"),
-        }
-    }
+    refused_streams("sync", &cases);
 }
