@@ -11,7 +11,8 @@
 //!   liveness), a folder of one-concept modules.
 //! - `raw`: pointer-based calls and detached communicators ([`CommId`]) for bindings that keep
 //!   objects in handle tables (the MPI library's C faces).
-//! - `collective`: barrier, broadcast and reductions on a communicator.
+//! - [`collective`]: every collective operation on a communicator, as schedules of steps that
+//!   run blocking or advance under tests (non-blocking collectives).
 //! - `matching`: posted receives, unexpected messages, completions.
 //! - `heap`: this rank's heap in the pool, behind `alloc_mem` (single-copy large sends).
 //! - [`device`]: how this process reaches its pool: the daemon socket (host processes), or the
@@ -24,7 +25,7 @@
 #![deny(missing_docs)]
 
 mod api;
-mod collective;
+pub mod collective;
 pub mod device;
 mod engine;
 pub mod error;

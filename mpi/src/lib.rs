@@ -8,7 +8,8 @@
 //!   unpack); [`op`]: the predefined reduction operations.
 //! - [`handle`]: object tables with generation-checked ids (freed or forged handles are refused).
 //! - [`state`]: the process's job and object tables, and the lock every call takes.
-//! - [`request`]: operations in flight and how they complete.
+//! - [`request`]: operations in flight and how they complete; [`collective`]: a collective
+//!   operation in flight.
 //! - [`error`]: error classes and the error every call returns.
 //! - [`c`]: the C calls, written once over an ABI.
 
@@ -17,6 +18,7 @@
 
 pub mod basic;
 pub mod c;
+pub mod collective;
 pub mod datatype;
 pub mod error;
 mod exports;

@@ -89,6 +89,8 @@ pub enum Flight {
         /// The packed copy it sends from, if any.
         packed: Option<Box<[u8]>>,
     },
+    /// A non-blocking collective operation.
+    Coll(Box<crate::collective::Coll>),
     /// A receive.
     Recv {
         /// The engine's operation.
@@ -136,6 +138,7 @@ impl Flight {
     pub fn ready(&self, world: &World) -> MpiResult<bool> {
         Ok(match self {
             Flight::Done(_) => true,
+            Flight::Coll(c) => c.ready(world)?,
             Flight::Send { p, comm, .. } | Flight::Recv { p, comm, .. } => {
                 world.attach(comm).ready(*p)?
             }
@@ -146,6 +149,10 @@ impl Flight {
     pub fn finish(self, world: &World) -> Result<Status, (MpiError, Status)> {
         match self {
             Flight::Done(st) => Ok(st),
+            Flight::Coll(c) => c
+                .finish(world)
+                .map(|()| Status::EMPTY)
+                .map_err(|e| (e, Status::EMPTY)),
             Flight::Send { p, comm, packed } => {
                 let r = world.attach(&comm).complete(p);
                 drop(packed);

@@ -28,6 +28,10 @@ pub struct CommObj {
     pub cart: Option<Cart>,
     /// Attributes set with MPI_Comm_set_attr, by keyval.
     pub attrs: BTreeMap<i32, usize>,
+    /// Collective operations started on it so far: each one's messages carry its own tag, so
+    /// that non-blocking collectives in flight together never match each other's messages (every
+    /// rank starts a communicator's collectives in the same order, so the numbers agree).
+    pub colls: std::cell::Cell<u32>,
 }
 
 /// A Cartesian topology.
@@ -171,6 +175,7 @@ impl Mpi {
             errh: errh::FATAL,
             cart: None,
             attrs: BTreeMap::new(),
+            colls: Default::default(),
         };
         Mpi {
             comms: Table::new([
@@ -216,7 +221,7 @@ impl Mpi {
             .map(|f| match f {
                 Flight::Send { packed, .. } => packed.as_ref().map_or(0, |p| p.len()),
                 Flight::Done(st) => st.bytes,
-                Flight::Recv { .. } => 0,
+                Flight::Recv { .. } | Flight::Coll(_) => 0,
             })
             .sum()
     }

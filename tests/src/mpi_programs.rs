@@ -73,12 +73,13 @@ pub fn mpich_abi_dir() -> PathBuf {
     dir
 }
 
-/// Builds `tests/mpi/<prog>.c` the `how` way into a fresh file under the temp dir; returns it.
+/// Builds `tests/mpi/<prog>.c` (`prog` may name a subfolder: `collectives/vector`) the `how` way
+/// into a fresh file under the temp dir; returns it.
 pub fn build(prog: &str, how: Build) -> PathBuf {
     let src = workspace_root().join("tests/mpi").join(format!("{prog}.c"));
     let dir = std::env::temp_dir().join(format!("snoo-mpi-programs-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    let out = dir.join(format!("{prog}-{}", how.name()));
+    let out = dir.join(format!("{}-{}", prog.replace('/', "-"), how.name()));
     let cc = match how {
         Build::Mpicc | Build::MpiccAsan => PathBuf::from("mpicc"),
         Build::MpiccAbi => mpich_abi_dir().join("bin/mpicc_abi"),
@@ -194,6 +195,11 @@ pub fn run_snoo(bin: &Path, n: u32, wrap: &[&str]) -> Run {
         .env("ASAN_OPTIONS", "detect_leaks=0")
         .stdin(Stdio::null());
     Run::of(cmd.output().expect("snoo-run runs"), true)
+}
+
+/// The line a program prints last when every check passed: `<name>: ok`, its file's name.
+pub fn ok_line(prog: &str) -> String {
+    format!("{}: ok", prog.rsplit('/').next().unwrap_or(prog))
 }
 
 /// Runs `bin` under MPICH and under SNOO with `n` ranks; panics unless both succeed with the same

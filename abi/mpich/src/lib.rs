@@ -281,7 +281,7 @@ impl Abi for Mpich {
     }
 
     fn op(id: Id) -> Op {
-        if (id.raw() as usize) < c::coll::PREDEFINED.len() {
+        if (id.raw() as usize) < c::reduction::PREDEFINED.len() {
             0x5800_0001 + id.raw() as c_int
         } else {
             user(OP, id)
@@ -290,7 +290,7 @@ impl Abi for Mpich {
 
     fn op_id(h: Op) -> Option<Id> {
         let u = h as u32;
-        if (0x5800_0001..0x5800_0001 + c::coll::PREDEFINED.len() as u32).contains(&u) {
+        if (0x5800_0001..0x5800_0001 + c::reduction::PREDEFINED.len() as u32).contains(&u) {
             return Id::from_raw(u - 0x5800_0001);
         }
         user_id(OP, h)

@@ -1,21 +1,20 @@
-//! Collective calls (Barrier, Bcast, Reduce, Allreduce, Reduce_local) over the communicator's
-//! collective operations, and reduction operations (predefined and MPI_Op_create's).
+//! Collective calls, blocking and non-blocking, over `snoo::collective`'s algorithms: each call
+//! turns the program's buffers into regions of a schedule (its memory itself where the datatype
+//! is contiguous, packed copies or scratch buffers unpacked at the end otherwise), builds the
+//! schedule once, and either runs it (MPI_Bcast) or keeps it in a request (MPI_Ibcast).
 
-use super::{count, need, out, put, run, Abi};
+use super::p2p::new_request;
+use super::reduction::{plan, Plan};
+use super::{count, out, run, slice, Abi};
+use crate::collective::Coll;
 use crate::datatype::Datatype;
 use crate::error::{err, Class, MpiError, MpiResult};
-use crate::op::{apply, Predefined};
-use crate::state::{Mpi, OpObj};
+use crate::request::{Flight, Req};
+use crate::state::{CommObj, Mpi};
+use snoo::collective::algorithm as alg;
+use snoo::collective::schedule::{Region, Schedule};
+use snoo::collective::FIRST_FREE_TAG;
 use std::ffi::{c_int, c_void};
-
-/// MPI_Barrier.
-pub fn barrier<A: Abi>(comm: A::Comm) -> c_int {
-    run::<A>("MPI_Barrier", Some(comm), |m| {
-        let c = m.comm(A::comm_id(comm))?;
-        m.world.attach(&c.id).barrier()?;
-        Ok(())
-    })
-}
 
 /// The root argument: a rank of the communicator.
 fn root_of(root: c_int, size: u32) -> MpiResult<u32> {
@@ -30,326 +29,1117 @@ fn root_of(root: c_int, size: u32) -> MpiResult<u32> {
         })
 }
 
+/// A collective being built on a communicator.
+struct Build<'m> {
+    c: &'m CommObj,
+    coll: Coll,
+    me: u32,
+    n: u32,
+}
+
+impl<'m> Build<'m> {
+    fn new<A: Abi>(m: &'m Mpi, comm: A::Comm) -> MpiResult<Build<'m>> {
+        let c = m.comm(A::comm_id(comm))?;
+        // Numbered only once the call is started (`finish`): a call refused for its arguments
+        // leaves the numbering as it was.
+        let tag = FIRST_FREE_TAG + (c.colls.get() % (1 << 24)) as i32;
+        Ok(Build {
+            c,
+            coll: Coll::new(c.id.clone(), Schedule::new(tag)),
+            me: c.id.rank(),
+            n: c.id.size(),
+        })
+    }
+
+    fn s(&mut self) -> &mut Schedule<'static> {
+        self.coll.sched()
+    }
+
+    /// `k` elements of `t` at `buf` to send: the memory itself when contiguous, else a packed
+    /// copy.
+    fn src(&mut self, t: &Datatype, buf: *const c_void, k: usize) -> MpiResult<Region> {
+        check_buf(t, buf, k)?;
+        Ok(match t.contiguous_run(k) {
+            // SAFETY: MPI's rule: the program keeps a collective's buffers untouched until it
+            // completes (blocking calls: until they return), and they hold `k` elements.
+            Some((off, len)) => unsafe {
+                Schedule::user((buf as *mut u8).wrapping_offset(off), len)
+            },
+            None => {
+                let mut v = Vec::new();
+                // SAFETY: the buffer holds `k` elements of `t` (the program's promise).
+                unsafe { t.pack(k, buf as *const u8, &mut v) };
+                self.s().tmp_from(v)
+            }
+        })
+    }
+
+    /// `k` elements of `t` at `buf` to receive into: the memory itself when contiguous, else a
+    /// scratch buffer unpacked into it at the end (holding the current contents first if `keep`:
+    /// a block also sent from where it is).
+    fn dst(&mut self, t: &Datatype, buf: *mut c_void, k: usize, keep: bool) -> MpiResult<Region> {
+        check_buf(t, buf, k)?;
+        if let Some((off, len)) = t.contiguous_run(k) {
+            // SAFETY: as in `src`.
+            return Ok(unsafe { Schedule::user((buf as *mut u8).wrapping_offset(off), len) });
+        }
+        let r = if keep {
+            let mut v = Vec::new();
+            // SAFETY: as in `src`.
+            unsafe { t.pack(k, buf as *const u8, &mut v) };
+            self.s().tmp_from(v)
+        } else {
+            self.s().tmp(t.size().saturating_mul(k))
+        };
+        let t = t.clone();
+        let dst = buf as *mut u8;
+        self.coll.then(
+            r,
+            Box::new(move |data| {
+                // SAFETY: the program's buffer holds `k` elements of `t` and is the program's to
+                // write until the collective completes, which is now.
+                unsafe { t.unpack(k, data, dst) };
+            }),
+        );
+        Ok(r)
+    }
+
+    /// Takes this collective's number and gives it, ready to run.
+    fn finish(self) -> Coll {
+        self.c.colls.set(self.c.colls.get().wrapping_add(1));
+        self.coll
+    }
+}
+
+fn check_buf(t: &Datatype, buf: *const c_void, k: usize) -> MpiResult<()> {
+    if buf.is_null() && k > 0 && t.size() > 0 && t.named().is_some() {
+        return err(Class::Buffer, format!("NULL buffer with count {k}"));
+    }
+    Ok(())
+}
+
+fn same_len(mine: Region, block: Region) -> MpiResult<()> {
+    if mine.len() != block.len() {
+        return err(
+            Class::Truncate,
+            format!(
+                "this rank's send data ({} bytes) and its own receive block ({} bytes) differ",
+                mine.len(),
+                block.len()
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// The address of element `i` of `t` from `buf` (wrapping, like the C caller's arithmetic).
+fn at(buf: *const c_void, t: &Datatype, i: isize) -> *mut c_void {
+    (buf as *mut u8).wrapping_offset(i.wrapping_mul(t.extent())) as *mut c_void
+}
+
+/// How the blocks of a gather, scatter, all-gather or all-to-all lie in a buffer: `count`
+/// elements each, one after another, or the `v` forms' counts and displacements (in elements,
+/// or in bytes for MPI_Alltoallw).
+enum Blocks<'a> {
+    Same(usize),
+    V(&'a [c_int], &'a [c_int]),
+}
+
+impl<'a> Blocks<'a> {
+    fn v(counts: *const c_int, displs: *const c_int, n: u32) -> MpiResult<Blocks<'a>> {
+        Ok(Blocks::V(
+            slice(counts, n as usize, "counts")?,
+            slice(displs, n as usize, "displacements")?,
+        ))
+    }
+
+    /// Block `r`: (elements, displacement in elements).
+    fn get(&self, r: u32) -> MpiResult<(usize, isize)> {
+        match self {
+            Blocks::Same(k) => Ok((*k, (*k as isize).wrapping_mul(r as isize))),
+            Blocks::V(c, d) => Ok((count(c[r as usize])?, d[r as usize] as isize)),
+        }
+    }
+}
+
+fn datatype<A: Abi>(m: &Mpi, dt: A::Datatype) -> MpiResult<&Datatype> {
+    Ok(&m.datatype(A::datatype_id(dt))?.t)
+}
+
+/// Runs a collective to completion (the blocking calls).
+fn blocking(m: &Mpi, c: Coll) -> MpiResult<()> {
+    c.finish(&m.world)
+}
+
+/// Keeps a started collective in a new request (the non-blocking calls).
+fn nonblocking<A: Abi>(m: &mut Mpi, c: Coll, req: *mut A::Request) -> MpiResult<()> {
+    // Start its first steps now: peers may be waiting for them.
+    c.ready(&m.world)?;
+    new_request::<A>(
+        m,
+        Req {
+            flight: Some(Flight::Coll(Box::new(c))),
+            persist: None,
+        },
+        req,
+    )
+}
+
+/// Either form of a call: `req` null for the blocking one.
+fn start<A: Abi>(m: &mut Mpi, c: Coll, req: Option<*mut A::Request>) -> MpiResult<()> {
+    match req {
+        None => blocking(m, c),
+        Some(r) => nonblocking::<A>(m, c, r),
+    }
+}
+
+/// Checks a non-blocking call's request pointer before anything starts.
+fn req_ok<A: Abi>(req: Option<*mut A::Request>) -> MpiResult<()> {
+    if let Some(r) = req {
+        out(r, "request")?;
+    }
+    Ok(())
+}
+
+fn barrier_on<A: Abi>(m: &mut Mpi, comm: A::Comm, req: Option<*mut A::Request>) -> MpiResult<()> {
+    req_ok::<A>(req)?;
+    let mut b = Build::new::<A>(m, comm)?;
+    let (me, n) = (b.me, b.n);
+    alg::barrier(b.s(), me, n);
+    let c = b.finish();
+    start::<A>(m, c, req)
+}
+
+/// MPI_Barrier.
+pub fn barrier<A: Abi>(comm: A::Comm) -> c_int {
+    run::<A>("MPI_Barrier", Some(comm), |m| {
+        barrier_on::<A>(m, comm, None)
+    })
+}
+
+/// MPI_Ibarrier.
+pub fn ibarrier<A: Abi>(comm: A::Comm, req: *mut A::Request) -> c_int {
+    run::<A>("MPI_Ibarrier", Some(comm), |m| {
+        barrier_on::<A>(m, comm, Some(req))
+    })
+}
+
+fn bcast_on<A: Abi>(
+    m: &mut Mpi,
+    buf: *mut c_void,
+    k: c_int,
+    dt: A::Datatype,
+    root: c_int,
+    comm: A::Comm,
+    req: Option<*mut A::Request>,
+) -> MpiResult<()> {
+    req_ok::<A>(req)?;
+    let mut b = Build::new::<A>(m, comm)?;
+    let (me, n) = (b.me, b.n);
+    let root = root_of(root, n)?;
+    let k = count(k)?;
+    let t = datatype::<A>(m, dt)?;
+    let r = b.dst(t, buf, k, me == root)?;
+    alg::bcast(b.s(), r, root, me, n);
+    let c = b.finish();
+    start::<A>(m, c, req)
+}
+
 /// MPI_Bcast.
 pub fn bcast<A: Abi>(
     buf: *mut c_void,
-    n: c_int,
+    k: c_int,
     dt: A::Datatype,
     root: c_int,
     comm: A::Comm,
 ) -> c_int {
     run::<A>("MPI_Bcast", Some(comm), |m| {
-        let c = m.comm(A::comm_id(comm))?;
-        let root = root_of(root, c.id.size())?;
-        let n = count(n)?;
-        let t = &m.datatype(A::datatype_id(dt))?.t;
-        let comm = m.world.attach(&c.id);
-        match t.contiguous_run(n) {
-            Some((_, 0)) => comm.bcast_bytes(&mut [], root)?,
-            Some((off, len)) => {
-                if buf.is_null() && t.named().is_some() {
-                    return err(Class::Buffer, format!("NULL buffer with count {n}"));
-                }
-                // SAFETY: the program's buffer holds `n` elements: `len` bytes from `off`.
-                let b =
-                    unsafe { std::slice::from_raw_parts_mut((buf as *mut u8).offset(off), len) };
-                comm.bcast_bytes(b, root)?;
-            }
-            None => {
-                let mut v = Vec::new();
-                if comm.rank() == root {
-                    // SAFETY: the root's buffer holds `n` elements of this type.
-                    unsafe { t.pack(n, buf as *const u8, &mut v) };
-                } else {
-                    v.resize(t.size().saturating_mul(n), 0);
-                }
-                comm.bcast_bytes(&mut v, root)?;
-                if comm.rank() != root {
-                    // SAFETY: this rank's buffer holds `n` elements of this type.
-                    unsafe { t.unpack(n, &v, buf as *mut u8) };
-                }
-            }
-        }
-        Ok(())
+        bcast_on::<A>(m, buf, k, dt, root, comm, None)
     })
 }
 
-/// How a reduction's data is laid out while it travels: the memory image of the elements (named
-/// types, user operations), or packed basic elements (derived types with predefined operations).
-enum Layout {
-    Image { lb: isize, span: usize },
-    Packed,
+/// MPI_Ibcast.
+pub fn ibcast<A: Abi>(
+    buf: *mut c_void,
+    k: c_int,
+    dt: A::Datatype,
+    root: c_int,
+    comm: A::Comm,
+    req: *mut A::Request,
+) -> c_int {
+    run::<A>("MPI_Ibcast", Some(comm), |m| {
+        bcast_on::<A>(m, buf, k, dt, root, comm, Some(req))
+    })
 }
 
-/// A reduction's plan: the layout and how two buffers combine.
-struct Plan<'a> {
-    layout: Layout,
-    t: &'a Datatype,
-    n: usize,
-    op: OpObj,
+/// Which reduction.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Red {
+    Reduce(c_int),
+    Allreduce,
+    Scan,
+    Exscan,
 }
 
-fn plan<'a, A: Abi>(m: &'a Mpi, n: usize, dt: A::Datatype, op: A::Op) -> MpiResult<Plan<'a>> {
-    let t = &m.datatype(A::datatype_id(dt))?.t;
-    let op = *A::op_id(op).and_then(|o| m.ops.get(o)).ok_or_else(|| {
-        MpiError::new(
-            Class::Op,
-            "invalid operation (null, freed or not an MPI_Op)",
-        )
-    })?;
-    let image = || {
-        let span = if n == 0 {
-            0
-        } else {
-            let ext = usize::try_from(t.extent()).unwrap_or(0);
-            ext.checked_mul(n - 1)
-                .and_then(|s| s.checked_add(usize::try_from(t.true_extent()).unwrap_or(0)))
-                .filter(|&s| s <= snoo::MAX_MESSAGE)
-                .ok_or_else(|| MpiError::new(Class::Count, "reduction over 2 GiB"))?
-        };
-        Ok::<_, MpiError>(Layout::Image {
-            lb: t.true_lb(),
-            span,
-        })
-    };
-    let layout = match (op, t.named()) {
-        (OpObj::Predef(p), Some(b)) => {
-            if !crate::op::defined(p, b) {
-                return err(
-                    Class::Op,
-                    format!("{} is not defined for this datatype", p.name()),
-                );
-            }
-            image()?
-        }
-        (OpObj::Predef(p), None) => match t.homogeneous() {
-            Some(b) if b.pair().is_none() && crate::op::defined(p, b) => Layout::Packed,
-            _ => {
-                return err(
-                    Class::Op,
-                    format!(
-                    "{} on a derived datatype needs one basic type throughout (not a pair type)",
-                    p.name()
-                ),
-                )
-            }
-        },
-        (OpObj::User { .. }, _) => image()?,
-    };
-    Ok(Plan { layout, t, n, op })
+/// The reduction's combine step for the schedule.
+fn combiner<A: Abi>(p: &Plan, dt: A::Datatype) -> Box<snoo::Combine<'static>> {
+    let p = p.clone();
+    Box::new(move |i: &[u8], io: &mut [u8]| p.combine::<A>(dt, i, io))
 }
 
-impl Plan<'_> {
-    /// The data at `buf` as it travels.
-    fn gather(&self, buf: *const c_void) -> Vec<u8> {
-        match self.layout {
-            Layout::Image { lb, span } => {
-                if span == 0 {
-                    return Vec::new();
-                }
-                // SAFETY: the program's buffer holds `n` elements: `span` bytes from `lb`.
-                unsafe { std::slice::from_raw_parts((buf as *const u8).offset(lb), span) }.to_vec()
-            }
-            Layout::Packed => {
-                let mut v = Vec::new();
-                // SAFETY: the program's buffer holds `n` elements of this type.
-                unsafe { self.t.pack(self.n, buf as *const u8, &mut v) };
-                v
-            }
-        }
-    }
-
-    /// Writes travelled data back to the program's buffer at `buf`.
-    fn scatter(&self, data: &[u8], buf: *mut c_void) {
-        match self.layout {
-            Layout::Image { lb, span } => {
-                if span == 0 {
-                    return;
-                }
-                // SAFETY: as in `gather`, for the receive buffer; data has `span` bytes.
-                unsafe {
-                    std::ptr::copy_nonoverlapping(data.as_ptr(), (buf as *mut u8).offset(lb), span)
-                };
-            }
-            Layout::Packed => {
-                // SAFETY: the program's buffer holds `n` elements of this type.
-                unsafe { self.t.unpack(self.n, data, buf as *mut u8) };
-            }
-        }
-    }
-
-    /// `inout = input ∘ inout`.
-    fn combine<A: Abi>(&self, dt: A::Datatype, input: &[u8], inout: &mut [u8]) -> snoo::Result<()> {
-        let bad = |e: String| snoo::Error::Arg(e);
-        match (self.op, &self.layout) {
-            (OpObj::Predef(p), Layout::Image { .. }) => {
-                let b = self
-                    .t
-                    .named()
-                    .expect("image layout with a predefined op is for named types");
-                apply(p, b, self.n, inout, input).map_err(|e| bad(e.to_string()))
-            }
-            (OpObj::Predef(p), Layout::Packed) => {
-                let b = self.t.homogeneous().expect("checked in plan");
-                let elems = input.len() / b.size().max(1);
-                apply(p, b, elems, inout, input).map_err(|e| bad(e.to_string()))
-            }
-            (OpObj::User { f, .. }, Layout::Image { lb, .. }) => {
-                let len = c_int::try_from(self.n).map_err(|_| bad("count over INT_MAX".into()))?;
-                let mut tmp = input.to_vec();
-                // The function sees buffers as the program laid them out: element 0 at `-lb`.
-                let inp = tmp.as_mut_ptr().wrapping_offset(-lb) as *mut c_void;
-                let io = inout.as_mut_ptr().wrapping_offset(-lb) as *mut c_void;
-                // SAFETY: `f` is the program's MPI_User_function; both buffers hold `n` elements
-                // of `dt` laid out from their element 0.
-                unsafe { A::call_op(f, inp, io, len, dt) };
-                Ok(())
-            }
-            (OpObj::User { .. }, Layout::Packed) => {
-                Err(bad("user operation with packed data".into()))
-            }
-        }
-    }
-}
-
-/// MPI_Reduce.
-pub fn reduce<A: Abi>(
+#[allow(clippy::too_many_arguments)]
+fn reduce_on<A: Abi>(
+    m: &mut Mpi,
     sbuf: *const c_void,
     rbuf: *mut c_void,
-    n: c_int,
+    k: c_int,
     dt: A::Datatype,
     op: A::Op,
+    kind: Red,
+    comm: A::Comm,
+    req: Option<*mut A::Request>,
+) -> MpiResult<()> {
+    req_ok::<A>(req)?;
+    let mut b = Build::new::<A>(m, comm)?;
+    let (me, n) = (b.me, b.n);
+    let k = count(k)?;
+    let p = plan::<A>(m, k, dt, op)?;
+    let in_place = sbuf as usize == A::IN_PLACE;
+    let wants = match kind {
+        Red::Reduce(root) => {
+            let root = root_of(root, n)?;
+            if in_place && me != root {
+                return err(
+                    Class::Buffer,
+                    "MPI_IN_PLACE as the send buffer of a rank other than the root",
+                );
+            }
+            me == root
+        }
+        Red::Exscan => me != 0,
+        Red::Allreduce | Red::Scan => true,
+    };
+    let data = b.s().tmp_from(p.gather(if in_place {
+        rbuf as *const c_void
+    } else {
+        sbuf
+    }));
+    let out = b.s().tmp(if wants { p.bytes() } else { 0 });
+    b.s().reduce_with(combiner::<A>(&p, dt));
+    let s = b.s();
+    match kind {
+        Red::Reduce(root) => alg::reduce(s, data, out, root as u32, me, n),
+        Red::Allreduce => alg::allreduce(s, data, out, me, n),
+        Red::Scan => alg::scan(s, data, out, me, n),
+        Red::Exscan => alg::exscan(s, data, out, me, n),
+    }
+    if wants {
+        let rbuf = rbuf as usize;
+        b.coll
+            .then(out, Box::new(move |d| p.scatter(d, rbuf as *mut c_void)));
+    }
+    let c = b.finish();
+    start::<A>(m, c, req)
+}
+
+macro_rules! reduction_calls {
+    ($( $name:literal $iname:literal $f:ident $fi:ident ($($rootarg:ident)?) => $kind:expr; )*) => {$(
+        #[doc = concat!($name, ".")]
+        pub fn $f<A: Abi>(
+            sbuf: *const c_void,
+            rbuf: *mut c_void,
+            k: c_int,
+            dt: A::Datatype,
+            op: A::Op,
+            $($rootarg: c_int,)?
+            comm: A::Comm,
+        ) -> c_int {
+            run::<A>($name, Some(comm), |m| {
+                reduce_on::<A>(m, sbuf, rbuf, k, dt, op, $kind, comm, None)
+            })
+        }
+
+        #[doc = concat!($iname, ".")]
+        #[allow(clippy::too_many_arguments)]
+        pub fn $fi<A: Abi>(
+            sbuf: *const c_void,
+            rbuf: *mut c_void,
+            k: c_int,
+            dt: A::Datatype,
+            op: A::Op,
+            $($rootarg: c_int,)?
+            comm: A::Comm,
+            req: *mut A::Request,
+        ) -> c_int {
+            run::<A>($iname, Some(comm), |m| {
+                reduce_on::<A>(m, sbuf, rbuf, k, dt, op, $kind, comm, Some(req))
+            })
+        }
+    )*};
+}
+
+reduction_calls! {
+    "MPI_Reduce" "MPI_Ireduce" reduce ireduce (root) => Red::Reduce(root);
+    "MPI_Allreduce" "MPI_Iallreduce" allreduce iallreduce () => Red::Allreduce;
+    "MPI_Scan" "MPI_Iscan" scan iscan () => Red::Scan;
+    "MPI_Exscan" "MPI_Iexscan" exscan iexscan () => Red::Exscan;
+}
+
+/// MPI_Reduce_scatter and MPI_Reduce_scatter_block: `counts` per rank (`None`: `k` each).
+#[allow(clippy::too_many_arguments)]
+fn reduce_scatter_on<A: Abi>(
+    m: &mut Mpi,
+    sbuf: *const c_void,
+    rbuf: *mut c_void,
+    counts: Option<*const c_int>,
+    k: c_int,
+    dt: A::Datatype,
+    op: A::Op,
+    comm: A::Comm,
+    req: Option<*mut A::Request>,
+) -> MpiResult<()> {
+    req_ok::<A>(req)?;
+    let mut b = Build::new::<A>(m, comm)?;
+    let (me, n) = (b.me, b.n);
+    let counts: Vec<usize> = match counts {
+        Some(c) => slice(c, n as usize, "counts")?
+            .iter()
+            .map(|&c| count(c))
+            .collect::<MpiResult<_>>()?,
+        None => vec![count(k)?; n as usize],
+    };
+    let total = counts
+        .iter()
+        .try_fold(0usize, |a, &c| a.checked_add(c))
+        .ok_or_else(|| MpiError::new(Class::Count, "counts overflow"))?;
+    let p = plan::<A>(m, total, dt, op)?;
+    let mut parts = Vec::with_capacity(counts.len());
+    let mut start_el = 0;
+    for &c in &counts {
+        parts.push(p.part(start_el, c));
+        start_el += c;
+    }
+    let in_place = sbuf as usize == A::IN_PLACE;
+    let data = b.s().tmp_from(p.gather(if in_place {
+        rbuf as *const c_void
+    } else {
+        sbuf
+    }));
+    let mine_p = p.with_count(counts[me as usize]);
+    let mine = b.s().tmp(mine_p.bytes());
+    b.s().reduce_with(combiner::<A>(&p, dt));
+    alg::reduce_scatter(b.s(), data, &parts, mine, me, n);
+    let rbuf = rbuf as usize;
+    b.coll.then(
+        mine,
+        Box::new(move |d| mine_p.scatter(d, rbuf as *mut c_void)),
+    );
+    let c = b.finish();
+    start::<A>(m, c, req)
+}
+
+/// MPI_Reduce_scatter.
+pub fn reduce_scatter<A: Abi>(
+    sbuf: *const c_void,
+    rbuf: *mut c_void,
+    counts: *const c_int,
+    dt: A::Datatype,
+    op: A::Op,
+    comm: A::Comm,
+) -> c_int {
+    run::<A>("MPI_Reduce_scatter", Some(comm), |m| {
+        reduce_scatter_on::<A>(m, sbuf, rbuf, Some(counts), 0, dt, op, comm, None)
+    })
+}
+
+/// MPI_Ireduce_scatter.
+#[allow(clippy::too_many_arguments)]
+pub fn ireduce_scatter<A: Abi>(
+    sbuf: *const c_void,
+    rbuf: *mut c_void,
+    counts: *const c_int,
+    dt: A::Datatype,
+    op: A::Op,
+    comm: A::Comm,
+    req: *mut A::Request,
+) -> c_int {
+    run::<A>("MPI_Ireduce_scatter", Some(comm), |m| {
+        reduce_scatter_on::<A>(m, sbuf, rbuf, Some(counts), 0, dt, op, comm, Some(req))
+    })
+}
+
+/// MPI_Reduce_scatter_block.
+pub fn reduce_scatter_block<A: Abi>(
+    sbuf: *const c_void,
+    rbuf: *mut c_void,
+    k: c_int,
+    dt: A::Datatype,
+    op: A::Op,
+    comm: A::Comm,
+) -> c_int {
+    run::<A>("MPI_Reduce_scatter_block", Some(comm), |m| {
+        reduce_scatter_on::<A>(m, sbuf, rbuf, None, k, dt, op, comm, None)
+    })
+}
+
+/// MPI_Ireduce_scatter_block.
+#[allow(clippy::too_many_arguments)]
+pub fn ireduce_scatter_block<A: Abi>(
+    sbuf: *const c_void,
+    rbuf: *mut c_void,
+    k: c_int,
+    dt: A::Datatype,
+    op: A::Op,
+    comm: A::Comm,
+    req: *mut A::Request,
+) -> c_int {
+    run::<A>("MPI_Ireduce_scatter_block", Some(comm), |m| {
+        reduce_scatter_on::<A>(m, sbuf, rbuf, None, k, dt, op, comm, Some(req))
+    })
+}
+
+/// One side of a data-movement collective: a buffer, its blocks and their datatype.
+struct Side<'a, A: Abi> {
+    buf: *const c_void,
+    blocks: Blocks<'a>,
+    dt: A::Datatype,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn gather_on<A: Abi>(
+    m: &mut Mpi,
+    sbuf: *const c_void,
+    sk: c_int,
+    sdt: A::Datatype,
+    rbuf: *mut c_void,
+    rblocks: impl FnOnce(u32) -> MpiResult<Blocks<'static>>,
+    rdt: A::Datatype,
+    root: Option<c_int>,
+    comm: A::Comm,
+    req: Option<*mut A::Request>,
+) -> MpiResult<()> {
+    req_ok::<A>(req)?;
+    let mut b = Build::new::<A>(m, comm)?;
+    let (me, n) = (b.me, b.n);
+    let root = root.map(|r| root_of(r, n)).transpose()?;
+    let in_place = sbuf as usize == A::IN_PLACE;
+    if in_place && root.is_some_and(|r| r != me) {
+        return err(
+            Class::Buffer,
+            "MPI_IN_PLACE as the send buffer of a rank other than the root",
+        );
+    }
+    let receives = root.is_none_or(|r| r == me);
+    let mut blocks = Vec::new();
+    if receives {
+        let t = datatype::<A>(m, rdt)?;
+        let bl = rblocks(n)?;
+        for r in 0..n {
+            let (k, d) = bl.get(r)?;
+            blocks.push(b.dst(t, at(rbuf, t, d), k, in_place && r == me)?);
+        }
+    }
+    let mine = if in_place {
+        None
+    } else {
+        let t = datatype::<A>(m, sdt)?;
+        let r = b.src(t, sbuf, count(sk)?)?;
+        if receives {
+            same_len(r, blocks[me as usize])?;
+        }
+        Some(r)
+    };
+    match root {
+        Some(root) => alg::gather(b.s(), mine, &blocks, root, me, n),
+        None => alg::allgather(b.s(), mine, &blocks, me, n),
+    }
+    let c = b.finish();
+    start::<A>(m, c, req)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn scatter_on<A: Abi>(
+    m: &mut Mpi,
+    sbuf: *const c_void,
+    sblocks: impl FnOnce(u32) -> MpiResult<Blocks<'static>>,
+    sdt: A::Datatype,
+    rbuf: *mut c_void,
+    rk: c_int,
+    rdt: A::Datatype,
+    root: c_int,
+    comm: A::Comm,
+    req: Option<*mut A::Request>,
+) -> MpiResult<()> {
+    req_ok::<A>(req)?;
+    let mut b = Build::new::<A>(m, comm)?;
+    let (me, n) = (b.me, b.n);
+    let root = root_of(root, n)?;
+    let in_place = rbuf as usize == A::IN_PLACE;
+    if in_place && root != me {
+        return err(
+            Class::Buffer,
+            "MPI_IN_PLACE as the receive buffer of a rank other than the root",
+        );
+    }
+    let mut blocks = Vec::new();
+    if me == root {
+        let t = datatype::<A>(m, sdt)?;
+        let bl = sblocks(n)?;
+        for r in 0..n {
+            let (k, d) = bl.get(r)?;
+            blocks.push(b.src(t, at(sbuf, t, d), k)?);
+        }
+    }
+    let mine = if in_place {
+        None
+    } else {
+        let t = datatype::<A>(m, rdt)?;
+        let r = b.dst(t, rbuf, count(rk)?, false)?;
+        if me == root {
+            same_len(blocks[me as usize], r)?;
+        }
+        Some(r)
+    };
+    alg::scatter(b.s(), &blocks, mine, root, me, n);
+    let c = b.finish();
+    start::<A>(m, c, req)
+}
+
+/// All-to-all: `w` gives per-rank datatypes and byte displacements (MPI_Alltoallw).
+fn alltoall_on<A: Abi>(
+    m: &mut Mpi,
+    send: Side<'_, A>,
+    sdts: Option<&[A::Datatype]>,
+    recv: Side<'_, A>,
+    rdts: Option<&[A::Datatype]>,
+    comm: A::Comm,
+    req: Option<*mut A::Request>,
+) -> MpiResult<()> {
+    req_ok::<A>(req)?;
+    let mut b = Build::new::<A>(m, comm)?;
+    let (me, n) = (b.me, b.n);
+    let in_place = send.buf as usize == A::IN_PLACE;
+    let bytes = rdts.is_some();
+    let addr = |buf: *const c_void, t: &Datatype, d: isize| {
+        if bytes {
+            (buf as *mut u8).wrapping_offset(d) as *mut c_void
+        } else {
+            at(buf, t, d)
+        }
+    };
+    let mut rblocks = Vec::with_capacity(n as usize);
+    let mut sblocks = Vec::with_capacity(n as usize);
+    for r in 0..n {
+        let rt = datatype::<A>(m, rdts.map_or(recv.dt, |d| d[r as usize]))?;
+        let (k, d) = recv.blocks.get(r)?;
+        let dst = addr(recv.buf, rt, d);
+        if in_place {
+            // Send what the receive buffer holds now, from a copy: the block is overwritten.
+            check_buf(rt, dst, k)?;
+            let mut v = Vec::new();
+            // SAFETY: the receive buffer holds `k` elements of `rt` here.
+            unsafe { rt.pack(k, dst as *const u8, &mut v) };
+            sblocks.push(b.s().tmp_from(v));
+        }
+        rblocks.push(b.dst(rt, dst, k, false)?);
+    }
+    if !in_place {
+        for r in 0..n {
+            let st = datatype::<A>(m, sdts.map_or(send.dt, |d| d[r as usize]))?;
+            let (k, d) = send.blocks.get(r)?;
+            sblocks.push(b.src(st, addr(send.buf, st, d), k)?);
+        }
+    }
+    same_len(sblocks[me as usize], rblocks[me as usize])?;
+    alg::alltoall(b.s(), &sblocks, &rblocks, me, n);
+    let c = b.finish();
+    start::<A>(m, c, req)
+}
+
+/// Blocks of `k` elements each.
+fn same(k: c_int) -> impl FnOnce(u32) -> MpiResult<Blocks<'static>> {
+    move |_| Ok(Blocks::Same(count(k)?))
+}
+
+/// Blocks by the program's counts and displacements.
+fn varying(
+    counts: *const c_int,
+    displs: *const c_int,
+) -> impl FnOnce(u32) -> MpiResult<Blocks<'static>> {
+    move |n| Blocks::v(counts, displs, n)
+}
+
+/// MPI_Gather.
+#[allow(clippy::too_many_arguments)]
+pub fn gather<A: Abi>(
+    sbuf: *const c_void,
+    sk: c_int,
+    sdt: A::Datatype,
+    rbuf: *mut c_void,
+    rk: c_int,
+    rdt: A::Datatype,
     root: c_int,
     comm: A::Comm,
 ) -> c_int {
-    run::<A>("MPI_Reduce", Some(comm), |m| {
-        let c = m.comm(A::comm_id(comm))?;
-        let root = root_of(root, c.id.size())?;
-        let n = count(n)?;
-        let p = plan::<A>(m, n, dt, op)?;
-        let comm = m.world.attach(&c.id);
-        let me = comm.rank();
-        let in_place = sbuf as usize == A::IN_PLACE;
-        if in_place && me != root {
-            return err(
-                Class::Buffer,
-                "MPI_IN_PLACE as the send buffer of a rank other than the root",
-            );
-        }
-        let data = p.gather(if in_place {
-            rbuf as *const c_void
-        } else {
-            sbuf
-        });
-        let mut result = if me == root {
-            vec![0u8; data.len()]
-        } else {
-            Vec::new()
-        };
-        comm.reduce_bytes(&data, &mut result, root, &mut |i, io| {
-            p.combine::<A>(dt, i, io)
-        })?;
-        if me == root {
-            p.scatter(&result, rbuf);
-        }
-        Ok(())
+    run::<A>("MPI_Gather", Some(comm), |m| {
+        gather_on::<A>(
+            m,
+            sbuf,
+            sk,
+            sdt,
+            rbuf,
+            same(rk),
+            rdt,
+            Some(root),
+            comm,
+            None,
+        )
     })
 }
 
-/// MPI_Allreduce.
-pub fn allreduce<A: Abi>(
+/// MPI_Igather.
+#[allow(clippy::too_many_arguments)]
+pub fn igather<A: Abi>(
     sbuf: *const c_void,
+    sk: c_int,
+    sdt: A::Datatype,
     rbuf: *mut c_void,
-    n: c_int,
-    dt: A::Datatype,
-    op: A::Op,
+    rk: c_int,
+    rdt: A::Datatype,
+    root: c_int,
+    comm: A::Comm,
+    req: *mut A::Request,
+) -> c_int {
+    run::<A>("MPI_Igather", Some(comm), |m| {
+        gather_on::<A>(
+            m,
+            sbuf,
+            sk,
+            sdt,
+            rbuf,
+            same(rk),
+            rdt,
+            Some(root),
+            comm,
+            Some(req),
+        )
+    })
+}
+
+/// MPI_Gatherv.
+#[allow(clippy::too_many_arguments)]
+pub fn gatherv<A: Abi>(
+    sbuf: *const c_void,
+    sk: c_int,
+    sdt: A::Datatype,
+    rbuf: *mut c_void,
+    rcounts: *const c_int,
+    displs: *const c_int,
+    rdt: A::Datatype,
+    root: c_int,
     comm: A::Comm,
 ) -> c_int {
-    run::<A>("MPI_Allreduce", Some(comm), |m| {
-        let c = m.comm(A::comm_id(comm))?;
-        let n = count(n)?;
-        let p = plan::<A>(m, n, dt, op)?;
-        let comm = m.world.attach(&c.id);
-        let in_place = sbuf as usize == A::IN_PLACE;
-        let data = p.gather(if in_place {
-            rbuf as *const c_void
-        } else {
-            sbuf
-        });
-        let mut result = vec![0u8; data.len()];
-        comm.allreduce_bytes(&data, &mut result, &mut |i, io| p.combine::<A>(dt, i, io))?;
-        p.scatter(&result, rbuf);
-        Ok(())
+    run::<A>("MPI_Gatherv", Some(comm), |m| {
+        let bl = varying(rcounts, displs);
+        gather_on::<A>(m, sbuf, sk, sdt, rbuf, bl, rdt, Some(root), comm, None)
     })
 }
 
-/// MPI_Reduce_local: `inout = in ∘ inout`.
-pub fn reduce_local<A: Abi>(
-    inbuf: *const c_void,
-    inout: *mut c_void,
-    n: c_int,
-    dt: A::Datatype,
-    op: A::Op,
+/// MPI_Igatherv.
+#[allow(clippy::too_many_arguments)]
+pub fn igatherv<A: Abi>(
+    sbuf: *const c_void,
+    sk: c_int,
+    sdt: A::Datatype,
+    rbuf: *mut c_void,
+    rcounts: *const c_int,
+    displs: *const c_int,
+    rdt: A::Datatype,
+    root: c_int,
+    comm: A::Comm,
+    req: *mut A::Request,
 ) -> c_int {
-    run::<A>("MPI_Reduce_local", None, |m| {
-        let n = count(n)?;
-        let p = plan::<A>(m, n, dt, op)?;
-        let a = p.gather(inbuf);
-        let mut b = p.gather(inout);
-        p.combine::<A>(dt, &a, &mut b)?;
-        p.scatter(&b, inout);
-        Ok(())
+    run::<A>("MPI_Igatherv", Some(comm), |m| {
+        let bl = varying(rcounts, displs);
+        gather_on::<A>(m, sbuf, sk, sdt, rbuf, bl, rdt, Some(root), comm, Some(req))
     })
 }
 
-/// MPI_Op_create.
-pub fn op_create<A: Abi>(f: usize, commute: c_int, op: *mut A::Op) -> c_int {
-    run::<A>("MPI_Op_create", None, |m| {
-        if f == 0 {
-            return err(Class::Arg, "NULL user function");
-        }
-        let slot = out(op, "operation")?;
-        let id = m
-            .ops
-            .insert(OpObj::User {
-                f,
-                commute: commute != 0,
-            })
-            .ok_or_else(|| MpiError::new(Class::Intern, "too many operations"))?;
-        *slot = A::op(id);
-        Ok(())
+/// MPI_Allgather.
+#[allow(clippy::too_many_arguments)]
+pub fn allgather<A: Abi>(
+    sbuf: *const c_void,
+    sk: c_int,
+    sdt: A::Datatype,
+    rbuf: *mut c_void,
+    rk: c_int,
+    rdt: A::Datatype,
+    comm: A::Comm,
+) -> c_int {
+    run::<A>("MPI_Allgather", Some(comm), |m| {
+        gather_on::<A>(m, sbuf, sk, sdt, rbuf, same(rk), rdt, None, comm, None)
     })
 }
 
-/// MPI_Op_free.
-pub fn op_free<A: Abi>(op: *mut A::Op) -> c_int {
-    run::<A>("MPI_Op_free", None, |m| {
-        let slot = out(op, "operation")?;
-        let id = need(A::op_id(*slot), Class::Op, "operation")?;
-        if m.ops.is_predefined(id) {
-            return err(Class::Op, "predefined operations cannot be freed");
-        }
-        m.ops
-            .remove(id)
-            .ok_or_else(|| MpiError::new(Class::Op, "invalid operation (already freed?)"))?;
-        *slot = A::OP_NULL;
-        Ok(())
+/// MPI_Iallgather.
+#[allow(clippy::too_many_arguments)]
+pub fn iallgather<A: Abi>(
+    sbuf: *const c_void,
+    sk: c_int,
+    sdt: A::Datatype,
+    rbuf: *mut c_void,
+    rk: c_int,
+    rdt: A::Datatype,
+    comm: A::Comm,
+    req: *mut A::Request,
+) -> c_int {
+    run::<A>("MPI_Iallgather", Some(comm), |m| {
+        gather_on::<A>(m, sbuf, sk, sdt, rbuf, same(rk), rdt, None, comm, Some(req))
     })
 }
 
-/// MPI_Op_commutative.
-pub fn op_commutative<A: Abi>(op: A::Op, commute: *mut c_int) -> c_int {
-    run::<A>("MPI_Op_commutative", None, |m| {
-        let o = A::op_id(op)
-            .and_then(|o| m.ops.get(o))
-            .ok_or_else(|| MpiError::new(Class::Op, "invalid operation"))?;
-        let c = match o {
-            OpObj::Predef(_) => true,
-            OpObj::User { commute, .. } => *commute,
-        };
-        put(commute, c_int::from(c), "commute")
+/// MPI_Allgatherv.
+#[allow(clippy::too_many_arguments)]
+pub fn allgatherv<A: Abi>(
+    sbuf: *const c_void,
+    sk: c_int,
+    sdt: A::Datatype,
+    rbuf: *mut c_void,
+    rcounts: *const c_int,
+    displs: *const c_int,
+    rdt: A::Datatype,
+    comm: A::Comm,
+) -> c_int {
+    run::<A>("MPI_Allgatherv", Some(comm), |m| {
+        let bl = varying(rcounts, displs);
+        gather_on::<A>(m, sbuf, sk, sdt, rbuf, bl, rdt, None, comm, None)
     })
 }
 
-/// The predefined operations in [`Predefined::ALL`] order, for the faces' tables.
-pub const PREDEFINED: [Predefined; 14] = Predefined::ALL;
+/// MPI_Iallgatherv.
+#[allow(clippy::too_many_arguments)]
+pub fn iallgatherv<A: Abi>(
+    sbuf: *const c_void,
+    sk: c_int,
+    sdt: A::Datatype,
+    rbuf: *mut c_void,
+    rcounts: *const c_int,
+    displs: *const c_int,
+    rdt: A::Datatype,
+    comm: A::Comm,
+    req: *mut A::Request,
+) -> c_int {
+    run::<A>("MPI_Iallgatherv", Some(comm), |m| {
+        let bl = varying(rcounts, displs);
+        gather_on::<A>(m, sbuf, sk, sdt, rbuf, bl, rdt, None, comm, Some(req))
+    })
+}
+
+/// MPI_Scatter.
+#[allow(clippy::too_many_arguments)]
+pub fn scatter<A: Abi>(
+    sbuf: *const c_void,
+    sk: c_int,
+    sdt: A::Datatype,
+    rbuf: *mut c_void,
+    rk: c_int,
+    rdt: A::Datatype,
+    root: c_int,
+    comm: A::Comm,
+) -> c_int {
+    run::<A>("MPI_Scatter", Some(comm), |m| {
+        scatter_on::<A>(m, sbuf, same(sk), sdt, rbuf, rk, rdt, root, comm, None)
+    })
+}
+
+/// MPI_Iscatter.
+#[allow(clippy::too_many_arguments)]
+pub fn iscatter<A: Abi>(
+    sbuf: *const c_void,
+    sk: c_int,
+    sdt: A::Datatype,
+    rbuf: *mut c_void,
+    rk: c_int,
+    rdt: A::Datatype,
+    root: c_int,
+    comm: A::Comm,
+    req: *mut A::Request,
+) -> c_int {
+    run::<A>("MPI_Iscatter", Some(comm), |m| {
+        scatter_on::<A>(m, sbuf, same(sk), sdt, rbuf, rk, rdt, root, comm, Some(req))
+    })
+}
+
+/// MPI_Scatterv.
+#[allow(clippy::too_many_arguments)]
+pub fn scatterv<A: Abi>(
+    sbuf: *const c_void,
+    scounts: *const c_int,
+    displs: *const c_int,
+    sdt: A::Datatype,
+    rbuf: *mut c_void,
+    rk: c_int,
+    rdt: A::Datatype,
+    root: c_int,
+    comm: A::Comm,
+) -> c_int {
+    run::<A>("MPI_Scatterv", Some(comm), |m| {
+        let bl = varying(scounts, displs);
+        scatter_on::<A>(m, sbuf, bl, sdt, rbuf, rk, rdt, root, comm, None)
+    })
+}
+
+/// MPI_Iscatterv.
+#[allow(clippy::too_many_arguments)]
+pub fn iscatterv<A: Abi>(
+    sbuf: *const c_void,
+    scounts: *const c_int,
+    displs: *const c_int,
+    sdt: A::Datatype,
+    rbuf: *mut c_void,
+    rk: c_int,
+    rdt: A::Datatype,
+    root: c_int,
+    comm: A::Comm,
+    req: *mut A::Request,
+) -> c_int {
+    run::<A>("MPI_Iscatterv", Some(comm), |m| {
+        let bl = varying(scounts, displs);
+        scatter_on::<A>(m, sbuf, bl, sdt, rbuf, rk, rdt, root, comm, Some(req))
+    })
+}
+
+/// MPI_Alltoall.
+#[allow(clippy::too_many_arguments)]
+pub fn alltoall<A: Abi>(
+    sbuf: *const c_void,
+    sk: c_int,
+    sdt: A::Datatype,
+    rbuf: *mut c_void,
+    rk: c_int,
+    rdt: A::Datatype,
+    comm: A::Comm,
+) -> c_int {
+    run::<A>("MPI_Alltoall", Some(comm), |m| {
+        alltoall_same::<A>(m, sbuf, sk, sdt, rbuf, rk, rdt, comm, None)
+    })
+}
+
+/// MPI_Ialltoall.
+#[allow(clippy::too_many_arguments)]
+pub fn ialltoall<A: Abi>(
+    sbuf: *const c_void,
+    sk: c_int,
+    sdt: A::Datatype,
+    rbuf: *mut c_void,
+    rk: c_int,
+    rdt: A::Datatype,
+    comm: A::Comm,
+    req: *mut A::Request,
+) -> c_int {
+    run::<A>("MPI_Ialltoall", Some(comm), |m| {
+        alltoall_same::<A>(m, sbuf, sk, sdt, rbuf, rk, rdt, comm, Some(req))
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn alltoall_same<A: Abi>(
+    m: &mut Mpi,
+    sbuf: *const c_void,
+    sk: c_int,
+    sdt: A::Datatype,
+    rbuf: *mut c_void,
+    rk: c_int,
+    rdt: A::Datatype,
+    comm: A::Comm,
+    req: Option<*mut A::Request>,
+) -> MpiResult<()> {
+    let send = Side::<A> {
+        buf: sbuf,
+        blocks: Blocks::Same(if sbuf as usize == A::IN_PLACE {
+            0
+        } else {
+            count(sk)?
+        }),
+        dt: sdt,
+    };
+    let recv = Side::<A> {
+        buf: rbuf,
+        blocks: Blocks::Same(count(rk)?),
+        dt: rdt,
+    };
+    alltoall_on::<A>(m, send, None, recv, None, comm, req)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn alltoallv_on<A: Abi>(
+    m: &mut Mpi,
+    sbuf: *const c_void,
+    scounts: *const c_int,
+    sdispls: *const c_int,
+    sdt: A::Datatype,
+    rbuf: *mut c_void,
+    rcounts: *const c_int,
+    rdispls: *const c_int,
+    rdt: A::Datatype,
+    comm: A::Comm,
+    req: Option<*mut A::Request>,
+) -> MpiResult<()> {
+    let n = m.comm(A::comm_id(comm))?.id.size();
+    let in_place = sbuf as usize == A::IN_PLACE;
+    let send = Side::<A> {
+        buf: sbuf,
+        blocks: if in_place {
+            Blocks::Same(0)
+        } else {
+            Blocks::v(scounts, sdispls, n)?
+        },
+        dt: sdt,
+    };
+    let recv = Side::<A> {
+        buf: rbuf,
+        blocks: Blocks::v(rcounts, rdispls, n)?,
+        dt: rdt,
+    };
+    alltoall_on::<A>(m, send, None, recv, None, comm, req)
+}
+
+/// MPI_Alltoallv.
+#[allow(clippy::too_many_arguments)]
+pub fn alltoallv<A: Abi>(
+    sbuf: *const c_void,
+    scounts: *const c_int,
+    sdispls: *const c_int,
+    sdt: A::Datatype,
+    rbuf: *mut c_void,
+    rcounts: *const c_int,
+    rdispls: *const c_int,
+    rdt: A::Datatype,
+    comm: A::Comm,
+) -> c_int {
+    run::<A>("MPI_Alltoallv", Some(comm), |m| {
+        alltoallv_on::<A>(
+            m, sbuf, scounts, sdispls, sdt, rbuf, rcounts, rdispls, rdt, comm, None,
+        )
+    })
+}
+
+/// MPI_Ialltoallv.
+#[allow(clippy::too_many_arguments)]
+pub fn ialltoallv<A: Abi>(
+    sbuf: *const c_void,
+    scounts: *const c_int,
+    sdispls: *const c_int,
+    sdt: A::Datatype,
+    rbuf: *mut c_void,
+    rcounts: *const c_int,
+    rdispls: *const c_int,
+    rdt: A::Datatype,
+    comm: A::Comm,
+    req: *mut A::Request,
+) -> c_int {
+    run::<A>("MPI_Ialltoallv", Some(comm), |m| {
+        alltoallv_on::<A>(
+            m,
+            sbuf,
+            scounts,
+            sdispls,
+            sdt,
+            rbuf,
+            rcounts,
+            rdispls,
+            rdt,
+            comm,
+            Some(req),
+        )
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn alltoallw_on<A: Abi>(
+    m: &mut Mpi,
+    sbuf: *const c_void,
+    scounts: *const c_int,
+    sdispls: *const c_int,
+    sdts: *const A::Datatype,
+    rbuf: *mut c_void,
+    rcounts: *const c_int,
+    rdispls: *const c_int,
+    rdts: *const A::Datatype,
+    comm: A::Comm,
+    req: Option<*mut A::Request>,
+) -> MpiResult<()> {
+    let n = m.comm(A::comm_id(comm))?.id.size();
+    let in_place = sbuf as usize == A::IN_PLACE;
+    let rdts = slice(rdts, n as usize, "receive datatypes")?;
+    let (send, sdts) = if in_place {
+        (Blocks::Same(0), rdts)
+    } else {
+        (
+            Blocks::v(scounts, sdispls, n)?,
+            slice(sdts, n as usize, "send datatypes")?,
+        )
+    };
+    let send = Side::<A> {
+        buf: sbuf,
+        blocks: send,
+        dt: rdts.first().copied().unwrap_or(A::DATATYPE_NULL),
+    };
+    let recv = Side::<A> {
+        buf: rbuf,
+        blocks: Blocks::v(rcounts, rdispls, n)?,
+        dt: rdts.first().copied().unwrap_or(A::DATATYPE_NULL),
+    };
+    alltoall_on::<A>(m, send, Some(sdts), recv, Some(rdts), comm, req)
+}
+
+/// MPI_Alltoallw.
+#[allow(clippy::too_many_arguments)]
+pub fn alltoallw<A: Abi>(
+    sbuf: *const c_void,
+    scounts: *const c_int,
+    sdispls: *const c_int,
+    sdts: *const A::Datatype,
+    rbuf: *mut c_void,
+    rcounts: *const c_int,
+    rdispls: *const c_int,
+    rdts: *const A::Datatype,
+    comm: A::Comm,
+) -> c_int {
+    run::<A>("MPI_Alltoallw", Some(comm), |m| {
+        alltoallw_on::<A>(
+            m, sbuf, scounts, sdispls, sdts, rbuf, rcounts, rdispls, rdts, comm, None,
+        )
+    })
+}
+
+/// MPI_Ialltoallw.
+#[allow(clippy::too_many_arguments)]
+pub fn ialltoallw<A: Abi>(
+    sbuf: *const c_void,
+    scounts: *const c_int,
+    sdispls: *const c_int,
+    sdts: *const A::Datatype,
+    rbuf: *mut c_void,
+    rcounts: *const c_int,
+    rdispls: *const c_int,
+    rdts: *const A::Datatype,
+    comm: A::Comm,
+    req: *mut A::Request,
+) -> c_int {
+    run::<A>("MPI_Ialltoallw", Some(comm), |m| {
+        alltoallw_on::<A>(
+            m,
+            sbuf,
+            scounts,
+            sdispls,
+            sdts,
+            rbuf,
+            rcounts,
+            rdispls,
+            rdts,
+            comm,
+            Some(req),
+        )
+    })
+}

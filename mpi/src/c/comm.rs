@@ -32,6 +32,7 @@ pub(crate) fn store_comm<A: Abi>(
             errh,
             cart: None,
             attrs: BTreeMap::new(),
+            colls: Default::default(),
         })
         .ok_or_else(|| MpiError::new(Class::Intern, "too many communicators (65536)"))?;
     *slot = A::comm(id);

@@ -15,6 +15,7 @@ pub mod env;
 pub mod errors;
 pub mod group;
 pub mod p2p;
+pub mod reduction;
 pub mod req;
 pub mod topo;
 
@@ -52,7 +53,7 @@ pub trait Abi: 'static {
     /// MPI_Group.
     type Group: Copy + PartialEq;
     /// MPI_Datatype.
-    type Datatype: Copy + PartialEq;
+    type Datatype: Copy + PartialEq + 'static;
     /// MPI_Request.
     type Request: Copy + PartialEq;
     /// MPI_Op.

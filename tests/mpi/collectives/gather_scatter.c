@@ -102,7 +102,7 @@ int main(int argc, char **argv) {
     MPI_Comm_split(MPI_COMM_WORLD, rank % 2, size - rank, &half);
     check_comm(half, "split", rank);
     MPI_Comm_free(&half);
-    if (rank == 0) printf("gather_scatter done\n");
+    if (rank == 0) printf("gather_scatter: ok\n");
     MPI_Finalize();
     return 0;
 }

@@ -39,7 +39,7 @@ int main(int argc, char **argv) {
         }
     }
     MPI_Comm_free(&dup);
-    if (rank == 0) printf("interleave done\n");
+    if (rank == 0) printf("interleave: ok\n");
     MPI_Finalize();
     return 0;
 }

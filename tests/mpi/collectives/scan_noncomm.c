@@ -115,7 +115,7 @@ int main(int argc, char **argv) {
     free(send);
     free(recv);
     free(want);
-    if (rank == 0) printf("scan_noncomm done\n");
+    if (rank == 0) printf("scan_noncomm: ok\n");
     MPI_Finalize();
     return 0;
 }

@@ -1,0 +1,216 @@
+//! The algorithms, each written once as a [`Schedule`] over communicator ranks `me` of `n`:
+//! the blocking calls run the schedule at once, the non-blocking ones let tests advance it.
+//!
+//! These move data with point-to-point messages on the communicator's collective context. They
+//! are chosen to be correct for every input first (reductions combine in rank order, so
+//! non-commutative operations are right), with as few rounds as that allows.
+
+use super::schedule::{Region, Schedule};
+
+/// Dissemination barrier: in round k, tell rank `me + 2^k` and hear from `me − 2^k`.
+pub fn barrier(s: &mut Schedule<'_>, me: u32, n: u32) {
+    let mut step = 1;
+    while step < n {
+        s.send(Region::EMPTY, (me + step) % n);
+        s.recv(Region::EMPTY, (me + n - step) % n);
+        s.fence();
+        step <<= 1;
+    }
+}
+
+/// Binomial-tree broadcast of `buf` from `root`.
+pub fn bcast(s: &mut Schedule<'_>, buf: Region, root: u32, me: u32, n: u32) {
+    let rel = (me + n - root) % n;
+    let mut mask = 1;
+    while mask < n {
+        if rel & mask != 0 {
+            s.recv(buf, (rel - mask + root) % n);
+            s.fence();
+            break;
+        }
+        mask <<= 1;
+    }
+    mask >>= 1;
+    while mask > 0 {
+        if rel + mask < n {
+            s.send(buf, (rel + mask + root) % n);
+        }
+        mask >>= 1;
+    }
+    s.fence();
+}
+
+/// Reduction of every rank's `data` into `out` at `root` (`out` is the root's only and has
+/// `data`'s length), combining in rank order: `out = d0 ∘ d1 ∘ … ∘ dn−1`.
+pub fn reduce(s: &mut Schedule<'_>, data: Region, out: Region, root: u32, me: u32, n: u32) {
+    if me != root {
+        s.send(data, root);
+        s.fence();
+        return;
+    }
+    let parts: Vec<Region> = (0..n)
+        .map(|r| {
+            if r == root {
+                data
+            } else {
+                let t = s.tmp(data.len());
+                s.recv(t, r);
+                t
+            }
+        })
+        .collect();
+    s.fence();
+    // From the last rank down: acc = d_r ∘ acc.
+    s.copy(parts[n as usize - 1], out);
+    for r in (0..n as usize - 1).rev() {
+        s.combine(parts[r], out);
+    }
+}
+
+/// Reduction into every rank's `out`: a reduction to rank 0, then its broadcast.
+pub fn allreduce(s: &mut Schedule<'_>, data: Region, out: Region, me: u32, n: u32) {
+    reduce(s, data, out, 0, me, n);
+    s.fence();
+    bcast(s, out, 0, me, n);
+}
+
+/// Gathers each rank's `mine` into `blocks[r]` at `root` (`blocks` is the root's only; `mine`
+/// `None` at the root means its block is in place already).
+pub fn gather(
+    s: &mut Schedule<'_>,
+    mine: Option<Region>,
+    blocks: &[Region],
+    root: u32,
+    me: u32,
+    n: u32,
+) {
+    if me != root {
+        if let Some(m) = mine {
+            s.send(m, root);
+        }
+        s.fence();
+        return;
+    }
+    if let Some(m) = mine {
+        s.copy(m, blocks[me as usize]);
+    }
+    for i in 1..n {
+        let r = (me + i) % n;
+        s.recv(blocks[r as usize], r);
+    }
+    s.fence();
+}
+
+/// Scatters the root's `blocks[r]` into each rank's `mine` (`None` at the root: in place).
+pub fn scatter(
+    s: &mut Schedule<'_>,
+    blocks: &[Region],
+    mine: Option<Region>,
+    root: u32,
+    me: u32,
+    n: u32,
+) {
+    if me != root {
+        if let Some(m) = mine {
+            s.recv(m, root);
+        }
+        s.fence();
+        return;
+    }
+    for i in 1..n {
+        let r = (me + i) % n;
+        s.send(blocks[r as usize], r);
+    }
+    if let Some(m) = mine {
+        s.copy(blocks[me as usize], m);
+    }
+    s.fence();
+}
+
+/// Every rank's `blocks[me]` into every rank's `blocks[me]` (`mine`, if given, is copied into
+/// `blocks[me]` first): each rank sends its block to every other, starting with its successor.
+pub fn allgather(s: &mut Schedule<'_>, mine: Option<Region>, blocks: &[Region], me: u32, n: u32) {
+    if let Some(m) = mine {
+        s.copy(m, blocks[me as usize]);
+    }
+    for i in 1..n {
+        s.recv(blocks[((me + n - i) % n) as usize], (me + n - i) % n);
+    }
+    for i in 1..n {
+        s.send(blocks[me as usize], (me + i) % n);
+    }
+    s.fence();
+}
+
+/// `send[r]` of every rank into `recv[me]` of rank `r`.
+pub fn alltoall(s: &mut Schedule<'_>, send: &[Region], recv: &[Region], me: u32, n: u32) {
+    s.copy(send[me as usize], recv[me as usize]);
+    for i in 1..n {
+        let from = (me + n - i) % n;
+        s.recv(recv[from as usize], from);
+    }
+    for i in 1..n {
+        let to = (me + i) % n;
+        s.send(send[to as usize], to);
+    }
+    s.fence();
+}
+
+/// Inclusive prefix reduction: `out = d0 ∘ … ∘ d_me`, passed along the ranks in order.
+pub fn scan(s: &mut Schedule<'_>, data: Region, out: Region, me: u32, n: u32) {
+    s.copy(data, out);
+    if me > 0 {
+        let t = s.tmp(data.len());
+        s.recv(t, me - 1);
+        s.fence();
+        s.combine(t, out);
+    }
+    if me + 1 < n {
+        s.send(out, me + 1);
+    }
+    s.fence();
+}
+
+/// Exclusive prefix reduction: `out = d0 ∘ … ∘ d_(me−1)` (rank 0's `out` is left as it is).
+pub fn exscan(s: &mut Schedule<'_>, data: Region, out: Region, me: u32, n: u32) {
+    if me == 0 {
+        if n > 1 {
+            s.send(data, 1);
+        }
+        s.fence();
+        return;
+    }
+    s.recv(out, me - 1);
+    s.fence();
+    if me + 1 < n {
+        // Pass on out ∘ d_me, leaving `out` as the result.
+        let t = s.tmp(data.len());
+        s.copy(data, t);
+        s.combine(out, t);
+        s.send(t, me + 1);
+    }
+    s.fence();
+}
+
+/// Reduction of every rank's `data` whose result's part `parts[r]` (offset and length in a
+/// buffer of `data`'s length) lands in rank `r`'s `mine`: a reduction to rank 0 and a scatter
+/// from it.
+pub fn reduce_scatter(
+    s: &mut Schedule<'_>,
+    data: Region,
+    parts: &[(usize, usize)],
+    mine: Region,
+    me: u32,
+    n: u32,
+) {
+    let total = if me == 0 { data.len() } else { 0 };
+    let out = s.tmp(total);
+    reduce(s, data, out, 0, me, n);
+    s.fence();
+    let blocks: Vec<Region> = if me == 0 {
+        parts.iter().map(|&(off, len)| out.part(off, len)).collect()
+    } else {
+        Vec::new()
+    };
+    scatter(s, &blocks, Some(mine), 0, me, n);
+}
