@@ -138,17 +138,34 @@ impl Plan {
         }
     }
 
-    /// Writes travelled data back to the program's buffer at `buf`.
+    /// Writes travelled data back to the program's buffer at `buf`: only the bytes of the
+    /// type map (the gaps of a derived type's image are the program's, left as they are).
     pub fn scatter(&self, data: &[u8], buf: *mut c_void) {
         match self.layout {
             Layout::Image { lb, span } => {
                 if span == 0 {
                     return;
                 }
-                // SAFETY: as in `gather`, for the receive buffer; data has `span` bytes.
+                if self.t.contiguous_run(self.n).is_some() {
+                    // SAFETY: as in `gather`, for the receive buffer; data has `span` bytes.
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(
+                            data.as_ptr(),
+                            (buf as *mut u8).offset(lb),
+                            span,
+                        )
+                    };
+                    return;
+                }
+                let mut packed = Vec::with_capacity(self.t.size().saturating_mul(self.n));
+                // SAFETY: `data` is the image of `n` elements whose element 0 lies `lb` bytes
+                // before its start, so every type-map byte read lies inside it; the program's
+                // buffer holds `n` elements of this type.
                 unsafe {
-                    std::ptr::copy_nonoverlapping(data.as_ptr(), (buf as *mut u8).offset(lb), span)
-                };
+                    self.t
+                        .pack(self.n, data.as_ptr().wrapping_offset(-lb), &mut packed);
+                    self.t.unpack(self.n, &packed, buf as *mut u8);
+                }
             }
             Layout::Packed => {
                 // SAFETY: the program's buffer holds `n` elements of this type.
