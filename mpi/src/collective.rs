@@ -21,6 +21,9 @@ pub struct Coll {
     comm: CommId,
     /// Run in order once every step completed, each with its region's bytes.
     finish: Vec<(Region, Finish)>,
+    /// The error it ended with while advanced on the way to another request's completion,
+    /// reported when the program completes this one.
+    failed: RefCell<Option<MpiError>>,
 }
 
 impl Coll {
@@ -30,6 +33,7 @@ impl Coll {
             sched: RefCell::new(sched),
             comm,
             finish: Vec::new(),
+            failed: RefCell::new(None),
         }
     }
 
@@ -43,14 +47,28 @@ impl Coll {
         self.finish.push((r, f));
     }
 
-    /// Advances it without blocking: true once it has completed.
+    /// Advances it without blocking: true once completing it would not block (it has completed,
+    /// or failed: [`Coll::finish`] then reports the error).
     pub fn ready(&self, world: &World) -> MpiResult<bool> {
+        if self.failed.borrow().is_some() {
+            return Ok(true);
+        }
         let c = world.attach(&self.comm);
-        Ok(self.sched.borrow_mut().test(&c)?)
+        let r = self.sched.borrow_mut().test(&c);
+        match r {
+            Ok(done) => Ok(done),
+            Err(e) => {
+                *self.failed.borrow_mut() = Some(e.into());
+                Ok(true)
+            }
+        }
     }
 
     /// Completes it (blocking), writing its results into the program's buffers.
     pub fn finish(self, world: &World) -> MpiResult<()> {
+        if let Some(e) = self.failed.into_inner() {
+            return Err(e);
+        }
         let c = world.attach(&self.comm);
         let mut s = self.sched.into_inner();
         s.wait(&c).map_err(MpiError::from)?;

@@ -110,6 +110,11 @@ impl<T> Table<T> {
         id.slot() < self.predefined && id.generation() == 0
     }
 
+    /// Every live object.
+    pub fn values(&self) -> impl Iterator<Item = &T> {
+        self.slots.iter().filter_map(|(_, v)| v.as_ref())
+    }
+
     /// Objects alive that are not predefined.
     pub fn live(&self) -> usize {
         self.slots.len() - self.predefined - self.free.len()

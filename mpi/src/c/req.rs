@@ -3,6 +3,7 @@
 
 use super::p2p::start_persistent;
 use super::{count, out, put, run, slice, slice_mut, status_out, statuses_out, Abi};
+use crate::collective::Coll;
 use crate::error::{err, Class, MpiError, MpiResult};
 use crate::request::{Flight, Status};
 use crate::state::Mpi;
@@ -66,8 +67,36 @@ fn complete<A: Abi>(m: &mut Mpi, h: &mut A::Request) -> Result<Outcome, MpiError
     };
     Ok(match f {
         None => Ok(Status::EMPTY),
+        Some(Flight::Coll(c)) => {
+            progress_while(m, &c);
+            Flight::Coll(c).finish(&m.world)
+        }
         Some(f) => f.finish(&m.world),
     })
+}
+
+/// Waits until collective `c` can complete, advancing every other collective in flight
+/// meanwhile: a peer may need this rank's next step of another collective before it can take
+/// the step of `c` this rank waits for (MPI's progress rule). Each turn either moves some
+/// schedule on or finds a dead peer, so the wait ends.
+fn progress_while(m: &Mpi, c: &Coll) {
+    loop {
+        match c.ready(&m.world) {
+            Ok(false) => {}
+            Ok(true) | Err(_) => return,
+        }
+        for r in m.requests.values() {
+            if let Some(Flight::Coll(o)) = &r.flight {
+                let _ = o.ready(&m.world);
+            }
+        }
+        for f in &m.orphans {
+            if let Flight::Coll(o) = f {
+                let _ = o.ready(&m.world);
+            }
+        }
+        std::thread::yield_now();
+    }
 }
 
 /// The result of one completion for a single-request call.

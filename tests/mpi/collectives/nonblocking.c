@@ -134,6 +134,25 @@ int main(int argc, char **argv) {
     CHECK(y == size * (size - 1) / 2 && z == size - 1);
     if (rank == 0) printf("mixed with blocking ok\n");
 
+    /* Ranks complete two collectives in opposite orders: waiting for one must advance the other
+     * (MPI's progress rule), or the multi-round algorithms would wait on each other forever. */
+    for (int round = 0; round < 3; round++) {
+        MPI_Request a[2];
+        int u = rank + round, s = -1, t = -1;
+        OK(MPI_Ibarrier(MPI_COMM_WORLD, &a[0]));
+        OK(MPI_Iallreduce(&u, &s, 1, MPI_INT, MPI_SUM, dup, &a[1]));
+        int first = rank % 2;
+        OK(MPI_Wait(&a[first], MPI_STATUS_IGNORE));
+        OK(MPI_Wait(&a[1 - first], MPI_STATUS_IGNORE));
+        OK(MPI_Iallreduce(&u, &t, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD, &a[0]));
+        OK(MPI_Ibcast(&u, 1, MPI_INT, size - 1, dup, &a[1]));
+        OK(MPI_Wait(&a[1 - first], MPI_STATUS_IGNORE));
+        OK(MPI_Wait(&a[first], MPI_STATUS_IGNORE));
+        CHECK(s == size * (size - 1) / 2 + size * round && t == size - 1 + round);
+        CHECK(u == size - 1 + round);
+    }
+    if (rank == 0) printf("opposite completion orders ok\n");
+
     free(gat); free(sca); free(allg); free(a2a_s); free(a2a_r); free(rs_s);
     free(big); free(bigsum); free(counts); free(displs); free(gv);
     OK(MPI_Comm_free(&dup));
