@@ -114,13 +114,14 @@ impl<'f> Schedule<'f> {
     /// An empty schedule whose messages carry `tag` on the communicator's collective context:
     /// collectives in flight at once on one communicator need different tags.
     pub fn new(tag: i32) -> Schedule<'f> {
+        let (steps, flying, tmps) = SPARE.take().unwrap_or_default();
         Schedule {
             tag,
-            tmps: Vec::new(),
-            steps: Vec::new(),
+            tmps,
+            steps,
             combine: None,
             next: 0,
-            flying: Vec::new(),
+            flying,
         }
     }
 
@@ -360,6 +361,16 @@ pub(crate) fn whole_mut(b: &mut [u8]) -> Region {
     }
 }
 
+/// A schedule's lists: steps, operations in flight, scratch buffers.
+type Lists = (Vec<Step>, Vec<Flying>, Vec<Box<[u8]>>);
+
+thread_local! {
+    // The lists of the last schedule dropped, emptied: the next schedule reuses their
+    // allocations (a collective per call otherwise paid for growing both each time).
+    static SPARE: std::cell::Cell<Option<Lists>> =
+        const { std::cell::Cell::new(None) };
+}
+
 impl Drop for Schedule<'_> {
     fn drop(&mut self) {
         if !self.flying.is_empty() {
@@ -368,7 +379,16 @@ impl Drop for Schedule<'_> {
             for t in std::mem::take(&mut self.tmps) {
                 std::mem::forget(t);
             }
+            return;
         }
+        let (mut steps, flying, mut tmps) = (
+            std::mem::take(&mut self.steps),
+            std::mem::take(&mut self.flying),
+            std::mem::take(&mut self.tmps),
+        );
+        steps.clear();
+        tmps.clear();
+        SPARE.set(Some((steps, flying, tmps)));
     }
 }
 
@@ -393,12 +413,14 @@ impl Comm<'_> {
             tag,
             ctx: self.coll_ctx(),
         };
+        // Unbatched: the message is published before the call returns, since peers may wait for
+        // it while this rank computes outside MPI.
         // SAFETY: forwarded from the caller.
         let done = unsafe {
             self.world
                 .engine
                 .borrow_mut()
-                .start_send(id, ptr, len, to, true)?
+                .start_send(id, ptr, len, to, false)?
         };
         Ok((!done).then_some(Pending(Op::Send { id, dest })))
     }

@@ -319,12 +319,35 @@ fn reduce_on<A: Abi>(
         Red::Exscan => me != 0,
         Red::Allreduce | Red::Scan => true,
     };
-    let data = b.s().tmp_from(p.gather(if in_place {
-        rbuf as *const c_void
-    } else {
-        sbuf
-    }));
-    let out = b.s().tmp(if wants { p.bytes() } else { 0 });
+    let empty = p.bytes() == 0;
+    if !empty && ((!in_place && sbuf.is_null()) || (wants && rbuf.is_null())) {
+        return err(Class::Buffer, format!("NULL buffer with count {k}"));
+    }
+    if !empty && !in_place && wants && std::ptr::eq(sbuf, rbuf) {
+        return err(
+            Class::Buffer,
+            "the send and receive buffers are the same (pass MPI_IN_PLACE as the send buffer)",
+        );
+    }
+    let data = match p.direct(sbuf) {
+        // SAFETY: MPI's rule: the program keeps a collective's buffers untouched until it
+        // completes, and they hold `k` elements: this run of bytes.
+        Some((ptr, len)) if !in_place => unsafe { Schedule::user(ptr, len) },
+        _ => {
+            let v = p.gather(if in_place {
+                rbuf as *const c_void
+            } else {
+                sbuf
+            });
+            b.s().tmp_from(v)
+        }
+    };
+    let direct_out = if wants { p.direct(rbuf) } else { None };
+    let out = match direct_out {
+        // SAFETY: as for `data`, for the receive buffer.
+        Some((ptr, len)) => unsafe { Schedule::user(ptr, len) },
+        None => b.s().tmp(if wants { p.bytes() } else { 0 }),
+    };
     b.s().reduce_with(combiner::<A>(&p, dt));
     let s = b.s();
     match kind {
@@ -333,7 +356,7 @@ fn reduce_on<A: Abi>(
         Red::Scan => alg::scan(s, data, out, me, n),
         Red::Exscan => alg::exscan(s, data, out, me, n),
     }
-    if wants {
+    if wants && direct_out.is_none() {
         let rbuf = rbuf as usize;
         b.coll
             .then(out, Box::new(move |d| p.scatter(d, rbuf as *mut c_void)));

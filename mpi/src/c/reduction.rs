@@ -119,6 +119,17 @@ impl Plan {
         }
     }
 
+    /// The program's elements at `buf` as one run of bytes `(start, len)`, when they travel as
+    /// their own memory image without gaps: reductions then read and write them in place.
+    pub fn direct(&self, buf: *const c_void) -> Option<(*mut u8, usize)> {
+        match self.layout {
+            Layout::Image { lb, span } if self.t.contiguous_run(self.n) == Some((lb, span)) => {
+                Some(((buf as *mut u8).wrapping_offset(lb), span))
+            }
+            _ => None,
+        }
+    }
+
     /// The data at `buf` as it travels.
     pub fn gather(&self, buf: *const c_void) -> Vec<u8> {
         match self.layout {
