@@ -657,13 +657,27 @@ impl World {
     }
 
     pub(crate) fn wait_recv(&self, req: Ticket, source: Option<u32>) -> Result<Status> {
+        self.wait_recv_or(req, source, |_| None)
+    }
+
+    /// [`World::wait_recv`] that also gives up with `also`'s error (a collective's wait: a death
+    /// anywhere in its communicator).
+    pub(crate) fn wait_recv_or(
+        &self,
+        req: Ticket,
+        source: Option<u32>,
+        also: impl Fn(&Engine) -> Option<Error>,
+    ) -> Result<Status> {
         let mut e = self.engine.borrow_mut();
         let r = if e.matcher.is_done(req) {
             Ok(())
         } else if let Some(err) = self_deadlock(&e, source, "receive") {
             Err(err)
         } else {
-            e.wait_until(|e| Ok(e.matcher.is_done(req)), |e| source_gone(e, source))
+            e.wait_until(
+                |e| Ok(e.matcher.is_done(req)),
+                |e| source_gone(e, source).or_else(|| also(e)),
+            )
         };
         if let Err(err) = r {
             if !e.matcher.is_done(req) {

@@ -9,7 +9,8 @@
 //! Memory is named by [`Region`]s: either scratch buffers the schedule owns, or the program's
 //! own buffers (unsafe to name: the caller guarantees them until the schedule completes).
 
-use crate::api::{check_len, check_tag, Comm, Op, Pending};
+use crate::api::{check_len, check_tag, Comm, Op, Pending, Status};
+use crate::engine::Engine;
 use crate::engine::To;
 use crate::error::{Error, Result};
 
@@ -260,7 +261,7 @@ impl<'f> Schedule<'f> {
 
     /// Completes one operation in flight (blocking).
     fn land(comm: &Comm<'_>, f: Flying) -> Result<()> {
-        let st = comm.world.complete(f.p)?;
+        let st = comm.wait_among(f.p)?;
         if let (Some((len, from)), Some(st)) = (f.expect, st) {
             if st.bytes != len {
                 return Err(Error::protocol(
@@ -288,7 +289,11 @@ impl<'f> Schedule<'f> {
         loop {
             for f in &self.flying {
                 if !comm.world.ready(f.p)? {
-                    return Ok(false);
+                    let e = comm.world.engine.borrow();
+                    return match comm.member_died(&e) {
+                        Some(err) => Err(err),
+                        None => Ok(false),
+                    };
                 }
             }
             for f in std::mem::take(&mut self.flying) {
@@ -393,6 +398,31 @@ impl Drop for Schedule<'_> {
 }
 
 impl Comm<'_> {
+    /// The first member of this communicator found dead: every member waits on some other
+    /// member's step, so one death anywhere must end every member's wait, not only its peer's.
+    fn member_died(&self, e: &Engine) -> Option<Error> {
+        (0..self.size)
+            .filter_map(|r| self.ranks.to_world(r, self.size).ok())
+            .find(|&w| w != e.rank() && e.died(w))
+            .map(Error::PeerDead)
+    }
+
+    /// Completes `p` (blocking), failing also once any member of the communicator has died.
+    fn wait_among(&self, p: Pending) -> Result<Option<Status>> {
+        match p.0 {
+            Op::Send { id, dest } => {
+                let mut e = self.world.engine.borrow_mut();
+                e.wait_send_or(id, dest, |e| self.member_died(e))?;
+                Ok(None)
+            }
+            Op::Recv { t, source } => self
+                .world
+                .wait_recv_or(t, source, |e| self.member_died(e))
+                .map(Some),
+            _ => self.world.complete(p),
+        }
+    }
+
     /// Starts a send on the collective context; `None` if it completed at once.
     ///
     /// # Safety

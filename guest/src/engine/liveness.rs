@@ -71,6 +71,17 @@ impl Engine {
         }
     }
 
+    /// True if rank `r` died: left the pool without calling Finalize (a rank that finalized and
+    /// then left did its part of everything), whatever it left unread.
+    pub(crate) fn died(&self, r: u32) -> bool {
+        self.link(r).is_some_and(|l| {
+            l.health.dead
+                && !l.health.finished
+                && JobTable::new(self.dev.shm(), &self.layout).rank_state(r)
+                    != Some(RankState::Finalized)
+        })
+    }
+
     /// True if nothing more can be received from rank `r` (see [`Engine::gone`]).
     pub(crate) fn is_dead(&self, r: u32) -> bool {
         self.gone(r).is_some()

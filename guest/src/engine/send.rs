@@ -202,7 +202,21 @@ impl Engine {
     /// timeout) the engine stops referencing the buffer before returning (see
     /// [`Engine::release_send`]), so the caller may free it.
     pub(crate) fn wait_send(&mut self, req: u64, dest: u32) -> Result<()> {
-        let r = self.wait_until(|e| Ok(e.send_done(req, dest)), |e| e.send_gone(dest));
+        self.wait_send_or(req, dest, |_| None)
+    }
+
+    /// [`Engine::wait_send`] that also gives up with `also`'s error (a collective's wait: a death
+    /// anywhere in its communicator).
+    pub(crate) fn wait_send_or(
+        &mut self,
+        req: u64,
+        dest: u32,
+        also: impl Fn(&Engine) -> Option<Error>,
+    ) -> Result<()> {
+        let r = self.wait_until(
+            |e| Ok(e.send_done(req, dest)),
+            |e| e.send_gone(dest).or_else(|| also(e)),
+        );
         if r.is_err() {
             self.release_send(req, dest);
         }
