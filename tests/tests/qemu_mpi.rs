@@ -863,3 +863,83 @@ fn mpicc_built_and_static_mpi_programs_between_two_guests() {
     drop((a, b));
     eprintln!("whole test took {:.1?}", started.elapsed());
 }
+
+/// Collectives across two guests and a host process: tests/mpi/collectives' v-forms program
+/// (vector.c) and its non-blocking one (nonblocking.c), built by `snoo-mpicc -static`, as a
+/// 3-rank job — rank 0 in guest A, rank 1 in guest B, rank 2 a host process on the daemon's
+/// socket — each checking every result against its own reference, as under MPICH.
+#[test]
+fn collectives_across_two_guests_and_a_host_process() {
+    if !qemu_or_skip("collectives_across_two_guests_and_a_host_process").unwrap() {
+        return;
+    }
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let started = Instant::now();
+    let progs: Vec<(&str, PathBuf)> = ["vector", "nonblocking"]
+        .into_iter()
+        .map(|p| {
+            let src = workspace_root().join(format!("tests/mpi/collectives/{p}.c"));
+            (
+                p,
+                snoo_mpicc_static_program(&src).unwrap_or_else(|e| panic!("{e}")),
+            )
+        })
+        .collect();
+    let mut spec = ImageSpec::default();
+    for (p, exe) in &progs {
+        spec = spec.file(exe, format!("/bin/{p}"));
+    }
+    let dir = ScratchDir::new("qemu-coll").unwrap();
+    let socket = dir.join("job.sock");
+    let name = "colljob";
+    let daemon = start_daemon(&socket, name, 3);
+    let image = GuestImage::build_with(&spec).unwrap_or_else(|e| panic!("{e}"));
+    let (a, b) = boot_two(&image, &socket, false, &[]);
+    eprintln!("booted in {:.1?} and {:.1?}", a.boot_time(), b.boot_time());
+    for (p, exe) in &progs {
+        let cmd = |rank: u32| {
+            format!(
+                "SNOO_NAME={name} SNOO_RANK={rank} SNOO_SIZE=3 SNOO_TIMEOUT={SNOO_TIMEOUT} /bin/{p}"
+            )
+        };
+        let job = Instant::now();
+        let (ra, rb, host) = std::thread::scope(|s| {
+            let tb = s.spawn(|| b.run(&cmd(1), JOB));
+            let ta = s.spawn(|| a.run(&cmd(0), JOB));
+            let th = s.spawn(|| {
+                Command::new(exe)
+                    .env("SNOO_SOCKET", &socket)
+                    .env("SNOO_NAME", name)
+                    .env("SNOO_RANK", "2")
+                    .env("SNOO_SIZE", "3")
+                    .env("SNOO_TIMEOUT", SNOO_TIMEOUT.to_string())
+                    .output()
+                    .unwrap()
+            });
+            (ta.join().unwrap(), tb.join().unwrap(), th.join().unwrap())
+        });
+        let took = job.elapsed();
+        for (rank, g, r) in [(0, &a, ra), (1, &b, rb)] {
+            let (out, status) =
+                r.unwrap_or_else(|e| panic!("{p}: rank {rank} in {}: {e}", g.name()));
+            assert_eq!(status, 0, "{p}: rank {rank} in {} failed:\n{out}", g.name());
+            if rank == 0 {
+                assert!(
+                    out.contains(&format!("{p}: ok")),
+                    "{p}: rank 0 did not finish:\n{out}"
+                );
+            }
+        }
+        assert!(
+            host.status.success(),
+            "{p}: host rank: {}\n{}{}\ndaemon log:\n{}",
+            host.status,
+            String::from_utf8_lossy(&host.stdout),
+            String::from_utf8_lossy(&host.stderr),
+            daemon.log()
+        );
+        eprintln!("{p}: guest, guest and host job took {took:.1?}");
+    }
+    drop((a, b));
+    eprintln!("whole test took {:.1?}", started.elapsed());
+}
