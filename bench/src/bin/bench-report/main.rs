@@ -9,6 +9,8 @@
 //! (`scripts/bench.sh` does both, and installs MPICH.) The programs are taken from the directory
 //! of this executable; `osu_like` is compiled there with `mpicc`.
 
+mod collectives;
+
 use plotters::prelude::*;
 use snoo_bench::{parse_table, Kind, Table};
 use std::fmt::Write as _;
@@ -589,16 +591,18 @@ fn locate() -> Result<(PathBuf, PathBuf), String> {
     Ok((bin, root))
 }
 
-/// Compiles `bench/mpich/osu_like.c` into `bin` with `mpicc`.
+/// Compiles `bench/mpich/osu_like.c` and `osu_coll.c` into `bin` with `mpicc`.
 fn build_osu_like(bin: &Path, root: &Path) -> Result<(), String> {
-    let st = Command::new("mpicc")
-        .args(["-O2", "-o"])
-        .arg(bin.join("osu_like"))
-        .arg(root.join("bench/mpich/osu_like.c"))
-        .status()
-        .map_err(|e| format!("mpicc: {e} (install mpich libmpich-dev)"))?;
-    if !st.success() {
-        return Err("mpicc failed".into());
+    for prog in ["osu_like", "osu_coll"] {
+        let st = Command::new("mpicc")
+            .args(["-O2", "-o"])
+            .arg(bin.join(prog))
+            .arg(root.join(format!("bench/mpich/{prog}.c")))
+            .status()
+            .map_err(|e| format!("mpicc: {e} (install mpich libmpich-dev)"))?;
+        if !st.success() {
+            return Err(format!("mpicc {prog}.c failed"));
+        }
     }
     Ok(())
 }
@@ -615,6 +619,8 @@ struct Measurements {
     wake: Option<f64>,
     /// The same with each rank bound to its own CPU.
     wake_bound: Option<f64>,
+    /// The collective methods.
+    colls: Vec<collectives::Coll>,
 }
 
 impl Measurements {
@@ -647,12 +653,14 @@ fn measure(ctx: &mut Ctx) -> Measurements {
     // with both ranks pinned (the sleeper's own CPU must then be woken): see method.md.
     let wake = ctx.run(Imp::Snoo, Kind::Wake, false).and_then(|t| t.get(8));
     let wake_bound = ctx.run(Imp::Snoo, Kind::Wake, true).and_then(|t| t.get(8));
+    let colls = collectives::measure(ctx, repeats);
     Measurements {
         all,
         pool,
         pool_bw,
         wake,
         wake_bound,
+        colls,
     }
 }
 
@@ -683,10 +691,11 @@ fn report(ctx: &Ctx, m: &Measurements, lim: &Limits, elapsed: f64) -> String {
         md,
         "## Goals (from the issue)\n\n{}\n\
 Ratios are SNOO / MPICH: for latency lower is better, for bandwidth higher is better.\n\n",
-        goals(&m.all, m.wake, &m.pool, &m.pool_bw)
+        goals(&m.all, m.wake, &m.pool, &m.pool_bw) + &collectives::goal_rows(&m.colls)
     );
-    let _ = write!(md, "{}", include_str!("../../method.md"));
+    let _ = write!(md, "{}", include_str!("../../../method.md"));
     write_kind_tables(&mut md, m);
+    md.push_str(&collectives::tables(&m.colls));
     write_wake_and_runs(&mut md, m, lim, &ctx.log);
     md
 }
