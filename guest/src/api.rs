@@ -456,6 +456,8 @@ pub struct World {
     // allocation (a window of requests per scope is the common pattern, and growing a fresh
     // table to it cost an allocation per doubling).
     spare: Cell<Requests>,
+    // Every communicator's area for shared-memory collectives.
+    pub(crate) areas: RefCell<crate::collective::Areas>,
 }
 
 pub(crate) fn check_tag(tag: i32) -> Result<u32> {
@@ -494,6 +496,7 @@ impl World {
             next_ctx: Cell::new(SELF + 1),
             truncated: Cell::new(None),
             spare: Cell::new(Requests::default()),
+            areas: RefCell::default(),
         })
     }
 

@@ -400,7 +400,7 @@ impl Drop for Schedule<'_> {
 impl Comm<'_> {
     /// The first member of this communicator found dead: every member waits on some other
     /// member's step, so one death anywhere must end every member's wait, not only its peer's.
-    fn member_died(&self, e: &Engine) -> Option<Error> {
+    pub(super) fn member_died(&self, e: &Engine) -> Option<Error> {
         (0..self.size)
             .filter_map(|r| self.ranks.to_world(r, self.size).ok())
             .find(|&w| w != e.rank() && e.died(w))

@@ -23,6 +23,30 @@ pub(super) fn own_heap_offset(
 }
 
 impl Engine {
+    /// Allocates `len` zeroed bytes of this rank's heap for a communicator's shared-memory
+    /// collectives; their pool offset, or `None` when the heap has no room.
+    pub(crate) fn alloc_area(&mut self, len: usize) -> Option<usize> {
+        let off = self.heap.alloc(len)?;
+        // In bounds: the heap lies inside the pool (JobLayout).
+        self.shm().fill_zero(off, len);
+        Some(off)
+    }
+
+    /// True if `len` bytes at pool offset `off` lie wholly in rank `r`'s heap.
+    pub(crate) fn in_heap(&self, r: u32, off: u64, len: u64) -> bool {
+        self.layout.in_heap(r, off, len)
+    }
+
+    /// The pool.
+    pub(crate) fn shm(&self) -> &Shm {
+        Borrow::<Shm>::borrow(&self.pool)
+    }
+
+    /// How long a wait may see no progress at all (SNOO_TIMEOUT).
+    pub(crate) fn timeout(&self) -> std::time::Duration {
+        self.timeout
+    }
+
     /// The pool offset of `len` bytes at `ptr` if they lie in this rank's heap.
     pub(super) fn heap_offset(&self, ptr: *const u8, len: usize) -> Option<u64> {
         own_heap_offset(self.pool.borrow(), &self.layout, self.rank, ptr, len)

@@ -11,7 +11,7 @@ use snoo_common::layout::{PeerState, PoolHeader};
 
 impl Engine {
     /// Marks ranks whose peers left the pool (or were replaced) as dead.
-    pub(super) fn check_liveness(&mut self) {
+    pub(crate) fn check_liveness(&mut self) {
         // The geometry was validated at join; re-validating the (guest-writable) header on every
         // sleep cost time and let a scribbled header switch liveness checks off altogether.
         let shm = self.dev.shm();

@@ -254,7 +254,16 @@ pub fn bcast<A: Abi>(
     comm: A::Comm,
 ) -> c_int {
     run::<A>("MPI_Bcast", Some(comm), |m| {
-        bcast_on::<A>(m, buf, k, dt, root, comm, None)
+        let c = m.comm(A::comm_id(comm))?;
+        let root = root_of(root, c.id.size())?;
+        let k = count(k)?;
+        let t = datatype::<A>(m, dt)?;
+        check_buf(t, buf, k)?;
+        let comm = m.world.attach(&c.id);
+        let me = comm.rank();
+        with_bytes(t, buf, k, me == root, me != root, |b| {
+            Ok(comm.bcast_bytes(b, root)?)
+        })
     })
 }
 
@@ -270,6 +279,40 @@ pub fn ibcast<A: Abi>(
     run::<A>("MPI_Ibcast", Some(comm), |m| {
         bcast_on::<A>(m, buf, k, dt, root, comm, Some(req))
     })
+}
+
+/// Runs `f` on `k` elements of `t` at `buf` as bytes: the memory itself when contiguous, else a
+/// packed copy (filled from the buffer if `fill`, unpacked back into it after if `back`).
+fn with_bytes<R>(
+    t: &Datatype,
+    buf: *mut c_void,
+    k: usize,
+    fill: bool,
+    back: bool,
+    f: impl FnOnce(&mut [u8]) -> MpiResult<R>,
+) -> MpiResult<R> {
+    if let Some((off, len)) = t.contiguous_run(k) {
+        if len == 0 {
+            return f(&mut []);
+        }
+        // SAFETY: the program's buffer holds `k` elements: `len` bytes from `off`, untouched by
+        // the program during this blocking call.
+        let b = unsafe { std::slice::from_raw_parts_mut((buf as *mut u8).offset(off), len) };
+        return f(b);
+    }
+    let mut v = Vec::new();
+    if fill {
+        // SAFETY: the buffer holds `k` elements of `t`.
+        unsafe { t.pack(k, buf as *const u8, &mut v) };
+    } else {
+        v.resize(t.size().saturating_mul(k), 0);
+    }
+    let r = f(&mut v)?;
+    if back {
+        // SAFETY: as above; the call wrote the elements' bytes into `v`.
+        unsafe { t.unpack(k, &v, buf as *mut u8) };
+    }
+    Ok(r)
 }
 
 /// Which reduction.
@@ -300,6 +343,9 @@ fn reduce_on<A: Abi>(
     req: Option<*mut A::Request>,
 ) -> MpiResult<()> {
     req_ok::<A>(req)?;
+    if req.is_none() && matches!(kind, Red::Reduce(_) | Red::Allreduce) {
+        return reduce_now::<A>(m, sbuf, rbuf, k, dt, op, kind, comm);
+    }
     let mut b = Build::new::<A>(m, comm)?;
     let (me, n) = (b.me, b.n);
     let k = count(k)?;
@@ -363,6 +409,81 @@ fn reduce_on<A: Abi>(
     }
     let c = b.finish();
     start::<A>(m, c, req)
+}
+
+/// Blocking MPI_Reduce and MPI_Allreduce: through the communicator's own calls, which take the
+/// shared-memory path for small data.
+#[allow(clippy::too_many_arguments)]
+fn reduce_now<A: Abi>(
+    m: &mut Mpi,
+    sbuf: *const c_void,
+    rbuf: *mut c_void,
+    k: c_int,
+    dt: A::Datatype,
+    op: A::Op,
+    kind: Red,
+    comm: A::Comm,
+) -> MpiResult<()> {
+    let c = m.comm(A::comm_id(comm))?;
+    let (me, n) = (c.id.rank(), c.id.size());
+    let k = count(k)?;
+    let p = plan::<A>(m, k, dt, op)?;
+    let in_place = sbuf as usize == A::IN_PLACE;
+    let root = match kind {
+        Red::Reduce(r) => Some(root_of(r, n)?),
+        _ => None,
+    };
+    if in_place && root.is_some_and(|r| r != me) {
+        return err(
+            Class::Buffer,
+            "MPI_IN_PLACE as the send buffer of a rank other than the root",
+        );
+    }
+    let wants = root.is_none_or(|r| r == me);
+    let empty = p.bytes() == 0;
+    if !empty && ((!in_place && sbuf.is_null()) || (wants && rbuf.is_null())) {
+        return err(Class::Buffer, format!("NULL buffer with count {k}"));
+    }
+    if !empty && !in_place && wants && std::ptr::eq(sbuf, rbuf) {
+        return err(
+            Class::Buffer,
+            "the send and receive buffers are the same (pass MPI_IN_PLACE as the send buffer)",
+        );
+    }
+    let comm = m.world.attach(&c.id);
+    let gathered;
+    let data: &[u8] = match p.direct(sbuf) {
+        // SAFETY: the program's send buffer holds `k` elements, this run of bytes, untouched
+        // during this blocking call.
+        Some((ptr, len)) if !in_place => unsafe { std::slice::from_raw_parts(ptr, len) },
+        _ => {
+            gathered = p.gather(if in_place {
+                rbuf as *const c_void
+            } else {
+                sbuf
+            });
+            &gathered
+        }
+    };
+    let mut combine = |i: &[u8], io: &mut [u8]| p.combine::<A>(dt, i, io);
+    let direct_out = if wants { p.direct(rbuf) } else { None };
+    let mut tmp = Vec::new();
+    let out: &mut [u8] = match direct_out {
+        // SAFETY: as for `data`, for the receive buffer (a different buffer: checked above).
+        Some((ptr, len)) => unsafe { std::slice::from_raw_parts_mut(ptr, len) },
+        None => {
+            tmp.resize(if wants { data.len() } else { 0 }, 0);
+            &mut tmp
+        }
+    };
+    match root {
+        Some(r) => comm.reduce_bytes(data, out, r, &mut combine)?,
+        None => comm.allreduce_bytes(data, out, &mut combine)?,
+    }
+    if wants && direct_out.is_none() {
+        p.scatter(&tmp, rbuf);
+    }
+    Ok(())
 }
 
 macro_rules! reduction_calls {
@@ -692,6 +813,75 @@ fn varying(
     move |n| Blocks::v(counts, displs, n)
 }
 
+/// Blocking MPI_Allgather (`all_to_all` false) and MPI_Alltoall: through the communicator's own
+/// calls on bytes (the shared-memory path for small data), packing non-contiguous types.
+#[allow(clippy::too_many_arguments)]
+fn exchange_now<A: Abi>(
+    m: &mut Mpi,
+    sbuf: *const c_void,
+    sk: c_int,
+    sdt: A::Datatype,
+    rbuf: *mut c_void,
+    rk: c_int,
+    rdt: A::Datatype,
+    comm: A::Comm,
+    all_to_all: bool,
+) -> MpiResult<()> {
+    let c = m.comm(A::comm_id(comm))?;
+    let (me, n) = (c.id.rank(), c.id.size() as usize);
+    let rt = datatype::<A>(m, rdt)?;
+    let rk = count(rk)?;
+    let total = rk
+        .checked_mul(n)
+        .ok_or_else(|| MpiError::new(Class::Count, "receive count times ranks overflows"))?;
+    check_buf(rt, rbuf, total)?;
+    let in_place = sbuf as usize == A::IN_PLACE;
+    // This rank's data as bytes: what it sends (all its blocks for all-to-all).
+    let mut send = Vec::new();
+    let (st, sk) = if in_place {
+        (rt, if all_to_all { total } else { rk })
+    } else {
+        (datatype::<A>(m, sdt)?, count(sk)?)
+    };
+    let sk_all = if all_to_all && !in_place {
+        sk.checked_mul(n)
+            .ok_or_else(|| MpiError::new(Class::Count, "send count times ranks overflows"))?
+    } else {
+        sk
+    };
+    let src = if in_place {
+        if all_to_all {
+            rbuf as *const c_void
+        } else {
+            at(rbuf, rt, (rk * me as usize) as isize)
+        }
+    } else {
+        sbuf
+    };
+    check_buf(st, src, sk_all)?;
+    // SAFETY: the buffer holds `sk_all` elements of `st` (the program's promise).
+    unsafe { st.pack(sk_all, src as *const u8, &mut send) };
+    let block = rt.size().saturating_mul(rk);
+    let want = if all_to_all { block * n } else { block };
+    if send.len() != want {
+        return err(
+            Class::Truncate,
+            format!(
+                "this rank sends {} bytes where its receive blocks hold {want}",
+                send.len()
+            ),
+        );
+    }
+    let comm = m.world.attach(&c.id);
+    with_bytes(rt, rbuf, total, false, true, |out| {
+        if all_to_all {
+            Ok(comm.alltoall_bytes(&send, out)?)
+        } else {
+            Ok(comm.allgather_bytes(&send, out)?)
+        }
+    })
+}
+
 /// MPI_Gather.
 #[allow(clippy::too_many_arguments)]
 pub fn gather<A: Abi>(
@@ -800,7 +990,7 @@ pub fn allgather<A: Abi>(
     comm: A::Comm,
 ) -> c_int {
     run::<A>("MPI_Allgather", Some(comm), |m| {
-        gather_on::<A>(m, sbuf, sk, sdt, rbuf, same(rk), rdt, None, comm, None)
+        exchange_now::<A>(m, sbuf, sk, sdt, rbuf, rk, rdt, comm, false)
     })
 }
 
@@ -944,7 +1134,7 @@ pub fn alltoall<A: Abi>(
     comm: A::Comm,
 ) -> c_int {
     run::<A>("MPI_Alltoall", Some(comm), |m| {
-        alltoall_same::<A>(m, sbuf, sk, sdt, rbuf, rk, rdt, comm, None)
+        exchange_now::<A>(m, sbuf, sk, sdt, rbuf, rk, rdt, comm, true)
     })
 }
 

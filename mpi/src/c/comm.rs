@@ -163,10 +163,14 @@ pub fn comm_free<A: Abi>(comm: *mut A::Comm) -> c_int {
                 "MPI_COMM_WORLD and MPI_COMM_SELF cannot be freed",
             );
         }
-        m.comms
+        let c = m
+            .comms
             .remove(id)
             .ok_or_else(|| MpiError::new(Class::Comm, "invalid communicator (already freed?)"))?;
         *h = A::COMM_NULL;
+        // Its collective area goes back for the next communicator once the other members are
+        // done with it; after a member's death it is left unused (and the freeing still stands).
+        let _ = m.world.attach(&c.id).release();
         Ok(())
     })
 }

@@ -1,0 +1,448 @@
+//! Shared-memory collectives: small collectives through an area that every member of a
+//! communicator keeps in its own heap in the pool, instead of messages. A member writes its
+//! contribution into its area's cell and raises its ARRIVE flag; the others read the cells of the
+//! members they need once those flags say so, then raise their DONE flag. Every flag has one
+//! writer (its owner) on its own cache line; data is written before the flag that publishes it
+//! (Release) and read after the flag is seen (Acquire), as the point-to-point rings do.
+//!
+//! Each area holds two cells, used alternately: a member writes a cell again two collectives
+//! later, once every other member's DONE says it has finished the collective that read it. The
+//! flags count collectives and only ever grow, also when a freed communicator's area is reused
+//! by a new one (each member then tells the others where its count starts), so a late reader
+//! never mistakes a newer collective for the one it waits for.
+//!
+//! Nothing read from the pool is trusted: areas' offsets are exchanged once, by message, and
+//! checked against their owners' heaps (a protocol error otherwise); afterwards only flags (any
+//! value is just a number to wait for) and cell bytes (opaque data, at most a cell) are read. A
+//! member that dies ends every other member's wait, as for messages.
+//!
+//! Which collectives take this path depends only on what every member passes alike (the bytes of
+//! the type signature, the communicator's size), so members never disagree on the path.
+
+use super::algorithm;
+use super::schedule::{whole, whole_mut, Schedule};
+use super::Combine;
+use crate::api::Comm;
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// The most bytes one member writes for one collective.
+pub const CELL: usize = 32768;
+/// Offsets in an area: the two flags, each on its own cache line (ARRIVE's line also holds the
+/// length of the data in each cell), then the two cells.
+const ARRIVE: usize = 0;
+const LENS: usize = 8;
+const DONE: usize = 64;
+const CELLS: usize = 128;
+/// Bytes of an area.
+const AREA: usize = CELLS + 2 * CELL;
+/// The tag of the area exchange on the collective context.
+const AREA_TAG: i32 = 10;
+/// How often a wait checks for dead members and runs point-to-point progress.
+const CHECK_EVERY: Duration = Duration::from_millis(10);
+
+/// A communicator's shared-memory collectives on this rank.
+enum Area {
+    /// Not used: a communicator of one, or a member had no room in its heap.
+    Off,
+    On(On),
+}
+
+struct On {
+    /// This rank's place in the communicator.
+    me: usize,
+    /// Every member's area offset (checked to lie in its heap) and world rank.
+    offs: Vec<usize>,
+    world: Vec<u32>,
+    /// Every member's flag count when the communicator started: member j's flags reach
+    /// `bases[j] + k` in the communicator's k-th collective.
+    bases: Vec<u64>,
+    /// Collectives done here so far.
+    k: u64,
+}
+
+/// Every communicator's area on this rank, by context id, and the areas of freed communicators
+/// (offset, flag count) kept for the next ones: their flags must keep counting up.
+#[derive(Default)]
+pub(crate) struct Areas {
+    by_ctx: HashMap<u64, Area>,
+    spare: Vec<(usize, u64)>,
+}
+
+impl On {
+    fn flag(&self, j: usize, which: usize) -> usize {
+        self.offs[j] + which
+    }
+
+    /// Member j's cell for the current collective.
+    fn cell(&self, j: usize) -> usize {
+        self.offs[j] + CELLS + ((self.bases[j] + self.k) % 2) as usize * CELL
+    }
+
+    /// Where member j's length of its current cell is.
+    fn len_at(&self, j: usize) -> usize {
+        self.offs[j] + LENS + ((self.bases[j] + self.k) % 2) as usize * 8
+    }
+
+    /// Member j's flag value for the current collective.
+    fn target(&self, j: usize) -> u64 {
+        self.bases[j] + self.k
+    }
+}
+
+fn load(e: &Engine, off: usize) -> u64 {
+    e.shm()
+        .u64_at(off)
+        .map_or(0, |a: &AtomicU64| a.load(Ordering::Acquire))
+}
+
+fn store(e: &Engine, off: usize, v: u64) {
+    if let Some(a) = e.shm().u64_at(off) {
+        a.store(v, Ordering::Release);
+    }
+}
+
+impl Comm<'_> {
+    /// Runs `f` on this communicator's area for its next collective; `None` when the area is off
+    /// (then the caller takes the message path). The first call sets the area up, collectively.
+    fn with_area<R>(
+        &self,
+        f: impl FnOnce(&Comm<'_>, &mut On, &mut Engine) -> Result<R>,
+    ) -> Result<Option<R>> {
+        if self.size < 2 {
+            return Ok(None);
+        }
+        let known = self.world.areas.borrow().by_ctx.contains_key(&self.ctx);
+        if !known {
+            let a = self.set_up()?;
+            self.world.areas.borrow_mut().by_ctx.insert(self.ctx, a);
+        }
+        let mut areas = self.world.areas.borrow_mut();
+        let Some(Area::On(on)) = areas.by_ctx.get_mut(&self.ctx) else {
+            return Ok(None);
+        };
+        on.k += 1;
+        let mut e = self.world.engine.borrow_mut();
+        f(self, on, &mut e).map(Some)
+    }
+
+    /// Takes an area (a spare one or a new one) and exchanges offsets and counts with the
+    /// other members.
+    fn set_up(&self) -> Result<Area> {
+        let mine = {
+            let spare = self.world.areas.borrow_mut().spare.pop();
+            spare.or_else(|| {
+                let off = self.world.engine.borrow_mut().alloc_area(AREA)?;
+                Some((off, 0))
+            })
+        };
+        let mut rec = [0u8; 16];
+        let (off, count) = mine.map_or((u64::MAX, 0), |(o, c)| (o as u64, c));
+        rec[..8].copy_from_slice(&off.to_le_bytes());
+        rec[8..].copy_from_slice(&count.to_le_bytes());
+        let mut all = vec![0u8; 16 * self.size as usize];
+        let mut s = Schedule::new(AREA_TAG);
+        let blocks: Vec<_> = (0..self.size as usize)
+            .map(|j| whole_mut(&mut all).part(16 * j, 16))
+            .collect();
+        algorithm::allgather(&mut s, Some(whole(&rec)), &blocks, self.rank, self.size);
+        s.wait(self)?;
+        let n = self.size as usize;
+        let mut on = On {
+            me: self.rank as usize,
+            offs: Vec::with_capacity(n),
+            world: Vec::with_capacity(n),
+            bases: Vec::with_capacity(n),
+            k: 0,
+        };
+        let e = self.world.engine.borrow();
+        for (j, r) in all.chunks(16).enumerate() {
+            let off = u64::from_le_bytes(r[..8].try_into().expect("16-byte record"));
+            let count = u64::from_le_bytes(r[8..].try_into().expect("16-byte record"));
+            let w = self.ranks.to_world(j as u32, self.size)?;
+            if off == u64::MAX {
+                drop(e);
+                if let Some(m) = mine {
+                    self.world.areas.borrow_mut().spare.push(m);
+                }
+                return Ok(Area::Off);
+            }
+            if !off.is_multiple_of(64) || !e.in_heap(w, off, AREA as u64) {
+                return Err(Error::protocol(
+                    w,
+                    format!("collective area at pool offset {off:#x} is not in its heap"),
+                ));
+            }
+            on.offs.push(off as usize);
+            on.world.push(w);
+            on.bases.push(count);
+        }
+        Ok(Area::On(on))
+    }
+
+    /// Waits until `ready`, running point-to-point progress and liveness checks meanwhile.
+    fn wait_for(&self, e: &mut Engine, mut ready: impl FnMut(&Engine) -> bool) -> Result<()> {
+        let mut spins = 0u32;
+        let start = Instant::now();
+        let mut checked = start;
+        loop {
+            if ready(e) {
+                return Ok(());
+            }
+            spins = spins.wrapping_add(1);
+            if spins < 256 {
+                std::hint::spin_loop();
+                continue;
+            }
+            // Waiting long: let a rank that shares this CPU run, and look around now and then.
+            std::thread::yield_now();
+            if spins.is_multiple_of(64) {
+                let now = Instant::now();
+                if now.duration_since(checked) >= CHECK_EVERY {
+                    checked = now;
+                    e.progress()?;
+                    e.check_liveness();
+                    if let Some(err) = self.member_died(e) {
+                        return Err(err);
+                    }
+                    if now.duration_since(start) > e.timeout() {
+                        return Err(Error::Timeout(format!(
+                            "collective: no member arrived for {:?} (SNOO_TIMEOUT)",
+                            e.timeout()
+                        )));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits until every other member has finished the collective before last (which read the
+    /// cell this one writes).
+    fn cell_free(&self, on: &On, e: &mut Engine) -> Result<()> {
+        if on.k <= 2 {
+            return Ok(());
+        }
+        let (me, k) = (on.me, on.k);
+        self.wait_for(e, |e| {
+            (0..on.offs.len()).all(|j| j == me || load(e, on.flag(j, DONE)) >= on.bases[j] + k - 2)
+        })
+    }
+
+    /// Waits until members `who` have arrived at this collective.
+    fn arrived(&self, on: &On, e: &mut Engine, who: impl Fn(usize) -> bool) -> Result<()> {
+        let me = on.me;
+        self.wait_for(e, |e| {
+            (0..on.offs.len())
+                .all(|j| j == me || !who(j) || load(e, on.flag(j, ARRIVE)) >= on.target(j))
+        })
+    }
+
+    fn publish(on: &On, e: &Engine, data: Option<&[u8]>) {
+        if let Some(d) = data {
+            e.shm().write(on.cell(on.me), d);
+            store(e, on.len_at(on.me), d.len() as u64);
+        }
+        store(e, on.flag(on.me, ARRIVE), on.target(on.me));
+    }
+
+    /// Checks that member j published `want` bytes (every member passes matching counts); a
+    /// mismatch is the error a message of that length would give.
+    fn check_len(on: &On, e: &Engine, j: usize, want: usize) -> Result<()> {
+        let got = load(e, on.len_at(j));
+        if got == want as u64 {
+            return Ok(());
+        }
+        let got = usize::try_from(got).unwrap_or(usize::MAX);
+        if got > want {
+            return Err(Error::Truncate {
+                incoming: got,
+                capacity: want,
+            });
+        }
+        Err(Error::protocol(
+            on.world[j],
+            format!(
+                "collective message of {got} bytes where {want} were expected (do all ranks pass matching counts?)"
+            ),
+        ))
+    }
+
+    /// Reads member j's cell into `dst` after checking its length.
+    fn take(on: &On, e: &Engine, j: usize, dst: &mut [u8]) -> Result<()> {
+        Self::check_len(on, e, j, dst.len())?;
+        e.shm().read(on.cell(j), dst);
+        Ok(())
+    }
+
+    fn finish(on: &On, e: &Engine) {
+        store(e, on.flag(on.me, DONE), on.target(on.me));
+    }
+
+    /// Barrier through the area; `None` if it is off.
+    pub(super) fn shm_barrier(&self) -> Result<Option<()>> {
+        self.with_area(|c, on, e| {
+            Self::publish(on, e, None);
+            c.arrived(on, e, |_| true)?;
+            Self::finish(on, e);
+            Ok(())
+        })
+    }
+
+    /// Broadcast of at most a cell through the area; `None` if not taken.
+    pub(super) fn shm_bcast(&self, buf: &mut [u8], root: u32) -> Result<Option<()>> {
+        if buf.len() > CELL {
+            return Ok(None);
+        }
+        self.with_area(|c, on, e| {
+            let root = root as usize;
+            if on.me == root {
+                c.cell_free(on, e)?;
+                Self::publish(on, e, Some(buf));
+            } else {
+                c.arrived(on, e, |j| j == root)?;
+                let r = Self::take(on, e, root, buf);
+                Self::publish(on, e, None);
+                Self::finish(on, e);
+                return r;
+            }
+            Self::finish(on, e);
+            Ok(())
+        })
+    }
+
+    /// Reduction of at most a cell through the area, to `root` or (`None`) to every member, in
+    /// rank order; `None` if not taken.
+    pub(super) fn shm_reduce(
+        &self,
+        data: &[u8],
+        out: &mut [u8],
+        root: Option<u32>,
+        combine: &mut Combine<'_>,
+    ) -> Result<Option<()>> {
+        if data.len() > CELL {
+            return Ok(None);
+        }
+        self.with_area(|c, on, e| {
+            let wants = root.is_none_or(|r| r as usize == on.me);
+            if !wants || root.is_none() {
+                c.cell_free(on, e)?;
+                Self::publish(on, e, Some(data));
+            } else {
+                Self::publish(on, e, None);
+            }
+            let mut r = Ok(());
+            if wants {
+                let me = on.me;
+                c.arrived(on, e, |j| j != me)?;
+                r = Self::combine_all(on, e, data, out, combine);
+            }
+            Self::finish(on, e);
+            r
+        })
+    }
+
+    /// `out = d0 ∘ … ∘ dn−1` from the members' cells (and `data`, this rank's), from the last
+    /// member down: acc = d_j ∘ acc.
+    fn combine_all(
+        on: &On,
+        e: &Engine,
+        data: &[u8],
+        out: &mut [u8],
+        combine: &mut Combine<'_>,
+    ) -> Result<()> {
+        let (me, last) = (on.me, on.offs.len() - 1);
+        let mut tmp = vec![0u8; data.len()];
+        if last == me {
+            out.copy_from_slice(data);
+        } else {
+            Self::take(on, e, last, out)?;
+        }
+        for j in (0..last).rev() {
+            if j == me {
+                combine(data, out)?;
+            } else {
+                Self::take(on, e, j, &mut tmp)?;
+                combine(&tmp, out)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// All-gather of at most a cell per member through the area; `None` if not taken.
+    pub(super) fn shm_allgather(&self, data: &[u8], out: &mut [u8]) -> Result<Option<()>> {
+        if data.len() > CELL {
+            return Ok(None);
+        }
+        self.with_area(|c, on, e| {
+            c.cell_free(on, e)?;
+            Self::publish(on, e, Some(data));
+            c.arrived(on, e, |_| true)?;
+            let len = data.len();
+            let mut r = Ok(());
+            for (j, block) in out.chunks_mut(len.max(1)).enumerate().take(on.offs.len()) {
+                if j == on.me {
+                    block.copy_from_slice(data);
+                } else if r.is_ok() {
+                    r = Self::take(on, e, j, block);
+                }
+            }
+            Self::finish(on, e);
+            r
+        })
+    }
+
+    /// All-to-all of at most a cell per member (all its blocks) through the area; `None` if not
+    /// taken.
+    pub(super) fn shm_alltoall(&self, data: &[u8], out: &mut [u8]) -> Result<Option<()>> {
+        if data.len() > CELL {
+            return Ok(None);
+        }
+        self.with_area(|c, on, e| {
+            c.cell_free(on, e)?;
+            Self::publish(on, e, Some(data));
+            c.arrived(on, e, |_| true)?;
+            let n = on.offs.len();
+            let b = data.len() / n;
+            let mut r = Ok(());
+            for j in 0..n {
+                let dst = &mut out[j * b..(j + 1) * b];
+                if j == on.me {
+                    dst.copy_from_slice(&data[j * b..(j + 1) * b]);
+                } else if r.is_ok() {
+                    r = Self::check_len(on, e, j, data.len());
+                    e.shm().read(on.cell(j) + on.me * b, dst);
+                }
+            }
+            Self::finish(on, e);
+            r
+        })
+    }
+
+    /// Before this communicator is freed: waits until every member has finished its last
+    /// collective through the area (they may still read this rank's cells), then keeps the area
+    /// for the next communicator.
+    pub fn release(&self) -> Result<()> {
+        let a = self.world.areas.borrow_mut().by_ctx.remove(&self.ctx);
+        let Some(Area::On(on)) = a else {
+            return Ok(());
+        };
+        let mut e = self.world.engine.borrow_mut();
+        let r = self.wait_for(&mut e, |e| {
+            (0..on.offs.len()).all(|j| load(e, on.flag(j, DONE)) >= on.target(j))
+        });
+        drop(e);
+        // After an error (a member died) the area may still be read: leave it unused.
+        if r.is_ok() {
+            let count = on.target(on.me);
+            self.world
+                .areas
+                .borrow_mut()
+                .spare
+                .push((on.offs[on.me], count));
+        }
+        r
+    }
+}
