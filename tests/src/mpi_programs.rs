@@ -219,3 +219,18 @@ pub fn same_under_both(prog: &str, bin: &Path, n: u32, how: Build) -> String {
     assert!(!s.stdout.is_empty(), "{what}: printed nothing");
     s.stdout
 }
+
+/// Builds each of `programs` the `how` way and runs it at every size of `ranks` under both
+/// ([`same_under_both`]); each must end with its [`ok_line`].
+pub fn every_program_and_size(programs: &[&str], ranks: std::ops::RangeInclusive<u32>, how: Build) {
+    for &prog in programs {
+        let bin = build(prog, how);
+        for n in ranks.clone() {
+            let out = same_under_both(prog, &bin, n, how);
+            assert!(
+                out.lines().last().is_some_and(|l| l == ok_line(prog)),
+                "{prog} ({how:?}, {n} ranks) did not finish: {out}"
+            );
+        }
+    }
+}

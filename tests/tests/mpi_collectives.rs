@@ -3,7 +3,9 @@
 //! 5 ranks under real MPICH and under SNOO with the same checked output; also under
 //! AddressSanitizer and valgrind.
 
-use snoo_tests::mpi_programs::{build, ok_line, run_snoo, same_under_both, Build};
+use snoo_tests::mpi_programs::{
+    build, every_program_and_size, ok_line, run_snoo, same_under_both, Build,
+};
 
 const PROGRAMS: [&str; 6] = [
     "collectives/gather_scatter",
@@ -14,32 +16,19 @@ const PROGRAMS: [&str; 6] = [
     "collectives/interleave",
 ];
 
-fn every_program_and_size(how: Build) {
-    for prog in PROGRAMS {
-        let bin = build(prog, how);
-        for n in 1..=5 {
-            let out = same_under_both(prog, &bin, n, how);
-            assert!(
-                out.lines().last().is_some_and(|l| l == ok_line(prog)),
-                "{prog} ({how:?}, {n} ranks) did not finish: {out}"
-            );
-        }
-    }
-}
-
 #[test]
 fn built_by_debian_mpicc_same_under_mpich_and_snoo() {
-    every_program_and_size(Build::Mpicc);
+    every_program_and_size(&PROGRAMS, 1..=5, Build::Mpicc);
 }
 
 #[test]
 fn built_by_mpicc_abi_same_under_mpich_and_snoo() {
-    every_program_and_size(Build::MpiccAbi);
+    every_program_and_size(&PROGRAMS, 1..=5, Build::MpiccAbi);
 }
 
 #[test]
 fn built_by_snoo_mpicc_same_under_mpich_and_snoo() {
-    every_program_and_size(Build::SnooMpicc);
+    every_program_and_size(&PROGRAMS, 1..=5, Build::SnooMpicc);
 }
 
 /// Under AddressSanitizer at 3 ranks: the library never reads or writes outside the buffers,

@@ -3,41 +3,28 @@
 //! the same checked output; also under AddressSanitizer and valgrind. A program that fails under
 //! MPICH is a wrong test, and the harness says so.
 
-use snoo_tests::mpi_programs::{build, run_mpich, run_snoo, same_under_both, Build};
+use snoo_tests::mpi_programs::{
+    build, every_program_and_size, run_mpich, run_snoo, same_under_both, Build,
+};
 
 /// The programs that must print the same under both (fatal.c ends its job on purpose: below).
 const PROGRAMS: [&str; 8] = [
     "p2p", "comm", "datatype", "requests", "errors", "coll", "env", "ssend",
 ];
 
-fn every_program_and_size(how: Build) {
-    for prog in PROGRAMS {
-        let bin = build(prog, how);
-        for n in 1..=4 {
-            let out = same_under_both(prog, &bin, n, how);
-            assert!(
-                out.lines()
-                    .last()
-                    .is_some_and(|l| l == format!("{prog}: ok")),
-                "{prog} ({how:?}, {n} ranks) did not finish: {out}"
-            );
-        }
-    }
-}
-
 #[test]
 fn built_by_debian_mpicc_same_under_mpich_and_snoo() {
-    every_program_and_size(Build::Mpicc);
+    every_program_and_size(&PROGRAMS, 1..=4, Build::Mpicc);
 }
 
 #[test]
 fn built_by_mpicc_abi_same_under_mpich_and_snoo() {
-    every_program_and_size(Build::MpiccAbi);
+    every_program_and_size(&PROGRAMS, 1..=4, Build::MpiccAbi);
 }
 
 #[test]
 fn built_by_snoo_mpicc_same_under_mpich_and_snoo() {
-    every_program_and_size(Build::SnooMpicc);
+    every_program_and_size(&PROGRAMS, 1..=4, Build::SnooMpicc);
 }
 
 /// MPI_ERRORS_ARE_FATAL: an error ends the whole job, blocked ranks included, with a non-zero

@@ -270,7 +270,7 @@ impl Comm<'_> {
         ))
     }
 
-    /// Reads member j's cell into `dst` after checking its length.
+    /// Reads member j's cell into `dst` after checking its length (a reduction's operand).
     fn take(on: &On, e: &Engine, j: usize, dst: &mut [u8]) -> Result<()> {
         Self::check_len(on, e, j, dst.len())?;
         e.shm().read(on.cell(j), dst);
@@ -373,30 +373,19 @@ impl Comm<'_> {
 
     /// All-gather of at most a cell per member through the area; `None` if not taken.
     pub(super) fn shm_allgather(&self, data: &[u8], out: &mut [u8]) -> Result<Option<()>> {
-        if data.len() > CELL {
-            return Ok(None);
-        }
-        self.with_area(|c, on, e| {
-            c.cell_free(on, e)?;
-            Self::publish(on, e, Some(data));
-            c.arrived(on, e, |_| true)?;
-            let len = data.len();
-            let mut r = Ok(());
-            for (j, block) in out.chunks_mut(len.max(1)).enumerate().take(on.offs.len()) {
-                if j == on.me {
-                    block.copy_from_slice(data);
-                } else if r.is_ok() {
-                    r = Self::take(on, e, j, block);
-                }
-            }
-            Self::finish(on, e);
-            r
-        })
+        self.shm_exchange(data, out, false)
     }
 
     /// All-to-all of at most a cell per member (all its blocks) through the area; `None` if not
     /// taken.
     pub(super) fn shm_alltoall(&self, data: &[u8], out: &mut [u8]) -> Result<Option<()>> {
+        self.shm_exchange(data, out, true)
+    }
+
+    /// Every member writes `data` and copies a block out of every other member's cell into
+    /// `out` (block j from member j): its whole cell (all-gather), or the block of it meant for
+    /// this member (all-to-all, where `data` is one block per member).
+    fn shm_exchange(&self, data: &[u8], out: &mut [u8], to_each: bool) -> Result<Option<()>> {
         if data.len() > CELL {
             return Ok(None);
         }
@@ -405,15 +394,18 @@ impl Comm<'_> {
             Self::publish(on, e, Some(data));
             c.arrived(on, e, |_| true)?;
             let n = on.offs.len();
-            let b = data.len() / n;
+            let b = if to_each { data.len() / n } else { data.len() };
             let mut r = Ok(());
             for j in 0..n {
                 let dst = &mut out[j * b..(j + 1) * b];
+                let from = if to_each { on.me * b } else { 0 };
                 if j == on.me {
-                    dst.copy_from_slice(&data[j * b..(j + 1) * b]);
+                    dst.copy_from_slice(&data[from..from + b]);
                 } else if r.is_ok() {
                     r = Self::check_len(on, e, j, data.len());
-                    e.shm().read(on.cell(j) + on.me * b, dst);
+                    if r.is_ok() {
+                        e.shm().read(on.cell(j) + from, dst);
+                    }
                 }
             }
             Self::finish(on, e);

@@ -210,20 +210,6 @@ fn barrier_on<A: Abi>(m: &mut Mpi, comm: A::Comm, req: Option<*mut A::Request>) 
     start::<A>(m, c, req)
 }
 
-/// MPI_Barrier.
-pub fn barrier<A: Abi>(comm: A::Comm) -> c_int {
-    run::<A>("MPI_Barrier", Some(comm), |m| {
-        barrier_on::<A>(m, comm, None)
-    })
-}
-
-/// MPI_Ibarrier.
-pub fn ibarrier<A: Abi>(comm: A::Comm, req: *mut A::Request) -> c_int {
-    run::<A>("MPI_Ibarrier", Some(comm), |m| {
-        barrier_on::<A>(m, comm, Some(req))
-    })
-}
-
 fn bcast_on<A: Abi>(
     m: &mut Mpi,
     buf: *mut c_void,
@@ -243,42 +229,6 @@ fn bcast_on<A: Abi>(
     alg::bcast(b.s(), r, root, me, n);
     let c = b.finish();
     start::<A>(m, c, req)
-}
-
-/// MPI_Bcast.
-pub fn bcast<A: Abi>(
-    buf: *mut c_void,
-    k: c_int,
-    dt: A::Datatype,
-    root: c_int,
-    comm: A::Comm,
-) -> c_int {
-    run::<A>("MPI_Bcast", Some(comm), |m| {
-        let c = m.comm(A::comm_id(comm))?;
-        let root = root_of(root, c.id.size())?;
-        let k = count(k)?;
-        let t = datatype::<A>(m, dt)?;
-        check_buf(t, buf, k)?;
-        let comm = m.world.attach(&c.id);
-        let me = comm.rank();
-        with_bytes(t, buf, k, me == root, me != root, |b| {
-            Ok(comm.bcast_bytes(b, root)?)
-        })
-    })
-}
-
-/// MPI_Ibcast.
-pub fn ibcast<A: Abi>(
-    buf: *mut c_void,
-    k: c_int,
-    dt: A::Datatype,
-    root: c_int,
-    comm: A::Comm,
-    req: *mut A::Request,
-) -> c_int {
-    run::<A>("MPI_Ibcast", Some(comm), |m| {
-        bcast_on::<A>(m, buf, k, dt, root, comm, Some(req))
-    })
 }
 
 /// Runs `f` on `k` elements of `t` at `buf` as bytes: the memory itself when contiguous, else a
@@ -486,49 +436,6 @@ fn reduce_now<A: Abi>(
     Ok(())
 }
 
-macro_rules! reduction_calls {
-    ($( $name:literal $iname:literal $f:ident $fi:ident ($($rootarg:ident)?) => $kind:expr; )*) => {$(
-        #[doc = concat!($name, ".")]
-        pub fn $f<A: Abi>(
-            sbuf: *const c_void,
-            rbuf: *mut c_void,
-            k: c_int,
-            dt: A::Datatype,
-            op: A::Op,
-            $($rootarg: c_int,)?
-            comm: A::Comm,
-        ) -> c_int {
-            run::<A>($name, Some(comm), |m| {
-                reduce_on::<A>(m, sbuf, rbuf, k, dt, op, $kind, comm, None)
-            })
-        }
-
-        #[doc = concat!($iname, ".")]
-        #[allow(clippy::too_many_arguments)]
-        pub fn $fi<A: Abi>(
-            sbuf: *const c_void,
-            rbuf: *mut c_void,
-            k: c_int,
-            dt: A::Datatype,
-            op: A::Op,
-            $($rootarg: c_int,)?
-            comm: A::Comm,
-            req: *mut A::Request,
-        ) -> c_int {
-            run::<A>($iname, Some(comm), |m| {
-                reduce_on::<A>(m, sbuf, rbuf, k, dt, op, $kind, comm, Some(req))
-            })
-        }
-    )*};
-}
-
-reduction_calls! {
-    "MPI_Reduce" "MPI_Ireduce" reduce ireduce (root) => Red::Reduce(root);
-    "MPI_Allreduce" "MPI_Iallreduce" allreduce iallreduce () => Red::Allreduce;
-    "MPI_Scan" "MPI_Iscan" scan iscan () => Red::Scan;
-    "MPI_Exscan" "MPI_Iexscan" exscan iexscan () => Red::Exscan;
-}
-
 /// MPI_Reduce_scatter and MPI_Reduce_scatter_block: `counts` per rank (`None`: `k` each).
 #[allow(clippy::too_many_arguments)]
 fn reduce_scatter_on<A: Abi>(
@@ -580,66 +487,6 @@ fn reduce_scatter_on<A: Abi>(
     );
     let c = b.finish();
     start::<A>(m, c, req)
-}
-
-/// MPI_Reduce_scatter.
-pub fn reduce_scatter<A: Abi>(
-    sbuf: *const c_void,
-    rbuf: *mut c_void,
-    counts: *const c_int,
-    dt: A::Datatype,
-    op: A::Op,
-    comm: A::Comm,
-) -> c_int {
-    run::<A>("MPI_Reduce_scatter", Some(comm), |m| {
-        reduce_scatter_on::<A>(m, sbuf, rbuf, Some(counts), 0, dt, op, comm, None)
-    })
-}
-
-/// MPI_Ireduce_scatter.
-#[allow(clippy::too_many_arguments)]
-pub fn ireduce_scatter<A: Abi>(
-    sbuf: *const c_void,
-    rbuf: *mut c_void,
-    counts: *const c_int,
-    dt: A::Datatype,
-    op: A::Op,
-    comm: A::Comm,
-    req: *mut A::Request,
-) -> c_int {
-    run::<A>("MPI_Ireduce_scatter", Some(comm), |m| {
-        reduce_scatter_on::<A>(m, sbuf, rbuf, Some(counts), 0, dt, op, comm, Some(req))
-    })
-}
-
-/// MPI_Reduce_scatter_block.
-pub fn reduce_scatter_block<A: Abi>(
-    sbuf: *const c_void,
-    rbuf: *mut c_void,
-    k: c_int,
-    dt: A::Datatype,
-    op: A::Op,
-    comm: A::Comm,
-) -> c_int {
-    run::<A>("MPI_Reduce_scatter_block", Some(comm), |m| {
-        reduce_scatter_on::<A>(m, sbuf, rbuf, None, k, dt, op, comm, None)
-    })
-}
-
-/// MPI_Ireduce_scatter_block.
-#[allow(clippy::too_many_arguments)]
-pub fn ireduce_scatter_block<A: Abi>(
-    sbuf: *const c_void,
-    rbuf: *mut c_void,
-    k: c_int,
-    dt: A::Datatype,
-    op: A::Op,
-    comm: A::Comm,
-    req: *mut A::Request,
-) -> c_int {
-    run::<A>("MPI_Ireduce_scatter_block", Some(comm), |m| {
-        reduce_scatter_on::<A>(m, sbuf, rbuf, None, k, dt, op, comm, Some(req))
-    })
 }
 
 /// One side of a data-movement collective: a buffer, its blocks and their datatype.
@@ -882,279 +729,6 @@ fn exchange_now<A: Abi>(
     })
 }
 
-/// MPI_Gather.
-#[allow(clippy::too_many_arguments)]
-pub fn gather<A: Abi>(
-    sbuf: *const c_void,
-    sk: c_int,
-    sdt: A::Datatype,
-    rbuf: *mut c_void,
-    rk: c_int,
-    rdt: A::Datatype,
-    root: c_int,
-    comm: A::Comm,
-) -> c_int {
-    run::<A>("MPI_Gather", Some(comm), |m| {
-        gather_on::<A>(
-            m,
-            sbuf,
-            sk,
-            sdt,
-            rbuf,
-            same(rk),
-            rdt,
-            Some(root),
-            comm,
-            None,
-        )
-    })
-}
-
-/// MPI_Igather.
-#[allow(clippy::too_many_arguments)]
-pub fn igather<A: Abi>(
-    sbuf: *const c_void,
-    sk: c_int,
-    sdt: A::Datatype,
-    rbuf: *mut c_void,
-    rk: c_int,
-    rdt: A::Datatype,
-    root: c_int,
-    comm: A::Comm,
-    req: *mut A::Request,
-) -> c_int {
-    run::<A>("MPI_Igather", Some(comm), |m| {
-        gather_on::<A>(
-            m,
-            sbuf,
-            sk,
-            sdt,
-            rbuf,
-            same(rk),
-            rdt,
-            Some(root),
-            comm,
-            Some(req),
-        )
-    })
-}
-
-/// MPI_Gatherv.
-#[allow(clippy::too_many_arguments)]
-pub fn gatherv<A: Abi>(
-    sbuf: *const c_void,
-    sk: c_int,
-    sdt: A::Datatype,
-    rbuf: *mut c_void,
-    rcounts: *const c_int,
-    displs: *const c_int,
-    rdt: A::Datatype,
-    root: c_int,
-    comm: A::Comm,
-) -> c_int {
-    run::<A>("MPI_Gatherv", Some(comm), |m| {
-        let bl = varying(rcounts, displs);
-        gather_on::<A>(m, sbuf, sk, sdt, rbuf, bl, rdt, Some(root), comm, None)
-    })
-}
-
-/// MPI_Igatherv.
-#[allow(clippy::too_many_arguments)]
-pub fn igatherv<A: Abi>(
-    sbuf: *const c_void,
-    sk: c_int,
-    sdt: A::Datatype,
-    rbuf: *mut c_void,
-    rcounts: *const c_int,
-    displs: *const c_int,
-    rdt: A::Datatype,
-    root: c_int,
-    comm: A::Comm,
-    req: *mut A::Request,
-) -> c_int {
-    run::<A>("MPI_Igatherv", Some(comm), |m| {
-        let bl = varying(rcounts, displs);
-        gather_on::<A>(m, sbuf, sk, sdt, rbuf, bl, rdt, Some(root), comm, Some(req))
-    })
-}
-
-/// MPI_Allgather.
-#[allow(clippy::too_many_arguments)]
-pub fn allgather<A: Abi>(
-    sbuf: *const c_void,
-    sk: c_int,
-    sdt: A::Datatype,
-    rbuf: *mut c_void,
-    rk: c_int,
-    rdt: A::Datatype,
-    comm: A::Comm,
-) -> c_int {
-    run::<A>("MPI_Allgather", Some(comm), |m| {
-        exchange_now::<A>(m, sbuf, sk, sdt, rbuf, rk, rdt, comm, false)
-    })
-}
-
-/// MPI_Iallgather.
-#[allow(clippy::too_many_arguments)]
-pub fn iallgather<A: Abi>(
-    sbuf: *const c_void,
-    sk: c_int,
-    sdt: A::Datatype,
-    rbuf: *mut c_void,
-    rk: c_int,
-    rdt: A::Datatype,
-    comm: A::Comm,
-    req: *mut A::Request,
-) -> c_int {
-    run::<A>("MPI_Iallgather", Some(comm), |m| {
-        gather_on::<A>(m, sbuf, sk, sdt, rbuf, same(rk), rdt, None, comm, Some(req))
-    })
-}
-
-/// MPI_Allgatherv.
-#[allow(clippy::too_many_arguments)]
-pub fn allgatherv<A: Abi>(
-    sbuf: *const c_void,
-    sk: c_int,
-    sdt: A::Datatype,
-    rbuf: *mut c_void,
-    rcounts: *const c_int,
-    displs: *const c_int,
-    rdt: A::Datatype,
-    comm: A::Comm,
-) -> c_int {
-    run::<A>("MPI_Allgatherv", Some(comm), |m| {
-        let bl = varying(rcounts, displs);
-        gather_on::<A>(m, sbuf, sk, sdt, rbuf, bl, rdt, None, comm, None)
-    })
-}
-
-/// MPI_Iallgatherv.
-#[allow(clippy::too_many_arguments)]
-pub fn iallgatherv<A: Abi>(
-    sbuf: *const c_void,
-    sk: c_int,
-    sdt: A::Datatype,
-    rbuf: *mut c_void,
-    rcounts: *const c_int,
-    displs: *const c_int,
-    rdt: A::Datatype,
-    comm: A::Comm,
-    req: *mut A::Request,
-) -> c_int {
-    run::<A>("MPI_Iallgatherv", Some(comm), |m| {
-        let bl = varying(rcounts, displs);
-        gather_on::<A>(m, sbuf, sk, sdt, rbuf, bl, rdt, None, comm, Some(req))
-    })
-}
-
-/// MPI_Scatter.
-#[allow(clippy::too_many_arguments)]
-pub fn scatter<A: Abi>(
-    sbuf: *const c_void,
-    sk: c_int,
-    sdt: A::Datatype,
-    rbuf: *mut c_void,
-    rk: c_int,
-    rdt: A::Datatype,
-    root: c_int,
-    comm: A::Comm,
-) -> c_int {
-    run::<A>("MPI_Scatter", Some(comm), |m| {
-        scatter_on::<A>(m, sbuf, same(sk), sdt, rbuf, rk, rdt, root, comm, None)
-    })
-}
-
-/// MPI_Iscatter.
-#[allow(clippy::too_many_arguments)]
-pub fn iscatter<A: Abi>(
-    sbuf: *const c_void,
-    sk: c_int,
-    sdt: A::Datatype,
-    rbuf: *mut c_void,
-    rk: c_int,
-    rdt: A::Datatype,
-    root: c_int,
-    comm: A::Comm,
-    req: *mut A::Request,
-) -> c_int {
-    run::<A>("MPI_Iscatter", Some(comm), |m| {
-        scatter_on::<A>(m, sbuf, same(sk), sdt, rbuf, rk, rdt, root, comm, Some(req))
-    })
-}
-
-/// MPI_Scatterv.
-#[allow(clippy::too_many_arguments)]
-pub fn scatterv<A: Abi>(
-    sbuf: *const c_void,
-    scounts: *const c_int,
-    displs: *const c_int,
-    sdt: A::Datatype,
-    rbuf: *mut c_void,
-    rk: c_int,
-    rdt: A::Datatype,
-    root: c_int,
-    comm: A::Comm,
-) -> c_int {
-    run::<A>("MPI_Scatterv", Some(comm), |m| {
-        let bl = varying(scounts, displs);
-        scatter_on::<A>(m, sbuf, bl, sdt, rbuf, rk, rdt, root, comm, None)
-    })
-}
-
-/// MPI_Iscatterv.
-#[allow(clippy::too_many_arguments)]
-pub fn iscatterv<A: Abi>(
-    sbuf: *const c_void,
-    scounts: *const c_int,
-    displs: *const c_int,
-    sdt: A::Datatype,
-    rbuf: *mut c_void,
-    rk: c_int,
-    rdt: A::Datatype,
-    root: c_int,
-    comm: A::Comm,
-    req: *mut A::Request,
-) -> c_int {
-    run::<A>("MPI_Iscatterv", Some(comm), |m| {
-        let bl = varying(scounts, displs);
-        scatter_on::<A>(m, sbuf, bl, sdt, rbuf, rk, rdt, root, comm, Some(req))
-    })
-}
-
-/// MPI_Alltoall.
-#[allow(clippy::too_many_arguments)]
-pub fn alltoall<A: Abi>(
-    sbuf: *const c_void,
-    sk: c_int,
-    sdt: A::Datatype,
-    rbuf: *mut c_void,
-    rk: c_int,
-    rdt: A::Datatype,
-    comm: A::Comm,
-) -> c_int {
-    run::<A>("MPI_Alltoall", Some(comm), |m| {
-        exchange_now::<A>(m, sbuf, sk, sdt, rbuf, rk, rdt, comm, true)
-    })
-}
-
-/// MPI_Ialltoall.
-#[allow(clippy::too_many_arguments)]
-pub fn ialltoall<A: Abi>(
-    sbuf: *const c_void,
-    sk: c_int,
-    sdt: A::Datatype,
-    rbuf: *mut c_void,
-    rk: c_int,
-    rdt: A::Datatype,
-    comm: A::Comm,
-    req: *mut A::Request,
-) -> c_int {
-    run::<A>("MPI_Ialltoall", Some(comm), |m| {
-        alltoall_same::<A>(m, sbuf, sk, sdt, rbuf, rk, rdt, comm, Some(req))
-    })
-}
-
 #[allow(clippy::too_many_arguments)]
 fn alltoall_same<A: Abi>(
     m: &mut Mpi,
@@ -1217,57 +791,6 @@ fn alltoallv_on<A: Abi>(
     alltoall_on::<A>(m, send, None, recv, None, comm, req)
 }
 
-/// MPI_Alltoallv.
-#[allow(clippy::too_many_arguments)]
-pub fn alltoallv<A: Abi>(
-    sbuf: *const c_void,
-    scounts: *const c_int,
-    sdispls: *const c_int,
-    sdt: A::Datatype,
-    rbuf: *mut c_void,
-    rcounts: *const c_int,
-    rdispls: *const c_int,
-    rdt: A::Datatype,
-    comm: A::Comm,
-) -> c_int {
-    run::<A>("MPI_Alltoallv", Some(comm), |m| {
-        alltoallv_on::<A>(
-            m, sbuf, scounts, sdispls, sdt, rbuf, rcounts, rdispls, rdt, comm, None,
-        )
-    })
-}
-
-/// MPI_Ialltoallv.
-#[allow(clippy::too_many_arguments)]
-pub fn ialltoallv<A: Abi>(
-    sbuf: *const c_void,
-    scounts: *const c_int,
-    sdispls: *const c_int,
-    sdt: A::Datatype,
-    rbuf: *mut c_void,
-    rcounts: *const c_int,
-    rdispls: *const c_int,
-    rdt: A::Datatype,
-    comm: A::Comm,
-    req: *mut A::Request,
-) -> c_int {
-    run::<A>("MPI_Ialltoallv", Some(comm), |m| {
-        alltoallv_on::<A>(
-            m,
-            sbuf,
-            scounts,
-            sdispls,
-            sdt,
-            rbuf,
-            rcounts,
-            rdispls,
-            rdt,
-            comm,
-            Some(req),
-        )
-    })
-}
-
 #[allow(clippy::too_many_arguments)]
 fn alltoallw_on<A: Abi>(
     m: &mut Mpi,
@@ -1306,53 +829,119 @@ fn alltoallw_on<A: Abi>(
     alltoall_on::<A>(m, send, Some(sdts), recv, Some(rdts), comm, req)
 }
 
-/// MPI_Alltoallw.
-#[allow(clippy::too_many_arguments)]
-pub fn alltoallw<A: Abi>(
-    sbuf: *const c_void,
-    scounts: *const c_int,
-    sdispls: *const c_int,
-    sdts: *const A::Datatype,
-    rbuf: *mut c_void,
-    rcounts: *const c_int,
-    rdispls: *const c_int,
-    rdts: *const A::Datatype,
+/// Blocking MPI_Bcast: through the communicator's own call on bytes (the shared-memory path for
+/// small data), packing a non-contiguous type.
+fn bcast_now<A: Abi>(
+    m: &mut Mpi,
+    buf: *mut c_void,
+    k: c_int,
+    dt: A::Datatype,
+    root: c_int,
     comm: A::Comm,
-) -> c_int {
-    run::<A>("MPI_Alltoallw", Some(comm), |m| {
-        alltoallw_on::<A>(
-            m, sbuf, scounts, sdispls, sdts, rbuf, rcounts, rdispls, rdts, comm, None,
-        )
+) -> MpiResult<()> {
+    let c = m.comm(A::comm_id(comm))?;
+    let root = root_of(root, c.id.size())?;
+    let k = count(k)?;
+    let t = datatype::<A>(m, dt)?;
+    check_buf(t, buf, k)?;
+    let comm = m.world.attach(&c.id);
+    let me = comm.rank();
+    with_bytes(t, buf, k, me == root, me != root, |b| {
+        Ok(comm.bcast_bytes(b, root)?)
     })
 }
 
-/// MPI_Ialltoallw.
-#[allow(clippy::too_many_arguments)]
-pub fn ialltoallw<A: Abi>(
-    sbuf: *const c_void,
-    scounts: *const c_int,
-    sdispls: *const c_int,
-    sdts: *const A::Datatype,
-    rbuf: *mut c_void,
-    rcounts: *const c_int,
-    rdispls: *const c_int,
-    rdts: *const A::Datatype,
-    comm: A::Comm,
-    req: *mut A::Request,
-) -> c_int {
-    run::<A>("MPI_Ialltoallw", Some(comm), |m| {
-        alltoallw_on::<A>(
-            m,
-            sbuf,
-            scounts,
-            sdispls,
-            sdts,
-            rbuf,
-            rcounts,
-            rdispls,
-            rdts,
-            comm,
-            Some(req),
-        )
-    })
+/// Blocking MPI_Barrier: the communicator's own call (the shared-memory path).
+fn barrier_now<A: Abi>(m: &mut Mpi, comm: A::Comm) -> MpiResult<()> {
+    let c = m.comm(A::comm_id(comm))?;
+    Ok(m.world.attach(&c.id).barrier()?)
+}
+
+/// Each collective's C calls, blocking and non-blocking: the same arguments (the non-blocking
+/// one adds its request) and one body, in which `req` is `None` for the blocking call.
+macro_rules! coll_calls {
+    ($( $name:literal $iname:literal fn $f:ident / $fi:ident
+        ( $($a:ident : $t:ty),* ) on $comm:ident => |$m:ident, $req:ident| $body:expr; )*) => {$(
+        #[doc = concat!($name, ".")]
+        #[allow(clippy::too_many_arguments)]
+        pub fn $f<A: Abi>($($a: $t),*) -> c_int {
+            run::<A>($name, Some($comm), |$m| {
+                let $req: Option<*mut A::Request> = None;
+                $body
+            })
+        }
+
+        #[doc = concat!($iname, ".")]
+        #[allow(clippy::too_many_arguments)]
+        pub fn $fi<A: Abi>($($a: $t,)* req: *mut A::Request) -> c_int {
+            run::<A>($iname, Some($comm), |$m| {
+                let $req = Some(req);
+                $body
+            })
+        }
+    )*};
+}
+
+coll_calls! {
+    "MPI_Barrier" "MPI_Ibarrier" fn barrier / ibarrier (comm: A::Comm) on comm => |m, req| match req {
+        None => barrier_now::<A>(m, comm),
+        Some(_) => barrier_on::<A>(m, comm, req),
+    };
+    "MPI_Bcast" "MPI_Ibcast" fn bcast / ibcast
+        (buf: *mut c_void, k: c_int, dt: A::Datatype, root: c_int, comm: A::Comm) on comm
+        => |m, req| match req {
+            None => bcast_now::<A>(m, buf, k, dt, root, comm),
+            Some(_) => bcast_on::<A>(m, buf, k, dt, root, comm, req),
+        };
+    "MPI_Reduce" "MPI_Ireduce" fn reduce / ireduce
+        (sbuf: *const c_void, rbuf: *mut c_void, k: c_int, dt: A::Datatype, op: A::Op, root: c_int, comm: A::Comm) on comm
+        => |m, req| reduce_on::<A>(m, sbuf, rbuf, k, dt, op, Red::Reduce(root), comm, req);
+    "MPI_Allreduce" "MPI_Iallreduce" fn allreduce / iallreduce
+        (sbuf: *const c_void, rbuf: *mut c_void, k: c_int, dt: A::Datatype, op: A::Op, comm: A::Comm) on comm
+        => |m, req| reduce_on::<A>(m, sbuf, rbuf, k, dt, op, Red::Allreduce, comm, req);
+    "MPI_Scan" "MPI_Iscan" fn scan / iscan
+        (sbuf: *const c_void, rbuf: *mut c_void, k: c_int, dt: A::Datatype, op: A::Op, comm: A::Comm) on comm
+        => |m, req| reduce_on::<A>(m, sbuf, rbuf, k, dt, op, Red::Scan, comm, req);
+    "MPI_Exscan" "MPI_Iexscan" fn exscan / iexscan
+        (sbuf: *const c_void, rbuf: *mut c_void, k: c_int, dt: A::Datatype, op: A::Op, comm: A::Comm) on comm
+        => |m, req| reduce_on::<A>(m, sbuf, rbuf, k, dt, op, Red::Exscan, comm, req);
+    "MPI_Reduce_scatter" "MPI_Ireduce_scatter" fn reduce_scatter / ireduce_scatter
+        (sbuf: *const c_void, rbuf: *mut c_void, counts: *const c_int, dt: A::Datatype, op: A::Op, comm: A::Comm) on comm
+        => |m, req| reduce_scatter_on::<A>(m, sbuf, rbuf, Some(counts), 0, dt, op, comm, req);
+    "MPI_Reduce_scatter_block" "MPI_Ireduce_scatter_block" fn reduce_scatter_block / ireduce_scatter_block
+        (sbuf: *const c_void, rbuf: *mut c_void, k: c_int, dt: A::Datatype, op: A::Op, comm: A::Comm) on comm
+        => |m, req| reduce_scatter_on::<A>(m, sbuf, rbuf, None, k, dt, op, comm, req);
+    "MPI_Gather" "MPI_Igather" fn gather / igather
+        (sbuf: *const c_void, sk: c_int, sdt: A::Datatype, rbuf: *mut c_void, rk: c_int, rdt: A::Datatype, root: c_int, comm: A::Comm) on comm
+        => |m, req| gather_on::<A>(m, sbuf, sk, sdt, rbuf, same(rk), rdt, Some(root), comm, req);
+    "MPI_Gatherv" "MPI_Igatherv" fn gatherv / igatherv
+        (sbuf: *const c_void, sk: c_int, sdt: A::Datatype, rbuf: *mut c_void, rcounts: *const c_int, displs: *const c_int, rdt: A::Datatype, root: c_int, comm: A::Comm) on comm
+        => |m, req| gather_on::<A>(m, sbuf, sk, sdt, rbuf, varying(rcounts, displs), rdt, Some(root), comm, req);
+    "MPI_Allgather" "MPI_Iallgather" fn allgather / iallgather
+        (sbuf: *const c_void, sk: c_int, sdt: A::Datatype, rbuf: *mut c_void, rk: c_int, rdt: A::Datatype, comm: A::Comm) on comm
+        => |m, req| match req {
+            None => exchange_now::<A>(m, sbuf, sk, sdt, rbuf, rk, rdt, comm, false),
+            Some(_) => gather_on::<A>(m, sbuf, sk, sdt, rbuf, same(rk), rdt, None, comm, req),
+        };
+    "MPI_Allgatherv" "MPI_Iallgatherv" fn allgatherv / iallgatherv
+        (sbuf: *const c_void, sk: c_int, sdt: A::Datatype, rbuf: *mut c_void, rcounts: *const c_int, displs: *const c_int, rdt: A::Datatype, comm: A::Comm) on comm
+        => |m, req| gather_on::<A>(m, sbuf, sk, sdt, rbuf, varying(rcounts, displs), rdt, None, comm, req);
+    "MPI_Scatter" "MPI_Iscatter" fn scatter / iscatter
+        (sbuf: *const c_void, sk: c_int, sdt: A::Datatype, rbuf: *mut c_void, rk: c_int, rdt: A::Datatype, root: c_int, comm: A::Comm) on comm
+        => |m, req| scatter_on::<A>(m, sbuf, same(sk), sdt, rbuf, rk, rdt, root, comm, req);
+    "MPI_Scatterv" "MPI_Iscatterv" fn scatterv / iscatterv
+        (sbuf: *const c_void, scounts: *const c_int, displs: *const c_int, sdt: A::Datatype, rbuf: *mut c_void, rk: c_int, rdt: A::Datatype, root: c_int, comm: A::Comm) on comm
+        => |m, req| scatter_on::<A>(m, sbuf, varying(scounts, displs), sdt, rbuf, rk, rdt, root, comm, req);
+    "MPI_Alltoall" "MPI_Ialltoall" fn alltoall / ialltoall
+        (sbuf: *const c_void, sk: c_int, sdt: A::Datatype, rbuf: *mut c_void, rk: c_int, rdt: A::Datatype, comm: A::Comm) on comm
+        => |m, req| match req {
+            None => exchange_now::<A>(m, sbuf, sk, sdt, rbuf, rk, rdt, comm, true),
+            Some(_) => alltoall_same::<A>(m, sbuf, sk, sdt, rbuf, rk, rdt, comm, req),
+        };
+    "MPI_Alltoallv" "MPI_Ialltoallv" fn alltoallv / ialltoallv
+        (sbuf: *const c_void, scounts: *const c_int, sdispls: *const c_int, sdt: A::Datatype, rbuf: *mut c_void, rcounts: *const c_int, rdispls: *const c_int, rdt: A::Datatype, comm: A::Comm) on comm
+        => |m, req| alltoallv_on::<A>(m, sbuf, scounts, sdispls, sdt, rbuf, rcounts, rdispls, rdt, comm, req);
+    "MPI_Alltoallw" "MPI_Ialltoallw" fn alltoallw / ialltoallw
+        (sbuf: *const c_void, scounts: *const c_int, sdispls: *const c_int, sdts: *const A::Datatype, rbuf: *mut c_void, rcounts: *const c_int, rdispls: *const c_int, rdts: *const A::Datatype, comm: A::Comm) on comm
+        => |m, req| alltoallw_on::<A>(m, sbuf, scounts, sdispls, sdts, rbuf, rcounts, rdispls, rdts, comm, req);
 }
