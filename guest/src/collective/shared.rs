@@ -25,7 +25,6 @@ use super::Combine;
 use crate::api::Comm;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -62,14 +61,35 @@ struct On {
     bases: Vec<u64>,
     /// Collectives done here so far.
     k: u64,
+    /// A reduction's operand copied out of a cell (kept: allocating it per call cost more than
+    /// the copy).
+    scratch: Vec<u8>,
 }
 
-/// Every communicator's area on this rank, by context id, and the areas of freed communicators
-/// (offset, flag count) kept for the next ones: their flags must keep counting up.
+/// Every communicator's area on this rank, by context id (a short list searched in order, the
+/// most recently used first: a program has few communicators, and hashing each call's id cost
+/// more than the search), and the areas of freed communicators (offset, flag count) kept for the
+/// next ones: their flags must keep counting up.
 #[derive(Default)]
 pub(crate) struct Areas {
-    by_ctx: HashMap<u64, Area>,
+    by_ctx: Vec<(u64, Area)>,
     spare: Vec<(usize, u64)>,
+}
+
+impl Areas {
+    /// The area of context `ctx`, moved to the front of the list.
+    fn get(&mut self, ctx: u64) -> Option<&mut Area> {
+        let i = self.by_ctx.iter().position(|a| a.0 == ctx)?;
+        if i != 0 {
+            self.by_ctx.swap(0, i);
+        }
+        self.by_ctx.first_mut().map(|a| &mut a.1)
+    }
+
+    fn remove(&mut self, ctx: u64) -> Option<Area> {
+        let i = self.by_ctx.iter().position(|a| a.0 == ctx)?;
+        Some(self.by_ctx.swap_remove(i).1)
+    }
 }
 
 impl On {
@@ -115,13 +135,13 @@ impl Comm<'_> {
         if self.size < 2 {
             return Ok(None);
         }
-        let known = self.world.areas.borrow().by_ctx.contains_key(&self.ctx);
+        let known = self.world.areas.borrow_mut().get(self.ctx).is_some();
         if !known {
             let a = self.set_up()?;
-            self.world.areas.borrow_mut().by_ctx.insert(self.ctx, a);
+            self.world.areas.borrow_mut().by_ctx.push((self.ctx, a));
         }
         let mut areas = self.world.areas.borrow_mut();
-        let Some(Area::On(on)) = areas.by_ctx.get_mut(&self.ctx) else {
+        let Some(Area::On(on)) = areas.get(self.ctx) else {
             return Ok(None);
         };
         on.k += 1;
@@ -157,6 +177,7 @@ impl Comm<'_> {
             world: Vec::with_capacity(n),
             bases: Vec::with_capacity(n),
             k: 0,
+            scratch: Vec::new(),
         };
         let e = self.world.engine.borrow();
         for (j, r) in all.chunks(16).enumerate() {
@@ -347,14 +368,31 @@ impl Comm<'_> {
     /// `out = d0 ∘ … ∘ dn−1` from the members' cells (and `data`, this rank's), from the last
     /// member down: acc = d_j ∘ acc.
     fn combine_all(
-        on: &On,
+        on: &mut On,
         e: &Engine,
         data: &[u8],
         out: &mut [u8],
         combine: &mut Combine<'_>,
     ) -> Result<()> {
         let (me, last) = (on.me, on.offs.len() - 1);
-        let mut tmp = vec![0u8; data.len()];
+        let mut tmp = std::mem::take(&mut on.scratch);
+        tmp.resize(data.len(), 0);
+        let r = Self::combine_into(on, e, data, out, combine, &mut tmp, me, last);
+        on.scratch = tmp;
+        r
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn combine_into(
+        on: &On,
+        e: &Engine,
+        data: &[u8],
+        out: &mut [u8],
+        combine: &mut Combine<'_>,
+        tmp: &mut [u8],
+        me: usize,
+        last: usize,
+    ) -> Result<()> {
         if last == me {
             out.copy_from_slice(data);
         } else {
@@ -364,8 +402,8 @@ impl Comm<'_> {
             if j == me {
                 combine(data, out)?;
             } else {
-                Self::take(on, e, j, &mut tmp)?;
-                combine(&tmp, out)?;
+                Self::take(on, e, j, tmp)?;
+                combine(tmp, out)?;
             }
         }
         Ok(())
@@ -417,7 +455,7 @@ impl Comm<'_> {
     /// collective through the area (they may still read this rank's cells), then keeps the area
     /// for the next communicator.
     pub fn release(&self) -> Result<()> {
-        let a = self.world.areas.borrow_mut().by_ctx.remove(&self.ctx);
+        let a = self.world.areas.borrow_mut().remove(self.ctx);
         let Some(Area::On(on)) = a else {
             return Ok(());
         };
