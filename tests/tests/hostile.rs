@@ -436,3 +436,103 @@ fn sync_words_out_of_place_are_refused() {
     ];
     refused_streams("sync", &cases);
 }
+
+/// Rank 1's collective area: the first block of its heap (nothing else is allocated there in these
+/// tests). Its ARRIVE flag is at +0, the lengths of its two cells at +8 and +16.
+fn area_of(l: &JobLayout, r: u32) -> usize {
+    l.heap(r).expect("rank's heap").0
+}
+
+/// A barrier sets the area up (collective 1); rank 1 then broadcasts 64 bytes (collective 2,
+/// cell 0: the root publishes and returns); rank 0 receives it only after the attack.
+fn bcast_after_attack(w: &World, phase: &AtomicU32) -> Result<u32, Error> {
+    w.comm().barrier()?;
+    let mut b = vec![w.rank() as u8; 64];
+    if w.rank() == 1 {
+        w.comm().bcast_bytes(&mut b, 1)?;
+        phase.store(SENT, Ordering::Release);
+    } else {
+        wait_for(phase, GO);
+        w.comm().bcast_bytes(&mut b, 1)?;
+        assert_eq!(b, vec![1u8; 64], "an honest broadcast arrives whole");
+    }
+    Ok(64)
+}
+
+#[test]
+fn a_wild_length_in_a_collective_area_is_an_error_not_a_crash() {
+    for (forged, want) in [(1u64 << 40, "truncat"), (3, "3 bytes where 64")] {
+        let out = scenario_sized(
+            "collarea",
+            8 << 20,
+            bcast_after_attack,
+            |dev, l, phase, _| {
+                wait_for(phase, SENT);
+                let lens = area_of(l, 1) + 8;
+                dev.shm()
+                    .u64_at(lens)
+                    .unwrap()
+                    .store(forged, Ordering::Release);
+                phase.store(GO, Ordering::Release);
+            },
+        );
+        assert!(out[1].is_ok(), "{:?}", out[1]);
+        let e = out[0].as_ref().expect_err("the forged length is noticed");
+        assert!(
+            matches!(e, Error::Truncate { .. } | Error::Protocol { .. }),
+            "{e}"
+        );
+        assert!(e.to_string().to_lowercase().contains(want), "{e}");
+    }
+}
+
+#[test]
+fn scribbling_over_collective_areas_never_crashes_or_hangs() {
+    let talk = |w: &World, _: &AtomicU32| -> Result<u32, Error> {
+        let c = w.comm();
+        let mut out = vec![0u8; 8192];
+        for i in 0..20_000u32 {
+            let len = [8usize, 512, 4096][i as usize % 3];
+            let data = vec![w.rank() as u8; len];
+            c.barrier()?;
+            c.allreduce_bytes(&data, &mut out[..len], &mut |a, b| {
+                b.iter_mut().zip(a).for_each(|(x, y)| *x ^= y);
+                Ok(())
+            })?;
+            let mut b = data.clone();
+            c.bcast_bytes(&mut b, i % 2)?;
+            c.alltoall_bytes(&data, &mut out[..len])?;
+        }
+        Ok(20_000)
+    };
+    let out = scenario_sized("collscribble", 8 << 20, talk, |dev, l, _, running| {
+        let mut seed = 0x51ED_2701_9A4B_33C5;
+        // Both ranks' areas: flags, lengths and cells.
+        let span = 128 + 2 * snoo_mpi::collective::CELL;
+        while running() {
+            let r = (next(&mut seed) % 2) as u32;
+            let off = (area_of(l, r) + next(&mut seed) as usize % span) & !7;
+            dev.shm()
+                .u64_at(off)
+                .unwrap()
+                .store(next(&mut seed), Ordering::Relaxed);
+            std::thread::sleep(Duration::from_micros(50));
+        }
+    });
+    eprintln!("outcomes: {out:?}");
+    for o in &out {
+        if let Err(e) = o {
+            assert!(
+                matches!(
+                    e,
+                    Error::Protocol { .. }
+                        | Error::Timeout(_)
+                        | Error::Truncate { .. }
+                        | Error::PeerDead(_)
+                        | Error::PeerFinalized(_)
+                ),
+                "{e}"
+            );
+        }
+    }
+}
