@@ -264,6 +264,21 @@ fn a_pool_hosts_successive_jobs_and_replaces_a_dead_one() {
             .unwrap()
             .store(job_state::RUNNING, Ordering::Release);
         // (a "job" is now running with rank 0 held by this peer; it dies here)
+        let id = dev.own_id();
+        drop(dev);
+        // Wait until the daemon has marked it dead, so the ranks below meet a job whose member
+        // is already dead (a death racing the joins is the check in `wait_for_ranks`).
+        let watch = SocketDevice::connect(&sock, Duration::from_secs(10)).unwrap();
+        let (hdr, _) = PoolHeader::open(watch.shm()).unwrap();
+        let t = std::time::Instant::now();
+        while matches!(hdr.peer(id.into()), Some((snoo_common::layout::PeerState::Alive, g)) if g == generation)
+        {
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "the daemon never saw it leave"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
     ranks(&sock, "successive", 2, exchange);
 }

@@ -73,7 +73,7 @@ impl Engine {
         // Claim a rank; if the job is re-formed under us (it had a dead member), claim again.
         let rank = loop {
             let (rank, job_id) = claim(&job, &header, opts.rank, own, own_gen, deadline)?;
-            match wait_for_ranks(&job, job_id, &*dev, deadline, &info.name) {
+            match wait_for_ranks(&job, &header, job_id, &*dev, deadline, &info.name) {
                 Ok(()) => break rank,
                 Err(Gathering::Reformed) => continue,
                 Err(Gathering::Failed(e)) => {
@@ -172,6 +172,7 @@ impl Engine {
 /// Waits until all ranks of job `job_id` have claimed their slots.
 fn wait_for_ranks(
     job: &JobTable<'_>,
+    header: &PoolHeader<'_>,
     job_id: u64,
     dev: &dyn Device,
     deadline: Instant,
@@ -184,6 +185,13 @@ fn wait_for_ranks(
         }
         let joined = job.joined();
         if joined >= ranks {
+            // Every slot taken, but one by a member that died before the job started (a slot it
+            // claimed and never used): the job can never run. Free the pool for a new one
+            // rather than start with a dead rank.
+            if job.members(header).dead > 0 && job.transition(JobState::Running, JobState::Free) {
+                tracing::info!("a member died before the job started: forming it again");
+                return Err(Gathering::Reformed);
+            }
             return Ok(());
         }
         if Instant::now() > deadline {
