@@ -234,3 +234,23 @@ pub fn every_program_and_size(programs: &[&str], ranks: std::ops::RangeInclusive
         }
     }
 }
+
+/// Each of `programs` built with Debian's `mpicc`, run with `n` ranks under valgrind with SNOO's
+/// library: no invalid read or write, no use of uninitialised memory, and its [`ok_line`].
+pub fn under_valgrind(programs: &[&str], n: u32) {
+    for &prog in programs {
+        let bin = build(prog, Build::Mpicc);
+        let r = run_snoo(
+            &bin,
+            n,
+            &[
+                "valgrind",
+                "--quiet",
+                "--error-exitcode=99",
+                "--leak-check=no",
+            ],
+        );
+        r.assert_ok(&format!("{prog} under valgrind"));
+        assert!(r.stdout.ends_with(&ok_line(prog)), "{}", r.stdout);
+    }
+}

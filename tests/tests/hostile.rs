@@ -31,6 +31,24 @@ fn wait_for(phase: &AtomicU32, at_least: u32) {
     }
 }
 
+/// Any outcome but a crash or a hang: results, or the errors corruption may cause.
+fn only_clean_failures<T>(out: &[Result<T, Error>]) {
+    for e in out.iter().filter_map(|o| o.as_ref().err()) {
+        assert!(
+            matches!(
+                e,
+                Error::Protocol { .. }
+                    | Error::Timeout(_)
+                    | Error::Truncate { .. }
+                    | Error::PeerDead(_)
+                    // The other rank failed first (one of the above) and finalized.
+                    | Error::PeerFinalized(_)
+            ),
+            "{e}"
+        );
+    }
+}
+
 /// Runs two ranks doing `talk` and an attacker doing `attack` on the same pool.
 fn scenario<T: Send>(
     tag: &str,
@@ -238,22 +256,7 @@ fn scribbling_everywhere_never_crashes_or_hangs() {
     });
     // Any outcome but a crash or a hang is acceptable: payload bytes in the rings are not
     // checksummed, so some corruption is delivered as data (docs/reliability.md says so).
-    for o in &out {
-        if let Err(e) = o {
-            assert!(
-                matches!(
-                    e,
-                    Error::Protocol { .. }
-                        | Error::Timeout(_)
-                        | Error::Truncate { .. }
-                        | Error::PeerDead(_)
-                        // The other rank failed first (one of the above) and finalized.
-                        | Error::PeerFinalized(_)
-                ),
-                "{e}"
-            );
-        }
-    }
+    only_clean_failures(&out);
 }
 
 /// Rank 1 receives one message from rank 0 after the attack; rank 0 sends nothing.
@@ -520,19 +523,5 @@ fn scribbling_over_collective_areas_never_crashes_or_hangs() {
         }
     });
     eprintln!("outcomes: {out:?}");
-    for o in &out {
-        if let Err(e) = o {
-            assert!(
-                matches!(
-                    e,
-                    Error::Protocol { .. }
-                        | Error::Timeout(_)
-                        | Error::Truncate { .. }
-                        | Error::PeerDead(_)
-                        | Error::PeerFinalized(_)
-                ),
-                "{e}"
-            );
-        }
-    }
+    only_clean_failures(&out);
 }

@@ -3,9 +3,7 @@
 //! 5 ranks under real MPICH and under SNOO with the same checked output; also under
 //! AddressSanitizer and valgrind.
 
-use snoo_tests::mpi_programs::{
-    build, every_program_and_size, ok_line, run_snoo, same_under_both, Build,
-};
+use snoo_tests::mpi_programs::{build, every_program_and_size, same_under_both, Build};
 
 const PROGRAMS: [&str; 6] = [
     "collectives/gather_scatter",
@@ -45,19 +43,5 @@ fn under_address_sanitizer() {
 /// memory (scratch buffers, packed copies, reduction results).
 #[test]
 fn under_valgrind() {
-    for prog in PROGRAMS {
-        let bin = build(prog, Build::Mpicc);
-        let r = run_snoo(
-            &bin,
-            2,
-            &[
-                "valgrind",
-                "--quiet",
-                "--error-exitcode=99",
-                "--leak-check=no",
-            ],
-        );
-        r.assert_ok(&format!("{prog} under valgrind"));
-        assert!(r.stdout.ends_with(&ok_line(prog)), "{}", r.stdout);
-    }
+    snoo_tests::mpi_programs::under_valgrind(&PROGRAMS, 2);
 }

@@ -70,19 +70,5 @@ fn under_address_sanitizer() {
 /// of uninitialised memory, in the program or in SNOO's library.
 #[test]
 fn under_valgrind() {
-    for prog in PROGRAMS {
-        let bin = build(prog, Build::Mpicc);
-        let r = run_snoo(
-            &bin,
-            2,
-            &[
-                "valgrind",
-                "--quiet",
-                "--error-exitcode=99",
-                "--leak-check=no",
-            ],
-        );
-        r.assert_ok(&format!("{prog} under valgrind"));
-        assert!(r.stdout.ends_with(&format!("{prog}: ok")), "{}", r.stdout);
-    }
+    snoo_tests::mpi_programs::under_valgrind(&PROGRAMS, 2);
 }
