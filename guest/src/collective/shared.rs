@@ -312,22 +312,11 @@ impl Comm<'_> {
         })
     }
 
-    /// Broadcast through the area, a cell at a time; `None` if not taken.
+    /// Broadcast of at most a cell through the area; `None` if not taken.
     pub(super) fn shm_bcast(&self, buf: &mut [u8], root: u32) -> Result<Option<()>> {
-        if buf.len() <= CELL {
-            return self.shm_bcast_cell(buf, root);
+        if buf.len() > CELL {
+            return Ok(None);
         }
-        // Larger: a cell at a time, each chunk one collective, so the root fills the next cell
-        // while the readers copy out the last one.
-        for chunk in buf.chunks_mut(CELL) {
-            if self.shm_bcast_cell(chunk, root)?.is_none() {
-                return Ok(None);
-            }
-        }
-        Ok(Some(()))
-    }
-
-    fn shm_bcast_cell(&self, buf: &mut [u8], root: u32) -> Result<Option<()>> {
         self.with_area(|c, on, e| {
             let root = root as usize;
             if on.me == root {
@@ -425,45 +414,10 @@ impl Comm<'_> {
         self.shm_exchange(data, out, false)
     }
 
-    /// All-to-all through the area: in one collective when all of a member's blocks fit its cell,
-    /// else in rounds; `None` if not taken.
+    /// All-to-all of at most a cell per member (all its blocks) through the area; `None` if not
+    /// taken.
     pub(super) fn shm_alltoall(&self, data: &[u8], out: &mut [u8]) -> Result<Option<()>> {
-        let n = self.size as usize;
-        let b = data.len() / n.max(1);
-        if data.len() <= CELL {
-            return self.shm_exchange(data, out, true);
-        }
-        // Past 8 cells a block, messages do better at 2 ranks (docs/collectives.md).
-        if b > 8 * CELL {
-            return Ok(None);
-        }
-        // All blocks do not fit a cell: n − 1 rounds in which every member sends the block for
-        // the member `round` places on and receives the one from `round` places back, a cell
-        // at a time, each cell one collective.
-        let me = self.rank as usize;
-        out[me * b..(me + 1) * b].copy_from_slice(&data[me * b..(me + 1) * b]);
-        for round in 1..n {
-            let (to, from) = ((me + round) % n, (me + n - round) % n);
-            let mut at = 0;
-            while at < b {
-                let len = CELL.min(b - at);
-                let src = &data[to * b + at..to * b + at + len];
-                let dst = &mut out[from * b + at..from * b + at + len];
-                let r = self.with_area(|c, on, e| {
-                    c.cell_free(on, e)?;
-                    Self::publish(on, e, Some(src));
-                    c.arrived(on, e, |j| j == from)?;
-                    let r = Self::take(on, e, from, dst);
-                    Self::finish(on, e);
-                    r
-                })?;
-                if r.is_none() {
-                    return Ok(None);
-                }
-                at += len;
-            }
-        }
-        Ok(Some(()))
+        self.shm_exchange(data, out, true)
     }
 
     /// Every member writes `data` and copies a block out of every other member's cell into
