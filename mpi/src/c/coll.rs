@@ -274,6 +274,47 @@ enum Red {
     Exscan,
 }
 
+/// Checks a reduction's root and buffers, as both its blocking and its non-blocking form take
+/// them; returns the root (MPI_Reduce's) and whether this rank gets a result.
+#[allow(clippy::too_many_arguments)]
+fn reduction_args(
+    kind: Red,
+    me: u32,
+    n: u32,
+    p: &Plan,
+    sbuf: *const c_void,
+    rbuf: *mut c_void,
+    k: usize,
+    in_place: bool,
+) -> MpiResult<(Option<u32>, bool)> {
+    let root = match kind {
+        Red::Reduce(r) => Some(root_of(r, n)?),
+        _ => None,
+    };
+    if in_place && root.is_some_and(|r| r != me) {
+        return err(
+            Class::Buffer,
+            "MPI_IN_PLACE as the send buffer of a rank other than the root",
+        );
+    }
+    let wants = match kind {
+        Red::Reduce(_) => root == Some(me),
+        Red::Exscan => me != 0,
+        Red::Allreduce | Red::Scan => true,
+    };
+    let empty = p.bytes() == 0;
+    if !empty && ((!in_place && sbuf.is_null()) || (wants && rbuf.is_null())) {
+        return err(Class::Buffer, format!("NULL buffer with count {k}"));
+    }
+    if !empty && !in_place && wants && std::ptr::eq(sbuf, rbuf) {
+        return err(
+            Class::Buffer,
+            "the send and receive buffers are the same (pass MPI_IN_PLACE as the send buffer)",
+        );
+    }
+    Ok((root, wants))
+}
+
 /// The reduction's combine step for the schedule.
 fn combiner<A: Abi>(p: &Plan, dt: A::Datatype) -> Box<snoo::Combine<'static>> {
     let p = p.clone();
@@ -301,30 +342,7 @@ fn reduce_on<A: Abi>(
     let k = count(k)?;
     let p = plan::<A>(m, k, dt, op)?;
     let in_place = sbuf as usize == A::IN_PLACE;
-    let wants = match kind {
-        Red::Reduce(root) => {
-            let root = root_of(root, n)?;
-            if in_place && me != root {
-                return err(
-                    Class::Buffer,
-                    "MPI_IN_PLACE as the send buffer of a rank other than the root",
-                );
-            }
-            me == root
-        }
-        Red::Exscan => me != 0,
-        Red::Allreduce | Red::Scan => true,
-    };
-    let empty = p.bytes() == 0;
-    if !empty && ((!in_place && sbuf.is_null()) || (wants && rbuf.is_null())) {
-        return err(Class::Buffer, format!("NULL buffer with count {k}"));
-    }
-    if !empty && !in_place && wants && std::ptr::eq(sbuf, rbuf) {
-        return err(
-            Class::Buffer,
-            "the send and receive buffers are the same (pass MPI_IN_PLACE as the send buffer)",
-        );
-    }
+    let (_, wants) = reduction_args(kind, me, n, &p, sbuf, rbuf, k, in_place)?;
     let data = match p.direct(sbuf) {
         // SAFETY: MPI's rule: the program keeps a collective's buffers untouched until it
         // completes, and they hold `k` elements: this run of bytes.
@@ -379,27 +397,7 @@ fn reduce_now<A: Abi>(
     let k = count(k)?;
     let p = plan::<A>(m, k, dt, op)?;
     let in_place = sbuf as usize == A::IN_PLACE;
-    let root = match kind {
-        Red::Reduce(r) => Some(root_of(r, n)?),
-        _ => None,
-    };
-    if in_place && root.is_some_and(|r| r != me) {
-        return err(
-            Class::Buffer,
-            "MPI_IN_PLACE as the send buffer of a rank other than the root",
-        );
-    }
-    let wants = root.is_none_or(|r| r == me);
-    let empty = p.bytes() == 0;
-    if !empty && ((!in_place && sbuf.is_null()) || (wants && rbuf.is_null())) {
-        return err(Class::Buffer, format!("NULL buffer with count {k}"));
-    }
-    if !empty && !in_place && wants && std::ptr::eq(sbuf, rbuf) {
-        return err(
-            Class::Buffer,
-            "the send and receive buffers are the same (pass MPI_IN_PLACE as the send buffer)",
-        );
-    }
+    let (root, wants) = reduction_args(kind, me, n, &p, sbuf, rbuf, k, in_place)?;
     let comm = m.world.attach(&c.id);
     let gathered;
     let data: &[u8] = match p.direct(sbuf) {
