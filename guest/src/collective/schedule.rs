@@ -193,11 +193,6 @@ impl<'f> Schedule<'f> {
         }
     }
 
-    /// True once every step has run and every operation completed.
-    pub fn done(&self) -> bool {
-        self.next == self.steps.len() && self.flying.is_empty()
-    }
-
     fn ptr(&mut self, r: Region) -> *mut u8 {
         match r.at {
             At::Tmp(i, off) => self.tmps[i][off..].as_mut_ptr(),
