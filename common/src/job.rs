@@ -359,6 +359,9 @@ pub struct Members {
     pub dead: u32,
     /// Ranks that called Finalize.
     pub finished: u32,
+    /// Slots being claimed right now: their peer and generation are not written yet, so they
+    /// are neither live nor dead (a claim takes a few stores).
+    pub claiming: u32,
 }
 
 /// Accessor for the job header and rank table of a pool, as [`PoolHeader`] is for the pool
@@ -510,6 +513,10 @@ impl<'a> JobTable<'a> {
             if st == RankState::Finalized {
                 m.finished += 1;
             }
+            if st == RankState::Claiming {
+                m.claiming += 1;
+                continue;
+            }
             if !st.active() {
                 continue;
             }
@@ -558,6 +565,15 @@ impl<'a> JobTable<'a> {
             .store(0, Ordering::Relaxed);
         st.store(RankState::Claimed.to_raw(), Ordering::Release);
         true
+    }
+
+    /// True if slot `r` is claimed by the peer `peer` of generation `generation`: a claim that
+    /// survived a re-forming of the job (its table was cleared just before the claim landed).
+    pub fn held_by(&self, r: u32, peer: u16, generation: u64) -> bool {
+        self.rank_state(r) == Some(RankState::Claimed)
+            && self
+                .rank_peer(r)
+                .is_some_and(|(p, g, _)| p == u32::from(peer) && g == generation)
     }
 
     /// Gives slot `r` back (a join that failed after claiming it).
@@ -714,6 +730,14 @@ mod tests {
         assert_eq!(job.joined(), 2);
         let m = job.members(&header);
         assert_eq!((m.live, m.dead, m.finished), (1, 1, 0));
+        assert!(job.held_by(0, 1, generation) && !job.held_by(0, 1, generation + 1));
+        assert!(!job.held_by(1, 0, 0), "a free slot is nobody's");
+        // A slot being claimed is neither live nor dead: its peer is not written yet.
+        let claiming = shm.u32_at(l.rank_slot(1).unwrap() + RANK_STATE).unwrap();
+        claiming.store(RankState::Claiming.to_raw(), Ordering::Relaxed);
+        let m = job.members(&header);
+        assert_eq!((m.live, m.dead, m.claiming), (1, 1, 1));
+        claiming.store(RankState::Free.to_raw(), Ordering::Relaxed);
         // A garbage state word is not a member, and a huge rank count is clamped.
         shm.u32_at(l.rank_slot(2).unwrap() + RANK_STATE)
             .unwrap()

@@ -42,6 +42,9 @@ pub use sysfs::SysfsDevice;
 pub use vfio::VfioDevice;
 pub use vfio_share::BorrowedVfioDevice;
 
+#[cfg(test)]
+pub(crate) use map::anon_shm;
+
 /// A peer joined or left the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PeerEvent {

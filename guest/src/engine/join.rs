@@ -290,11 +290,16 @@ fn claim_in_running(
             p.wire
         )));
     }
-    let mut candidates = match want {
+    let candidates = match want {
         Some(r) => r..r + 1,
         None => 0..l_ranks,
     };
-    if let Some(r) = candidates.find(|&r| job.try_claim(r, own, own_gen)) {
+    // A slot this process already holds first: a claim can land in the table of a job re-formed
+    // under it (the table cleared between its first and last store), and that claim is ours.
+    if let Some(r) = candidates.clone().find(|&r| job.held_by(r, own, own_gen)) {
+        return Ok(Some((r, job.job_id())));
+    }
+    if let Some(r) = candidates.clone().find(|&r| job.try_claim(r, own, own_gen)) {
         return Ok(Some((r, job.job_id())));
     }
     if Instant::now() > deadline {
@@ -304,4 +309,42 @@ fn claim_in_running(
         });
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::anon_shm;
+    use snoo_common::layout::PoolGeometry;
+
+    /// The CI race: a rank's claim landed in the table of a job another rank had just re-formed,
+    /// so the slot was already its own when it claimed again. It must take it back at once, not
+    /// wait out its timeout on a slot "already taken" (while the others start without it).
+    #[test]
+    fn a_claim_that_survived_a_re_forming_is_taken_back() {
+        let shm = anon_shm(8 << 20);
+        let header = PoolHeader::initialize(&shm, "job", 3, 1, 8).unwrap();
+        let geometry = PoolGeometry::new(8 << 20, 8).unwrap();
+        let layout = JobLayout::new(&geometry, 3).unwrap();
+        let job = JobTable::new(&shm, &layout);
+        assert!(job.transition(JobState::Free, JobState::Forming));
+        job.form();
+        header.set_peer(1, PeerState::Alive);
+        let generation = header.peer(1).unwrap().1;
+        assert!(
+            job.try_claim(0, 1, generation),
+            "the claim that landed late"
+        );
+        let soon = Instant::now() + Duration::from_millis(50);
+        let (rank, id) = claim(&job, &header, Some(0), 1, generation, soon).unwrap();
+        assert_eq!((rank, id), (0, job.job_id()));
+        // Anyone else's claim on the slot still stands in the way.
+        let e = claim(&job, &header, Some(0), 2, 1, soon).unwrap_err();
+        assert!(e.to_string().contains("rank 0 is already taken"), "{e}");
+        // Without a wanted rank, a process also finds its own slot first.
+        assert_eq!(
+            claim(&job, &header, None, 1, generation, soon).unwrap().0,
+            0
+        );
+    }
 }
