@@ -34,12 +34,24 @@ use crate::ring::{ByteRing, WordFifo};
 use crate::shm::Shm;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-/// Smallest data ring per channel.
-pub const MIN_RING: usize = 16 << 10;
+/// Smallest data ring per channel: what a job of [`MAX_RANKS`] ranks leaves each pair in a pool
+/// linear in its ranks (docs/layout.md has the table).
+pub const MIN_RING: usize = 4 << 10;
 /// Largest data ring per channel: more does not help bandwidth once the ring exceeds the caches.
 pub const MAX_RING: usize = 4 << 20;
-/// Mailbox words per channel.
+/// Mailbox words per channel in jobs of up to 16 ranks.
 pub const MAILBOX_WORDS: usize = 1024;
+/// Fewest mailbox words per channel (larger jobs): room for many whole inline messages still.
+pub const MIN_MAILBOX_WORDS: usize = 256;
+/// Heap every rank gets at least, when the pool has room for it with some ring: room for
+/// MPI_Alloc_mem and a few communicators' collective areas. Rings shrink before heaps do.
+pub const MIN_HEAP: usize = 1 << 20;
+/// Pool bytes per rank of [`JobLayout::default_pool_size`] for large jobs: a 64-rank job gets
+/// 256 MiB, a 256-rank job 1 GiB.
+pub const POOL_PER_RANK: u64 = 4 << 20;
+/// Largest default pool of a small job: up to this much, the default gives every channel
+/// [`MAX_RING`] (memory is only touched as rings fill, but the size is the host's to give).
+pub const SMALL_JOB_POOL: u64 = 256 << 20;
 /// Bytes of the job header.
 pub const JOB_HEADER: usize = 64;
 /// Bytes of a rank-table slot: a cold line and a hot line.
@@ -241,12 +253,36 @@ pub struct JobLayout {
     pub heap_bytes: usize,
 }
 
+/// Mailbox words per channel in a job of `ranks` ranks: [`MAILBOX_WORDS`] up to 16 ranks, then
+/// fewer, so that the mailboxes one rank reads hold about 16 K words in all (a power of two, at
+/// least [`MIN_MAILBOX_WORDS`]).
+pub const fn mailbox_words_for(ranks: u32) -> usize {
+    let r = if ranks < 16 { 16 } else { ranks as usize };
+    let w = (16 * MAILBOX_WORDS) / r;
+    let w = 1 << (usize::BITS - 1 - w.leading_zeros());
+    if w < MIN_MAILBOX_WORDS {
+        MIN_MAILBOX_WORDS
+    } else if w > MAILBOX_WORDS {
+        MAILBOX_WORDS
+    } else {
+        w
+    }
+}
+
 impl JobLayout {
-    fn with_ring(geometry: &PoolGeometry, ranks: u32, ring: usize) -> Option<JobLayout> {
+    /// The layout with rings of `ring` bytes, if it fits the pool with at least `min_heap` bytes
+    /// of heap per rank.
+    fn with_ring(
+        geometry: &PoolGeometry,
+        ranks: u32,
+        ring: usize,
+        min_heap: usize,
+    ) -> Option<JobLayout> {
         let header = geometry.engine_offset as usize;
         let rank_table = header + JOB_HEADER;
         let channels = (rank_table + ranks as usize * RANK_SLOT).next_multiple_of(PAGE);
-        let stride = (mailbox_footprint(MAILBOX_WORDS) + ring_footprint(ring)).next_multiple_of(64);
+        let words = mailbox_words_for(ranks);
+        let stride = (mailbox_footprint(words) + ring_footprint(ring)).next_multiple_of(64);
         let pairs = ranks as usize * (ranks as usize - 1);
         let end = channels.checked_add(pairs.checked_mul(stride)?)?;
         if end as u64 > geometry.pool_size {
@@ -257,12 +293,15 @@ impl JobLayout {
             .ok()?
             .saturating_sub(heaps);
         let heap_bytes = (rest / ranks as usize) / PAGE * PAGE;
+        if heap_bytes < min_heap {
+            return None;
+        }
         Some(JobLayout {
             ranks,
             header,
             rank_table,
             channels,
-            mailbox_words: MAILBOX_WORDS,
+            mailbox_words: words,
             ring_bytes: ring,
             channel_stride: stride,
             heaps,
@@ -270,17 +309,20 @@ impl JobLayout {
         })
     }
 
-    /// The layout every rank of an N-rank job computes: the largest ring that fits.
+    /// The layout every rank of an N-rank job computes: the largest ring that leaves every rank
+    /// [`MIN_HEAP`] of heap; in a pool too small for that, the largest ring that fits at all.
     pub fn new(geometry: &PoolGeometry, ranks: u32) -> Result<JobLayout, JobLayoutError> {
         if ranks == 0 || ranks > MAX_RANKS {
             return Err(JobLayoutError::Ranks(ranks));
         }
-        let mut ring = MAX_RING;
-        while ring >= MIN_RING {
-            if let Some(l) = Self::with_ring(geometry, ranks, ring) {
-                return Ok(l);
+        for min_heap in [MIN_HEAP, 0] {
+            let mut ring = MAX_RING;
+            while ring >= MIN_RING {
+                if let Some(l) = Self::with_ring(geometry, ranks, ring, min_heap) {
+                    return Ok(l);
+                }
+                ring /= 2;
             }
-            ring /= 2;
         }
         Err(JobLayoutError::TooSmall {
             pool: geometry.pool_size,
@@ -289,14 +331,28 @@ impl JobLayout {
         })
     }
 
-    /// The pool size (a power of two) an N-rank job needs for rings of `ring` bytes.
+    /// The pool size (a power of two) an N-rank job needs for rings of `ring` bytes (with no
+    /// heap).
     pub fn pool_size_for(ranks: u32, ring: usize, max_peers: u32) -> u64 {
-        let stride = (mailbox_footprint(MAILBOX_WORDS) + ring_footprint(ring)).next_multiple_of(64);
+        let words = mailbox_words_for(ranks);
+        let stride = (mailbox_footprint(words) + ring_footprint(ring)).next_multiple_of(64);
         let pairs = ranks as u64 * u64::from(ranks.saturating_sub(1));
         let engine = (JOB_HEADER as u64 + u64::from(ranks) * RANK_SLOT as u64)
             .next_multiple_of(PAGE as u64)
             + pairs * stride as u64;
         PoolGeometry::size_for(engine, max_peers)
+    }
+
+    /// The pool a job of `ranks` ranks gets by default (snoo-run's own pool): linear in the
+    /// ranks, [`POOL_PER_RANK`] each, and for small jobs up to [`SMALL_JOB_POOL`] what gives every
+    /// channel a [`MAX_RING`] ring and every rank 4 MiB of heap. A power of two.
+    pub fn default_pool_size(ranks: u32, max_peers: u32) -> u64 {
+        let n = u64::from(ranks.max(1));
+        let full = Self::pool_size_for(ranks, MAX_RING, max_peers) + n * (4 << 20);
+        (n * POOL_PER_RANK)
+            .max(full.min(SMALL_JOB_POOL))
+            .max(Self::pool_size_for(ranks, MIN_RING, max_peers) + n * MIN_HEAP as u64)
+            .next_power_of_two()
     }
 
     /// Offset of rank `r`'s slot, if `r` is a rank of the job.
@@ -346,6 +402,8 @@ pub struct JobParams {
     pub ranks: u32,
     /// log2 of every channel's data ring, in bytes.
     pub ring_log2: u32,
+    /// log2 of every channel's mailbox, in words.
+    pub mailbox_log2: u32,
     /// The register-word format the job's ranks speak (`register::WIRE_VERSION`).
     pub wire: u32,
 }
@@ -491,6 +549,7 @@ impl<'a> JobTable<'a> {
         JobParams {
             ranks: r(JOB_RANKS),
             ring_log2: r(JOB_RING_LOG2),
+            mailbox_log2: r(JOB_MAILBOX_LOG2),
             wire: r(JOB_WIRE),
         }
     }
@@ -717,6 +776,7 @@ mod tests {
             JobParams {
                 ranks: 3,
                 ring_log2: l.ring_bytes.trailing_zeros(),
+                mailbox_log2: l.mailbox_words.trailing_zeros(),
                 wire: WIRE_VERSION
             }
         );
@@ -757,5 +817,55 @@ mod tests {
         assert_eq!(job.members(&header).finished, 2);
         assert!(job.leave(2), "the last rank out frees the pool");
         assert_eq!(job.state(), Some(JobState::Free));
+    }
+
+    #[test]
+    fn default_pools_grow_linearly_with_the_ranks() {
+        let layout = |n: u32| {
+            let max_peers = 64u32.max(n + 8);
+            let size = JobLayout::default_pool_size(n, max_peers);
+            let g = PoolGeometry::new(size, max_peers).unwrap();
+            (size, JobLayout::new(&g, n).unwrap())
+        };
+        for n in 1..=256u32 {
+            let (size, l) = layout(n);
+            assert!(size.is_power_of_two());
+            assert!(l.heap_bytes >= MIN_HEAP, "{n} ranks: heap {}", l.heap_bytes);
+            assert!(l.ring_bytes >= MIN_RING && l.mailbox_words >= MIN_MAILBOX_WORDS);
+            if n <= 8 {
+                assert_eq!(l.ring_bytes, MAX_RING, "small jobs keep full rings");
+            }
+            if n >= 64 {
+                // Linear: 4 MiB a rank, rounded up to a power of two.
+                assert!(size <= (u64::from(n) * POOL_PER_RANK).next_power_of_two());
+            }
+        }
+        assert_eq!(layout(64).0, 256 << 20, "the goal: 64 ranks in 256 MiB");
+        assert_eq!(layout(256).0, 1 << 30, "the goal: 256 ranks in 1 GiB");
+        assert_eq!(layout(256).1.ring_bytes, 8 << 10);
+        // A pool too small says what it needs, and that much is enough.
+        let g = PoolGeometry::new(256 << 20, 264).unwrap();
+        let Err(JobLayoutError::TooSmall { needed, .. }) = JobLayout::new(&g, 256) else {
+            panic!("256 ranks fit in 256 MiB?")
+        };
+        assert_eq!(needed, 512 << 20);
+        let l = JobLayout::new(&PoolGeometry::new(needed, 264).unwrap(), 256).unwrap();
+        assert_eq!(
+            (l.ring_bytes, l.mailbox_words),
+            (MIN_RING, MIN_MAILBOX_WORDS)
+        );
+        assert!(
+            l.heap_bytes > 0 && l.heap_bytes < MIN_HEAP,
+            "the heap gives way last"
+        );
+    }
+
+    #[test]
+    fn mailboxes_shrink_past_16_ranks() {
+        assert_eq!(mailbox_words_for(1), MAILBOX_WORDS);
+        assert_eq!(mailbox_words_for(16), MAILBOX_WORDS);
+        assert_eq!(mailbox_words_for(17), 512);
+        assert_eq!(mailbox_words_for(33), 256);
+        assert_eq!(mailbox_words_for(MAX_RANKS), MIN_MAILBOX_WORDS);
     }
 }

@@ -273,7 +273,11 @@ fn claim_in_running(
 ) -> Result<Option<(u32, u64)>> {
     let l_ranks = job.layout().ranks;
     let p = job.params();
-    if p.ranks != l_ranks || p.ring_log2 != job.layout().ring_bytes.trailing_zeros() {
+    let l = job.layout();
+    if p.ranks != l_ranks
+        || p.ring_log2 != l.ring_bytes.trailing_zeros()
+        || p.mailbox_log2 != l.mailbox_words.trailing_zeros()
+    {
         if Instant::now() > deadline {
             return Err(Error::Arg(format!(
                 "the pool is busy with another job of {} ranks (this job has {l_ranks})",

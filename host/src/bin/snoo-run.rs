@@ -38,7 +38,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::unistd::Pid;
-use snoo_common::job::{JobLayout, MAX_RING};
+use snoo_common::job::JobLayout;
 use snoo_host::{parse_size, DaemonThread, PoolSpec, ServerConfig};
 
 /// Grace period between SIGTERM and SIGKILL.
@@ -571,11 +571,11 @@ impl Pool {
         })?;
         let socket = dir.0.join("snoo.sock");
         let max_peers = 64u32.max(n.saturating_add(8));
-        // Enough for the channels plus a heap per rank for MPI_Alloc_mem (a job of one rank has no
-        // channels, and its heap must not be empty).
-        let size = cli.size.unwrap_or_else(|| {
-            JobLayout::pool_size_for(n, MAX_RING, max_peers) + u64::from(n) * HEAP_PER_RANK
-        });
+        // Linear in the ranks (docs/layout.md): the channels plus a heap per rank for
+        // MPI_Alloc_mem and collective areas.
+        let size = cli
+            .size
+            .unwrap_or_else(|| JobLayout::default_pool_size(n, max_peers));
         let spec =
             PoolSpec::new(name, socket.clone(), size, 1, n, max_peers, None).map_err(|e| {
                 eprintln!("snoo-run: {e}");
@@ -592,10 +592,6 @@ impl Pool {
         })
     }
 }
-
-/// Pool heap each rank gets at least in snoo-run's own pool, for MPI_Alloc_mem (the pool's size is
-/// rounded up to a power of two, so most jobs get more).
-const HEAP_PER_RANK: u64 = 4 << 20;
 
 /// The CPUs to pin ranks to: none without `--bind-to core`, else those snoo-run may run on.
 fn cpus_to_bind(bind: Bind) -> Result<Vec<usize>, u8> {
