@@ -12,7 +12,7 @@ use crate::op::Predefined;
 use crate::request::{Flight, Req};
 use snoo::{CommId, World};
 use std::cell::UnsafeCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
@@ -133,6 +133,9 @@ pub struct Mpi {
     pub messages: Table<(snoo::Message, CommId)>,
     /// The buffer of MPI_Buffer_attach: (address, size).
     pub bsend: Option<(usize, usize)>,
+    /// MPI_Alloc_mem blocks from process memory, by address: what the pool heap had no room for
+    /// (sends from them are not single-copy, but the program runs, as under MPICH).
+    pub private_mem: HashMap<usize, Vec<u128>>,
     /// Attribute keys created by MPI_Comm_create_keyval: next one.
     pub next_keyval: i32,
     /// The thread level granted by MPI_Init_thread.
@@ -194,6 +197,7 @@ impl Mpi {
             requests: Table::new([]),
             messages: Table::new([]),
             bsend: None,
+            private_mem: HashMap::new(),
             next_keyval: 1,
             thread_level,
             buffered: Vec::new(),

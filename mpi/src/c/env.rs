@@ -215,13 +215,25 @@ pub fn get_library_version<A: Abi>(v: *mut c_char, len: *mut c_int) -> c_int {
     })
 }
 
-/// MPI_Alloc_mem: memory in this rank's heap in the pool (large sends from it are single-copy).
+/// MPI_Alloc_mem: memory in this rank's heap in the pool (large sends from it are single-copy), or
+/// process memory when the heap has no room.
 pub fn alloc_mem<A: Abi>(size: isize, _info: A::Info, baseptr: *mut c_void) -> c_int {
     run::<A>("MPI_Alloc_mem", None, |m| {
         let slot = out(baseptr as *mut *mut u8, "base pointer")?;
         let size = usize::try_from(size)
             .map_err(|_| MpiError::new(Class::Arg, format!("negative size {size}")))?;
-        *slot = m.world.alloc_raw(size.max(1))?;
+        *slot = match m.world.alloc_raw(size.max(1)) {
+            Ok(p) => p,
+            // The pool heap is full (heaps shrink as ranks grow): process memory, zeroed and
+            // 16-byte aligned like the heap's blocks, kept until MPI_Free_mem.
+            Err(snoo::Error::NoMem { .. }) => {
+                let mut block = vec![0u128; size.max(1).div_ceil(16)];
+                let p = block.as_mut_ptr().cast::<u8>();
+                m.private_mem.insert(p as usize, block);
+                p
+            }
+            Err(e) => return Err(e.into()),
+        };
         Ok(())
     })
 }
@@ -230,6 +242,9 @@ pub fn alloc_mem<A: Abi>(size: isize, _info: A::Info, baseptr: *mut c_void) -> c
 pub fn free_mem<A: Abi>(base: *mut c_void) -> c_int {
     run::<A>("MPI_Free_mem", None, |m| {
         if base.is_null() {
+            return Ok(());
+        }
+        if m.private_mem.remove(&(base as usize)).is_some() {
             return Ok(());
         }
         m.world
