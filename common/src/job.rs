@@ -446,8 +446,8 @@ pub struct Members {
 /// assert!(job.transition(JobState::Free, JobState::Forming));
 /// job.form();
 /// assert_eq!(job.state(), Some(JobState::Running));
-/// assert!(job.try_claim(1, 7, 1));
-/// assert!(!job.try_claim(1, 8, 1), "a slot is claimed once");
+/// assert!(job.try_claim(1, 7, 1, 0));
+/// assert!(!job.try_claim(1, 8, 1, 0), "a slot is claimed once");
 /// assert_eq!(job.rank_state(1), Some(RankState::Claimed));
 /// assert_eq!(job.joined(), 1);
 /// assert!(!job.leave(1), "rank 0 is still in the job");
@@ -596,9 +596,10 @@ impl<'a> JobTable<'a> {
         m
     }
 
-    /// Takes slot `r` for the peer `peer` of generation `generation`, if it is free: fills the
-    /// slot, then publishes it as [`RankState::Claimed`]. True if this call took it.
-    pub fn try_claim(&self, r: u32, peer: u16, generation: u64) -> bool {
+    /// Takes slot `r` for the peer `peer` of generation `generation`, which sleeps on doorbell
+    /// `vector`, if it is free: fills the slot, then publishes it as [`RankState::Claimed`]. True
+    /// if this call took it.
+    pub fn try_claim(&self, r: u32, peer: u16, generation: u64, vector: u32) -> bool {
         let Some(slot) = self.layout.rank_slot(r) else {
             return false;
         };
@@ -619,7 +620,8 @@ impl<'a> JobTable<'a> {
             .store(peer.into(), Ordering::Relaxed);
         self.word64(slot + RANK_GENERATION)
             .store(generation, Ordering::Relaxed);
-        self.word32(slot + RANK_VECTOR).store(0, Ordering::Relaxed);
+        self.word32(slot + RANK_VECTOR)
+            .store(vector, Ordering::Relaxed);
         self.word32(slot + RANK_SLEEPING)
             .store(0, Ordering::Relaxed);
         st.store(RankState::Claimed.to_raw(), Ordering::Release);
@@ -783,9 +785,10 @@ mod tests {
         // Peer 1 alive with generation 5 takes rank 0, peer 2 (never alive) rank 2.
         header.set_peer(1, PeerState::Alive);
         let generation = header.peer(1).unwrap().1;
-        assert!(job.try_claim(0, 1, generation));
-        assert!(job.try_claim(2, 2, 9));
-        assert!(!job.try_claim(0, 3, 1) && !job.try_claim(3, 3, 1));
+        assert!(job.try_claim(0, 1, generation, 0));
+        assert!(job.try_claim(2, 2, 9, 3));
+        assert!(!job.try_claim(0, 3, 1, 0) && !job.try_claim(3, 3, 1, 0));
+        assert_eq!(job.rank_peer(2), Some((2, 9, 3)), "the vector it sleeps on");
         assert_eq!(job.rank_peer(0), Some((1, generation, 0)));
         assert_eq!(job.joined(), 2);
         let m = job.members(&header);
@@ -811,7 +814,7 @@ mod tests {
             .unwrap()
             .store(3, Ordering::Relaxed);
         job.release(2);
-        assert!(job.try_claim(1, 4, 1) && job.try_claim(2, 5, 1));
+        assert!(job.try_claim(1, 4, 1, 0) && job.try_claim(2, 5, 1, 0));
         assert_eq!(job.joined(), 3);
         assert!(!job.leave(0) && !job.leave(1));
         assert_eq!(job.members(&header).finished, 2);

@@ -1,7 +1,9 @@
 /* A SNOO_MPI job in C: ring of ranks, ping-pong with content checks, ANY_SOURCE fan-in, and
  * error codes for bad arguments. Exits non-zero on any failure.
  * PINGPONG_LINGER_MS=n: stay n ms in the job before Finalize, so that a test sampling the process
- * from outside (what it maps, which fds it holds) cannot miss it on a slow (TCG) guest. */
+ * from outside (what it maps, which fds it holds) cannot miss it on a slow (TCG) guest.
+ * PINGPONG_SEND_DELAY_MS=n: a rank other than 0 waits n ms before its fan-in send, so that rank 0
+ * sleeps on its doorbell until that send rings it. */
 #define _POSIX_C_SOURCE 200809L /* nanosleep */
 #include <snoo_mpi.h>
 #include <stdio.h>
@@ -72,6 +74,11 @@ int main(void) {
         EXPECT(seen == ((1 << size) - 2));
     } else {
         int v = rank * 10;
+        const char *delay = getenv("PINGPONG_SEND_DELAY_MS");
+        long ms = delay ? strtol(delay, NULL, 10) : 0;
+        struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+        if (ms > 0)
+            nanosleep(&ts, NULL);
         CHECK(SNOO_MPI_Send(&v, 1, 0, v, SNOO_MPI_INT, SNOO_MPI_COMM_WORLD));
     }
 

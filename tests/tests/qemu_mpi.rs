@@ -94,15 +94,21 @@ fn sweep_job(a: &Guest, b: &Guest, name: &str, env_a: &str, env_b: &str) -> Vec<
 
 /// Serves pool `name` for a job of `ranks` ranks (RING-byte rings, one vector) on `socket`.
 fn start_daemon(socket: &Path, name: &str, ranks: u32) -> HostDaemon {
+    start_daemon_with_vectors(socket, name, ranks, 1)
+}
+
+/// [`start_daemon`] with `vectors` doorbell vectors per peer.
+fn start_daemon_with_vectors(socket: &Path, name: &str, ranks: u32, vectors: u32) -> HostDaemon {
     let size = JobLayout::pool_size_for(ranks, RING, 64).to_string();
     let ranks = ranks.to_string();
+    let vectors = vectors.to_string();
     HostDaemon::start(
         socket,
         &[
             "--size",
             &size,
             "--vectors",
-            "1",
+            &vectors,
             "--name",
             name,
             "--ranks",
@@ -115,9 +121,20 @@ fn start_daemon(socket: &Path, name: &str, ranks: u32) -> HostDaemon {
 /// Boots guest-a and guest-b at once, attached to the job's pool; `extra_a` are more pools for
 /// guest A, whose devices come first on its PCI bus.
 fn boot_two(image: &GuestImage, socket: &Path, iommu: bool, extra_a: &[&Path]) -> (Guest, Guest) {
+    boot_two_with_vectors(image, socket, iommu, extra_a, 1)
+}
+
+/// [`boot_two`] with `vectors` MSI-X vectors on the job's device.
+fn boot_two_with_vectors(
+    image: &GuestImage,
+    socket: &Path,
+    iommu: bool,
+    extra_a: &[&Path],
+    vectors: u32,
+) -> (Guest, Guest) {
     let cfg = |name: &str, extra: &[&Path]| {
         let mut ivshmem: Vec<(PathBuf, u32)> = extra.iter().map(|p| (p.to_path_buf(), 1)).collect();
-        ivshmem.push((socket.to_path_buf(), 1));
+        ivshmem.push((socket.to_path_buf(), vectors));
         GuestConfig {
             ivshmem,
             iommu,
@@ -711,7 +728,8 @@ fn c_job_with_two_vfio_ranks_in_one_guest() {
     let dir = ScratchDir::new("qemu-vfio2").unwrap();
     let socket = dir.join("job.sock");
     let name = "vfiotwo";
-    let _daemon = start_daemon(&socket, name, 3);
+    // Two vectors: the owner waits on vector 0 and lends vector 1 to the other rank of its VM.
+    let _daemon = start_daemon_with_vectors(&socket, name, 3, 2);
     let spec = ImageSpec {
         load_modules_at_boot: true,
         ..ImageSpec::default()
@@ -719,7 +737,7 @@ fn c_job_with_two_vfio_ranks_in_one_guest() {
             .modules(VFIO_MODULES)
     };
     let image = GuestImage::build_with(&spec).unwrap_or_else(|e| panic!("{e}"));
-    let (a, b) = boot_two(&image, &socket, true, &[]);
+    let (a, b) = boot_two_with_vectors(&image, &socket, true, &[], 2);
     eprintln!("booted in {:.1?} and {:.1?}", a.boot_time(), b.boot_time());
     let (bdf_a, _) = bind_vfio(&a);
     bind_vfio(&b);
@@ -729,10 +747,11 @@ fn c_job_with_two_vfio_ranks_in_one_guest() {
     // Rank 2 starts first (it will most likely own the device), rank 0, which does the 1 MiB
     // ping-pong with rank 1, a second later; each runs under its own name so that the sampling
     // loop can tell them apart, and lingers in the job for 2 s, so that the loop (hundreds of
-    // milliseconds per pass under TCG) cannot miss it.
+    // milliseconds per pass under TCG) cannot miss it. Rank 2 sends its fan-in message 6 s
+    // late, so rank 0 sleeps on its doorbell until rank 2 rings it.
     let two_in_a = format!(
         "cp /bin/pingpong /tmp/pp0; cp /bin/pingpong /tmp/pp2; : >/tmp/ev
-         {e2} PINGPONG_LINGER_MS=2000 SNOO_DEVICE=vfio:{bdf_a} /tmp/pp2 >/tmp/r2 2>&1 & P2=$!
+         {e2} PINGPONG_LINGER_MS=2000 PINGPONG_SEND_DELAY_MS=6000 SNOO_DEVICE=vfio:{bdf_a} /tmp/pp2 >/tmp/r2 2>&1 & P2=$!
          sleep 1
          {e0} PINGPONG_LINGER_MS=2000 SNOO_DEVICE=vfio:{bdf_a} /tmp/pp0 >/tmp/r0 2>&1 & P0=$!
          while kill -0 $P0 2>/dev/null || kill -0 $P2 2>/dev/null; do
@@ -740,11 +759,14 @@ fn c_job_with_two_vfio_ranks_in_one_guest() {
                  p=$(pidof pp$r) || continue
                  grep -q vfio /proc/$p/maps 2>/dev/null && echo \"rank $r maps the VFIO device\" >>/tmp/ev
                  ls -l /proc/$p/fd 2>/dev/null | grep -q '/dev/vfio/[0-9]' && echo \"rank $r holds the group\" >>/tmp/ev
+                 ls -l /proc/$p/fd 2>/dev/null | grep -q 'eventfd' && echo \"rank $r holds an eventfd\" >>/tmp/ev
              done
+             awk '/vfio-msix.1./ {{ n = 0; for (i = 2; i <= NF; i++) if ($i ~ /^[0-9]+$/) n += $i; print \"vector 1 interrupts:\", n }}' /proc/interrupts >>/tmp/ev
+             grep vfio-msix /proc/interrupts >>/tmp/irqs
              sleep 0.05
          done
          wait $P0; s0=$?; wait $P2; s2=$?
-         cat /tmp/r0 /tmp/r2; sort -u /tmp/ev; echo \"exit0=$s0 exit2=$s2\"",
+         cat /tmp/r0 /tmp/r2; sort -u /tmp/ev; tail -2 /tmp/irqs; echo \"exit0=$s0 exit2=$s2\"",
         e0 = env(0),
         e2 = env(2),
     );
@@ -776,6 +798,28 @@ fn c_job_with_two_vfio_ranks_in_one_guest() {
     assert_eq!(
         holders, 1,
         "exactly one rank holds the VFIO group:\n{out_a}"
+    );
+    // The rank that borrowed the device got vector 1 (an eventfd of its own), and doorbells
+    // reached it there: guest A's kernel counted interrupts on vector 1.
+    for rank in [0, 2] {
+        assert!(
+            out_a.contains(&format!("rank {rank} holds an eventfd")),
+            "rank {rank} has no eventfd to wait on:\n{out_a}"
+        );
+    }
+    let vector1 = out_a
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("vector 1 interrupts: ")?
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+        .max()
+        .unwrap_or(0);
+    assert!(
+        vector1 > 0,
+        "no doorbell reached the borrowing rank on vector 1:\n{out_a}"
     );
     eprintln!(
         "3 ranks, 2 of them on one VFIO device: job took {:.1?}, whole test {:.1?}",

@@ -52,8 +52,13 @@ pub fn header_vectors(shm: &Shm) -> Option<u32> {
 
 /// What sets an in-VM backend apart once the device is open.
 pub trait Backend: Send + Sync {
-    /// Whether doorbells can wake this endpoint ([`Device::has_interrupts`]).
-    const INTERRUPTS: bool;
+    /// Whether doorbells can wake this endpoint now ([`Device::has_interrupts`]).
+    fn interrupts(&self) -> bool;
+
+    /// The vector this endpoint waits on ([`Device::own_vector`]).
+    fn own_vector(&self) -> u32 {
+        0
+    }
 
     /// [`Device::wait`] on own `vector`, already checked against the device's vectors.
     fn wait(&self, vector: u32, timeout: Duration) -> Result<bool, DeviceError>;
@@ -153,6 +158,10 @@ impl<B: Backend> Device for Ivshmem<B> {
     }
 
     fn has_interrupts(&self) -> bool {
-        B::INTERRUPTS
+        self.backend.interrupts()
+    }
+
+    fn own_vector(&self) -> u32 {
+        self.backend.own_vector()
     }
 }

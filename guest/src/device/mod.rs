@@ -123,6 +123,11 @@ pub trait Device: Send + Sync {
     fn has_interrupts(&self) -> bool {
         true
     }
+    /// The doorbell vector this endpoint waits on (a rank sharing its VM's device with others
+    /// gets its own, see `vfio_share`); peers ring it there.
+    fn own_vector(&self) -> u32 {
+        0
+    }
 }
 
 /// How to reach an ivshmem device inside a VM.

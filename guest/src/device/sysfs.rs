@@ -24,7 +24,9 @@ pub struct Sysfs {
 }
 
 impl Backend for Sysfs {
-    const INTERRUPTS: bool = false;
+    fn interrupts(&self) -> bool {
+        false
+    }
 
     fn wait(&self, _vector: u32, timeout: Duration) -> Result<bool, DeviceError> {
         self.poll.nap(timeout);

@@ -122,7 +122,12 @@ impl Ivshmem<Vfio> {
         let mut me = Ivshmem::new(pci, bar0, shm, vectors, backend)?;
         // Other ranks of this VM cannot open the group now; they borrow the device fd instead.
         let fd = me.backend_mut().dev.as_raw_fd();
-        let lender = Lender::start(&me.pci().bdf, fd, regions);
+        // Vectors 1.. are for them, one each: the owner waits on vector 0.
+        let vector_fds = me.backend_mut().events[1..]
+            .iter()
+            .map(AsRawFd::as_raw_fd)
+            .collect();
+        let lender = Lender::start(&me.pci().bdf, fd, regions, vector_fds);
         me.backend_mut().lender = lender;
         tracing::debug!(bdf = %me.pci().bdf, own_id = me.own_id(), vectors, "opened ivshmem through VFIO");
         Ok(me)
@@ -130,7 +135,9 @@ impl Ivshmem<Vfio> {
 }
 
 impl Backend for Vfio {
-    const INTERRUPTS: bool = true;
+    fn interrupts(&self) -> bool {
+        true
+    }
 
     fn wait(&self, vector: u32, timeout: Duration) -> Result<bool, DeviceError> {
         let efd = self
@@ -140,32 +147,53 @@ impl Backend for Vfio {
                 vector,
                 vectors: self.events.len() as u32,
             })?;
-        let deadline = Instant::now() + timeout;
-        loop {
-            match efd.read() {
-                Ok(_) => return Ok(true),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e.into()),
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Ok(false);
-            }
-            // Round up so that a sub-millisecond timeout still sleeps.
-            let ms = left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
-            let mut fds = [PollFd::new(fd_of(efd), PollFlags::POLLIN)];
-            match poll(
-                &mut fds,
-                PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
-            ) {
-                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-                Err(e) => return Err(std::io::Error::from(e).into()),
-            }
-        }
+        Ok(wait_eventfd(fd_of(efd), timeout, None)?.unwrap_or(false))
     }
 
     fn close(&mut self) {
         let _ = self.dev.disable_msix();
         self.lender = None;
+    }
+}
+
+/// Waits until the non-blocking eventfd `efd` counts a doorbell (consuming it: `Some(true)`) or
+/// `timeout` passes (`Some(false)`). `None` if `hangup`, a stream watched alongside, is closed by
+/// its other end first.
+pub(super) fn wait_eventfd(
+    efd: BorrowedFd<'_>,
+    timeout: Duration,
+    hangup: Option<BorrowedFd<'_>>,
+) -> Result<Option<bool>, DeviceError> {
+    let deadline = Instant::now() + timeout;
+    let mut count = [0u8; 8];
+    loop {
+        match nix::unistd::read(efd, &mut count) {
+            Ok(_) => return Ok(Some(true)),
+            Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(std::io::Error::from(e).into()),
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(Some(false));
+        }
+        // Round up so that a sub-millisecond timeout still sleeps.
+        let ms = left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
+        let mut fds = vec![PollFd::new(efd, PollFlags::POLLIN)];
+        fds.extend(hangup.map(|h| PollFd::new(h, PollFlags::POLLIN)));
+        match poll(
+            &mut fds,
+            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
+        ) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(std::io::Error::from(e).into()),
+        }
+        // The only thing the other end of `hangup` ever does is close it.
+        if fds
+            .get(1)
+            .and_then(PollFd::revents)
+            .is_some_and(|r| !r.is_empty())
+        {
+            return Ok(None);
+        }
     }
 }

@@ -30,6 +30,15 @@ pub struct JoinOptions {
     pub timeout: Duration,
 }
 
+/// Who claims a slot: the peer id, its generation in the peer table, and the doorbell vector it
+/// sleeps on.
+#[derive(Debug, Clone, Copy)]
+struct Claimant {
+    peer: u16,
+    generation: u64,
+    vector: u32,
+}
+
 /// Why waiting for the job's ranks stopped short.
 enum Gathering {
     /// The job was re-formed meanwhile (it had a dead member): claim again.
@@ -68,11 +77,23 @@ impl Engine {
         }
         let job = JobTable::new(shm, &layout);
         let own = dev.own_id();
-        let (_, own_gen) = header.peer(own.into()).unwrap_or((PeerState::Free, 0));
+        let (_, generation) = header.peer(own.into()).unwrap_or((PeerState::Free, 0));
+        let vector = dev.own_vector();
+        if vector >= info.vectors.max(1) {
+            return Err(Error::Arg(format!(
+                "the device lent doorbell vector {vector}, but the pool has {}",
+                info.vectors
+            )));
+        }
+        let me = Claimant {
+            peer: own,
+            generation,
+            vector,
+        };
         let deadline = Instant::now() + opts.timeout;
         // Claim a rank; if the job is re-formed under us (it had a dead member), claim again.
         let rank = loop {
-            let (rank, job_id) = claim(&job, &header, opts.rank, own, own_gen, deadline)?;
+            let (rank, job_id) = claim(&job, &header, opts.rank, me, deadline)?;
             match wait_for_ranks(&job, &header, job_id, &*dev, deadline, &info.name) {
                 Ok(()) => break rank,
                 Err(Gathering::Reformed) => continue,
@@ -92,7 +113,7 @@ impl Engine {
             layout,
             rank,
             size,
-            vector: 0,
+            vector,
             links: Vec::new(),
             matcher: Matcher::default(),
             timeout: opts.timeout,
@@ -210,8 +231,7 @@ fn claim(
     job: &JobTable<'_>,
     header: &PoolHeader<'_>,
     want: Option<u32>,
-    own: u16,
-    own_gen: u64,
+    me: Claimant,
     deadline: Instant,
 ) -> Result<(u32, u64)> {
     loop {
@@ -226,7 +246,7 @@ fn claim(
                 if replace_if_stale(job, header) {
                     continue;
                 }
-                if let Some(claimed) = claim_in_running(job, want, own, own_gen, deadline)? {
+                if let Some(claimed) = claim_in_running(job, want, me, deadline)? {
                     return Ok(claimed);
                 }
             }
@@ -267,8 +287,7 @@ fn replace_if_stale(job: &JobTable<'_>, header: &PoolHeader<'_>) -> bool {
 fn claim_in_running(
     job: &JobTable<'_>,
     want: Option<u32>,
-    own: u16,
-    own_gen: u64,
+    me: Claimant,
     deadline: Instant,
 ) -> Result<Option<(u32, u64)>> {
     let l_ranks = job.layout().ranks;
@@ -300,10 +319,16 @@ fn claim_in_running(
     };
     // A slot this process already holds first: a claim can land in the table of a job re-formed
     // under it (the table cleared between its first and last store), and that claim is ours.
-    if let Some(r) = candidates.clone().find(|&r| job.held_by(r, own, own_gen)) {
+    if let Some(r) = candidates
+        .clone()
+        .find(|&r| job.held_by(r, me.peer, me.generation))
+    {
         return Ok(Some((r, job.job_id())));
     }
-    if let Some(r) = candidates.clone().find(|&r| job.try_claim(r, own, own_gen)) {
+    if let Some(r) = candidates
+        .clone()
+        .find(|&r| job.try_claim(r, me.peer, me.generation, me.vector))
+    {
         return Ok(Some((r, job.job_id())));
     }
     if Instant::now() > deadline {
@@ -336,19 +361,26 @@ mod tests {
         header.set_peer(1, PeerState::Alive);
         let generation = header.peer(1).unwrap().1;
         assert!(
-            job.try_claim(0, 1, generation),
+            job.try_claim(0, 1, generation, 0),
             "the claim that landed late"
         );
         let soon = Instant::now() + Duration::from_millis(50);
-        let (rank, id) = claim(&job, &header, Some(0), 1, generation, soon).unwrap();
+        let me = Claimant {
+            peer: 1,
+            generation,
+            vector: 0,
+        };
+        let (rank, id) = claim(&job, &header, Some(0), me, soon).unwrap();
         assert_eq!((rank, id), (0, job.job_id()));
         // Anyone else's claim on the slot still stands in the way.
-        let e = claim(&job, &header, Some(0), 2, 1, soon).unwrap_err();
+        let other = Claimant {
+            peer: 2,
+            generation: 1,
+            vector: 0,
+        };
+        let e = claim(&job, &header, Some(0), other, soon).unwrap_err();
         assert!(e.to_string().contains("rank 0 is already taken"), "{e}");
         // Without a wanted rank, a process also finds its own slot first.
-        assert_eq!(
-            claim(&job, &header, None, 1, generation, soon).unwrap().0,
-            0
-        );
+        assert_eq!(claim(&job, &header, None, me, soon).unwrap().0, 0);
     }
 }
