@@ -19,11 +19,21 @@ pub enum Kind {
     Seed,
     /// How long a receiver asleep on its doorbell takes to see a message, microseconds.
     Wake,
+    /// Every rank sends a message to every other rank (non-blocking sends and receives, then a
+    /// wait for all), repeated: aggregate and per-rank MB/s. The only kind that uses every rank.
+    Exchange,
 }
 
 impl Kind {
     /// Every kind, in report order.
-    pub const ALL: [Kind; 5] = [Kind::Latency, Kind::Bw, Kind::Bibw, Kind::Seed, Kind::Wake];
+    pub const ALL: [Kind; 6] = [
+        Kind::Latency,
+        Kind::Bw,
+        Kind::Bibw,
+        Kind::Seed,
+        Kind::Wake,
+        Kind::Exchange,
+    ];
 
     /// The command-line name.
     pub fn name(self) -> &'static str {
@@ -33,6 +43,7 @@ impl Kind {
             Kind::Bibw => "bibw",
             Kind::Seed => "seed",
             Kind::Wake => "wake",
+            Kind::Exchange => "exchange",
         }
     }
 
@@ -49,16 +60,32 @@ impl Kind {
             Kind::Bibw => "Bi-Directional Bandwidth Test",
             Kind::Seed => "Seed (1 GiB blocking) Bandwidth Test",
             Kind::Wake => "Doorbell Wake-up Latency Test",
+            Kind::Exchange => "Exchange Bandwidth Test",
         }
     }
 
-    /// The column header, formatted as OSU does (`%-10s%18s`).
+    /// The column header, formatted as OSU does (`%-10s%18s`, one `%18s` per value column).
     pub fn column(self) -> String {
-        let unit = match self {
-            Kind::Latency | Kind::Wake => "Latency (us)",
-            _ => "Bandwidth (MB/s)",
-        };
-        format!("{:<10}{:>18}", "# Size", unit)
+        self.value_columns()
+            .iter()
+            .fold(format!("{:<10}", "# Size"), |s, c| s + &format!("{c:>18}"))
+    }
+
+    /// The headers of the value columns, one per value in a row.
+    pub fn value_columns(self) -> &'static [&'static str] {
+        match self {
+            Kind::Latency | Kind::Wake => &["Latency (us)"],
+            Kind::Exchange => &["Aggregate (MB/s)", "Per-rank (MB/s)"],
+            _ => &["Bandwidth (MB/s)"],
+        }
+    }
+
+    /// The JSON names of the values in a row (`value` first, as in every kind).
+    pub fn value_names(self) -> &'static [&'static str] {
+        match self {
+            Kind::Exchange => &["value", "per_rank"],
+            _ => &["value"],
+        }
     }
 
     /// True when larger values are better (bandwidths).
@@ -72,12 +99,18 @@ impl Kind {
             Kind::Latency | Kind::Bw | Kind::Bibw => (1, 4 << 20),
             Kind::Seed => (64, 4 << 20),
             Kind::Wake => (8, 8),
+            Kind::Exchange => (1, 1 << 20),
         }
     }
 
-    /// Message sizes from `min` to `max`: powers of two (OSU), powers of four from 64 for seed.
+    /// Message sizes from `min` to `max`: powers of two (OSU), powers of four for seed (from 64 B)
+    /// and exchange (1 B, 4 B, … 4 KiB, … 1 MiB).
     pub fn sizes(self, min: usize, max: usize) -> Vec<usize> {
-        let step = if self == Kind::Seed { 4 } else { 2 };
+        let step = if matches!(self, Kind::Seed | Kind::Exchange) {
+            4
+        } else {
+            2
+        };
         let mut out = Vec::new();
         let mut s = if min == 0 {
             out.push(0);
@@ -94,8 +127,10 @@ impl Kind {
 }
 
 /// Warm-up and timed iterations for a message size, as OSU chooses them (10000/100 up to 8 KiB,
-/// 1000/10 above for latency; 100/10 and 20/2 for the bandwidth windows), shortened for the
-/// largest sizes so a full run stays short; `scale` multiplies the timed count (at least 1).
+/// 1000/10 above for latency; 100/10 and 20/2 for the bandwidth windows; for exchange those of
+/// `bench/mpich/osu_coll.c`, 2000/200 up to 8 KiB, 200/20 up to 64 KiB, 50/5 above), shortened
+/// for the largest sizes so a full run stays short; `scale` multiplies the timed count (at
+/// least 1). `bench/mpich/osu_like.c` and `osu_exchange.c` keep the same counts.
 pub fn iterations(kind: Kind, size: usize, scale: f64) -> (usize, usize) {
     let (skip, iters) = match kind {
         Kind::Latency if size <= 8192 => (100, 10_000),
@@ -105,6 +140,9 @@ pub fn iterations(kind: Kind, size: usize, scale: f64) -> (usize, usize) {
         Kind::Bw | Kind::Bibw => (2, 20),
         Kind::Seed => (0, 1),
         Kind::Wake => (2, 20),
+        Kind::Exchange if size <= 8192 => (200, 2000),
+        Kind::Exchange if size <= 64 << 10 => (20, 200),
+        Kind::Exchange => (5, 50),
     };
     (skip, ((iters as f64 * scale).round() as usize).max(1))
 }
@@ -143,9 +181,40 @@ impl Table {
     }
 }
 
+/// A measured table with one or more values per row (exchange: aggregate and per-rank MB/s).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Columns {
+    /// The header's first line, without `# `.
+    pub title: String,
+    /// (message size, values) in the order measured.
+    pub rows: Vec<(usize, Vec<f64>)>,
+}
+
+impl Columns {
+    /// Value column `i` (0 is the first after the size) as a [`Table`]; rows that lack it are left
+    /// out.
+    pub fn column(&self, i: usize) -> Table {
+        Table {
+            title: self.title.clone(),
+            rows: self
+                .rows
+                .iter()
+                .filter_map(|(s, v)| v.get(i).map(|&v| (*s, v)))
+                .collect(),
+        }
+    }
+}
+
 /// Formats one row as OSU does (`%-10d%18.2f`).
 pub fn row(size: usize, value: f64) -> String {
-    format!("{size:<10}{value:>18.2}")
+    row_values(size, &[value])
+}
+
+/// Formats a row of several values (`%-10d` then `%18.2f` for each).
+pub fn row_values(size: usize, values: &[f64]) -> String {
+    values
+        .iter()
+        .fold(format!("{size:<10}"), |s, v| s + &format!("{v:>18.2}"))
 }
 
 /// The header lines of a table.
@@ -155,6 +224,13 @@ pub fn header(implementation: &str, kind: Kind) -> String {
 
 /// A table as JSON.
 pub fn to_json(implementation: &str, kind: Kind, rows: &[(usize, f64)]) -> String {
+    let rows: Vec<(usize, Vec<f64>)> = rows.iter().map(|&(s, v)| (s, vec![v])).collect();
+    to_json_values(implementation, kind, &rows)
+}
+
+/// A table of one or more values per row as JSON: the values are named by
+/// [`Kind::value_names`] (`{"size":4096,"value":…,"per_rank":…}` for exchange).
+pub fn to_json_values(implementation: &str, kind: Kind, rows: &[(usize, Vec<f64>)]) -> String {
     let unit = if kind.higher_is_better() {
         "MB/s"
     } else {
@@ -164,9 +240,13 @@ pub fn to_json(implementation: &str, kind: Kind, rows: &[(usize, f64)]) -> Strin
         "{{\"implementation\":\"{implementation}\",\"kind\":\"{}\",\"unit\":\"{unit}\",\"results\":[",
         kind.name()
     );
-    for (i, (size, v)) in rows.iter().enumerate() {
+    for (i, (size, vs)) in rows.iter().enumerate() {
         let sep = if i == 0 { "" } else { "," };
-        let _ = write!(s, "{sep}{{\"size\":{size},\"value\":{v:.4}}}");
+        let _ = write!(s, "{sep}{{\"size\":{size}");
+        for (name, v) in kind.value_names().iter().zip(vs) {
+            let _ = write!(s, ",\"{name}\":{v:.4}");
+        }
+        s.push('}');
     }
     s.push_str("]}");
     s
@@ -176,8 +256,21 @@ pub fn to_json(implementation: &str, kind: Kind, rows: &[(usize, f64)]) -> Strin
 /// Other lines (launcher noise) are ignored, and so is the `[rank] ` prefix snoo-run adds; a row
 /// that does not parse is an error.
 pub fn parse_table(text: &str) -> Result<Table, String> {
+    let c = parse_columns(text)?;
+    if let Some((size, v)) = c.rows.iter().find(|r| r.1.len() != 1) {
+        return Err(format!(
+            "row of size {size} has {} values: expected SIZE VALUE",
+            v.len()
+        ));
+    }
+    Ok(c.column(0))
+}
+
+/// Parses OSU-format output as [`parse_table`] does, with any number (at least one, the same in
+/// every row) of values after the size.
+pub fn parse_columns(text: &str) -> Result<Columns, String> {
     let mut title = None;
-    let mut rows = Vec::new();
+    let mut rows: Vec<(usize, Vec<f64>)> = Vec::new();
     let mut in_table = false;
     for line in text.lines() {
         let line = strip_rank(line.trim_end());
@@ -193,18 +286,24 @@ pub fn parse_table(text: &str) -> Result<Table, String> {
             continue;
         }
         let mut it = line.split_whitespace();
-        let (Some(a), Some(b), None) = (it.next(), it.next(), it.next()) else {
-            return Err(format!("row {line:?}: expected SIZE VALUE"));
-        };
+        let a = it.next().unwrap_or_default();
         let size = a.parse().map_err(|_| format!("row {line:?}: bad size"))?;
-        let v: f64 = b.parse().map_err(|_| format!("row {line:?}: bad value"))?;
+        let v = it
+            .map(|b| b.parse::<f64>())
+            .collect::<Result<Vec<f64>, _>>()
+            .map_err(|_| format!("row {line:?}: bad value"))?;
+        if v.is_empty() || rows.first().is_some_and(|r| r.1.len() != v.len()) {
+            return Err(format!(
+                "row {line:?}: expected SIZE VALUE…, as the rows before"
+            ));
+        }
         rows.push((size, v));
     }
     let title = title.ok_or("no header line")?;
     if !in_table {
         return Err("no `# Size` column header".into());
     }
-    Ok(Table { title, rows })
+    Ok(Columns { title, rows })
 }
 
 fn strip_rank(line: &str) -> &str {
@@ -239,10 +338,40 @@ mod tests {
     }
 
     #[test]
+    fn several_columns_round_trip() {
+        let text = format!(
+            "{}\n{}\n{}\n",
+            header("SNOO_MPI", Kind::Exchange),
+            row_values(1, &[4.0, 1.0]),
+            row_values(4096, &[800.5, 200.25])
+        );
+        assert!(text.starts_with(
+            "# SNOO_MPI Exchange Bandwidth Test v1\n# Size      Aggregate (MB/s)   Per-rank (MB/s)\n"
+        ));
+        let c = parse_columns(&text).unwrap();
+        assert_eq!(
+            c.rows,
+            vec![(1, vec![4.0, 1.0]), (4096, vec![800.5, 200.25])]
+        );
+        assert_eq!(c.column(1).rows, vec![(1, 1.0), (4096, 200.25)]);
+        assert!(
+            parse_table(&text).is_err(),
+            "two values are not a SIZE VALUE table"
+        );
+        let ragged = format!("{text}{}\n", row(8, 1.0));
+        assert!(parse_columns(&ragged).is_err());
+        let json = to_json_values("SNOO_MPI", Kind::Exchange, &[(1, vec![4.0, 1.0])]);
+        assert!(json.ends_with(r#""results":[{"size":1,"value":4.0000,"per_rank":1.0000}]}"#));
+    }
+
+    #[test]
     fn sizes_and_suffixes() {
         assert_eq!(Kind::Seed.sizes(64, 4096), vec![64, 256, 1024, 4096]);
         assert_eq!(Kind::Bw.sizes(1, 8), vec![1, 2, 4, 8]);
         assert_eq!(Kind::Latency.sizes(0, 2), vec![0, 1, 2]);
+        let ex = Kind::Exchange.sizes(1, 1 << 20);
+        assert_eq!(ex.len(), 11);
+        assert!(ex.contains(&4096) && ex.last() == Some(&(1 << 20)));
         assert_eq!(parse_size("4M"), Ok(4 << 20));
         assert_eq!(parse_size("1G"), Ok(1 << 30));
         assert!(parse_size("x").is_err());

@@ -2,7 +2,7 @@
 //! JSON): the header lines, one row per size, positive numbers. No timing is asserted: this checks
 //! the harness, not the performance (docs/benchmarks.md is where numbers go).
 
-use snoo_bench::{parse_table, Kind};
+use snoo_bench::{parse_columns, parse_table, Kind};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -30,6 +30,11 @@ fn snoo_run() -> PathBuf {
 }
 
 fn run(name: &str, args: &[&str]) -> String {
+    run_n(2, name, args)
+}
+
+/// `snoo-bench ARGS` in a job of `n` ranks.
+fn run_n(n: u32, name: &str, args: &[&str]) -> String {
     // Pool-memory runs need heap room for their buffers (64 receive buffers in bw and bibw).
     let pool: &[&str] = if args.contains(&"--alloc-mem") {
         &["--size", "64M"]
@@ -37,7 +42,7 @@ fn run(name: &str, args: &[&str]) -> String {
         &[]
     };
     let o = Command::new(snoo_run())
-        .args(["-n", "2", "--name", name, "--timeout", "120"])
+        .args(["-n", &n.to_string(), "--name", name, "--timeout", "120"])
         .args(pool)
         .arg(env!("CARGO_BIN_EXE_snoo-bench"))
         .args(args)
@@ -55,9 +60,13 @@ fn run(name: &str, args: &[&str]) -> String {
 }
 
 fn check(kind: Kind, args: &[&str], sizes: &[usize]) {
+    check_n(2, kind, args, sizes);
+}
+
+fn check_n(n: u32, kind: Kind, args: &[&str], sizes: &[usize]) {
     let mut all = vec![kind.name()];
     all.extend_from_slice(args);
-    let out = run(&format!("bench-{}", kind.name()), &all);
+    let out = run_n(n, &format!("bench-{}-{n}", kind.name()), &all);
     let t = parse_table(&out).unwrap_or_else(|e| panic!("{}: {e}\n{out}", kind.name()));
     assert_eq!(t.title, format!("SNOO_MPI {} v1", kind.title()), "{out}");
     assert!(out.contains(&kind.column()), "{out}");
@@ -113,6 +122,42 @@ fn seed_table() {
 #[test]
 fn wake_table() {
     check(Kind::Wake, &["--scale", "0.05"], &[8]);
+}
+
+#[test]
+fn exchange_table() {
+    // Every rank sends to every other: 4 ranks, both values positive, per-rank = aggregate / 4.
+    // (Each size starts with a checked exchange; a wrong delivery fails the run.)
+    let out = run_n(
+        4,
+        "bench-exchange",
+        &["exchange", "--max", "4K", "--scale", "0.01"],
+    );
+    let t = parse_columns(&out).unwrap_or_else(|e| panic!("exchange: {e}\n{out}"));
+    assert_eq!(t.title, "SNOO_MPI Exchange Bandwidth Test v1", "{out}");
+    assert!(out.contains(&Kind::Exchange.column()), "{out}");
+    let got: Vec<usize> = t.rows.iter().map(|r| r.0).collect();
+    assert_eq!(got, [1, 4, 16, 64, 256, 1024, 4096], "{out}");
+    for (size, v) in &t.rows {
+        assert_eq!(v.len(), 2, "{out}");
+        assert!(v[0].is_finite() && v[0] > 0.0, "at {size}: {v:?}\n{out}");
+        assert!(
+            (v[1] * 4.0 - v[0]).abs() <= 0.05 + v[0] * 1e-3,
+            "at {size}: {v:?}\n{out}"
+        );
+    }
+}
+
+#[test]
+fn latency_with_sleeping_ranks() {
+    // Ranks 2 and 3 wait in a receive from any source until rank 0 releases them: the job ends,
+    // and rank 0's table is that of a 2-rank job.
+    check_n(
+        4,
+        Kind::Latency,
+        &["--max", "8", "--scale", "0.01"],
+        &[1, 2, 4, 8],
+    );
 }
 
 #[test]

@@ -6,13 +6,17 @@
 //!     [--total SIZE] [--max-msgs N] [--scale F] [--alloc-mem] [--no-progress]
 //! ```
 //! KIND: `latency` (osu_latency), `bw` (osu_bw), `bibw` (osu_bibw), `seed` (1 GiB moved with
-//! blocking send/recv per buffer size), `wake` (one-way time to a receiver asleep on its doorbell).
-//! Rank 0 prints the table; every other rank beyond 1 only joins and leaves.
+//! blocking send/recv per buffer size), `wake` (one-way time to a receiver asleep on its doorbell),
+//! `exchange` (every rank sends to every other one; `bench/mpich/osu_exchange.c`).
+//! Rank 0 prints the table. `exchange` uses every rank of the job; the other kinds ranks 0 and 1
+//! only: in `latency` every rank beyond 1 waits in a blocking receive from any source (asleep on
+//! its doorbell) until rank 0 releases it after the last size, in the other kinds it only joins
+//! and leaves.
 
 use clap::Parser;
 use console::Term;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use snoo_bench::{header, iterations, parse_size, row, to_json, Kind, WINDOW};
+use snoo_bench::{header, iterations, parse_size, row_values, to_json_values, Kind, WINDOW};
 use snoo_mpi::{Error, Result, World};
 use std::fs::{File, OpenOptions};
 use std::io::IsTerminal;
@@ -20,9 +24,9 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 #[derive(Parser)]
-#[command(about = "OSU-style micro-benchmarks over SNOO_MPI (run under snoo-run -n 2)")]
+#[command(about = "OSU-style micro-benchmarks over SNOO_MPI (run under snoo-run -n 2, or -n N)")]
 struct Args {
-    /// latency, bw, bibw, seed or wake.
+    /// latency, bw, bibw, seed, wake or exchange.
     #[arg(value_parser = kind_arg)]
     kind: Kind,
     /// Print JSON instead of the OSU table.
@@ -115,12 +119,17 @@ fn progress_target() -> ProgressDrawTarget {
 }
 
 fn kind_arg(s: &str) -> std::result::Result<Kind, String> {
-    Kind::parse(s).ok_or_else(|| format!("{s:?}: expected latency, bw, bibw, seed or wake"))
+    Kind::parse(s)
+        .ok_or_else(|| format!("{s:?}: expected latency, bw, bibw, seed, wake or exchange"))
 }
 
 const TAG: i32 = 1;
 const ACK: i32 = 2;
 const SYNC: i32 = 3;
+/// Rank 0 to the ranks beyond 1 of a `latency` job: the measurement is over.
+const RELEASE: i32 = 4;
+/// Every rank to rank 0 in `exchange`: how long its timed iterations took.
+const TIME: i32 = 5;
 
 /// A two-rank barrier (OSU calls MPI_Barrier before each size).
 fn barrier(w: &World) -> Result<()> {
@@ -135,6 +144,23 @@ fn barrier(w: &World) -> Result<()> {
             w.send(&b, 0, SYNC)?;
         }
         _ => {}
+    }
+    Ok(())
+}
+
+/// A barrier of every rank of the job: each tells rank 0 it is there, rank 0 then tells each.
+fn barrier_all(w: &World) -> Result<()> {
+    let mut b = [0u8; 0];
+    if w.rank() == 0 {
+        for r in 1..w.size() {
+            w.recv(&mut b, Some(r), Some(SYNC))?;
+        }
+        for r in 1..w.size() {
+            w.send(&b, r, SYNC)?;
+        }
+    } else {
+        w.send(&b, 0, SYNC)?;
+        w.recv(&mut b, Some(0), Some(SYNC))?;
     }
     Ok(())
 }
@@ -239,6 +265,96 @@ fn seed(w: &World, size: usize, total: usize, max_msgs: usize, pool: bool) -> Re
     Ok((n * size) as f64 / t0.elapsed().as_secs_f64() / 1e6)
 }
 
+/// Byte `i` of what rank `from` sends in `exchange`'s check: differs between ranks and offsets.
+fn pattern(from: u32, i: usize) -> u8 {
+    (from as usize * 37 + i * 13 + 1) as u8
+}
+
+/// One exchange: every rank posts a receive from every other rank into its own slot of `rbufs`
+/// (`size` bytes each; slot k − 1 for rank − k), then sends `sbuf` to each, and waits for all.
+/// Ranks are visited in a rotation (`rank + k`, k = 1 … n − 1), so that not every rank sends to
+/// rank 0 first.
+fn exchange_once(w: &World, sbuf: &[u8], rbufs: &mut [u8], size: usize) -> Result<()> {
+    let (rank, n) = (w.rank(), w.size());
+    w.scope(|s| -> Result<()> {
+        let mut reqs = Vec::with_capacity(2 * n as usize);
+        if size == 0 {
+            for k in 1..n {
+                reqs.push(s.irecv(&mut [] as &mut [u8], Some((rank + n - k) % n), Some(TAG))?);
+            }
+        } else {
+            for (k, b) in (1..n).zip(rbufs.chunks_mut(size)) {
+                reqs.push(s.irecv(b, Some((rank + n - k) % n), Some(TAG))?);
+            }
+        }
+        for k in 1..n {
+            reqs.push(s.isend(sbuf, (rank + k) % n, TAG)?);
+        }
+        s.wait_all(reqs)?;
+        Ok(())
+    })
+}
+
+/// The exchange (as `bench/mpich/osu_exchange.c`): per iteration every rank sends `size` bytes to
+/// every other rank with non-blocking sends, receives as much from each with non-blocking
+/// receives, and waits for all; no barrier between iterations (each one waits for every peer's).
+/// First one checked exchange (the data from each peer, where it belongs; a wrong byte ends the
+/// process with exit code 3), then `skip` warm-up and `iters` timed iterations. Returns (aggregate MB/s: the bytes all ranks sent over the
+/// slowest rank's time, per-rank MB/s: that over the ranks), valid at rank 0.
+fn exchange(w: &World, size: usize, scale: f64, pool: bool) -> Result<(f64, f64)> {
+    let (skip, iters) = iterations(Kind::Exchange, size, scale);
+    let (rank, n) = (w.rank(), w.size());
+    let peers = n as usize - 1;
+    let mut sbuf = Buf::new(w, size, 0, pool)?;
+    let mut rbufs = Buf::new(w, size * peers, 0, pool)?;
+    for (i, b) in sbuf.iter_mut().enumerate() {
+        *b = pattern(rank, i);
+    }
+    // Every received byte starts as the complement of what must arrive there.
+    for (k, chunk) in (1..n).zip(rbufs.chunks_mut(size.max(1))) {
+        let from = (rank + n - k) % n;
+        for (i, b) in chunk.iter_mut().enumerate() {
+            *b = !pattern(from, i);
+        }
+    }
+    barrier_all(w)?;
+    exchange_once(w, &sbuf, &mut rbufs, size)?;
+    for (k, chunk) in (1..n).zip(rbufs.chunks(size.max(1))) {
+        let from = (rank + n - k) % n;
+        if let Some(i) = (0..chunk.len()).find(|&i| chunk[i] != pattern(from, i)) {
+            // As osu_exchange.c's MPI_Abort(…, 3): the job fails, whatever the other ranks do.
+            eprintln!(
+                "snoo-bench: exchange check failed at {size} B: rank {rank} got byte {i} from \
+                 rank {from} as {:#04x}, expected {:#04x}",
+                chunk[i],
+                pattern(from, i)
+            );
+            std::process::exit(3);
+        }
+    }
+    barrier_all(w)?;
+    let mut t0 = Instant::now();
+    for i in 0..skip + iters {
+        if i == skip {
+            t0 = Instant::now();
+        }
+        exchange_once(w, &sbuf, &mut rbufs, size)?;
+    }
+    let mut t = [t0.elapsed().as_secs_f64()];
+    if rank == 0 {
+        let mut other = [0f64];
+        for r in 1..n {
+            w.recv(&mut other, Some(r), Some(TIME))?;
+            t[0] = t[0].max(other[0]);
+        }
+    } else {
+        w.send(&t, 0, TIME)?;
+    }
+    let total = size as f64 * (n as usize * peers) as f64 * iters as f64;
+    let aggregate = total / t[0] / 1e6;
+    Ok((aggregate, aggregate / n as f64))
+}
+
 fn monotonic_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
@@ -288,6 +404,16 @@ fn wake(w: &World, scale: f64) -> Result<f64> {
     Ok(med[0])
 }
 
+/// Rank 0 releases every rank beyond 1 from its receive (`latency` with more than 2 ranks).
+fn release_sleepers(w: &World) -> Result<()> {
+    if w.rank() == 0 {
+        for r in 2..w.size() {
+            w.send(&[1u8], r, RELEASE)?;
+        }
+    }
+    Ok(())
+}
+
 fn run(args: &Args) -> Result<()> {
     let name = std::env::var("SNOO_NAME").unwrap_or_else(|_| "snoo".into());
     let world = snoo_mpi::init(&name)?;
@@ -295,6 +421,14 @@ fn run(args: &Args) -> Result<()> {
         return Err(Error::Arg(
             "snoo-bench needs 2 ranks (snoo-run -n 2)".into(),
         ));
+    }
+    if args.kind == Kind::Latency && world.rank() > 1 {
+        // Sleep in a blocking receive from any source, as a rank waiting for work does, until
+        // rank 0 is done: the latency between ranks 0 and 1 should not depend on how many of
+        // these there are.
+        let mut b = [0u8; 1];
+        world.recv(&mut b, None, Some(RELEASE))?;
+        return world.finalize();
     }
     let kind = args.kind;
     let (dmin, dmax) = kind.default_range();
@@ -317,31 +451,36 @@ fn run(args: &Args) -> Result<()> {
     };
     let mut rows = Vec::new();
     for &size in &sizes {
-        if rank > 1 {
-            continue;
-        }
         let v = match kind {
-            Kind::Latency => latency(&world, size, args.scale, args.alloc_mem)?,
-            Kind::Bw => bandwidth(&world, size, args.scale, false, args.alloc_mem)?,
-            Kind::Bibw => bandwidth(&world, size, args.scale, true, args.alloc_mem)?,
-            Kind::Seed => seed(
+            Kind::Exchange => {
+                let (aggregate, per_rank) = exchange(&world, size, args.scale, args.alloc_mem)?;
+                vec![aggregate, per_rank]
+            }
+            _ if rank > 1 => continue,
+            Kind::Latency => vec![latency(&world, size, args.scale, args.alloc_mem)?],
+            Kind::Bw => vec![bandwidth(&world, size, args.scale, false, args.alloc_mem)?],
+            Kind::Bibw => vec![bandwidth(&world, size, args.scale, true, args.alloc_mem)?],
+            Kind::Seed => vec![seed(
                 &world,
                 size,
                 args.total,
                 args.max_msgs.unwrap_or(usize::MAX),
                 args.alloc_mem,
-            )?,
-            Kind::Wake => wake(&world, args.scale)?,
+            )?],
+            Kind::Wake => vec![wake(&world, args.scale)?],
         };
         if printer {
-            bar.suspend(|| println!("{}", row(size, v)));
+            bar.suspend(|| println!("{}", row_values(size, &v)));
         }
         rows.push((size, v));
         bar.inc(1);
     }
     bar.finish_and_clear();
+    if kind == Kind::Latency && world.size() > 2 {
+        release_sleepers(&world)?;
+    }
     if rank == 0 && args.json {
-        println!("{}", to_json("SNOO_MPI", kind, &rows));
+        println!("{}", to_json_values("SNOO_MPI", kind, &rows));
     }
     world.finalize()
 }

@@ -7,9 +7,16 @@
 //! cargo build --release -p snoo-host -p snoo-bench -p snoo-libmpi && target/release/bench-report [--quick]
 //! ```
 //! (`scripts/bench.sh` does both, and installs MPICH.) The programs are taken from the directory
-//! of this executable; `osu_like` is compiled there with `mpicc`.
+//! of this executable; `osu_like`, `osu_coll` and `osu_exchange` are compiled there with `mpicc`.
+//!
+//! `BENCH_ONLY=SECTION[,SECTION…]` runs only those sections — `limits` (the machine's limits),
+//! `p2p` (latency, bw, bibw, seed and the wake-up), `collectives`, `exchange` (the exchange and the
+//! latency with sleeping ranks) — and prints their report on stdout instead of writing
+//! `docs/benchmarks.md` and its plot. `BENCH_COLL_RANKS`, `BENCH_EXCHANGE_RANKS` and
+//! `BENCH_SLEEPERS_RANKS` choose job sizes (see collectives.rs and exchange.rs).
 
 mod collectives;
+mod exchange;
 
 use plotters::prelude::*;
 use snoo_bench::{parse_table, Kind, Table};
@@ -71,6 +78,8 @@ struct Ctx {
     bin: PathBuf,
     quick: bool,
     log: String,
+    /// The sections measured (every one unless `BENCH_ONLY` chose).
+    only: Vec<Section>,
 }
 
 fn sh(cmd: &str, args: &[&str]) -> String {
@@ -299,6 +308,7 @@ fn verdict(ok: bool) -> &'static str {
     }
 }
 
+/// The goal rows of the point-to-point kinds and the wake-up (the table's header is the caller's).
 fn goals(
     all: &[(Kind, Results)],
     wake: Option<f64>,
@@ -306,7 +316,7 @@ fn goals(
     pool_bw: &Option<Table>,
 ) -> String {
     let get = |k: Kind| &all.iter().find(|x| x.0 == k).expect("kind run").1;
-    let mut s = String::from("| goal | measured | verdict |\n|---|---|---|\n");
+    let mut s = String::new();
     let lat = get(Kind::Latency);
     let at8 = |i: usize| lat[i].as_ref().and_then(|t| t.get(8));
     let l8 = ratio(at8(3), at8(1));
@@ -512,7 +522,9 @@ fn plot(path: &Path, seed: &Results, pool: &Option<Table>, lim: &Limits) -> Resu
     Ok(())
 }
 
-/// What `limits` measured (see bench/src/bin/limits.rs); `None` where it printed nothing.
+/// What `limits` measured (see bench/src/bin/limits.rs); `None` where it printed nothing (or
+/// where it did not run).
+#[derive(Default)]
 struct Limits {
     memcpy: Option<f64>,
     cacheline: Option<f64>,
@@ -557,9 +569,65 @@ fn git_describe(root: &Path) -> String {
         .unwrap_or_else(|| "?".into())
 }
 
-/// Builds `osu_like`, measures the limits and every benchmark, then writes the report and its plot.
+/// The report's sections, as `BENCH_ONLY` names them.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Section {
+    /// The machine's limits (`limits`).
+    Limits,
+    /// Latency, bw, bibw, seed (with their Alloc_mem runs) and the wake-up.
+    P2p,
+    /// The OSU collective methods (collectives.rs).
+    Collectives,
+    /// The exchange and the latency with sleeping ranks (exchange.rs).
+    Exchange,
+}
+
+impl Section {
+    const ALL: [Section; 4] = [
+        Section::Limits,
+        Section::P2p,
+        Section::Collectives,
+        Section::Exchange,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Section::Limits => "limits",
+            Section::P2p => "p2p",
+            Section::Collectives => "collectives",
+            Section::Exchange => "exchange",
+        }
+    }
+}
+
+/// The sections `BENCH_ONLY` selects (a comma-separated list), or every one when it is unset or
+/// empty.
+fn sections() -> Result<Vec<Section>, String> {
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    if only.trim().is_empty() {
+        return Ok(Section::ALL.to_vec());
+    }
+    let mut out = Vec::new();
+    for name in only.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let s = Section::ALL
+            .into_iter()
+            .find(|s| s.name() == name)
+            .ok_or_else(|| {
+                format!("BENCH_ONLY: unknown section {name:?} (limits, p2p, collectives, exchange)")
+            })?;
+        if !out.contains(&s) {
+            out.push(s);
+        }
+    }
+    Ok(out)
+}
+
+/// Builds the MPI programs, measures the limits and every benchmark, then writes the report and
+/// its plot (with `BENCH_ONLY`, measures those sections and prints their report).
 fn main() -> Result<(), String> {
     let quick = std::env::args().any(|a| a == "--quick");
+    let only = sections()?;
+    let full = only.len() == Section::ALL.len();
     let (bin, root) = locate()?;
     let started = Instant::now();
     build_osu_like(&bin, &root)?;
@@ -568,11 +636,25 @@ fn main() -> Result<(), String> {
         bin,
         quick,
         log: String::new(),
+        only: only.clone(),
     };
-    let lim = limits(&ctx.bin, quick);
-    let m = measure(&mut ctx);
+    let lim = if only.contains(&Section::Limits) {
+        limits(&ctx.bin, quick)
+    } else {
+        Limits::default()
+    };
+    let m = measure(&mut ctx, &only);
     let elapsed = started.elapsed().as_secs_f64();
     let md = report(&ctx, &m, &lim, elapsed);
+    if !full {
+        print!("{md}");
+        let names: Vec<&str> = only.iter().map(|s| s.name()).collect();
+        eprintln!(
+            "bench-report: BENCH_ONLY={}: report printed, docs/benchmarks.md left as it was ({elapsed:.0} s)",
+            names.join(",")
+        );
+        return Ok(());
+    }
     let docs = ctx.root.join("docs");
     std::fs::write(docs.join("benchmarks.md"), md).map_err(|e| e.to_string())?;
     plot(&docs.join("benchmarks.png"), m.seed(), &m.pool, &lim)?;
@@ -591,9 +673,9 @@ fn locate() -> Result<(PathBuf, PathBuf), String> {
     Ok((bin, root))
 }
 
-/// Compiles `bench/mpich/osu_like.c` and `osu_coll.c` into `bin` with `mpicc`.
+/// Compiles `bench/mpich/osu_like.c`, `osu_coll.c` and `osu_exchange.c` into `bin` with `mpicc`.
 fn build_osu_like(bin: &Path, root: &Path) -> Result<(), String> {
-    for prog in ["osu_like", "osu_coll"] {
+    for prog in ["osu_like", "osu_coll", "osu_exchange"] {
         let st = Command::new("mpicc")
             .args(["-O2", "-o"])
             .arg(bin.join(prog))
@@ -609,7 +691,8 @@ fn build_osu_like(bin: &Path, root: &Path) -> Result<(), String> {
 
 /// What the report shows: the medians of every kind's runs, and the wake-up.
 struct Measurements {
-    /// Per kind, the medians of SNOO, MPICH shm, MPICH TCP and SNOO libmpi.so.12, in that order.
+    /// Per kind, the medians of SNOO, MPICH shm, MPICH TCP and SNOO libmpi.so.12, in that order
+    /// (empty when the `p2p` section did not run).
     all: Vec<(Kind, Results)>,
     /// The `SnooPool` medians of seed.
     pool: Option<Table>,
@@ -619,8 +702,10 @@ struct Measurements {
     wake: Option<f64>,
     /// The same with each rank bound to its own CPU.
     wake_bound: Option<f64>,
-    /// The collective methods.
+    /// The collective methods (empty when that section did not run).
     colls: Vec<collectives::Coll>,
+    /// The exchange and the sleepers' latency, when that section ran.
+    exchange: Option<exchange::Results>,
 }
 
 impl Measurements {
@@ -635,12 +720,19 @@ impl Measurements {
     }
 }
 
-/// Runs every kind (`REPEATS` times, once with `--quick`) and the wake-up.
-fn measure(ctx: &mut Ctx) -> Measurements {
+/// Runs the sections in `only`: every kind (`REPEATS` times, once with `--quick`) and the
+/// wake-up, the collectives, the exchange.
+fn measure(ctx: &mut Ctx, only: &[Section]) -> Measurements {
     let repeats = if ctx.quick { 1 } else { REPEATS };
     let mut all: Vec<(Kind, Results)> = Vec::new();
     let (mut pool, mut pool_bw) = (None, None);
-    for kind in [Kind::Latency, Kind::Bw, Kind::Bibw, Kind::Seed] {
+    let p2p = only.contains(&Section::P2p);
+    let kinds: &[Kind] = if p2p {
+        &[Kind::Latency, Kind::Bw, Kind::Bibw, Kind::Seed]
+    } else {
+        &[]
+    };
+    for &kind in kinds {
         let (results, pooled) = measure_kind(ctx, kind, repeats);
         all.push((kind, results));
         match kind {
@@ -651,9 +743,19 @@ fn measure(ctx: &mut Ctx) -> Measurements {
     }
     // The wake-up as snoo-run starts a job by default (the scheduler places the woken rank), and
     // with both ranks pinned (the sleeper's own CPU must then be woken): see method.md.
-    let wake = ctx.run(Imp::Snoo, Kind::Wake, false).and_then(|t| t.get(8));
-    let wake_bound = ctx.run(Imp::Snoo, Kind::Wake, true).and_then(|t| t.get(8));
-    let colls = collectives::measure(ctx, repeats);
+    let (mut wake, mut wake_bound) = (None, None);
+    if p2p {
+        wake = ctx.run(Imp::Snoo, Kind::Wake, false).and_then(|t| t.get(8));
+        wake_bound = ctx.run(Imp::Snoo, Kind::Wake, true).and_then(|t| t.get(8));
+    }
+    let colls = if only.contains(&Section::Collectives) {
+        collectives::measure(ctx, repeats)
+    } else {
+        Vec::new()
+    };
+    let exchange = only
+        .contains(&Section::Exchange)
+        .then(|| exchange::measure(ctx, repeats));
     Measurements {
         all,
         pool,
@@ -661,6 +763,7 @@ fn measure(ctx: &mut Ctx) -> Measurements {
         wake,
         wake_bound,
         colls,
+        exchange,
     }
 }
 
@@ -687,15 +790,29 @@ fn measure_kind(ctx: &mut Ctx, kind: Kind, repeats: usize) -> (Results, Option<T
 fn report(ctx: &Ctx, m: &Measurements, lim: &Limits, elapsed: f64) -> String {
     let mut md = String::new();
     write_machine(&mut md, ctx, lim, elapsed);
-    let _ = write!(
-        md,
-        "## Goals (from the issue)\n\n{}\n\
+    let mut rows = String::new();
+    if !m.all.is_empty() {
+        rows += &goals(&m.all, m.wake, &m.pool, &m.pool_bw);
+    }
+    rows += &collectives::goal_rows(&m.colls);
+    if let Some(x) = &m.exchange {
+        rows += &exchange::goal_rows(x);
+    }
+    if !rows.is_empty() {
+        let _ = write!(
+            md,
+            "## Goals (from the issue)\n\n| goal | measured | verdict |\n|---|---|---|\n{rows}\n\
 Ratios are SNOO / MPICH: for latency lower is better, for bandwidth higher is better.\n\n",
-        goals(&m.all, m.wake, &m.pool, &m.pool_bw) + &collectives::goal_rows(&m.colls)
-    );
+        );
+    }
     let _ = write!(md, "{}", include_str!("../../../method.md"));
     write_kind_tables(&mut md, m);
-    md.push_str(&collectives::tables(&m.colls));
+    if !m.colls.is_empty() {
+        md.push_str(&collectives::tables(&m.colls));
+    }
+    if let Some(x) = &m.exchange {
+        md.push_str(&exchange::tables(x));
+    }
     write_wake_and_runs(&mut md, m, lim, &ctx.log);
     md
 }
@@ -729,12 +846,24 @@ fn mpich_version() -> String {
 fn write_machine(md: &mut String, ctx: &Ctx, lim: &Limits, elapsed: f64) {
     let cpu = cpu_model();
     let mpich_v = mpich_version();
+    let (by, plot) = if ctx.only.len() == Section::ALL.len() {
+        (
+            "Generated by `scripts/bench.sh`".to_string(),
+            "![seed experiment](benchmarks.png)\n\n",
+        )
+    } else {
+        let names: Vec<&str> = ctx.only.iter().map(|s| s.name()).collect();
+        (
+            format!("Part of the report: `BENCH_ONLY={}`", names.join(",")),
+            "",
+        )
+    };
     let _ = write!(
         md,
         "# Benchmarks\n\n\
-Generated by `scripts/bench.sh` (`target/release/bench-report`{}); do not edit by hand — rerun it.\n\
+{by} (`target/release/bench-report`{}); do not edit by hand — rerun it.\n\
 Every number below comes from one run on the machine described here; nothing is copied from elsewhere.\n\n\
-![seed experiment](benchmarks.png)\n\n\
+{plot}\
 ## Machine\n\n\
 | | |\n|---|---|\n\
 | date (UTC) | {} |\n| measured tree (`git describe --always --dirty`) | {} |\n| CPUs (`nproc`) | {} |\n| CPU | {} |\n| kernel | {} |\n| rustc | {} |\n| MPICH | {} |\n\
@@ -774,6 +903,7 @@ fn write_kind_tables(md: &mut String, m: &Measurements) {
             }
             Kind::Seed => "Seed experiment (blocking send/recv, MB/s)",
             Kind::Wake => "Wake",
+            Kind::Exchange => "Exchange",
         };
         let _ = write!(md, "\n## {what}\n\n{}", table_md(*kind, r));
         let (title, p) = match kind {
@@ -797,8 +927,12 @@ MPICH columns are the runs above (MPICH's `MPI_Alloc_mem` is `malloc` for this d
     }
 }
 
-/// The doorbell wake-up section and the log of every run.
+/// The doorbell wake-up section (when the `p2p` section ran) and the log of every run.
 fn write_wake_and_runs(md: &mut String, m: &Measurements, lim: &Limits, log: &str) {
+    if m.all.is_empty() {
+        let _ = write!(md, "\n## Runs\n\n{log}");
+        return;
+    }
     let _ = write!(
         md,
         "\n## Doorbell wake-up\n\nMedian one-way time to a receiver asleep on its doorbell: {} us \
