@@ -1,7 +1,8 @@
 /* Shared by the MPI test programs. Each program runs unchanged under real MPICH and under SNOO,
- * at 1 to 4 ranks; the harness (tests/src/mpi_programs.rs) compares what rank 0 prints, so only
- * rank 0 prints, and only results that any correct MPI must give. A failed check names the rank,
- * the line and the condition, and aborts the whole job. */
+ * at 1 to 4 ranks (exchange.c and env.c also at 16 to 256 under SNOO, tests/tests/many_ranks.rs);
+ * the harness (tests/src/mpi_programs.rs) compares what rank 0 prints, so only rank 0 prints, and
+ * only results that any correct MPI must give. A failed check names the rank, the line and the
+ * condition, and aborts the whole job. */
 #ifndef MPITEST_H
 #define MPITEST_H
 

@@ -1,10 +1,11 @@
-//! Soak: 4 ranks each send to every other rank a stream of messages of random sizes (0 B to 8 MiB)
-//! and random tags, mixing blocking and non-blocking calls; receivers check that nothing is lost,
-//! reordered or corrupted. Short in CI; `SNOO_SOAK_ROUNDS=N` for a long run.
+//! Soak: 4 ranks (and 16, issue #20) each send to every other rank a stream of messages of random
+//! sizes (0 B to 8 MiB) and random tags, mixing blocking and non-blocking calls; receivers check
+//! that nothing is lost, reordered or corrupted. Short in CI; `SNOO_SOAK_ROUNDS=N` for a long run.
 
-use snoo_common::job::MAX_RING;
-use snoo_tests::job_daemon;
-use std::time::Duration;
+use snoo_common::job::{JobLayout, MAX_RING};
+use snoo_tests::{job_daemon, pool_daemon};
+use std::path::Path;
+use std::time::{Duration, Instant};
 
 fn mix(mut x: u64) -> u64 {
     x ^= x >> 33;
@@ -35,20 +36,38 @@ fn fill(buf: &mut [u8], seed: u64) {
     }
 }
 
-#[test]
-fn four_ranks_random_traffic_nothing_lost_reordered_or_corrupt() {
-    let rounds: u32 = std::env::var("SNOO_SOAK_ROUNDS")
+/// Rounds of a soak: `SNOO_SOAK_ROUNDS`, else `default`.
+fn rounds(default: u32) -> u32 {
+    std::env::var("SNOO_SOAK_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(25);
-    let n = 4u32;
-    let (_d, sock) = job_daemon("soak", n, MAX_RING);
+        .unwrap_or(default)
+}
+
+#[test]
+fn four_ranks_random_traffic_nothing_lost_reordered_or_corrupt() {
+    let (_d, sock) = job_daemon("soak", 4, MAX_RING);
+    soak(&sock, "soak", 4, rounds(25));
+}
+
+/// The same at 16 ranks, in the pool snoo-run gives a 16-rank job by default (smaller rings than
+/// the 4-rank soak's, so large messages wrap them many times), 240 streams at once.
+#[test]
+fn sixteen_ranks_random_traffic_nothing_lost_reordered_or_corrupt() {
+    let n = 16;
+    let (_d, sock) = pool_daemon("soak16", n, JobLayout::default_pool_size(n, 64));
+    soak(&sock, "soak16", n, rounds(10));
+}
+
+/// `n` ranks, one thread each, on the pool `name` at `sock`: `rounds` rounds of messages from
+/// every rank to every other, each received and checked.
+fn soak(sock: &Path, name: &str, n: u32, rounds: u32) {
+    let start = Instant::now();
     let totals: Vec<(u64, u64)> = std::thread::scope(|s| {
         let hs: Vec<_> = (0..n)
             .map(|r| {
-                let sock = &sock;
                 s.spawn(move || {
-                    let w = snoo_tests::join_rank(sock, "soak", r, n, Duration::from_secs(120));
+                    let w = snoo_tests::join_rank(sock, name, r, n, Duration::from_secs(120));
                     let (mut msgs, mut bytes) = (0u64, 0u64);
                     let mut expect = Vec::new();
                     for k in 0..rounds {
@@ -136,7 +155,8 @@ fn four_ranks_random_traffic_nothing_lost_reordered_or_corrupt() {
         "every message received"
     );
     eprintln!(
-        "soak: {msgs} messages, {:.1} MiB, 0 lost, 0 reordered, 0 corrupt",
-        bytes as f64 / (1 << 20) as f64
+        "soak, {n} ranks: {msgs} messages, {:.1} MiB, 0 lost, 0 reordered, 0 corrupt, in {:?}",
+        bytes as f64 / (1 << 20) as f64,
+        start.elapsed()
     );
 }
