@@ -39,6 +39,7 @@ use nix::sys::signal::{kill, SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::unistd::Pid;
 use snoo_common::job::JobLayout;
+use snoo_common::layout::PoolGeometry;
 use snoo_host::{parse_size, DaemonThread, PoolSpec, ServerConfig};
 
 /// Grace period between SIGTERM and SIGKILL.
@@ -581,6 +582,18 @@ impl Pool {
                 eprintln!("snoo-run: {e}");
                 EXIT_USAGE
             })?;
+        // Refuse a pool the job cannot fit before starting N ranks that would all fail in Init.
+        let fits = PoolGeometry::new(spec.size, max_peers)
+            .map_err(|e| e.to_string())
+            .and_then(|g| JobLayout::new(&g, n).map_err(|e| e.to_string()));
+        if let Err(e) = fits {
+            eprintln!(
+                "snoo-run: --size {}: {}",
+                spec.size,
+                e.replace("snoo-hostd --size", "--size")
+            );
+            return Err(EXIT_USAGE);
+        }
         let daemon = DaemonThread::spawn(ServerConfig::single(spec)).map_err(|e| {
             eprintln!("snoo-run: cannot start the daemon: {e}");
             1
