@@ -4,8 +4,8 @@
 //! [`LIVENESS_PERIOD`] and a timeout that counts only time without progress.
 
 use super::tuning::{
-    LIVENESS_PERIOD, RDV_SPIN_BYTES_PER_US, RDV_SPIN_MAX, SLEEP_SLICE, SPIN_CHECK, SPIN_TIME,
-    YIELD_AFTER,
+    IDLE_SLICE, LIVENESS_PERIOD, LONG_IDLE, RDV_SPIN_BYTES_PER_US, RDV_SPIN_MAX, SLEEP_SLICE,
+    SPIN_CHECK, SPIN_TIME, YIELD_AFTER,
 };
 use super::Engine;
 use crate::error::{Error, Result};
@@ -28,6 +28,16 @@ impl WaitClock {
             next_check: now + LIVENESS_PERIOD,
             idle_since: None,
             progressed,
+        }
+    }
+
+    /// How long to sleep at most, and to wait between liveness checks, at `now`: longer once the
+    /// wait has made no progress for [`LONG_IDLE`].
+    fn slice(&self, now: Instant) -> Duration {
+        if now.duration_since(self.last_moved) >= LONG_IDLE {
+            IDLE_SLICE
+        } else {
+            LIVENESS_PERIOD
         }
     }
 
@@ -164,7 +174,7 @@ impl Engine {
         let max = clock
             .next_check
             .saturating_duration_since(now)
-            .min(SLEEP_SLICE);
+            .min(SLEEP_SLICE.max(clock.slice(now)));
         self.sleep(max, done)?;
         // Woken, most likely by what we wait for: look for it before anything else.
         clock.progressed |= self.progress()?;
@@ -184,7 +194,8 @@ impl Engine {
         done: &mut impl FnMut(&mut Engine) -> Result<bool>,
         stuck: &mut impl FnMut(&Engine) -> Option<Error>,
     ) -> Result<bool> {
-        clock.next_check = Instant::now() + LIVENESS_PERIOD;
+        let now = Instant::now();
+        clock.next_check = now + clock.slice(now);
         self.check_liveness();
         // A peer found dead may have published its last messages just before it went: read them
         // before deciding that what we wait for can no longer happen.
