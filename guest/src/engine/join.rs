@@ -121,6 +121,7 @@ impl Engine {
             finalized: true,
             drain_all: false,
             rang: false,
+            batching: false,
             self_unacked: Vec::new(),
             heap: Heap::new(start, len),
         };

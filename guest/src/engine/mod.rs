@@ -70,6 +70,9 @@ pub(crate) struct Engine {
     drain_all: bool,
     // A doorbell was rung since the last wait began (see `yield_to_woken`).
     rang: bool,
+    // Some link may hold a batch of unpublished sends (see `flush_batches`): without one, a
+    // blocking call does not walk every link to find out.
+    batching: bool,
     // Synchronous sends to this rank itself not yet matched (their request ids).
     self_unacked: Vec<u64>,
     // This rank's heap in the pool (alloc_mem).

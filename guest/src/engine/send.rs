@@ -103,6 +103,8 @@ impl Engine {
         if sent_now {
             if link.batch_sent(batch) {
                 self.wake(dest);
+            } else {
+                self.batching = true;
             }
             return Ok(true);
         }
@@ -343,6 +345,9 @@ impl Engine {
     /// Publishes every batch of non-blocking sends still unpublished (and rings sleepers).
     #[inline]
     pub(crate) fn flush_batches(&mut self) {
+        if !std::mem::take(&mut self.batching) {
+            return;
+        }
         for r in 0..self.links.len() {
             if let Some(link) = self.links[r].as_mut() {
                 if link.batched > 0 {
