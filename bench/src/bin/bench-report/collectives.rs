@@ -5,10 +5,9 @@
 //! allreduce, ≤ 1.0× for allgather and alltoall). `BENCH_COLL_RANKS=2,4,8,16` measures more job
 //! sizes (the default is 2; give a machine with as many CPUs).
 
-use crate::{cell, median, ratio, size_label, verdict, Ctx, RUN_TIMEOUT_S};
+use crate::{cell, launcher, median, ratio, size_label, verdict, Ctx};
 use snoo_bench::{parse_table, Table};
 use std::fmt::Write as _;
-use std::process::Command;
 use std::time::Instant;
 
 /// Each method and its goal (the largest SNOO / MPICH latency ratio allowed).
@@ -41,21 +40,7 @@ fn job_sizes() -> Vec<u32> {
 
 /// One run of `kind` with `n` ranks, each bound to its own CPU.
 fn run(ctx: &mut Ctx, snoo: bool, kind: &str, n: u32) -> Option<Table> {
-    let mut cmd = Command::new("timeout");
-    cmd.arg(RUN_TIMEOUT_S.to_string());
-    let n_s = n.to_string();
-    if snoo {
-        cmd.arg(ctx.bin.join("snoo-run")).args([
-            "-n",
-            &n_s,
-            "--name",
-            "bench",
-            "--bind-to",
-            "core",
-        ]);
-    } else {
-        cmd.args(["mpiexec", "-n", &n_s, "-bind-to", "core"]);
-    }
+    let mut cmd = launcher(ctx, snoo, n);
     cmd.arg(ctx.bin.join("osu_coll")).arg(kind);
     if ctx.quick {
         cmd.args(["--max", "4096"]);

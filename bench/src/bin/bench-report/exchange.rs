@@ -12,7 +12,7 @@
 //! (default 16; 0 skips it), interleaved, ranks bound; goal: the many-rank latency ≤ 1.1× the
 //! 2-rank one.
 
-use crate::{cell, median, ratio, size_label, verdict, Ctx, RUN_TIMEOUT_S};
+use crate::{cell, launcher, median, ratio, size_label, verdict, Ctx, RUN_TIMEOUT_S};
 use snoo_bench::{parse_columns, parse_table, Table};
 use std::fmt::Write as _;
 use std::process::Command;
@@ -74,26 +74,6 @@ fn env_ranks(var: &str, default: &[u32]) -> Vec<u32> {
         .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
         .filter(|v: &Vec<u32>| !v.is_empty())
         .unwrap_or_else(|| default.to_vec())
-}
-
-/// The command that runs `n` ranks each bound to its own CPU, under SNOO's launcher or MPICH's.
-fn launcher(ctx: &Ctx, snoo: bool, n: u32) -> Command {
-    let mut cmd = Command::new("timeout");
-    cmd.arg(RUN_TIMEOUT_S.to_string());
-    let n_s = n.to_string();
-    if snoo {
-        cmd.arg(ctx.bin.join("snoo-run")).args([
-            "-n",
-            &n_s,
-            "--name",
-            "bench",
-            "--bind-to",
-            "core",
-        ]);
-    } else {
-        cmd.args(["mpiexec", "-n", &n_s, "-bind-to", "core"]);
-    }
-    cmd
 }
 
 /// Runs `cmd` (`what`, for the log) and returns its stdout and a log line to complete with the

@@ -205,6 +205,26 @@ impl Ctx {
     }
 }
 
+/// The command that runs `n` ranks each bound to its own CPU, under SNOO's launcher or MPICH's.
+pub(crate) fn launcher(ctx: &Ctx, snoo: bool, n: u32) -> Command {
+    let mut cmd = Command::new("timeout");
+    cmd.arg(RUN_TIMEOUT_S.to_string());
+    let n_s = n.to_string();
+    if snoo {
+        cmd.arg(ctx.bin.join("snoo-run")).args([
+            "-n",
+            &n_s,
+            "--name",
+            "bench",
+            "--bind-to",
+            "core",
+        ]);
+    } else {
+        cmd.args(["mpiexec", "-n", &n_s, "-bind-to", "core"]);
+    }
+    cmd
+}
+
 /// The per-size median of several runs' tables (sizes of the first run; a size missing from a run
 /// is skipped there).
 fn median(runs: &[Table]) -> Option<Table> {
