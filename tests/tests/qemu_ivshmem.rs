@@ -7,7 +7,8 @@
 use snoo_common::layout::{PeerState, PoolHeader};
 use snoo_mpi::device::{Device, SocketDevice};
 use snoo_tests::qemu::{
-    qemu_or_skip, Guest, GuestConfig, GuestImage, HostDaemon, IvshmemDevice, ScratchDir,
+    qemu_or_skip, Guest, GuestConfig, GuestImage, HostDaemon, IvshmemDevice, ScratchDir, Watchdog,
+    TEST_LIMIT,
 };
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -58,6 +59,7 @@ fn two_guests_and_a_host_process_share_a_pool() {
     if !qemu_or_skip("two_guests_and_a_host_process_share_a_pool").unwrap() {
         return;
     }
+    let _dog = Watchdog::arm("two_guests_and_a_host_process_share_a_pool", TEST_LIMIT);
     let started = Instant::now();
     let dir = ScratchDir::new("qemu-ivshmem").unwrap();
     let socket = dir.join("pool.sock");

@@ -16,7 +16,7 @@ use snoo_mpi::device::{Device, SocketDevice};
 use snoo_tests::qemu::{
     mpicc_program, mpich_abi_runtime, qemu_or_skip, snoo_mpicc_static_program, static_c_program,
     static_rust_example, workspace_root, Guest, GuestConfig, GuestImage, HostDaemon, ImageSpec,
-    ScratchDir, GUEST_LIB_DIR, VFIO_MODULES,
+    ScratchDir, Watchdog, GUEST_LIB_DIR, TEST_LIMIT, VFIO_MODULES,
 };
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -231,14 +231,13 @@ fn guest_and_host_job(
     let job = Instant::now();
     let host = std::thread::scope(|s| {
         let host = s.spawn(|| {
-            Command::new(exe)
-                .env("SNOO_SOCKET", socket)
+            let mut cmd = Command::new(exe);
+            cmd.env("SNOO_SOCKET", socket)
                 .env("SNOO_NAME", name)
                 .env("SNOO_RANK", "1")
                 .env("SNOO_SIZE", "2")
-                .env("SNOO_TIMEOUT", SNOO_TIMEOUT.to_string())
-                .output()
-                .unwrap()
+                .env("SNOO_TIMEOUT", SNOO_TIMEOUT.to_string());
+            output_within(cmd, JOB)
         });
         let (out, status) = a
             .run(cmd_a, JOB)
@@ -256,6 +255,43 @@ fn guest_and_host_job(
         daemon.log()
     );
     job.elapsed()
+}
+
+/// Runs `cmd` to completion like `Command::output`, but kills it after `limit`: a host rank that
+/// never ends must fail the test, not hang it.
+fn output_within(mut cmd: Command, limit: Duration) -> std::process::Output {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {cmd:?}: {e}"));
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = r.read_to_end(&mut v);
+            v
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().unwrap()));
+    let err = drain(Box::new(child.stderr.take().unwrap()));
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            break child.wait().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    std::process::Output {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    }
 }
 
 /// Binds the guest's only ivshmem device to vfio-pci; returns its address and peer id.
@@ -292,6 +328,10 @@ fn c_job_between_two_guests_over_sysfs_then_with_a_host_process() {
         return;
     }
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _dog = Watchdog::arm(
+        "c_job_between_two_guests_over_sysfs_then_with_a_host_process",
+        TEST_LIMIT,
+    );
     let started = Instant::now();
     let exe = pingpong();
     let dir = ScratchDir::new("qemu-mpi").unwrap();
@@ -335,6 +375,7 @@ fn c_job_between_two_guests_over_vfio() {
         return;
     }
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _dog = Watchdog::arm("c_job_between_two_guests_over_vfio", TEST_LIMIT);
     let started = Instant::now();
     let exe = pingpong();
     let sweep_exe = sweep();
@@ -428,6 +469,10 @@ fn c_job_across_three_guests_with_two_ranks_in_one() {
         return;
     }
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _dog = Watchdog::arm(
+        "c_job_across_three_guests_with_two_ranks_in_one",
+        TEST_LIMIT,
+    );
     let started = Instant::now();
     let exe = pingpong();
     let dir = ScratchDir::new("qemu-mpi3").unwrap();
@@ -509,6 +554,10 @@ fn guest_killed_mid_transfer_gives_peer_dead_to_the_host_rank() {
         return;
     }
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _dog = Watchdog::arm(
+        "guest_killed_mid_transfer_gives_peer_dead_to_the_host_rank",
+        TEST_LIMIT,
+    );
     /// From the kill to the survivor's exit: liveness is checked after every 20 ms sleep, and the
     /// daemon marks a peer dead as soon as its socket closes; the rest is slack for a loaded host.
     const BOUND: Duration = Duration::from_secs(20);
@@ -643,6 +692,10 @@ fn static_rust_program_in_a_guest_talks_to_a_host_rank() {
         return;
     }
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _dog = Watchdog::arm(
+        "static_rust_program_in_a_guest_talks_to_a_host_rank",
+        TEST_LIMIT,
+    );
     let started = Instant::now();
     let exe = static_rust_example("snoo-mpi", "pingpong").unwrap_or_else(|e| panic!("{e}"));
     eprintln!("built {} in {:.1?}", exe.display(), started.elapsed());
@@ -723,6 +776,7 @@ fn c_job_with_two_vfio_ranks_in_one_guest() {
         return;
     }
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _dog = Watchdog::arm("c_job_with_two_vfio_ranks_in_one_guest", TEST_LIMIT);
     let started = Instant::now();
     let exe = pingpong();
     let dir = ScratchDir::new("qemu-vfio2").unwrap();
@@ -841,6 +895,10 @@ fn mpicc_built_and_static_mpi_programs_between_two_guests() {
         return;
     }
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _dog = Watchdog::arm(
+        "mpicc_built_and_static_mpi_programs_between_two_guests",
+        TEST_LIMIT,
+    );
     let started = Instant::now();
     let src = workspace_root().join("tests/c/guest_mpi.c");
     let dynamic = mpicc_program(&src).unwrap_or_else(|e| panic!("{e}"));
@@ -917,6 +975,10 @@ fn collectives_across_two_guests_and_a_host_process() {
         return;
     }
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _dog = Watchdog::arm(
+        "collectives_across_two_guests_and_a_host_process",
+        TEST_LIMIT,
+    );
     let started = Instant::now();
     let progs: Vec<(&str, PathBuf)> = ["vector", "nonblocking"]
         .into_iter()

@@ -1,8 +1,10 @@
 //! A child's output (QEMU, snoo-hostd), collected by reader threads for waits to search.
 
+use std::collections::VecDeque;
 use std::io::Read;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 /// What a child process wrote, as its reader threads have collected it so far.
 #[derive(Default)]
@@ -14,6 +16,48 @@ pub(super) struct Console {
     pub(super) stderr: String,
     /// The console reached its end: the child exited.
     pub(super) closed: bool,
+    /// The command a guest is running (abbreviated) and since when, for the watchdog's report.
+    pub(super) running: Option<(String, Instant)>,
+}
+
+impl Console {
+    /// The last `n` lines of the log (each cut at 300 characters), then QEMU's stderr if any.
+    pub(super) fn tail(&self, n: usize) -> String {
+        let mut tail: VecDeque<&str> = VecDeque::new();
+        for l in self.log.lines() {
+            if tail.len() == n {
+                tail.pop_front();
+            }
+            tail.push_back(l);
+        }
+        let mut s = String::new();
+        for l in tail {
+            s.push_str("    | ");
+            match l.char_indices().nth(300) {
+                Some((cut, _)) => {
+                    s.push_str(&l[..cut]);
+                    s.push_str(" [...]");
+                }
+                None => s.push_str(l),
+            }
+            s.push('\n');
+        }
+        if !self.stderr.is_empty() {
+            s.push_str("  qemu stderr:\n");
+            for l in self.stderr.lines() {
+                s.push_str("    ! ");
+                s.push_str(l);
+                s.push('\n');
+            }
+        }
+        if self.closed {
+            s.push_str("  (QEMU has exited)\n");
+        }
+        if let Some((cmd, since)) = &self.running {
+            s.push_str(&format!("  running {cmd:?} for {:.1?}\n", since.elapsed()));
+        }
+        s
+    }
 }
 
 /// A [`Console`] shared with the reader threads, which signal `cond` whenever it changes.

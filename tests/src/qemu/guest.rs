@@ -5,14 +5,13 @@ use super::detect::find_qemu;
 use super::image::GuestImage;
 use super::spawn::spawn_orphan_proof;
 use super::with_context;
-use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::fs;
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -53,6 +52,32 @@ impl Default for GuestConfig {
             name: "guest".into(),
         }
     }
+}
+
+/// Every guest booted by this process, for [`live_console_tails`]; dropped guests leave a dead
+/// `Weak` behind, pruned on the next boot's listing.
+static LIVE: Mutex<Vec<(String, Weak<Shared>)>> = Mutex::new(Vec::new());
+
+/// The console tail of every guest still running in this process (for the watchdog, which has no
+/// handle on the tests' guests).
+pub(super) fn live_console_tails() -> String {
+    let mut live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
+    live.retain(|(_, w)| w.strong_count() > 0);
+    let mut s = String::new();
+    for (name, w) in live.iter() {
+        if let Some(shared) = w.upgrade() {
+            // try_lock: a thread stuck while holding a console lock must not stop the report.
+            match shared.console.try_lock() {
+                Ok(c) => {
+                    let _ = write!(s, "--- console tail of {name} ---\n{}", c.tail(TAIL_LINES));
+                }
+                Err(_) => {
+                    let _ = writeln!(s, "--- console of {name} is locked ---");
+                }
+            }
+        }
+    }
+    s
 }
 
 /// A running QEMU guest. Dropping it kills QEMU.
@@ -150,6 +175,9 @@ impl Guest {
                 SEQ.fetch_add(1, Ordering::Relaxed)
             ))
         });
+        LIVE.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((config.name.clone(), Arc::downgrade(&shared)));
         let mut guest = Guest {
             name: config.name.clone(),
             stdin: Mutex::new(child.stdin.take()),
@@ -197,38 +225,11 @@ impl Guest {
 
     /// The last `n` lines of the console log, followed by QEMU's stderr if any.
     pub fn log_tail(&self, n: usize) -> String {
-        let c = self.shared.console.lock().unwrap();
-        let mut tail: VecDeque<&str> = VecDeque::new();
-        for l in c.log.lines() {
-            if tail.len() == n {
-                tail.pop_front();
-            }
-            tail.push_back(l);
-        }
-        let mut s = String::new();
-        for l in tail {
-            s.push_str("    | ");
-            match l.char_indices().nth(300) {
-                Some((cut, _)) => {
-                    s.push_str(&l[..cut]);
-                    s.push_str(" [...]");
-                }
-                None => s.push_str(l),
-            }
-            s.push('\n');
-        }
-        if !c.stderr.is_empty() {
-            s.push_str("  qemu stderr:\n");
-            for l in c.stderr.lines() {
-                s.push_str("    ! ");
-                s.push_str(l);
-                s.push('\n');
-            }
-        }
-        if c.closed {
-            s.push_str("  (QEMU has exited)\n");
-        }
-        s
+        self.shared
+            .console
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .tail(n)
     }
 
     /// An error about this guest: `what`, followed by the tail of its console.
@@ -294,7 +295,11 @@ impl Guest {
         let begin = format!("@@SNOO-BEGIN {id}@@\n");
         let end = format!("\n@@SNOO-END {id} ");
         // Search only output that arrives after the command was sent.
-        let start = self.shared.console.lock().unwrap().log.len();
+        let start = {
+            let mut c = self.shared.console.lock().unwrap();
+            c.running = Some((abbreviate(script), Instant::now()));
+            c.log.len()
+        };
         {
             let mut stdin = self.stdin.lock().unwrap();
             let w = stdin
@@ -304,16 +309,21 @@ impl Guest {
                 .and_then(|_| w.flush())
                 .map_err(|e| self.error(e.kind(), format!("writing to QEMU: {e}")))?;
         }
-        self.wait_for(timeout, |log| {
-            let log = &log[start..];
-            let b = log.find(&begin)? + begin.len();
-            let e = b + log[b..].find(&end)?;
-            let rest = &log[e + end.len()..];
-            let close = rest.find("@@\n")?;
-            let status = rest[..close].trim().parse::<i32>().ok()?;
-            Some((log[b..e].to_string(), status))
-        })
-        .map_err(|e| io::Error::new(e.kind(), format!("running {:?}: {e}", abbreviate(script))))
+        let result = self
+            .wait_for(timeout, |log| {
+                let log = &log[start..];
+                let b = log.find(&begin)? + begin.len();
+                let e = b + log[b..].find(&end)?;
+                let rest = &log[e + end.len()..];
+                let close = rest.find("@@\n")?;
+                let status = rest[..close].trim().parse::<i32>().ok()?;
+                Some((log[b..e].to_string(), status))
+            })
+            .map_err(|e| {
+                io::Error::new(e.kind(), format!("running {:?}: {e}", abbreviate(script)))
+            });
+        self.shared.console.lock().unwrap().running = None;
+        result
     }
 
     /// Like [`Guest::run`], but a non-zero exit status is an error; returns the output.

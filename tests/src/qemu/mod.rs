@@ -23,7 +23,8 @@
 //! `image.rs` and `cpio.rs` (the initramfs), `guest.rs` (a running guest and its console commands),
 //! `ivshmem.rs` (the ivshmem PCI device as the guest sees it), `console.rs` and `spawn.rs` (the
 //! child processes' output, and their death with the test), `hostd.rs` (`snoo-hostd`), `scratch.rs`
-//! (a socket directory) and `guest_programs.rs` (static executables for the guests). The public
+//! (a socket directory), `guest_programs.rs` (static executables for the guests) and `watchdog.rs`
+//! (ending a test that hangs, with a report). The public
 //! names are all re-exported here, so tests import them from `snoo_tests::qemu`.
 
 mod console;
@@ -37,6 +38,7 @@ mod ivshmem;
 mod kernel;
 mod scratch;
 mod spawn;
+mod watchdog;
 
 pub use crate::{profile_dir, workspace_root};
 pub use detect::{qemu_available, qemu_or_skip};
@@ -53,6 +55,7 @@ pub use ivshmem::{
 };
 pub use kernel::{ensure_kernel, guest_cache_dir, GuestKernel};
 pub use scratch::ScratchDir;
+pub use watchdog::{Watchdog, TEST_LIMIT};
 
 use std::io;
 
