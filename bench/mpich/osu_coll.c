@@ -55,8 +55,19 @@ int main(int argc, char **argv) {
     }
     size_t lo = 4, hi = 1 << 20;
     for (int i = 2; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--min")) lo = strtoull(argv[i + 1], NULL, 10);
-        else if (!strcmp(argv[i], "--max")) hi = strtoull(argv[i + 1], NULL, 10);
+        char *end;
+        size_t v = strtoull(argv[i + 1], &end, 10);
+        /* Plain bytes only: "1M" once parsed as 1 and overran the buffers sized by --max. */
+        if (*end || end == argv[i + 1]) {
+            if (rank == 0) fprintf(stderr, "osu_coll: %s %s: a size in bytes, without suffix\n", argv[i], argv[i + 1]);
+            MPI_Abort(MPI_COMM_WORLD, 2);
+        }
+        if (!strcmp(argv[i], "--min")) lo = v;
+        else if (!strcmp(argv[i], "--max")) hi = v;
+    }
+    if (lo > hi) {
+        if (rank == 0) fprintf(stderr, "osu_coll: --min %zu is above --max %zu\n", lo, hi);
+        MPI_Abort(MPI_COMM_WORLD, 2);
     }
     if (k == 0) lo = hi = 0;
     size_t per = (k >= 4) ? (size_t)n : 1;
