@@ -138,12 +138,13 @@ pub fn test<A: Abi>(req: *mut A::Request, flag: *mut c_int, status: *mut A::Stat
     })
 }
 
-/// Completes every request of `reqs` that `pick` selects, writing statuses by index; returns
-/// whether any failed (then each status's MPI_ERROR says which: MPI_ERR_IN_STATUS).
+/// Completes every request of `reqs` that `pick` selects (all of them if `None`, so that Waitall
+/// allocates nothing per call), writing statuses by index; returns whether any failed (then each
+/// status's MPI_ERROR says which: MPI_ERR_IN_STATUS).
 fn complete_many<A: Abi>(
     m: &mut Mpi,
     reqs: &mut [A::Request],
-    pick: &[bool],
+    pick: Option<&[bool]>,
     statuses: *mut A::Status,
     compact: Option<&mut [c_int]>,
 ) -> MpiResult<(bool, usize)> {
@@ -151,7 +152,7 @@ fn complete_many<A: Abi>(
     let mut done = 0;
     let mut compact = compact;
     for i in 0..reqs.len() {
-        if !pick[i] {
+        if pick.is_some_and(|p| !p[i]) {
             continue;
         }
         let o = complete::<A>(m, &mut reqs[i])?;
@@ -196,8 +197,7 @@ pub fn waitall<A: Abi>(n: c_int, reqs: *mut A::Request, statuses: *mut A::Status
         for &h in reqs.iter() {
             check::<A>(m, h)?;
         }
-        let all = vec![true; reqs.len()];
-        let (failed, _) = complete_many::<A>(m, reqs, &all, statuses, None)?;
+        let (failed, _) = complete_many::<A>(m, reqs, None, statuses, None)?;
         in_status(failed)
     })
 }
@@ -222,8 +222,7 @@ pub fn testall<A: Abi>(
             }
         }
         *f = 1;
-        let all = vec![true; reqs.len()];
-        let (failed, _) = complete_many::<A>(m, reqs, &all, statuses, None)?;
+        let (failed, _) = complete_many::<A>(m, reqs, None, statuses, None)?;
         in_status(failed)
     })
 }
@@ -349,7 +348,7 @@ fn some_common<A: Abi>(
             let k = pick.iter().filter(|&&p| p).count();
             if k > 0 || !blocking {
                 let idx = slice_mut(indices, k, "indices")?;
-                let (failed, done) = complete_many::<A>(m, reqs, &pick, statuses, Some(idx))?;
+                let (failed, done) = complete_many::<A>(m, reqs, Some(&pick), statuses, Some(idx))?;
                 *oc = done as c_int;
                 return in_status(failed);
             }
