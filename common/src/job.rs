@@ -372,6 +372,13 @@ impl JobLayout {
         Some((mailbox, mailbox + mailbox_footprint(self.mailbox_words)))
     }
 
+    /// Offset and length of the whole channel from rank `from` to rank `to` (its mailbox, then
+    /// its data ring).
+    pub fn channel_span(&self, from: u32, to: u32) -> Option<(usize, usize)> {
+        self.channel(from, to)
+            .map(|(mailbox, _)| (mailbox, self.channel_stride))
+    }
+
     /// Offset and length of rank `r`'s heap, if `r` is a rank of the job (the length may be 0).
     pub fn heap(&self, r: u32) -> Option<(usize, usize)> {
         (r < self.ranks).then(|| (self.heaps + r as usize * self.heap_bytes, self.heap_bytes))

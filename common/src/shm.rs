@@ -29,7 +29,7 @@
 //! This is the only module of the crate with `unsafe` code.
 
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, AtomicU64};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// A mapping of shared memory that stays valid for the lifetime of this value.
 pub struct Shm {
@@ -215,6 +215,28 @@ impl Shm {
         let _ = off;
     }
 
+    /// Reads one word in every 4 KiB page of `len` bytes at `off`, so that the pages are mapped
+    /// in (and the memory behind them committed) now rather than by a page fault in the middle of
+    /// a message. The values read are discarded. Returns false, touching nothing, if the range is
+    /// out of bounds.
+    pub fn touch_pages(&self, off: usize, len: usize) -> bool {
+        const PAGE: usize = 4096;
+        if self.check(off, len, 1).is_none() {
+            return false;
+        }
+        let first = off & !7;
+        let end = off + len;
+        let mut at = first;
+        while at < end {
+            // (A last word reaching past the mapping's end is skipped by `u64_at`'s check.)
+            if let Some(w) = self.u64_at(at) {
+                std::hint::black_box(w.load(Ordering::Relaxed));
+            }
+            at = (at & !(PAGE - 1)) + PAGE;
+        }
+        true
+    }
+
     /// Zeroes `len` bytes at `off`. Returns false if the range is out of bounds.
     pub fn fill_zero(&self, off: usize, len: usize) -> bool {
         let Some(p) = self.check(off, len, 1) else {
@@ -340,5 +362,27 @@ mod tests {
         assert_eq!(&buf, b"abcdefgh");
         shm.u32_at(0).unwrap().store(7, Ordering::Relaxed);
         assert_eq!(shm.u32_at(0).unwrap().load(Ordering::Relaxed), 7);
+    }
+
+    #[test]
+    fn touching_pages_checks_bounds_and_changes_nothing() {
+        let shm = heap_shm(3 * 4096);
+        for i in 0..3 * 4096 / 8 {
+            shm.u64_at(i * 8)
+                .unwrap()
+                .store(i as u64, Ordering::Relaxed);
+        }
+        assert!(shm.touch_pages(0, 3 * 4096));
+        assert!(shm.touch_pages(4093, 5000), "unaligned start and length");
+        assert!(shm.touch_pages(3 * 4096 - 1, 1), "the last byte");
+        assert!(shm.touch_pages(3 * 4096, 0), "an empty range at the end");
+        assert!(
+            !shm.touch_pages(4096, 2 * 4096 + 1),
+            "one byte past the end"
+        );
+        assert!(!shm.touch_pages(usize::MAX, 2), "overflowing range");
+        for i in 0..3 * 4096 / 8 {
+            assert_eq!(shm.u64_at(i * 8).unwrap().load(Ordering::Relaxed), i as u64);
+        }
     }
 }
