@@ -1,6 +1,7 @@
 //! The Rust API's collectives over the real daemon, one thread (and one pool peer) per rank:
 //! every collective against a reference computed here, on the world, a duplicate and a split,
-//! 1 to 5 ranks, every root, sizes from 0 B to 1 MiB, a non-commutative reduction in rank order;
+//! 1 to 5 ranks, every root, sizes from 0 B to 1 MiB, a non-commutative reduction in rank order
+//! (whole, and split between the ranks at element boundaries);
 //! mismatched counts are errors, not corruption; a rank that leaves makes the others' collective
 //! fail instead of hang.
 
@@ -117,6 +118,26 @@ fn check_comm(c: &Comm<'_>, len: usize) {
     c.allreduce_bytes(&maps(me, k), &mut out, &mut compose)
         .unwrap();
     assert!(out == composed(0, n, k), "allreduce");
+    // Split between the ranks at 16-byte elements (from 32 KiB): each rank combines only its
+    // slice, always whole maps, and the result is the same.
+    let mut parts_seen = 0;
+    c.allreduce_elements(&maps(me, k), &mut out, Some(16), &mut |a, b| {
+        assert!(
+            a.len() % 16 == 0 && a.len() == b.len(),
+            "a run of whole elements: {} and {} bytes",
+            a.len(),
+            b.len()
+        );
+        if a.len() < k * 16 {
+            parts_seen += 1;
+        }
+        compose(a, b)
+    })
+    .unwrap();
+    assert!(out == composed(0, n, k), "allreduce in slices");
+    if n > 1 && k * 16 > 32 << 10 {
+        assert!(parts_seen > 0, "{} bytes were not split", k * 16);
+    }
     c.scan_bytes(&maps(me, k), &mut out, &mut compose).unwrap();
     assert!(out == composed(0, me + 1, k), "scan");
     let mut ex = vec![7u8; k * 16];

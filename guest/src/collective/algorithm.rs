@@ -74,6 +74,78 @@ pub fn allreduce(s: &mut Schedule<'_>, data: Region, out: Region, me: u32, n: u3
     bcast(s, out, 0, me, n);
 }
 
+/// Data from which [`allreduce_in_slices`] splits the work: below it, the two rounds of `n − 1`
+/// messages cost more than the root's extra copies and combine save. (Allreduce of at most a
+/// cell per member takes the shared-memory path anyway; this is for larger data and for
+/// MPI_Iallreduce.)
+pub const SLICES_MIN: usize = 32 << 10;
+
+/// Reduction into every rank's `out`, the work split between the ranks: each rank receives the
+/// others' parts of its own slice of the data, reduces that slice (in rank order, so
+/// non-commutative operations are right), and sends the result to every other rank (a
+/// reduce-scatter, then an allgather). Every rank copies and combines `1/n` of the data instead
+/// of the root combining all of it and then broadcasting it. `unit`: bytes from one element to
+/// the next, so slices hold whole elements (the last one may be shorter: a datatype's trailing
+/// gap); below [`SLICES_MIN`], with fewer elements than ranks, or with no `unit`,
+/// [`allreduce`].
+pub fn allreduce_in_slices(
+    s: &mut Schedule<'_>,
+    data: Region,
+    out: Region,
+    unit: Option<usize>,
+    me: u32,
+    n: u32,
+) {
+    let len = data.len();
+    let elems = unit.filter(|&u| u > 0).map_or(0, |u| len.div_ceil(u));
+    let (Some(unit), true) = (unit, n > 1 && len >= SLICES_MIN && elems >= n as usize) else {
+        return allreduce(s, data, out, me, n);
+    };
+    // Rank r's slice: elements r·E/n .. (r+1)·E/n, as bytes (offset, length).
+    let slice = |r: u32| {
+        let (a, b) = (
+            elems * r as usize / n as usize,
+            elems * (r as usize + 1) / n as usize,
+        );
+        let (from, to) = ((a * unit).min(len), (b * unit).min(len));
+        (from, to - from)
+    };
+    let (at, mine_len) = slice(me);
+    let mine = out.part(at, mine_len);
+    let last = n - 1;
+    // The accumulator starts as the last rank's part (`b = a ∘ b` folds from the right): it is
+    // received straight into `mine`, or, on the last rank, copied there while the others' parts
+    // travel.
+    let mut parts = vec![data.part(at, mine_len); n as usize];
+    for i in 1..n {
+        let from = (me + n - i) % n;
+        let t = if from == last { mine } else { s.tmp(mine_len) };
+        s.recv(t, from);
+        parts[from as usize] = t;
+    }
+    for i in 1..n {
+        let to = (me + i) % n;
+        let (o, l) = slice(to);
+        s.send(data.part(o, l), to);
+    }
+    if me == last {
+        s.copy(parts[last as usize], mine);
+    }
+    s.fence();
+    for r in (0..last as usize).rev() {
+        s.combine(parts[r], mine);
+    }
+    for i in 1..n {
+        let from = (me + n - i) % n;
+        let (o, l) = slice(from);
+        s.recv(out.part(o, l), from);
+    }
+    for i in 1..n {
+        s.send(mine, (me + i) % n);
+    }
+    s.fence();
+}
+
 /// Gathers each rank's `mine` into `blocks[r]` at `root` (`blocks` is the root's only; `mine`
 /// `None` at the root means its block is in place already).
 pub fn gather(

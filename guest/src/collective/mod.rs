@@ -118,11 +118,45 @@ impl Comm<'_> {
     }
 
     /// Reduces every rank's `data` into every rank's `out` (MPI_Allreduce), in rank order as
-    /// [`Comm::reduce_bytes`].
+    /// [`Comm::reduce_bytes`]; `combine` always sees the whole data.
     pub fn allreduce_bytes(
         &self,
         data: &[u8],
         out: &mut [u8],
+        combine: &mut Combine<'_>,
+    ) -> Result<()> {
+        self.allreduce_elements(data, out, None, combine)
+    }
+
+    /// [`Comm::allreduce_bytes`] for data made of elements `unit` bytes apart (the last one may
+    /// end early: a datatype's trailing gap). Large data is then split at element boundaries
+    /// and each rank reduces its own slice, in parallel with the others, so `combine` may see
+    /// any run of whole elements, never a part of one. Every rank passes the same `unit`.
+    ///
+    /// ```no_run
+    /// # fn main() -> snoo_mpi::Result<()> {
+    /// let world = snoo_mpi::init("job")?;
+    /// let comm = world.dup()?;
+    /// // Sum 8-byte integers: the combine works on any whole number of them.
+    /// let data: Vec<u8> = (0..16384u64).flat_map(|i| i.to_le_bytes()).collect();
+    /// let mut out = vec![0u8; data.len()];
+    /// comm.allreduce_elements(&data, &mut out, Some(8), &mut |a, b| {
+    ///     for (x, y) in a.chunks(8).zip(b.chunks_mut(8)) {
+    ///         let s = u64::from_le_bytes(x.try_into().unwrap())
+    ///             + u64::from_le_bytes(y.try_into().unwrap());
+    ///         y.copy_from_slice(&s.to_le_bytes());
+    ///     }
+    ///     Ok(())
+    /// })?;
+    /// assert_eq!(out[8..16], (world.size() as u64).to_le_bytes());
+    /// # world.finalize()
+    /// # }
+    /// ```
+    pub fn allreduce_elements(
+        &self,
+        data: &[u8],
+        out: &mut [u8],
+        unit: Option<usize>,
         combine: &mut Combine<'_>,
     ) -> Result<()> {
         same_len("allreduce", out.len(), data.len())?;
@@ -131,7 +165,14 @@ impl Comm<'_> {
         }
         let mut s = Schedule::new(REDUCE_TAG);
         s.reduce_with(Box::new(combine));
-        algorithm::allreduce(&mut s, whole(data), whole_mut(out), self.rank, self.size);
+        algorithm::allreduce_in_slices(
+            &mut s,
+            whole(data),
+            whole_mut(out),
+            unit,
+            self.rank,
+            self.size,
+        );
         s.wait(self)
     }
 

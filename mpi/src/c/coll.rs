@@ -366,7 +366,7 @@ fn reduce_on<A: Abi>(
     let s = b.s();
     match kind {
         Red::Reduce(root) => alg::reduce(s, data, out, root as u32, me, n),
-        Red::Allreduce => alg::allreduce(s, data, out, me, n),
+        Red::Allreduce => alg::allreduce_in_slices(s, data, out, p.unit(), me, n),
         Red::Scan => alg::scan(s, data, out, me, n),
         Red::Exscan => alg::exscan(s, data, out, me, n),
     }
@@ -426,7 +426,7 @@ fn reduce_now<A: Abi>(
     };
     match root {
         Some(r) => comm.reduce_bytes(data, out, r, &mut combine)?,
-        None => comm.allreduce_bytes(data, out, &mut combine)?,
+        None => comm.allreduce_elements(data, out, p.unit(), &mut combine)?,
     }
     if wants && direct_out.is_none() {
         p.scatter(&tmp, rbuf);

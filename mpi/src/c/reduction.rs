@@ -185,7 +185,32 @@ impl Plan {
         }
     }
 
-    /// `inout = input ∘ inout`.
+    /// Bytes from one element's start to the next's as the data travels, if every run of
+    /// whole elements of the travelling data is itself such data (a collective may then split a
+    /// reduction between ranks at element boundaries): `None` for types whose data overlaps the
+    /// next element's or has no size.
+    pub fn unit(&self) -> Option<usize> {
+        match self.layout {
+            Layout::Image { .. } => {
+                let (ext, te) = (self.t.extent(), self.t.true_extent());
+                (ext > 0 && te > 0 && te <= ext).then_some(ext as usize)
+            }
+            Layout::Packed => Some(self.t.size()).filter(|&s| s > 0),
+        }
+    }
+
+    /// Elements in `len` bytes of travelling data: all of them for the whole data, else a run
+    /// of whole elements cut at [`Plan::unit`] boundaries (the last one possibly without its
+    /// trailing gap).
+    fn elements_in(&self, len: usize) -> usize {
+        match self.unit() {
+            Some(u) if len != self.bytes() => len.div_ceil(u),
+            _ => self.n,
+        }
+    }
+
+    /// `inout = input ∘ inout`, for the whole data or a run of whole elements of it (see
+    /// [`Plan::unit`]).
     pub fn combine<A: Abi>(
         &self,
         dt: A::Datatype,
@@ -199,7 +224,8 @@ impl Plan {
                     .t
                     .named()
                     .expect("image layout with a predefined op is for named types");
-                apply(p, b, self.n, inout, input).map_err(|e| bad(e.to_string()))
+                apply(p, b, self.elements_in(input.len()), inout, input)
+                    .map_err(|e| bad(e.to_string()))
             }
             (OpObj::Predef(p), Layout::Packed) => {
                 let b = self.t.homogeneous().expect("checked in plan");
@@ -207,7 +233,8 @@ impl Plan {
                 apply(p, b, elems, inout, input).map_err(|e| bad(e.to_string()))
             }
             (OpObj::User { f, .. }, Layout::Image { lb, .. }) => {
-                let len = c_int::try_from(self.n).map_err(|_| bad("count over INT_MAX".into()))?;
+                let len = c_int::try_from(self.elements_in(input.len()))
+                    .map_err(|_| bad("count over INT_MAX".into()))?;
                 let mut tmp = input.to_vec();
                 // The function sees buffers as the program laid them out: element 0 at `-lb`.
                 let inp = tmp.as_mut_ptr().wrapping_offset(-lb) as *mut c_void;

@@ -102,6 +102,41 @@ int main(int argc, char **argv) {
         if (!same(recv[i], want[rank * 3 + i])) fail(MPI_COMM_WORLD, "reduce_scatter_block", i);
     if (rank == 0) printf("reduce_scatter_block noncommutative ok\n");
 
+    /* Large enough (47 KiB and 63 KiB) for the ranks to split the work between them: the
+     * product still in rank order, and MPI_MINLOC on a pair type whose elements end in a gap
+     * (long double, int). */
+    {
+        const int big = 3001, pairs = 2001;
+        mat *bs = malloc(sizeof(mat) * (size_t)big), *br = malloc(sizeof(mat) * (size_t)big);
+        for (int i = 0; i < big; i++) bs[i] = elem(rank, i);
+        MPI_Allreduce(bs, br, big, mt, op, MPI_COMM_WORLD);
+        for (int i = 0; i < big; i++) {
+            mat w = elem(0, i);
+            for (int r = 1; r < size; r++) w = mul(w, elem(r, i));
+            if (!same(br[i], w)) fail(MPI_COMM_WORLD, "allreduce-large", i);
+        }
+        if (rank == 0) printf("allreduce noncommutative %d elements ok\n", big);
+        struct ldi { long double v; int i; } *ls = malloc(sizeof(struct ldi) * (size_t)pairs),
+                                            *lr = malloc(sizeof(struct ldi) * (size_t)pairs);
+        for (int i = 0; i < pairs; i++) {
+            ls[i].v = (long double)((rank * 7 + i) % 11);
+            ls[i].i = rank;
+        }
+        MPI_Allreduce(ls, lr, pairs, MPI_LONG_DOUBLE_INT, MPI_MINLOC, MPI_COMM_WORLD);
+        for (int i = 0; i < pairs; i++) {
+            int best = 0;
+            for (int r = 1; r < size; r++)
+                if ((r * 7 + i) % 11 < (best * 7 + i) % 11) best = r;
+            if (lr[i].v != (long double)((best * 7 + i) % 11) || lr[i].i != best)
+                fail(MPI_COMM_WORLD, "allreduce-minloc-large", i);
+        }
+        if (rank == 0) printf("allreduce minloc %d long double pairs ok\n", pairs);
+        free(bs);
+        free(br);
+        free(ls);
+        free(lr);
+    }
+
     /* MPI_SUM with MPI_IN_PLACE: Scan and Allreduce. */
     long v = rank + 1, s = 0;
     MPI_Scan(MPI_IN_PLACE, &v, 1, MPI_LONG, MPI_SUM, MPI_COMM_WORLD);
