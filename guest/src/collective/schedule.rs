@@ -327,19 +327,28 @@ impl<'f> Schedule<'f> {
         }
     }
 
-    /// Gives up after an error: withdraws the receives still posted and waits out the rest
-    /// (each wait ends, at worst when its peer is found dead), so no operation in flight still
-    /// points into memory that is about to be freed. The schedule runs no further steps.
+    /// Gives up after an error: withdraws the receives still posted, lets the sends go on from
+    /// private copies (or drops those not started), and waits out receives already taking their
+    /// message, so no operation in flight still points into memory that is about to be freed.
+    /// The schedule runs no further steps.
+    ///
+    /// Nothing here waits on a member that may have stopped: after a death in the communicator,
+    /// a receive still taking its message is cancelled at once (its rest discarded), and sends
+    /// are never waited for (their receiver, alive but failing this collective too, may never
+    /// read them). Waiting would hold this member until `SNOO_TIMEOUT` instead of returning its
+    /// error.
     pub fn abandon(&mut self, comm: &Comm<'_>) {
         self.next = self.steps.len();
         for f in std::mem::take(&mut self.flying) {
-            if let Op::Recv { t, .. } = f.p.0 {
-                if comm.world.engine.borrow_mut().matcher.withdraw(t) {
+            match f.p.0 {
+                Op::Send { id, dest } => comm.world.engine.borrow_mut().release_send(id, dest),
+                Op::Recv { t, .. } if comm.world.engine.borrow_mut().matcher.withdraw(t) => {
                     let _ = comm.world.complete(f.p);
-                    continue;
+                }
+                _ => {
+                    let _ = comm.wait_among(f.p);
                 }
             }
-            let _ = comm.world.complete(f.p);
         }
     }
 }

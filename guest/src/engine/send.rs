@@ -227,8 +227,9 @@ impl Engine {
 
     /// Makes send `req` independent of the caller's buffer: a send whose envelope is not out yet
     /// is dropped; one whose payload is partly in the ring keeps going from a private copy of
-    /// the rest (the receiver expects the whole announced length).
-    fn release_send(&mut self, req: u64, dest: u32) {
+    /// the rest (the receiver expects the whole announced length). Nothing is waited for: for a
+    /// caller giving up on a send after an error (a failed wait, an abandoned collective).
+    pub(crate) fn release_send(&mut self, req: u64, dest: u32) {
         self.self_unacked.retain(|&r| r != req);
         let Some(link) = self.link_opt(dest) else {
             return;
