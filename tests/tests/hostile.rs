@@ -441,13 +441,14 @@ fn sync_words_out_of_place_are_refused() {
 }
 
 /// Rank 1's collective area: the first block of its heap (nothing else is allocated there in these
-/// tests). Its ARRIVE flag is at +0, the lengths of its two cells at +8 and +16.
+/// tests). Its ARRIVE flag is at +0, the length of cell i at +8 + 8i (collective k uses cell
+/// k mod DEPTH).
 fn area_of(l: &JobLayout, r: u32) -> usize {
     l.heap(r).expect("rank's heap").0
 }
 
-/// A barrier sets the area up (collective 1); rank 1 then broadcasts 64 bytes (collective 2,
-/// cell 0: the root publishes and returns); rank 0 receives it only after the attack.
+/// A barrier sets the area up (collective 1); rank 1 then broadcasts 64 bytes (collective 2:
+/// the root publishes and returns); rank 0 receives it only after the attack.
 fn bcast_after_attack(w: &World, phase: &AtomicU32) -> Result<u32, Error> {
     w.comm().barrier()?;
     let mut b = vec![w.rank() as u8; 64];
@@ -471,7 +472,8 @@ fn a_wild_length_in_a_collective_area_is_an_error_not_a_crash() {
             bcast_after_attack,
             |dev, l, phase, _| {
                 wait_for(phase, SENT);
-                let lens = area_of(l, 1) + 8;
+                // The broadcast is collective 2.
+                let lens = area_of(l, 1) + 8 + 8 * (2 % snoo_mpi::collective::DEPTH as usize);
                 dev.shm()
                     .u64_at(lens)
                     .unwrap()
@@ -511,7 +513,7 @@ fn scribbling_over_collective_areas_never_crashes_or_hangs() {
     let out = scenario_sized("collscribble", 8 << 20, talk, |dev, l, _, running| {
         let mut seed = 0x51ED_2701_9A4B_33C5;
         // Both ranks' areas: flags, lengths and cells.
-        let span = 128 + 2 * snoo_mpi::collective::CELL;
+        let span = 128 + snoo_mpi::collective::DEPTH as usize * snoo_mpi::collective::CELL;
         while running() {
             let r = (next(&mut seed) % 2) as u32;
             let off = (area_of(l, r) + next(&mut seed) as usize % span) & !7;

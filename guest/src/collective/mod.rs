@@ -15,7 +15,7 @@ use schedule::{whole, whole_mut, Region, Schedule};
 
 pub use schedule::Combine;
 pub(crate) use shared::Areas;
-pub use shared::CELL;
+pub use shared::{CELL, DEPTH};
 
 /// Tags on the collective context below this one are the blocking calls' own (1 is communicator
 /// creation's); a binding numbering its schedules uses tags from here on.

@@ -5,8 +5,10 @@
 //! writer (its owner) on its own cache line; data is written before the flag that publishes it
 //! (Release) and read after the flag is seen (Acquire), as the point-to-point rings do.
 //!
-//! Each area holds two cells, used alternately: a member writes a cell again two collectives
-//! later, once every other member's DONE says it has finished the collective that read it. The
+//! Each area holds [`DEPTH`] cells, used in turn: a member writes a cell again `DEPTH`
+//! collectives later, once every other member's DONE says it has finished the collective that
+//! read it. So a member that only writes (a broadcast's root, a reduction's non-roots) runs up to
+//! `DEPTH` collectives ahead of its readers before it waits. The
 //! flags count collectives and only ever grow, also when a freed communicator's area is reused
 //! by a new one (each member then tells the others where its count starts), so a late reader
 //! never mistakes a newer collective for the one it waits for.
@@ -31,13 +33,21 @@ use std::time::{Duration, Instant};
 /// The most bytes one member writes for one collective.
 pub const CELL: usize = 32768;
 /// Offsets in an area: the two flags, each on its own cache line (ARRIVE's line also holds the
-/// length of the data in each cell), then the two cells.
+/// length of the data in each cell), then the cells.
 const ARRIVE: usize = 0;
 const LENS: usize = 8;
 const DONE: usize = 64;
 const CELLS: usize = 128;
+/// Cells per area. Two let a writer run only one collective ahead of a reader still copying
+/// the last one out; four took osu_bcast (2 ranks, back to back) from 1.19 to 1.00 µs at 8 KiB
+/// and from 2.06 to 1.67 at 16 KiB, eight no further (0.96, 1.59): docs/collectives.md.
+pub const DEPTH: u64 = 4;
 /// Bytes of an area.
-const AREA: usize = CELLS + 2 * CELL;
+const AREA: usize = CELLS + DEPTH as usize * CELL;
+const _: () = assert!(
+    LENS + DEPTH as usize * 8 <= DONE,
+    "the lengths share ARRIVE's line"
+);
 /// The tag of the area exchange on the collective context.
 const AREA_TAG: i32 = 10;
 /// How often a wait checks for dead members and runs point-to-point progress.
@@ -99,12 +109,12 @@ impl On {
 
     /// Member j's cell for the current collective.
     fn cell(&self, j: usize) -> usize {
-        self.offs[j] + CELLS + ((self.bases[j] + self.k) % 2) as usize * CELL
+        self.offs[j] + CELLS + ((self.bases[j] + self.k) % DEPTH) as usize * CELL
     }
 
     /// Where member j's length of its current cell is.
     fn len_at(&self, j: usize) -> usize {
-        self.offs[j] + LENS + ((self.bases[j] + self.k) % 2) as usize * 8
+        self.offs[j] + LENS + ((self.bases[j] + self.k) % DEPTH) as usize * 8
     }
 
     /// Member j's flag value for the current collective.
@@ -240,15 +250,16 @@ impl Comm<'_> {
         }
     }
 
-    /// Waits until every other member has finished the collective before last (which read the
+    /// Waits until every other member has finished the collective `DEPTH` back (which read the
     /// cell this one writes).
     fn cell_free(&self, on: &On, e: &mut Engine) -> Result<()> {
-        if on.k <= 2 {
+        if on.k <= DEPTH {
             return Ok(());
         }
         let (me, k) = (on.me, on.k);
         self.wait_for(e, |e| {
-            (0..on.offs.len()).all(|j| j == me || load(e, on.flag(j, DONE)) >= on.bases[j] + k - 2)
+            (0..on.offs.len())
+                .all(|j| j == me || load(e, on.flag(j, DONE)) >= on.bases[j] + k - DEPTH)
         })
     }
 
