@@ -704,8 +704,32 @@ fn exchange_now<A: Abi>(
         sbuf
     };
     check_buf(st, src, sk_all)?;
-    // SAFETY: the buffer holds `sk_all` elements of `st` (the program's promise).
-    unsafe { st.pack(sk_all, src as *const u8, &mut send) };
+    // Contiguous data is sent from where it lies, unless it is the receive buffer itself
+    // (MPI_IN_PLACE) or, in an erroneous call, overlaps it: those are sent from a packed copy.
+    let in_place_bytes = st
+        .contiguous_run(sk_all)
+        .filter(|_| !in_place)
+        .map(|(off, len)| ((src as *const u8).wrapping_offset(off), len))
+        .filter(|&(p, len)| {
+            len == 0
+                || rt.contiguous_run(total).is_none_or(|(roff, rlen)| {
+                    let r = (rbuf as *const u8).wrapping_offset(roff) as usize;
+                    let p = p as usize;
+                    p + len <= r || r + rlen <= p
+                })
+        });
+    let send: &[u8] = match in_place_bytes {
+        Some((_, 0)) => &[],
+        // SAFETY: the program's send buffer holds `sk_all` elements of `st`: these `len`
+        // bytes, untouched during this blocking call, and apart from the receive buffer
+        // (checked above), the only memory written meanwhile.
+        Some((p, len)) => unsafe { std::slice::from_raw_parts(p, len) },
+        None => {
+            // SAFETY: the buffer holds `sk_all` elements of `st` (the program's promise).
+            unsafe { st.pack(sk_all, src as *const u8, &mut send) };
+            &send
+        }
+    };
     let block = rt.size().saturating_mul(rk);
     let want = if all_to_all { block * n } else { block };
     if send.len() != want {
@@ -720,9 +744,9 @@ fn exchange_now<A: Abi>(
     let comm = m.world.attach(&c.id);
     with_bytes(rt, rbuf, total, false, true, |out| {
         if all_to_all {
-            Ok(comm.alltoall_bytes(&send, out)?)
+            Ok(comm.alltoall_bytes(send, out)?)
         } else {
-            Ok(comm.allgather_bytes(&send, out)?)
+            Ok(comm.allgather_bytes(send, out)?)
         }
     })
 }
