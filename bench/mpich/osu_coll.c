@@ -1,14 +1,15 @@
 /*
  * The OSU collective latency methods (osu_barrier, osu_bcast, osu_reduce, osu_allreduce,
- * osu_allgather, osu_alltoall) in one MPI program: for each size, `skip` untimed then `iters`
+ * osu_allgather, osu_alltoall, osu_reduce_scatter) in one MPI program: for each size, `skip` untimed then `iters`
  * timed calls back to back, the average time per call on each rank, then the average over ranks
  * (what OSU prints as "Avg Latency(us)"). A barrier separates sizes. Sizes are bytes per rank
- * (per pair for alltoall), MPI_CHAR for data movement and MPI_INT with MPI_SUM for reductions.
+ * (per pair for alltoall, each rank's block for reduce_scatter, which calls
+ * MPI_Reduce_scatter_block), MPI_CHAR for data movement and MPI_INT with MPI_SUM for reductions.
  *
  *   mpicc -O2 -o osu_coll bench/mpich/osu_coll.c
  *   mpiexec -n 4 ./osu_coll KIND [--min SIZE] [--max SIZE]
  *
- * KIND: barrier, bcast, reduce, allreduce, allgather, alltoall. Output: the OSU table format,
+ * KIND: barrier, bcast, reduce, allreduce, allgather, alltoall, reduce_scatter. Output: the OSU table format,
  * "# Size  Avg Latency(us)", preceded by "# library: ..." (MPI_Get_library_version's first line).
  */
 #include <mpi.h>
@@ -16,7 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *kinds[] = {"barrier", "bcast", "reduce", "allreduce", "allgather", "alltoall"};
+static const char *kinds[] = {"barrier",   "bcast",    "reduce",        "allreduce",
+                              "allgather", "alltoall", "reduce_scatter"};
+#define KINDS 7
 
 static void iterations(size_t size, int *skip, int *iters) {
     if (size <= 8192) { *skip = 200; *iters = 2000; }
@@ -33,6 +36,7 @@ static void once(int k, size_t size, char *s, char *r, int n) {
     case 3: MPI_Allreduce(s, r, ints, MPI_INT, MPI_SUM, MPI_COMM_WORLD); break;
     case 4: MPI_Allgather(s, (int)size, MPI_CHAR, r, (int)size, MPI_CHAR, MPI_COMM_WORLD); break;
     case 5: MPI_Alltoall(s, (int)size, MPI_CHAR, r, (int)size, MPI_CHAR, MPI_COMM_WORLD); break;
+    case 6: MPI_Reduce_scatter_block(s, r, ints, MPI_INT, MPI_SUM, MPI_COMM_WORLD); break;
     }
     (void)n;
 }
@@ -47,7 +51,7 @@ int main(int argc, char **argv) {
         MPI_Abort(MPI_COMM_WORLD, 2);
     }
     int k = -1;
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < KINDS; i++)
         if (!strcmp(argv[1], kinds[i])) k = i;
     if (k < 0) {
         if (rank == 0) fprintf(stderr, "osu_coll: unknown kind %s\n", argv[1]);

@@ -102,48 +102,69 @@ pub fn allreduce_in_slices(
         return allreduce(s, data, out, me, n);
     };
     // Rank r's slice: elements r·E/n .. (r+1)·E/n, as bytes (offset, length).
-    let slice = |r: u32| {
-        let (a, b) = (
-            elems * r as usize / n as usize,
-            elems * (r as usize + 1) / n as usize,
-        );
-        let (from, to) = ((a * unit).min(len), (b * unit).min(len));
-        (from, to - from)
-    };
-    let (at, mine_len) = slice(me);
+    let slices: Vec<(usize, usize)> = (0..n as usize)
+        .map(|r| {
+            let (a, b) = (elems * r / n as usize, elems * (r + 1) / n as usize);
+            let (from, to) = ((a * unit).min(len), (b * unit).min(len));
+            (from, to - from)
+        })
+        .collect();
+    let (at, mine_len) = slices[me as usize];
     let mine = out.part(at, mine_len);
-    let last = n - 1;
-    // The accumulator starts as the last rank's part (`b = a ∘ b` folds from the right): it is
-    // received straight into `mine`, or, on the last rank, copied there while the others' parts
-    // travel.
-    let mut parts = vec![data.part(at, mine_len); n as usize];
+    reduce_own_part(s, data, &slices, mine, me, n);
     for i in 1..n {
         let from = (me + n - i) % n;
-        let t = if from == last { mine } else { s.tmp(mine_len) };
-        s.recv(t, from);
-        parts[from as usize] = t;
-    }
-    for i in 1..n {
-        let to = (me + i) % n;
-        let (o, l) = slice(to);
-        s.send(data.part(o, l), to);
-    }
-    if me == last {
-        s.copy(parts[last as usize], mine);
-    }
-    s.fence();
-    for r in (0..last as usize).rev() {
-        s.combine(parts[r], mine);
-    }
-    for i in 1..n {
-        let from = (me + n - i) % n;
-        let (o, l) = slice(from);
+        let (o, l) = slices[from as usize];
         s.recv(out.part(o, l), from);
     }
     for i in 1..n {
         s.send(mine, (me + i) % n);
     }
     s.fence();
+}
+
+/// The reduce-scatter at the heart of [`allreduce_in_slices`] and [`reduce_scatter`]: rank `r`
+/// owns `parts[r]` (offset and length in `data`, whole elements); every rank sends each other
+/// rank its part of `data`, receives the others' parts of its own, and combines them in rank
+/// order into `mine` (`parts[me]`'s length). Ends with the combines, no fence after them.
+fn reduce_own_part(
+    s: &mut Schedule<'_>,
+    data: Region,
+    parts: &[(usize, usize)],
+    mine: Region,
+    me: u32,
+    n: u32,
+) {
+    let (at, mine_len) = parts[me as usize];
+    let last = n - 1;
+    // The accumulator starts as the last rank's part (`b = a ∘ b` folds from the right): it is
+    // received straight into `mine`, or, on the last rank, copied there while the others' parts
+    // travel. Empty parts travel not at all (every rank knows every part's length).
+    let mut ops = vec![data.part(at, mine_len); n as usize];
+    if mine_len > 0 {
+        for i in 1..n {
+            let from = (me + n - i) % n;
+            let t = if from == last { mine } else { s.tmp(mine_len) };
+            s.recv(t, from);
+            ops[from as usize] = t;
+        }
+    }
+    for i in 1..n {
+        let to = (me + i) % n;
+        let (o, l) = parts[to as usize];
+        if l > 0 {
+            s.send(data.part(o, l), to);
+        }
+    }
+    if me == last {
+        s.copy(ops[last as usize], mine);
+    }
+    s.fence();
+    if mine_len > 0 {
+        for r in (0..last as usize).rev() {
+            s.combine(ops[r], mine);
+        }
+    }
 }
 
 /// Gathers each rank's `mine` into `blocks[r]` at `root` (`blocks` is the root's only; `mine`
@@ -265,16 +286,24 @@ pub fn exscan(s: &mut Schedule<'_>, data: Region, out: Region, me: u32, n: u32) 
 }
 
 /// Reduction of every rank's `data` whose result's part `parts[r]` (offset and length in a
-/// buffer of `data`'s length) lands in rank `r`'s `mine`: a reduction to rank 0 and a scatter
+/// buffer of `data`'s length) lands in rank `r`'s `mine`. With `by_parts` (the combine works on
+/// any run of whole elements, and the parts are such runs), each rank reduces its own part in
+/// parallel with the others ([`reduce_own_part`]); otherwise a reduction to rank 0 and a scatter
 /// from it.
 pub fn reduce_scatter(
     s: &mut Schedule<'_>,
     data: Region,
     parts: &[(usize, usize)],
     mine: Region,
+    by_parts: bool,
     me: u32,
     n: u32,
 ) {
+    if by_parts {
+        reduce_own_part(s, data, parts, mine, me, n);
+        s.fence();
+        return;
+    }
     let total = if me == 0 { data.len() } else { 0 };
     let out = s.tmp(total);
     reduce(s, data, out, 0, me, n);

@@ -231,6 +231,12 @@ fn bcast_on<A: Abi>(
     start::<A>(m, c, req)
 }
 
+/// True if the two runs of bytes do not overlap.
+fn apart(a: (*mut u8, usize), b: (*mut u8, usize)) -> bool {
+    let (a0, b0) = (a.0 as usize, b.0 as usize);
+    a.1 == 0 || b.1 == 0 || a0.saturating_add(a.1) <= b0 || b0.saturating_add(b.1) <= a0
+}
+
 /// Runs `f` on `k` elements of `t` at `buf` as bytes: the memory itself when contiguous, else a
 /// packed copy (filled from the buffer if `fill`, unpacked back into it after if `back`).
 fn with_bytes<R>(
@@ -469,20 +475,34 @@ fn reduce_scatter_on<A: Abi>(
         start_el += c;
     }
     let in_place = sbuf as usize == A::IN_PLACE;
-    let data = b.s().tmp_from(p.gather(if in_place {
-        rbuf as *const c_void
-    } else {
-        sbuf
-    }));
     let mine_p = p.with_count(counts[me as usize]);
-    let mine = b.s().tmp(mine_p.bytes());
+    // Gap-free data is read and written where it lies (MPI forbids the two buffers to overlap
+    // but through MPI_IN_PLACE; an erroneous overlap takes the copies too).
+    let direct = p
+        .direct(sbuf)
+        .zip(mine_p.direct(rbuf))
+        .filter(|&((s, sl), (r, rl))| !in_place && apart((s, sl), (r, rl)));
+    let (data, mine) = match direct {
+        // SAFETY: MPI's rule: the program keeps a collective's buffers untouched until it
+        // completes, and they hold these runs of bytes (`total` and `counts[me]` elements).
+        Some(((s, sl), (r, rl))) => unsafe { (Schedule::user(s, sl), Schedule::user(r, rl)) },
+        None => {
+            let data = b.s().tmp_from(p.gather(if in_place {
+                rbuf as *const c_void
+            } else {
+                sbuf
+            }));
+            let mine = b.s().tmp(mine_p.bytes());
+            let rbuf = rbuf as usize;
+            b.coll.then(
+                mine,
+                Box::new(move |d| mine_p.scatter(d, rbuf as *mut c_void)),
+            );
+            (data, mine)
+        }
+    };
     b.s().reduce_with(combiner::<A>(&p, dt));
-    alg::reduce_scatter(b.s(), data, &parts, mine, me, n);
-    let rbuf = rbuf as usize;
-    b.coll.then(
-        mine,
-        Box::new(move |d| mine_p.scatter(d, rbuf as *mut c_void)),
-    );
+    alg::reduce_scatter(b.s(), data, &parts, mine, p.unit().is_some(), me, n);
     let c = b.finish();
     start::<A>(m, c, req)
 }

@@ -1,4 +1,4 @@
-/* Scan, Exscan, Reduce, Allreduce and Reduce_scatter_block with a
+/* Scan, Exscan, Reduce, Allreduce, Reduce_scatter and Reduce_scatter_block with a
  * non-commutative user operation (2x2 matrix product mod 1009 over a derived
  * contiguous type), which must combine in rank order, plus MPI_SUM with
  * MPI_IN_PLACE.  References are computed in plain C; rank 0 prints one
@@ -135,6 +135,29 @@ int main(int argc, char **argv) {
         free(br);
         free(ls);
         free(lr);
+    }
+
+    /* Reduce_scatter with uneven counts, empty ones among them (ranks 1, 4, ...): each rank's
+     * block is the product of every rank's elements there, in rank order. */
+    {
+        int *rc = malloc(sizeof(int) * (size_t)size), tot = 0, off = 0;
+        for (int r = 0; r < size; r++) {
+            rc[r] = r % 3 == 1 ? 0 : 2 * r + 1;
+            tot += rc[r];
+        }
+        for (int r = 0; r < rank; r++) off += rc[r];
+        mat *s2 = malloc(sizeof(mat) * (size_t)tot), *r2 = malloc(sizeof(mat) * (size_t)(rc[rank] + 1));
+        for (int i = 0; i < tot; i++) s2[i] = elem(rank, i);
+        MPI_Reduce_scatter(s2, r2, rc, mt, op, MPI_COMM_WORLD);
+        for (int i = 0; i < rc[rank]; i++) {
+            mat w = elem(0, off + i);
+            for (int r = 1; r < size; r++) w = mul(w, elem(r, off + i));
+            if (!same(r2[i], w)) fail(MPI_COMM_WORLD, "reduce_scatter-uneven", i);
+        }
+        if (rank == 0) printf("reduce_scatter noncommutative uneven ok\n");
+        free(rc);
+        free(s2);
+        free(r2);
     }
 
     /* MPI_SUM with MPI_IN_PLACE: Scan and Allreduce. */
