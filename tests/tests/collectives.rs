@@ -5,6 +5,7 @@
 //! mismatched counts are errors, not corruption; a rank that leaves makes the others' collective
 //! fail instead of hang.
 
+use snoo_mpi::collective::Elements;
 use snoo_mpi::{Comm, Error, World};
 use snoo_tests::{job_daemon, pattern};
 use std::time::{Duration, Instant};
@@ -121,7 +122,11 @@ fn check_comm(c: &Comm<'_>, len: usize) {
     // Split between the ranks at 16-byte elements (from 32 KiB): each rank combines only its
     // slice, always whole maps, and the result is the same.
     let mut parts_seen = 0;
-    c.allreduce_elements(&maps(me, k), &mut out, Some(16), &mut |a, b| {
+    let maps_shape = Elements {
+        unit: 16,
+        commutative: false,
+    };
+    c.allreduce_elements(&maps(me, k), &mut out, Some(maps_shape), &mut |a, b| {
         assert!(
             a.len() % 16 == 0 && a.len() == b.len(),
             "a run of whole elements: {} and {} bytes",
@@ -137,6 +142,35 @@ fn check_comm(c: &Comm<'_>, len: usize) {
     assert!(out == composed(0, n, k), "allreduce in slices");
     if n > 1 && k * 16 > 32 << 10 {
         assert!(parts_seen > 0, "{} bytes were not split", k * 16);
+    }
+    // A commutative sum of 8-byte integers, whose combines may come in any order.
+    let words = len / 8;
+    let mine: Vec<u8> = (0..words as u64)
+        .flat_map(|i| (i * 1000 + u64::from(me)).to_le_bytes())
+        .collect();
+    let mut sum = vec![0u8; words * 8];
+    let sum_shape = Elements {
+        unit: 8,
+        commutative: true,
+    };
+    c.allreduce_elements(&mine, &mut sum, Some(sum_shape), &mut |a, b| {
+        assert!(a.len() % 8 == 0 && a.len() == b.len(), "whole words");
+        for (x, y) in a.chunks(8).zip(b.chunks_mut(8)) {
+            let s = u64::from_le_bytes(x.try_into().unwrap())
+                .wrapping_add(u64::from_le_bytes(y.try_into().unwrap()));
+            y.copy_from_slice(&s.to_le_bytes());
+        }
+        Ok(())
+    })
+    .unwrap();
+    let ranks = u64::from(n);
+    for (i, w) in sum.chunks(8).enumerate() {
+        let want = ranks * i as u64 * 1000 + ranks * (ranks - 1) / 2;
+        assert_eq!(
+            u64::from_le_bytes(w.try_into().unwrap()),
+            want,
+            "sum word {i}"
+        );
     }
     c.scan_bytes(&maps(me, k), &mut out, &mut compose).unwrap();
     assert!(out == composed(0, me + 1, k), "scan");

@@ -6,6 +6,7 @@
 //! non-commutative operations are right), with as few rounds as that allows.
 
 use super::schedule::{Region, Schedule};
+use super::Elements;
 
 /// Dissemination barrier: in round k, tell rank `me + 2^k` and hear from `me − 2^k`.
 pub fn barrier(s: &mut Schedule<'_>, me: u32, n: u32) {
@@ -81,26 +82,27 @@ pub fn allreduce(s: &mut Schedule<'_>, data: Region, out: Region, me: u32, n: u3
 pub const SLICES_MIN: usize = 32 << 10;
 
 /// Reduction into every rank's `out`, the work split between the ranks: each rank receives the
-/// others' parts of its own slice of the data, reduces that slice (in rank order, so
-/// non-commutative operations are right), and sends the result to every other rank (a
-/// reduce-scatter, then an allgather). Every rank copies and combines `1/n` of the data instead
-/// of the root combining all of it and then broadcasting it. `unit`: bytes from one element to
-/// the next, so slices hold whole elements (the last one may be shorter: a datatype's trailing
-/// gap); below [`SLICES_MIN`], with fewer elements than ranks, or with no `unit`,
-/// [`allreduce`].
+/// others' parts of its own slice of the data, reduces that slice (in rank order unless the
+/// operation is commutative), and sends the result to every other rank (a reduce-scatter, then
+/// an allgather). Every rank copies and combines `1/n` of the data instead of the root combining
+/// all of it and then broadcasting it. Slices hold whole elements of `shape`; below
+/// [`SLICES_MIN`], with fewer elements than ranks, or with no `shape`, [`allreduce`].
 pub fn allreduce_in_slices(
     s: &mut Schedule<'_>,
     data: Region,
     out: Region,
-    unit: Option<usize>,
+    shape: Option<Elements>,
     me: u32,
     n: u32,
 ) {
     let len = data.len();
-    let elems = unit.filter(|&u| u > 0).map_or(0, |u| len.div_ceil(u));
-    let (Some(unit), true) = (unit, n > 1 && len >= SLICES_MIN && elems >= n as usize) else {
+    let Some(shape) = shape.filter(|e| e.unit > 0) else {
         return allreduce(s, data, out, me, n);
     };
+    let (unit, elems) = (shape.unit, len.div_ceil(shape.unit));
+    if n < 2 || len < SLICES_MIN || elems < n as usize {
+        return allreduce(s, data, out, me, n);
+    }
     // Rank r's slice: elements r·E/n .. (r+1)·E/n, as bytes (offset, length).
     let slices: Vec<(usize, usize)> = (0..n as usize)
         .map(|r| {
@@ -111,7 +113,7 @@ pub fn allreduce_in_slices(
         .collect();
     let (at, mine_len) = slices[me as usize];
     let mine = out.part(at, mine_len);
-    reduce_own_part(s, data, &slices, mine, me, n);
+    reduce_own_part(s, data, &slices, mine, shape.commutative, me, n);
     for i in 1..n {
         let from = (me + n - i) % n;
         let (o, l) = slices[from as usize];
@@ -125,26 +127,33 @@ pub fn allreduce_in_slices(
 
 /// The reduce-scatter at the heart of [`allreduce_in_slices`] and [`reduce_scatter`]: rank `r`
 /// owns `parts[r]` (offset and length in `data`, whole elements); every rank sends each other
-/// rank its part of `data`, receives the others' parts of its own, and combines them in rank
-/// order into `mine` (`parts[me]`'s length). Ends with the combines, no fence after them.
+/// rank its part of `data`, receives the others' parts of its own, and combines them into
+/// `mine` (`parts[me]`'s length): in rank order, or, for a `commutative` operation, in an order
+/// that needs no copy. Ends with the combines, no fence after them.
 fn reduce_own_part(
     s: &mut Schedule<'_>,
     data: Region,
     parts: &[(usize, usize)],
     mine: Region,
+    commutative: bool,
     me: u32,
     n: u32,
 ) {
     let (at, mine_len) = parts[me as usize];
-    let last = n - 1;
-    // The accumulator starts as the last rank's part (`b = a ∘ b` folds from the right): it is
-    // received straight into `mine`, or, on the last rank, copied there while the others' parts
-    // travel. Empty parts travel not at all (every rank knows every part's length).
+    // The part received straight into `mine`, the accumulator. In rank order it must be the
+    // last rank's (`b = a ∘ b` folds from the right), so the last rank copies its own part
+    // there while the others' travel; a commutative operation can start from any other rank's.
+    let first = if commutative && n > 1 {
+        (me + 1) % n
+    } else {
+        n - 1
+    };
+    // Empty parts travel not at all (every rank knows every part's length).
     let mut ops = vec![data.part(at, mine_len); n as usize];
     if mine_len > 0 {
         for i in 1..n {
             let from = (me + n - i) % n;
-            let t = if from == last { mine } else { s.tmp(mine_len) };
+            let t = if from == first { mine } else { s.tmp(mine_len) };
             s.recv(t, from);
             ops[from as usize] = t;
         }
@@ -156,12 +165,12 @@ fn reduce_own_part(
             s.send(data.part(o, l), to);
         }
     }
-    if me == last {
-        s.copy(ops[last as usize], mine);
+    if me == first {
+        s.copy(ops[me as usize], mine);
     }
     s.fence();
     if mine_len > 0 {
-        for r in (0..last as usize).rev() {
+        for r in (0..n as usize).rev().filter(|&r| r != first as usize) {
             s.combine(ops[r], mine);
         }
     }
@@ -286,21 +295,20 @@ pub fn exscan(s: &mut Schedule<'_>, data: Region, out: Region, me: u32, n: u32) 
 }
 
 /// Reduction of every rank's `data` whose result's part `parts[r]` (offset and length in a
-/// buffer of `data`'s length) lands in rank `r`'s `mine`. With `by_parts` (the combine works on
-/// any run of whole elements, and the parts are such runs), each rank reduces its own part in
-/// parallel with the others ([`reduce_own_part`]); otherwise a reduction to rank 0 and a scatter
-/// from it.
+/// buffer of `data`'s length, whole elements) lands in rank `r`'s `mine`. With a `shape` (the
+/// combine works on any run of whole elements), each rank reduces its own part in parallel
+/// with the others ([`reduce_own_part`]); otherwise a reduction to rank 0 and a scatter from it.
 pub fn reduce_scatter(
     s: &mut Schedule<'_>,
     data: Region,
     parts: &[(usize, usize)],
     mine: Region,
-    by_parts: bool,
+    shape: Option<Elements>,
     me: u32,
     n: u32,
 ) {
-    if by_parts {
-        reduce_own_part(s, data, parts, mine, me, n);
+    if let Some(e) = shape {
+        reduce_own_part(s, data, parts, mine, e.commutative, me, n);
         s.fence();
         return;
     }

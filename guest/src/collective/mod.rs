@@ -14,6 +14,18 @@ use crate::error::{Error, Result};
 use schedule::{whole, whole_mut, Region, Schedule};
 
 pub use schedule::Combine;
+
+/// What a reduction's data is made of, so that a collective may split it between ranks and
+/// reorder its combines: elements `unit` bytes apart (the last one may end early: a datatype's
+/// trailing gap), and whether the operation is `commutative` (any order of combines gives a
+/// right result; otherwise they keep rank order).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Elements {
+    /// Bytes from one element's start to the next's.
+    pub unit: usize,
+    /// The operation may combine its operands in any order.
+    pub commutative: bool,
+}
 pub(crate) use shared::Areas;
 pub use shared::{CELL, DEPTH};
 
@@ -128,10 +140,10 @@ impl Comm<'_> {
         self.allreduce_elements(data, out, None, combine)
     }
 
-    /// [`Comm::allreduce_bytes`] for data made of elements `unit` bytes apart (the last one may
-    /// end early: a datatype's trailing gap). Large data is then split at element boundaries
-    /// and each rank reduces its own slice, in parallel with the others, so `combine` may see
-    /// any run of whole elements, never a part of one. Every rank passes the same `unit`.
+    /// [`Comm::allreduce_bytes`] for data of the given [`Elements`]. Large data is then split
+    /// at element boundaries and each rank reduces its own slice, in parallel with the others,
+    /// so `combine` may see any run of whole elements, never a part of one, and, for a
+    /// commutative operation, its operands in any order. Every rank passes the same `shape`.
     ///
     /// ```no_run
     /// # fn main() -> snoo_mpi::Result<()> {
@@ -140,7 +152,8 @@ impl Comm<'_> {
     /// // Sum 8-byte integers: the combine works on any whole number of them.
     /// let data: Vec<u8> = (0..16384u64).flat_map(|i| i.to_le_bytes()).collect();
     /// let mut out = vec![0u8; data.len()];
-    /// comm.allreduce_elements(&data, &mut out, Some(8), &mut |a, b| {
+    /// let shape = snoo_mpi::collective::Elements { unit: 8, commutative: true };
+    /// comm.allreduce_elements(&data, &mut out, Some(shape), &mut |a, b| {
     ///     for (x, y) in a.chunks(8).zip(b.chunks_mut(8)) {
     ///         let s = u64::from_le_bytes(x.try_into().unwrap())
     ///             + u64::from_le_bytes(y.try_into().unwrap());
@@ -156,7 +169,7 @@ impl Comm<'_> {
         &self,
         data: &[u8],
         out: &mut [u8],
-        unit: Option<usize>,
+        shape: Option<Elements>,
         combine: &mut Combine<'_>,
     ) -> Result<()> {
         same_len("allreduce", out.len(), data.len())?;
@@ -169,7 +182,7 @@ impl Comm<'_> {
             &mut s,
             whole(data),
             whole_mut(out),
-            unit,
+            shape,
             self.rank,
             self.size,
         );

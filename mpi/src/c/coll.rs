@@ -372,7 +372,7 @@ fn reduce_on<A: Abi>(
     let s = b.s();
     match kind {
         Red::Reduce(root) => alg::reduce(s, data, out, root as u32, me, n),
-        Red::Allreduce => alg::allreduce_in_slices(s, data, out, p.unit(), me, n),
+        Red::Allreduce => alg::allreduce_in_slices(s, data, out, p.elements(), me, n),
         Red::Scan => alg::scan(s, data, out, me, n),
         Red::Exscan => alg::exscan(s, data, out, me, n),
     }
@@ -432,7 +432,7 @@ fn reduce_now<A: Abi>(
     };
     match root {
         Some(r) => comm.reduce_bytes(data, out, r, &mut combine)?,
-        None => comm.allreduce_elements(data, out, p.unit(), &mut combine)?,
+        None => comm.allreduce_elements(data, out, p.elements(), &mut combine)?,
     }
     if wants && direct_out.is_none() {
         p.scatter(&tmp, rbuf);
@@ -502,7 +502,7 @@ fn reduce_scatter_on<A: Abi>(
         }
     };
     b.s().reduce_with(combiner::<A>(&p, dt));
-    alg::reduce_scatter(b.s(), data, &parts, mine, p.unit().is_some(), me, n);
+    alg::reduce_scatter(b.s(), data, &parts, mine, p.elements(), me, n);
     let c = b.finish();
     start::<A>(m, c, req)
 }

@@ -199,6 +199,18 @@ impl Plan {
         }
     }
 
+    /// The [`snoo::collective::Elements`] of the travelling data, if it may be split at
+    /// element boundaries (see [`Plan::unit`]).
+    pub fn elements(&self) -> Option<snoo::collective::Elements> {
+        Some(snoo::collective::Elements {
+            unit: self.unit()?,
+            commutative: match self.op {
+                OpObj::Predef(_) => true,
+                OpObj::User { commute, .. } => commute,
+            },
+        })
+    }
+
     /// Elements in `len` bytes of travelling data: all of them for the whole data, else a run
     /// of whole elements cut at [`Plan::unit`] boundaries (the last one possibly without its
     /// trailing gap).
