@@ -5,8 +5,7 @@
 //! are chosen to be correct for every input first (reductions combine in rank order, so
 //! non-commutative operations are right), with as few rounds as that allows.
 
-use super::schedule::{Region, Schedule};
-use super::Elements;
+use super::schedule::{Elements, Region, Schedule};
 
 /// Dissemination barrier: in round k, tell rank `me + 2^k` and hear from `me − 2^k`.
 pub fn barrier(s: &mut Schedule<'_>, me: u32, n: u32) {

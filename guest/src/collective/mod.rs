@@ -13,19 +13,7 @@ use crate::api::Comm;
 use crate::error::{Error, Result};
 use schedule::{whole, whole_mut, Region, Schedule};
 
-pub use schedule::Combine;
-
-/// What a reduction's data is made of, so that a collective may split it between ranks and
-/// reorder its combines: elements `unit` bytes apart (the last one may end early: a datatype's
-/// trailing gap), and whether the operation is `commutative` (any order of combines gives a
-/// right result; otherwise they keep rank order).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Elements {
-    /// Bytes from one element's start to the next's.
-    pub unit: usize,
-    /// The operation may combine its operands in any order.
-    pub commutative: bool,
-}
+pub use schedule::{Combine, Elements};
 pub(crate) use shared::Areas;
 pub use shared::{CELL, DEPTH};
 

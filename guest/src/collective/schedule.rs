@@ -17,6 +17,18 @@ use crate::error::{Error, Result};
 /// How a reduction combines two buffers: `combine(a, b)` sets `b = a ∘ b`.
 pub type Combine<'a> = dyn FnMut(&[u8], &mut [u8]) -> Result<()> + 'a;
 
+/// What a reduction's data is made of, so that a collective may split it between ranks and
+/// reorder its combines: elements `unit` bytes apart (the last one may end early: a datatype's
+/// trailing gap), and whether the operation is `commutative` (any order of combines gives a
+/// right result; otherwise they keep rank order).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Elements {
+    /// Bytes from one element's start to the next's.
+    pub unit: usize,
+    /// The operation may combine its operands in any order.
+    pub commutative: bool,
+}
+
 /// A piece of memory a step reads or writes.
 #[derive(Clone, Copy, Debug)]
 pub struct Region {
