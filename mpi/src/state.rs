@@ -67,6 +67,16 @@ pub enum OpObj {
     },
 }
 
+impl OpObj {
+    /// Whether the operation commutes (MPI_Op_commutative): every predefined one does.
+    pub fn commutes(&self) -> bool {
+        match self {
+            OpObj::Predef(_) => true,
+            OpObj::User { commute, .. } => *commute,
+        }
+    }
+}
+
 /// An error handler.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrhObj {

@@ -204,10 +204,7 @@ impl Plan {
     pub fn elements(&self) -> Option<snoo::collective::Elements> {
         Some(snoo::collective::Elements {
             unit: self.unit()?,
-            commutative: match self.op {
-                OpObj::Predef(_) => true,
-                OpObj::User { commute, .. } => commute,
-            },
+            commutative: self.op.commutes(),
         })
     }
 
@@ -323,11 +320,7 @@ pub fn op_commutative<A: Abi>(op: A::Op, commute: *mut c_int) -> c_int {
         let o = A::op_id(op)
             .and_then(|o| m.ops.get(o))
             .ok_or_else(|| MpiError::new(Class::Op, "invalid operation"))?;
-        let c = match o {
-            OpObj::Predef(_) => true,
-            OpObj::User { commute, .. } => *commute,
-        };
-        put(commute, c_int::from(c), "commute")
+        put(commute, c_int::from(o.commutes()), "commute")
     })
 }
 
