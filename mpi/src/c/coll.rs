@@ -726,19 +726,16 @@ fn exchange_now<A: Abi>(
     check_buf(st, src, sk_all)?;
     // Contiguous data is sent from where it lies, unless it is the receive buffer itself
     // (MPI_IN_PLACE) or, in an erroneous call, overlaps it: those are sent from a packed copy.
-    let in_place_bytes = st
+    let where_it_lies = st
         .contiguous_run(sk_all)
         .filter(|_| !in_place)
-        .map(|(off, len)| ((src as *const u8).wrapping_offset(off), len))
-        .filter(|&(p, len)| {
-            len == 0
-                || rt.contiguous_run(total).is_none_or(|(roff, rlen)| {
-                    let r = (rbuf as *const u8).wrapping_offset(roff) as usize;
-                    let p = p as usize;
-                    p + len <= r || r + rlen <= p
-                })
+        .map(|(off, len)| ((src as *mut u8).wrapping_offset(off), len))
+        .filter(|&run| {
+            rt.contiguous_run(total).is_none_or(|(roff, rlen)| {
+                apart(run, ((rbuf as *mut u8).wrapping_offset(roff), rlen))
+            })
         });
-    let send: &[u8] = match in_place_bytes {
+    let send: &[u8] = match where_it_lies {
         Some((_, 0)) => &[],
         // SAFETY: the program's send buffer holds `sk_all` elements of `st`: these `len`
         // bytes, untouched during this blocking call, and apart from the receive buffer
