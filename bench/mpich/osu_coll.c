@@ -1,16 +1,18 @@
 /*
  * The OSU collective latency methods (osu_barrier, osu_bcast, osu_reduce, osu_allreduce,
- * osu_allgather, osu_alltoall, osu_reduce_scatter) in one MPI program: for each size, `skip` untimed then `iters`
- * timed calls back to back, the average time per call on each rank, then the average over ranks
- * (what OSU prints as "Avg Latency(us)"). A barrier separates sizes. Sizes are bytes per rank
- * (per pair for alltoall, each rank's block for reduce_scatter, which calls
- * MPI_Reduce_scatter_block), MPI_CHAR for data movement and MPI_INT with MPI_SUM for reductions.
+ * osu_allgather, osu_alltoall, osu_reduce_scatter) in one MPI program: for each size, `skip`
+ * untimed then `iters` timed calls back to back, the average time per call on each rank, then
+ * the average over ranks (what OSU prints as "Avg Latency(us)"). A barrier separates sizes.
+ * Sizes are bytes per rank (per pair for alltoall, each rank's block for reduce_scatter, which
+ * calls MPI_Reduce_scatter_block), MPI_CHAR for data movement and MPI_INT with MPI_SUM for
+ * reductions.
  *
  *   mpicc -O2 -o osu_coll bench/mpich/osu_coll.c
  *   mpiexec -n 4 ./osu_coll KIND [--min SIZE] [--max SIZE]
  *
- * KIND: barrier, bcast, reduce, allreduce, allgather, alltoall, reduce_scatter. Output: the OSU table format,
- * "# Size  Avg Latency(us)", preceded by "# library: ..." (MPI_Get_library_version's first line).
+ * KIND: barrier, bcast, reduce, allreduce, allgather, alltoall, reduce_scatter. Output: the OSU
+ * table format, "# Size  Avg Latency(us)", preceded by "# library: ..."
+ * (MPI_Get_library_version's first line).
  */
 #include <mpi.h>
 #include <stdio.h>
@@ -19,7 +21,7 @@
 
 static const char *kinds[] = {"barrier",   "bcast",    "reduce",        "allreduce",
                               "allgather", "alltoall", "reduce_scatter"};
-#define KINDS 7
+#define KINDS ((int)(sizeof kinds / sizeof kinds[0]))
 
 static void iterations(size_t size, int *skip, int *iters) {
     if (size <= 8192) { *skip = 200; *iters = 2000; }
