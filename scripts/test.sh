@@ -19,7 +19,7 @@ cargo clippy --workspace --all-targets -q -- -D warnings -D clippy::undocumented
 # Short fuzzing runs of what is read from untrusted shared memory (docs/reliability.md has the long
 # ones). Before the tests, so that the test summary is the last thing printed.
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install -q --locked cargo-fuzz
-for target in register_decode ring_reader header_validate; do
+for target in register_decode ring_reader header_validate collective_area; do
     log=$(mktemp)
     if ! cargo fuzz run -s none "$target" -- -max_total_time="${SNOO_FUZZ_SECONDS:-10}" >"$log" 2>&1; then
         tail -n 40 "$log"

@@ -15,8 +15,10 @@
 //!
 //! Nothing read from the pool is trusted: areas' offsets are exchanged once, by message, and
 //! checked against their owners' heaps (a protocol error otherwise); afterwards only flags (any
-//! value is just a number to wait for) and cell bytes (opaque data, at most a cell) are read. A
-//! member that dies ends every other member's wait, as for messages.
+//! value is just a number to wait for), lengths (compared with the one expected) and cell bytes
+//! (opaque data, at most a cell) are read. The area's layout and those checks are a pool contract,
+//! `snoo_common::collective_area` (fuzzed there). A member that dies ends every other member's
+//! wait, as for messages.
 //!
 //! Which collectives take this path depends only on what every member passes alike (the bytes of
 //! the type signature, the communicator's size), so members never disagree on the path.
@@ -27,27 +29,13 @@ use super::Combine;
 use crate::api::Comm;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use snoo_common::collective_area::{check_len, Announce, Area as Member, LenError, ARRIVE, DONE};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// The most bytes one member writes for one collective.
-pub const CELL: usize = 32768;
-/// Offsets in an area: the two flags, each on its own cache line (ARRIVE's line also holds the
-/// length of the data in each cell), then the cells.
-const ARRIVE: usize = 0;
-const LENS: usize = 8;
-const DONE: usize = 64;
-const CELLS: usize = 128;
-/// Cells per area. Two let a writer run only one collective ahead of a reader still copying
-/// the last one out; four took osu_bcast (2 ranks, back to back) from 1.19 to 1.00 µs at 8 KiB
-/// and from 2.06 to 1.67 at 16 KiB, eight no further (0.96, 1.59): docs/collectives.md.
-pub const DEPTH: u64 = 4;
+pub use snoo_common::collective_area::{CELL, DEPTH};
 /// Bytes of an area.
-const AREA: usize = CELLS + DEPTH as usize * CELL;
-const _: () = assert!(
-    LENS + DEPTH as usize * 8 <= DONE,
-    "the lengths share ARRIVE's line"
-);
+const AREA: usize = snoo_common::collective_area::SIZE;
 /// The tag of the area exchange on the collective context.
 const AREA_TAG: i32 = 10;
 /// How often a wait checks for dead members and runs point-to-point progress.
@@ -63,12 +51,10 @@ enum Area {
 struct On {
     /// This rank's place in the communicator.
     me: usize,
-    /// Every member's area offset (checked to lie in its heap) and world rank.
-    offs: Vec<usize>,
+    /// Every member's area (checked to lie in its heap; its flags reach `target(k)` in the
+    /// communicator's k-th collective) and world rank.
+    members: Vec<Member>,
     world: Vec<u32>,
-    /// Every member's flag count when the communicator started: member j's flags reach
-    /// `bases[j] + k` in the communicator's k-th collective.
-    bases: Vec<u64>,
     /// Collectives done here so far.
     k: u64,
     /// A reduction's operand copied out of a cell (kept: allocating it per call cost more than
@@ -103,23 +89,24 @@ impl Areas {
 }
 
 impl On {
+    /// Pool offset of member j's flag, ARRIVE or DONE.
     fn flag(&self, j: usize, which: usize) -> usize {
-        self.offs[j] + which
+        self.members[j].flag(which)
     }
 
     /// Member j's cell for the current collective.
     fn cell(&self, j: usize) -> usize {
-        self.offs[j] + CELLS + ((self.bases[j] + self.k) % DEPTH) as usize * CELL
+        self.members[j].cell(self.k)
     }
 
     /// Where member j's length of its current cell is.
     fn len_at(&self, j: usize) -> usize {
-        self.offs[j] + LENS + ((self.bases[j] + self.k) % DEPTH) as usize * 8
+        self.members[j].len_at(self.k)
     }
 
     /// Member j's flag value for the current collective.
     fn target(&self, j: usize) -> u64 {
-        self.bases[j] + self.k
+        self.members[j].target(self.k)
     }
 }
 
@@ -169,47 +156,42 @@ impl Comm<'_> {
                 Some((off, 0))
             })
         };
-        let mut rec = [0u8; 16];
-        let (off, count) = mine.map_or((u64::MAX, 0), |(o, c)| (o as u64, c));
-        rec[..8].copy_from_slice(&off.to_le_bytes());
-        rec[8..].copy_from_slice(&count.to_le_bytes());
-        let mut all = vec![0u8; 16 * self.size as usize];
+        let rec = Announce {
+            offset: mine.map(|m| m.0 as u64),
+            count: mine.map_or(0, |m| m.1),
+        }
+        .encode();
+        const REC: usize = Announce::BYTES;
+        let mut all = vec![0u8; REC * self.size as usize];
         let mut s = Schedule::new(AREA_TAG);
         let blocks: Vec<_> = (0..self.size as usize)
-            .map(|j| whole_mut(&mut all).part(16 * j, 16))
+            .map(|j| whole_mut(&mut all).part(REC * j, REC))
             .collect();
         algorithm::allgather(&mut s, Some(whole(&rec)), &blocks, self.rank, self.size);
         s.wait(self)?;
         let n = self.size as usize;
         let mut on = On {
             me: self.rank as usize,
-            offs: Vec::with_capacity(n),
+            members: Vec::with_capacity(n),
             world: Vec::with_capacity(n),
-            bases: Vec::with_capacity(n),
             k: 0,
             scratch: Vec::new(),
         };
         let e = self.world.engine.borrow();
-        for (j, r) in all.chunks(16).enumerate() {
-            let off = u64::from_le_bytes(r[..8].try_into().expect("16-byte record"));
-            let count = u64::from_le_bytes(r[8..].try_into().expect("16-byte record"));
+        for (j, r) in all.chunks_exact(REC).enumerate() {
+            let a = Announce::decode(r.try_into().expect("whole records"));
             let w = self.ranks.to_world(j as u32, self.size)?;
-            if off == u64::MAX {
+            if a.offset.is_none() {
                 drop(e);
                 if let Some(m) = mine {
                     self.world.areas.borrow_mut().spare.push(m);
                 }
                 return Ok(Area::Off);
             }
-            if !off.is_multiple_of(64) || !e.in_heap(w, off, AREA as u64) {
-                return Err(Error::protocol(
-                    w,
-                    format!("collective area at pool offset {off:#x} is not in its heap"),
-                ));
-            }
-            on.offs.push(off as usize);
+            let heap = e.heap(w).unwrap_or((0, 0));
+            let m = Member::check(a, heap).map_err(|why| Error::protocol(w, why.to_string()))?;
+            on.members.push(m);
             on.world.push(w);
-            on.bases.push(count);
         }
         Ok(Area::On(on))
     }
@@ -258,8 +240,9 @@ impl Comm<'_> {
         }
         let (me, k) = (on.me, on.k);
         self.wait_for(e, |e| {
-            (0..on.offs.len())
-                .all(|j| j == me || load(e, on.flag(j, DONE)) >= on.bases[j] + k - DEPTH)
+            on.members.iter().enumerate().all(|(j, m)| {
+                j == me || m.reused_after(k).is_none_or(|t| load(e, m.flag(DONE)) >= t)
+            })
         })
     }
 
@@ -267,7 +250,7 @@ impl Comm<'_> {
     fn arrived(&self, on: &On, e: &mut Engine, who: impl Fn(usize) -> bool) -> Result<()> {
         let me = on.me;
         self.wait_for(e, |e| {
-            (0..on.offs.len())
+            (0..on.members.len())
                 .all(|j| j == me || !who(j) || load(e, on.flag(j, ARRIVE)) >= on.target(j))
         })
     }
@@ -283,23 +266,19 @@ impl Comm<'_> {
     /// Checks that member j published `want` bytes (every member passes matching counts); a
     /// mismatch is the error a message of that length would give.
     fn check_len(on: &On, e: &Engine, j: usize, want: usize) -> Result<()> {
-        let got = load(e, on.len_at(j));
-        if got == want as u64 {
-            return Ok(());
-        }
-        let got = usize::try_from(got).unwrap_or(usize::MAX);
-        if got > want {
-            return Err(Error::Truncate {
-                incoming: got,
+        match check_len(load(e, on.len_at(j)), want) {
+            Ok(()) => Ok(()),
+            Err(LenError::Longer(got)) => Err(Error::Truncate {
+                incoming: usize::try_from(got).unwrap_or(usize::MAX),
                 capacity: want,
-            });
+            }),
+            Err(LenError::Shorter(got)) => Err(Error::protocol(
+                on.world[j],
+                format!(
+                    "collective message of {got} bytes where {want} were expected (do all ranks pass matching counts?)"
+                ),
+            )),
         }
-        Err(Error::protocol(
-            on.world[j],
-            format!(
-                "collective message of {got} bytes where {want} were expected (do all ranks pass matching counts?)"
-            ),
-        ))
     }
 
     /// Reads member j's cell into `dst` after checking its length (a reduction's operand).
@@ -385,7 +364,7 @@ impl Comm<'_> {
         out: &mut [u8],
         combine: &mut Combine<'_>,
     ) -> Result<()> {
-        let (me, last) = (on.me, on.offs.len() - 1);
+        let (me, last) = (on.me, on.members.len() - 1);
         let mut tmp = std::mem::take(&mut on.scratch);
         tmp.resize(data.len(), 0);
         let r = Self::combine_into(on, e, data, out, combine, &mut tmp, me, last);
@@ -442,7 +421,7 @@ impl Comm<'_> {
             c.cell_free(on, e)?;
             Self::publish(on, e, Some(data));
             c.arrived(on, e, |_| true)?;
-            let n = on.offs.len();
+            let n = on.members.len();
             let b = if to_each { data.len() / n } else { data.len() };
             let mut r = Ok(());
             for j in 0..n {
@@ -472,7 +451,7 @@ impl Comm<'_> {
         };
         let mut e = self.world.engine.borrow_mut();
         let r = self.wait_for(&mut e, |e| {
-            (0..on.offs.len()).all(|j| load(e, on.flag(j, DONE)) >= on.target(j))
+            (0..on.members.len()).all(|j| load(e, on.flag(j, DONE)) >= on.target(j))
         });
         drop(e);
         // After an error (a member died) the area may still be read: leave it unused.
@@ -482,7 +461,7 @@ impl Comm<'_> {
                 .areas
                 .borrow_mut()
                 .spare
-                .push((on.offs[on.me], count));
+                .push((on.members[on.me].offset(), count));
         }
         r
     }

@@ -32,9 +32,9 @@ impl Engine {
         Some(off)
     }
 
-    /// True if `len` bytes at pool offset `off` lie wholly in rank `r`'s heap.
-    pub(crate) fn in_heap(&self, r: u32, off: u64, len: u64) -> bool {
-        self.layout.in_heap(r, off, len)
+    /// Pool offset and length of rank `r`'s heap.
+    pub(crate) fn heap(&self, r: u32) -> Option<(usize, usize)> {
+        self.layout.heap(r)
     }
 
     /// The pool.
