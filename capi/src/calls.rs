@@ -135,11 +135,11 @@ pub extern "C" fn SNOO_MPI_Send(
         check_comm(comm)?;
         let (ptr, len) = buffer(message, count, datatype)?;
         let dest = dest_arg(dest, j.world.size())?;
+        // A blocking send: published (and a sleeping receiver rung) before it returns. Not
+        // `isend_raw`, whose batch waits for the caller's next call: a receiver asleep on its
+        // doorbell then slept on until its next timeout (up to 200 ms per message).
         // SAFETY: the caller's buffer holds `len` bytes and stays valid for this blocking call.
-        match unsafe { j.world.isend_raw(ptr, len, dest, flag)? } {
-            Some(p) => j.world.complete(p).map(|_| ()),
-            None => Ok(()),
-        }
+        unsafe { j.world.comm().send_raw(ptr, len, dest, flag) }
     })
 }
 

@@ -3,7 +3,8 @@
  * PINGPONG_LINGER_MS=n: stay n ms in the job before Finalize, so that a test sampling the process
  * from outside (what it maps, which fds it holds) cannot miss it on a slow (TCG) guest.
  * PINGPONG_SEND_DELAY_MS=n: a rank other than 0 waits n ms before its fan-in send, so that rank 0
- * sleeps on its doorbell until that send rings it. */
+ * sleeps on its doorbell until that send rings it, and prints when it sends (CLOCK_BOOTTIME, the
+ * clock of /proc/uptime) so that a test can count the interrupts that came after. */
 #define _POSIX_C_SOURCE 200809L /* nanosleep */
 #include <snoo_mpi.h>
 #include <stdio.h>
@@ -77,8 +78,14 @@ int main(void) {
         const char *delay = getenv("PINGPONG_SEND_DELAY_MS");
         long ms = delay ? strtol(delay, NULL, 10) : 0;
         struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-        if (ms > 0)
+        if (ms > 0) {
             nanosleep(&ts, NULL);
+            struct timespec now;
+            clock_gettime(CLOCK_BOOTTIME, &now);
+            printf("rank %d: fan-in send at %ld.%03ld\n", rank, (long)now.tv_sec,
+                   now.tv_nsec / 1000000L);
+            fflush(stdout);
+        }
         CHECK(SNOO_MPI_Send(&v, 1, 0, v, SNOO_MPI_INT, SNOO_MPI_COMM_WORLD));
     }
 
