@@ -324,6 +324,13 @@ pub fn bsend<A: Abi>(
         let Some(d) = d else { return Ok(()) };
         let f = start_buffered::<A>(m, &cid.clone(), b, d, t)?;
         m.buffered.push(f);
+        // Publish it now, and ring a receiver asleep on its doorbell, as MPI_Send does: a started
+        // send waits in its batch for the program's next MPI call otherwise. What goes on in the
+        // background is only what does not fit the channel yet; an error shows when the send is
+        // reaped (a later call, MPI_Buffer_detach).
+        if let Some(f) = m.buffered.last() {
+            let _ = f.ready(&m.world);
+        }
         Ok(())
     })
 }
