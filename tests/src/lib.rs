@@ -155,3 +155,23 @@ pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
         })
         .collect()
 }
+
+/// CPU time (user and system) the calling thread has used, from `/proc/thread-self/stat` (in
+/// clock ticks: 10 ms resolution here).
+pub fn thread_cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").expect("/proc/thread-self/stat");
+    // Fields after the command name (which may hold spaces, within parentheses): state is field
+    // 3, utime 14 and stime 15.
+    let rest = &stat[stat.rfind(')').expect("stat format") + 1..];
+    let fields: Vec<u64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .map(|f| f.parse().expect("utime and stime"))
+        .collect();
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .unwrap_or(100) as u64;
+    Duration::from_millis((fields[0] + fields[1]) * 1000 / hz)
+}

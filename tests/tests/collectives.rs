@@ -244,6 +244,71 @@ fn mismatched_lengths_are_errors_not_corruption() {
     });
 }
 
+/// A member that waits long in a collective sleeps on its doorbell instead of spinning, and the
+/// member it waits for rings it: rank 0 waits about half a second in each of a Barrier, a Bcast
+/// from rank 1 and an Allreduce (all through the collective area) while rank 1 sleeps before
+/// joining. Rank 0's thread must use little CPU in them (spinning and yielding took all of the
+/// wait: 590 ms of 600), and must return soon after rank 1's call starts: without the ring it
+/// would sleep on to the end of its current sleep (slices of 1, 2, 4, … ms up to 200: at 470 ms
+/// into the wait, the slice ending at 655 ms).
+#[test]
+fn a_member_waiting_long_in_a_collective_sleeps() {
+    const LATE: Duration = Duration::from_millis(470);
+    // A pool with heaps, so that collectives take the area (sized for channels only, as
+    // `run_job`'s, they would take messages, whose waits sleep anyway).
+    let (_d, sock) = snoo_tests::pool_daemon("collsleep", 2, 16 << 20);
+    let joined = std::sync::Mutex::new(None::<Instant>);
+    snoo_tests::ranks(&sock, "collsleep", 2, Duration::from_secs(60), |w| {
+        let c = w.comm();
+        c.barrier().unwrap();
+        for kind in ["barrier", "bcast", "allreduce"] {
+            let mut b = [w.rank() as u8; 64];
+            let mut out = [0u8; 64];
+            let mut call = || match kind {
+                "barrier" => c.barrier(),
+                "bcast" => c.bcast_bytes(&mut b, 1),
+                _ => c.allreduce_bytes(&[1u8; 64], &mut out, &mut |a, b| {
+                    b.iter_mut().zip(a).for_each(|(x, y)| *x += y);
+                    Ok(())
+                }),
+            };
+            if w.rank() == 1 {
+                std::thread::sleep(LATE);
+                *joined.lock().unwrap() = Some(Instant::now());
+                call().unwrap();
+            } else {
+                let (cpu, wall) = (snoo_tests::thread_cpu_time(), Instant::now());
+                call().unwrap();
+                let (cpu, wall) = (snoo_tests::thread_cpu_time() - cpu, wall.elapsed());
+                let late = joined
+                    .lock()
+                    .unwrap()
+                    .take()
+                    .expect("rank 1 joined")
+                    .elapsed();
+                eprintln!("{kind}: waited {wall:?}, {cpu:?} of CPU, {late:?} after rank 1 joined");
+                assert!(
+                    cpu < LATE / 3,
+                    "{kind}: {cpu:?} of CPU in {wall:?} waiting, as if spinning"
+                );
+                assert!(
+                    late < Duration::from_millis(100),
+                    "{kind} returned {late:?} after rank 1 joined: not rung"
+                );
+            }
+            // Nothing else follows rank 1's late call: the next collective starts together.
+            c.barrier().unwrap();
+            if kind == "bcast" {
+                assert_eq!(b, [1u8; 64]);
+            }
+            if kind == "allreduce" {
+                assert_eq!(out, [2u8; 64]);
+            }
+        }
+        w.finalize().unwrap();
+    });
+}
+
 /// As a rank of `a_killed_rank_fails_the_others_collectives` (this test binary run again, with
 /// `SNOO_COLL_RANK` set): collectives in a loop until one fails, then report and wait to be
 /// killed (so that no second departure muddles the others' view).

@@ -40,6 +40,15 @@ const AREA: usize = snoo_common::collective_area::SIZE;
 const AREA_TAG: i32 = 10;
 /// How often a wait checks for dead members and runs point-to-point progress.
 const CHECK_EVERY: Duration = Duration::from_millis(10);
+/// How long a wait polls before it sleeps on the doorbell, as a point-to-point wait does.
+const SPIN_TIME: Duration = Duration::from_micros(50);
+/// A wait's first sleep; each next one is twice as long, up to [`SLEEP_MAX`]. Also the most a
+/// wake-up missed by the writer's unfenced look at the sleeping flag can cost
+/// (`Engine::ring_if_asleep`), at first.
+const SLEEP_FIRST: Duration = Duration::from_millis(1);
+/// Longest sleep: a member waiting long (on a rank that computes) wakes five times a second to
+/// check for dead members, and a wake-up missed as above costs at most this.
+const SLEEP_MAX: Duration = Duration::from_millis(200);
 
 /// A communicator's shared-memory collectives on this rank.
 enum Area {
@@ -196,11 +205,14 @@ impl Comm<'_> {
         Ok(Area::On(on))
     }
 
-    /// Waits until `ready`, running point-to-point progress and liveness checks meanwhile.
+    /// Waits until `ready`, running point-to-point progress and liveness checks meanwhile:
+    /// polls for [`SPIN_TIME`], then sleeps on the doorbell in growing slices (a member that
+    /// stores a flag rings the members asleep, see `ring_sleepers`).
     fn wait_for(&self, e: &mut Engine, mut ready: impl FnMut(&Engine) -> bool) -> Result<()> {
         let mut spins = 0u32;
         let start = Instant::now();
         let mut checked = start;
+        let mut slice = SLEEP_FIRST;
         loop {
             if ready(e) {
                 return Ok(());
@@ -212,22 +224,38 @@ impl Comm<'_> {
             }
             // Waiting long: let a rank that shares this CPU run, and look around now and then.
             std::thread::yield_now();
-            if spins.is_multiple_of(64) {
-                let now = Instant::now();
-                if now.duration_since(checked) >= CHECK_EVERY {
-                    checked = now;
-                    e.progress()?;
-                    e.check_liveness();
-                    if let Some(err) = self.member_died(e) {
-                        return Err(err);
-                    }
-                    if now.duration_since(start) > e.timeout() {
-                        return Err(Error::Timeout(format!(
-                            "collective: no member arrived for {:?} (SNOO_TIMEOUT)",
-                            e.timeout()
-                        )));
-                    }
+            if !spins.is_multiple_of(64) {
+                continue;
+            }
+            let now = Instant::now();
+            if now.duration_since(checked) >= CHECK_EVERY {
+                checked = now;
+                e.progress()?;
+                e.check_liveness();
+                if let Some(err) = self.member_died(e) {
+                    return Err(err);
                 }
+                if now.duration_since(start) > e.timeout() {
+                    return Err(Error::Timeout(format!(
+                        "collective: no member arrived for {:?} (SNOO_TIMEOUT)",
+                        e.timeout()
+                    )));
+                }
+            }
+            if now.duration_since(start) >= SPIN_TIME {
+                e.sleep_unless(slice, &mut ready)?;
+                slice = (slice * 2).min(SLEEP_MAX);
+                // Look for dead members before sleeping again.
+                checked = start;
+            }
+        }
+    }
+
+    /// Rings every other member asleep: after a flag store, one of them may wait for it.
+    fn ring_sleepers(on: &On, e: &Engine) {
+        for (j, &w) in on.world.iter().enumerate() {
+            if j != on.me {
+                e.ring_if_asleep(w);
             }
         }
     }
@@ -261,6 +289,7 @@ impl Comm<'_> {
             store(e, on.len_at(on.me), d.len() as u64);
         }
         store(e, on.flag(on.me, ARRIVE), on.target(on.me));
+        Self::ring_sleepers(on, e);
     }
 
     /// Checks that member j published `want` bytes (every member passes matching counts); a
@@ -290,6 +319,7 @@ impl Comm<'_> {
 
     fn finish(on: &On, e: &Engine) {
         store(e, on.flag(on.me, DONE), on.target(on.me));
+        Self::ring_sleepers(on, e);
     }
 
     /// Barrier through the area; `None` if it is off.

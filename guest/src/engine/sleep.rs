@@ -38,6 +38,39 @@ impl Engine {
         }
     }
 
+    /// Rings rank `r` if it announced sleep, for a collective flag just stored. Unlike [`wake`]
+    /// there is no full barrier between that store and this load (on the collectives' fast path
+    /// it would stall every flag store until the line is owned), so a rank that announces sleep
+    /// in the instant the store is still on its way can be missed: it then sleeps until its
+    /// slice ends (collective waits sleep in bounded slices for that reason).
+    ///
+    /// [`wake`]: Engine::wake
+    #[inline]
+    pub(crate) fn ring_if_asleep(&self, r: u32) {
+        let Some(link) = self.links.get(r as usize).and_then(Option::as_ref) else {
+            return;
+        };
+        let shm: &Shm = self.pool.borrow();
+        let sleeping = shm
+            .u32_at(link.bell.sleeping_off)
+            .map_or(0, |w| w.load(Ordering::Acquire));
+        if sleeping != 0 {
+            if let Err(e) = self.dev.doorbell(link.bell.peer, link.bell.vector) {
+                tracing::debug!(rank = r, error = %e, "doorbell");
+            }
+        }
+    }
+
+    /// Sleeps on the doorbell for at most `max` unless `ready` (checked after announcing sleep,
+    /// and after a progress pass): a collective's wait once its poll budget is spent.
+    pub(crate) fn sleep_unless(
+        &mut self,
+        max: Duration,
+        ready: &mut impl FnMut(&Engine) -> bool,
+    ) -> Result<()> {
+        self.sleep(max, &mut |e: &mut Engine| Ok(ready(e)))
+    }
+
     /// Before polling, lets a rank this one just woke run, if it was placed on our CPU: a woken
     /// sleeper often is (the other CPU may be idle in a deep state, or busy), and our polling would
     /// hold it off until our poll budget ends or the scheduler preempts us (20 us of a wake-up in
