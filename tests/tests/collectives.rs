@@ -1,6 +1,6 @@
 //! The Rust API's collectives over the real daemon, one thread (and one pool peer) per rank:
 //! every collective against a reference computed here, on the world, a duplicate and a split,
-//! 1 to 5 ranks, every root, sizes from 0 B to 1 MiB, a non-commutative reduction in rank order
+//! 1 to 5 ranks, every root, through messages and through the collective areas, sizes from 0 B to 1 MiB, a non-commutative reduction in rank order
 //! (whole, and split between the ranks at element boundaries);
 //! mismatched counts are errors, not corruption; a rank that leaves makes the others' collective
 //! fail instead of hang.
@@ -183,9 +183,15 @@ fn check_comm(c: &Comm<'_>, len: usize) {
     }
 }
 
+/// Runs `f` as every rank of an `n`-rank job in a pool sized for the channels only: no heap
+/// room for collective areas, so collectives take messages.
 fn run_job(tag: &str, n: u32, f: impl Fn(&World) + Sync) {
     let (_d, sock) = job_daemon(tag, n, 64 << 10);
-    snoo_tests::ranks(&sock, tag, n, Duration::from_secs(60), |w| {
+    run_on(&sock, tag, n, f);
+}
+
+fn run_on(sock: &std::path::Path, tag: &str, n: u32, f: impl Fn(&World) + Sync) {
+    snoo_tests::ranks(sock, tag, n, Duration::from_secs(60), |w| {
         f(&w);
         w.finalize().unwrap();
     });
@@ -193,8 +199,15 @@ fn run_job(tag: &str, n: u32, f: impl Fn(&World) + Sync) {
 
 #[test]
 fn every_collective_matches_its_reference_on_world_dup_and_split() {
-    for n in 1..=5 {
-        run_job(&format!("coll{n}"), n, |w| {
+    // Both paths: messages (no heap) and, up to a cell, the collective areas (heaps of 3 MiB).
+    for (n, areas) in (1..=5).flat_map(|n| [(n, false), (n, true)]) {
+        let tag = format!("coll{n}{}", if areas { "a" } else { "m" });
+        let (_d, sock) = if areas {
+            snoo_tests::pool_daemon(&tag, n, 16 << 20)
+        } else {
+            job_daemon(&tag, n, 64 << 10)
+        };
+        run_on(&sock, &tag, n, |w| {
             for len in [0, 16, 4096, 100 << 10] {
                 check_comm(&w.comm(), len);
             }
