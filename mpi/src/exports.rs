@@ -27,6 +27,20 @@ macro_rules! export_mpi {
             fn Get_library_version(version: *mut c_char, len: *mut c_int) -> c_int = env::get_library_version;
             fn Alloc_mem(size: isize, info: Info, baseptr: *mut c_void) -> c_int = env::alloc_mem;
             fn Free_mem(base: *mut c_void) -> c_int = env::free_mem;
+            // Info objects.
+            fn Info_create(info: *mut Info) -> c_int = info::info_create;
+            fn Info_create_env(argc: c_int, argv: *mut *mut c_char, info: *mut Info) -> c_int = info::info_create_env;
+            fn Info_dup(info: Info, newinfo: *mut Info) -> c_int = info::info_dup;
+            fn Info_free(info: *mut Info) -> c_int = info::info_free;
+            fn Info_set(info: Info, key: *const c_char, value: *const c_char) -> c_int = info::info_set;
+            fn Info_delete(info: Info, key: *const c_char) -> c_int = info::info_delete;
+            fn Info_get(info: Info, key: *const c_char, valuelen: c_int, value: *mut c_char, flag: *mut c_int) -> c_int = info::info_get;
+            fn Info_get_valuelen(info: Info, key: *const c_char, valuelen: *mut c_int, flag: *mut c_int) -> c_int = info::info_get_valuelen;
+            fn Info_get_string(info: Info, key: *const c_char, buflen: *mut c_int, value: *mut c_char, flag: *mut c_int) -> c_int = info::info_get_string;
+            fn Info_get_nkeys(info: Info, nkeys: *mut c_int) -> c_int = info::info_get_nkeys;
+            fn Info_get_nthkey(info: Info, n: c_int, key: *mut c_char) -> c_int = info::info_get_nthkey;
+            fn Comm_set_info(comm: Comm, info: Info) -> c_int = info::comm_set_info;
+            fn Comm_get_info(comm: Comm, info: *mut Info) -> c_int = info::comm_get_info;
             // Errors.
             fn Error_string(code: c_int, s: *mut c_char, len: *mut c_int) -> c_int = errors::error_string;
             fn Error_class(code: c_int, class: *mut c_int) -> c_int = errors::error_class;

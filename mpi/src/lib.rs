@@ -7,6 +7,7 @@
 //! - [`basic`]: the predefined datatypes; [`datatype`]: derived datatypes (type maps, pack and
 //!   unpack); [`op`]: the predefined reduction operations.
 //! - [`handle`]: object tables with generation-checked ids (freed or forged handles are refused).
+//! - [`info`]: info objects (MPI_Info).
 //! - [`state`]: the process's job and object tables, and the lock every call takes.
 //! - [`request`]: operations in flight and how they complete; [`collective`]: a collective
 //!   operation in flight.
@@ -23,6 +24,7 @@ pub mod datatype;
 pub mod error;
 mod exports;
 pub mod handle;
+pub mod info;
 pub mod op;
 pub mod request;
 pub mod state;

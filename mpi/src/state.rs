@@ -113,6 +113,9 @@ pub mod comm {
 /// MPI_GROUP_EMPTY's id.
 pub const GROUP_EMPTY: Id = Id::predefined(0);
 
+/// MPI_INFO_ENV's id.
+pub const INFO_ENV: Id = Id::predefined(0);
+
 /// The id of predefined datatype `b`.
 pub fn basic_id(b: Basic) -> Id {
     Id::predefined(b as u16)
@@ -139,6 +142,8 @@ pub struct Mpi {
     pub errhandlers: Table<ErrhObj>,
     /// Requests.
     pub requests: Table<Req>,
+    /// Info objects; MPI_INFO_ENV first.
+    pub infos: Table<crate::info::Info>,
     /// Messages taken by MPI_Mprobe/MPI_Improbe, with their communicator.
     pub messages: Table<(snoo::Message, CommId)>,
     /// The buffer of MPI_Buffer_attach: (address, size).
@@ -157,6 +162,19 @@ pub struct Mpi {
     /// Per predefined datatype, its size if any number of elements is one run of bytes (0 if
     /// not, as for MPI_DOUBLE_INT): the send and receive fast path.
     contiguous: [usize; Basic::ALL.len()],
+}
+
+/// MPI_INFO_ENV: what MPI 4.0 suggests that SNOO knows (the job's size as `maxprocs`, the
+/// granted thread level as `thread_level`).
+fn env_info(world: &World, level: Thread) -> crate::info::Info {
+    let procs = world.size().to_string();
+    let level = match level {
+        Thread::Single => "MPI_THREAD_SINGLE",
+        Thread::Funneled => "MPI_THREAD_FUNNELED",
+        Thread::Serialized => "MPI_THREAD_SERIALIZED",
+        Thread::Multiple => "MPI_THREAD_MULTIPLE",
+    };
+    crate::info::Info::of(&[("maxprocs", &procs), ("thread_level", level)])
 }
 
 /// Thread support levels, neutral.
@@ -180,6 +198,7 @@ unsafe impl Send for Mpi {}
 impl Mpi {
     /// The job just joined, with the predefined objects.
     pub fn new(world: World, thread_level: Thread) -> Mpi {
+        let env = env_info(&world, thread_level);
         let world_comm = world.comm().detach();
         let self_comm = world.comm_self().detach();
         let obj = |id: CommId, name: &str| CommObj {
@@ -206,6 +225,7 @@ impl Mpi {
             errhandlers: Table::new([ErrhObj::Fatal, ErrhObj::Return, ErrhObj::Abort]),
             requests: Table::new([]),
             messages: Table::new([]),
+            infos: Table::new([env]),
             bsend: None,
             private_mem: HashMap::new(),
             next_keyval: 1,

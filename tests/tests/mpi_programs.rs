@@ -8,8 +8,8 @@ use snoo_tests::mpi_programs::{
 };
 
 /// The programs that must print the same under both (fatal.c ends its job on purpose: below).
-const PROGRAMS: [&str; 9] = [
-    "p2p", "comm", "datatype", "requests", "errors", "coll", "env", "ssend", "exchange",
+const PROGRAMS: [&str; 10] = [
+    "p2p", "comm", "datatype", "requests", "errors", "coll", "env", "ssend", "exchange", "info",
 ];
 
 #[test]

@@ -56,6 +56,7 @@ const DATATYPE: u32 = 0x3;
 const ERRHANDLER: u32 = 0x5;
 const OP: u32 = 0x6;
 const MESSAGE: u32 = 0xd;
+const INFO: u32 = 0x7;
 const REQUEST: u32 = 0xb;
 
 /// The handle of a created object.
@@ -210,6 +211,7 @@ impl Abi for Mpich {
     const MESSAGE_NULL: Message = 0x2c00_0000;
     const MESSAGE_NO_PROC: Message = 0x6c00_0000;
     const ERRHANDLER_NULL: Errhandler = 0x1400_0000;
+    const INFO_NULL: Info = 0x1c00_0000;
 
     fn comm(id: Id) -> Comm {
         match id {
@@ -322,6 +324,21 @@ impl Abi for Mpich {
         user_id(MESSAGE, h)
     }
 
+    fn info(id: Id) -> Info {
+        if id == snoo_mpi_impl::state::INFO_ENV {
+            0x5c00_0001
+        } else {
+            user(INFO, id)
+        }
+    }
+
+    fn info_id(h: Info) -> Option<Id> {
+        match h {
+            0x5c00_0001 => Some(snoo_mpi_impl::state::INFO_ENV),
+            h => user_id(INFO, h),
+        }
+    }
+
     fn code(class: Class) -> c_int {
         code_of(class)
     }
@@ -361,6 +378,9 @@ impl Abi for Mpich {
     const MAX_PROCESSOR_NAME: usize = 128;
     const MAX_ERROR_STRING: usize = 512;
     const MAX_OBJECT_NAME: usize = 128;
+    // MPICH's MPI_MAX_INFO_KEY is 255, the longest key; its key buffers hold one more.
+    const MAX_INFO_KEY: usize = 255;
+    const MAX_INFO_VAL: usize = 1024;
     const MAX_LIBRARY_VERSION_STRING: usize = 8192;
 
     unsafe fn write_status(s: *mut Status, st: &Neutral) {

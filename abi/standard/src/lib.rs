@@ -57,6 +57,7 @@ const COMM: usize = 1;
 const GROUP: usize = 2;
 const DATATYPE: usize = 3;
 const MESSAGE: usize = 7;
+const INFO: usize = 8;
 const REQUEST: usize = 4;
 const OP: usize = 5;
 const ERRHANDLER: usize = 6;
@@ -213,6 +214,7 @@ impl Abi for Standard {
     const MESSAGE_NULL: Message = 0x128;
     const MESSAGE_NO_PROC: Message = 0x129;
     const ERRHANDLER_NULL: Errhandler = 0x140;
+    const INFO_NULL: Info = 0x130;
 
     fn comm(id: Id) -> Comm {
         match id {
@@ -312,6 +314,21 @@ impl Abi for Standard {
         user_id(MESSAGE, h)
     }
 
+    fn info(id: Id) -> Info {
+        if id == state::INFO_ENV {
+            0x131
+        } else {
+            user(INFO, id)
+        }
+    }
+
+    fn info_id(h: Info) -> Option<Id> {
+        match h {
+            0x131 => Some(state::INFO_ENV),
+            h => user_id(INFO, h),
+        }
+    }
+
     fn code(class: Class) -> c_int {
         code_of(class)
     }
@@ -341,6 +358,9 @@ impl Abi for Standard {
     const MAX_PROCESSOR_NAME: usize = 256;
     const MAX_ERROR_STRING: usize = 512;
     const MAX_OBJECT_NAME: usize = 128;
+    // The standard's MPI_MAX_INFO_KEY (256) counts the NUL of a key buffer.
+    const MAX_INFO_KEY: usize = 255;
+    const MAX_INFO_VAL: usize = 1024;
     const MAX_LIBRARY_VERSION_STRING: usize = 8192;
 
     unsafe fn write_status(s: *mut Status, st: &Neutral) {

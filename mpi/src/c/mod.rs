@@ -14,6 +14,7 @@ pub mod dtype;
 pub mod env;
 pub mod errors;
 pub mod group;
+pub mod info;
 pub mod p2p;
 pub mod reduction;
 pub mod req;
@@ -62,8 +63,8 @@ pub trait Abi: 'static {
     type Errhandler: Copy + PartialEq;
     /// MPI_Status.
     type Status;
-    /// MPI_Info (accepted and ignored: SNOO has no hints yet).
-    type Info: Copy;
+    /// MPI_Info.
+    type Info: Copy + PartialEq;
     /// MPI_Message.
     type Message: Copy + PartialEq;
 
@@ -83,6 +84,13 @@ pub trait Abi: 'static {
     const MESSAGE_NULL: Self::Message;
     /// MPI_MESSAGE_NO_PROC.
     const MESSAGE_NO_PROC: Self::Message;
+    /// MPI_INFO_NULL.
+    const INFO_NULL: Self::Info;
+    /// The longest info key, in bytes without the NUL (a key buffer of MPI_MAX_INFO_KEY bytes
+    /// or more holds it with its NUL).
+    const MAX_INFO_KEY: usize;
+    /// The longest info value, in bytes without the NUL (MPI_MAX_INFO_VAL).
+    const MAX_INFO_VAL: usize;
 
     /// Handle of communicator `id`.
     fn comm(id: Id) -> Self::Comm;
@@ -112,6 +120,10 @@ pub trait Abi: 'static {
     fn message(id: Id) -> Self::Message;
     /// Message of handle `h`.
     fn message_id(h: Self::Message) -> Option<Id>;
+    /// Handle of info `id`.
+    fn info(id: Id) -> Self::Info;
+    /// Info of handle `h`.
+    fn info_id(h: Self::Info) -> Option<Id>;
 
     /// The face's code for `class`.
     fn code(class: Class) -> c_int;
