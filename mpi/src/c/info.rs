@@ -111,6 +111,13 @@ pub fn info_delete<A: Abi>(h: A::Info, key: *const c_char) -> c_int {
     })
 }
 
+/// The value of `key` (read and checked) in info `h`, for the MPI_Info_get calls.
+fn value_of<A: Abi>(m: &mut Mpi, h: A::Info, key: *const c_char) -> MpiResult<Option<&[u8]>> {
+    let k = c_bytes(key, Class::InfoKey, "key")?;
+    check_key(k, A::MAX_INFO_KEY)?;
+    Ok(info::<A>(m, h)?.get(k))
+}
+
 /// MPI_Info_get: at most `valuelen` bytes of the value, and a NUL.
 pub fn info_get<A: Abi>(
     h: A::Info,
@@ -120,18 +127,14 @@ pub fn info_get<A: Abi>(
     flag: *mut c_int,
 ) -> c_int {
     run::<A>("MPI_Info_get", None, |m| {
-        let k = c_bytes(key, Class::InfoKey, "key")?;
-        check_key(k, A::MAX_INFO_KEY)?;
         let room = usize::try_from(valuelen)
             .map_err(|_| MpiError::new(Class::Arg, format!("negative valuelen {valuelen}")))?;
         let f = out(flag, "flag")?;
-        match info::<A>(m, h)?.get(k) {
-            Some(v) => {
-                write_bytes(value, room + 1, v)?;
-                *f = 1;
-            }
-            None => *f = 0,
+        let v = value_of::<A>(m, h, key)?;
+        if let Some(v) = v {
+            write_bytes(value, room + 1, v)?;
         }
+        *f = c_int::from(v.is_some());
         Ok(())
     })
 }
@@ -144,17 +147,13 @@ pub fn info_get_valuelen<A: Abi>(
     flag: *mut c_int,
 ) -> c_int {
     run::<A>("MPI_Info_get_valuelen", None, |m| {
-        let k = c_bytes(key, Class::InfoKey, "key")?;
-        check_key(k, A::MAX_INFO_KEY)?;
         let f = out(flag, "flag")?;
         let len = out(valuelen, "valuelen")?;
-        match info::<A>(m, h)?.get(k) {
-            Some(v) => {
-                *len = v.len() as c_int;
-                *f = 1;
-            }
-            None => *f = 0,
+        let v = value_of::<A>(m, h, key)?;
+        if let Some(v) = v {
+            *len = v.len() as c_int;
         }
+        *f = c_int::from(v.is_some());
         Ok(())
     })
 }
@@ -169,22 +168,18 @@ pub fn info_get_string<A: Abi>(
     flag: *mut c_int,
 ) -> c_int {
     run::<A>("MPI_Info_get_string", None, |m| {
-        let k = c_bytes(key, Class::InfoKey, "key")?;
-        check_key(k, A::MAX_INFO_KEY)?;
         let f = out(flag, "flag")?;
         let len = out(buflen, "buflen")?;
         let room = usize::try_from(*len)
             .map_err(|_| MpiError::new(Class::Arg, format!("negative buflen {}", *len)))?;
-        match info::<A>(m, h)?.get(k) {
-            Some(v) => {
-                if room > 0 {
-                    write_bytes(value, room, v)?;
-                }
-                *len = v.len() as c_int + 1;
-                *f = 1;
+        let v = value_of::<A>(m, h, key)?;
+        if let Some(v) = v {
+            if room > 0 {
+                write_bytes(value, room, v)?;
             }
-            None => *f = 0,
+            *len = v.len() as c_int + 1;
         }
+        *f = c_int::from(v.is_some());
         Ok(())
     })
 }
