@@ -854,11 +854,19 @@ impl World {
     pub fn ready(&self, p: Pending) -> Result<bool> {
         let mut e = self.engine.borrow_mut();
         e.progress()?;
-        Ok(match p.0 {
-            Op::Send { id, dest } => e.send_done(id, dest) || e.unreachable(dest),
-            Op::Recv { t, source } => e.matcher.is_done(t) || source.is_some_and(|s| e.is_dead(s)),
-            Op::Received { .. } | Op::Sent { .. } => true,
-        })
+        Ok(p.0.ready_in(&e))
+    }
+
+    /// Blocks until waiting for one of `ops` would not block (MPI_Waitany, MPI_Waitsome): polls,
+    /// then sleeps on the doorbell, as a wait for one operation does. Returns at once for an
+    /// empty list; a peer's death makes its operations ready (to fail).
+    pub fn wait_any(&self, ops: &[Pending]) -> Result<()> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        self.engine
+            .borrow_mut()
+            .wait_until(|e| Ok(ops.iter().any(|p| p.0.ready_in(e))), |_| None)
     }
 
     /// Allocates `len` bytes of this rank's heap in the pool (MPI_Alloc_mem), zeroed. Sends of
@@ -1008,6 +1016,15 @@ pub(crate) enum Op {
 }
 
 impl Op {
+    /// True if waiting for it would not block: done, or its peer is gone (it then fails).
+    fn ready_in(&self, e: &Engine) -> bool {
+        match *self {
+            Op::Send { id, dest } => e.send_done(id, dest) || e.unreachable(dest),
+            Op::Recv { t, source } => e.matcher.is_done(t) || source.is_some_and(|s| e.is_dead(s)),
+            Op::Received { .. } | Op::Sent { .. } => true,
+        }
+    }
+
     /// The request's id: unique in its [`World`], counting up from 1 (never 0, never reused).
     pub fn id(&self) -> u64 {
         match *self {

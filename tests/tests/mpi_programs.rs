@@ -4,7 +4,7 @@
 //! MPICH is a wrong test, and the harness says so.
 
 use snoo_tests::mpi_programs::{
-    build, every_program_and_size, run_mpich, run_snoo, same_under_both, Build,
+    build, every_program_and_size, ok_line, run_mpich, run_snoo, same_under_both, Build,
 };
 
 /// The programs that must print the same under both (fatal.c ends its job on purpose: below).
@@ -25,6 +25,23 @@ fn built_by_mpicc_abi_same_under_mpich_and_snoo() {
 #[test]
 fn built_by_snoo_mpicc_same_under_mpich_and_snoo() {
     every_program_and_size(&PROGRAMS, 1..=4, Build::SnooMpicc);
+}
+
+/// MPI_Waitany and MPI_Waitsome sleep while nothing arrives: tests/mpi/idle_wait.c, same output
+/// under both, and under SNOO rank 0 uses at most 300 ms of CPU in its 2 s of waiting (polling,
+/// as they did and as MPICH does, took all of it).
+#[test]
+fn waitany_and_waitsome_sleep_under_snoo() {
+    let bin = build("idle_wait", Build::Mpicc);
+    let m = run_mpich(&bin, 2, Build::Mpicc);
+    m.assert_ok("idle_wait under MPICH (a test that fails there is wrong)");
+    let s = run_snoo(&bin, 2, &["env", "MT_MAX_CPU_MS=300"]);
+    s.assert_ok("idle_wait under SNOO");
+    assert_eq!(
+        s.stdout, m.stdout,
+        "SNOO's output (left) differs from MPICH's (right)"
+    );
+    assert!(s.stdout.ends_with(&ok_line("idle_wait")), "{}", s.stdout);
 }
 
 /// MPI_ERRORS_ARE_FATAL: an error ends the whole job, blocked ranks included, with a non-zero

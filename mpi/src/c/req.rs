@@ -45,6 +45,28 @@ fn ready<A: Abi>(m: &Mpi, h: A::Request) -> MpiResult<bool> {
     }
 }
 
+/// Waits until one of the active requests in `reqs` may have become ready (MPI_Waitany and
+/// MPI_Waitsome between their rounds). Point-to-point operations are waited for in the engine,
+/// which sleeps on the doorbell once idle; with a collective among them (advanced only when
+/// polled) or one already done, a yield.
+fn wait_for_one<A: Abi>(m: &Mpi, reqs: &[A::Request]) -> MpiResult<()> {
+    let mut ops = Vec::with_capacity(reqs.len());
+    for &h in reqs {
+        let Some(r) = A::request_id(h).and_then(|id| m.requests.get(id)) else {
+            continue;
+        };
+        match &r.flight {
+            None => {}
+            Some(Flight::Send { p, .. } | Flight::Recv { p, .. }) => ops.push(*p),
+            Some(Flight::Done(_) | Flight::Coll(_)) => {
+                std::thread::yield_now();
+                return Ok(());
+            }
+        }
+    }
+    Ok(m.world.wait_any(&ops)?)
+}
+
 /// Completes `*h` (blocking): frees it unless it is persistent, and sets it to
 /// MPI_REQUEST_NULL then.
 fn complete<A: Abi>(m: &mut Mpi, h: &mut A::Request) -> Result<Outcome, MpiError> {
@@ -282,7 +304,7 @@ pub fn waitany<A: Abi>(
             if let Some(i) = first_ready::<A>(m, reqs)? {
                 break i;
             }
-            std::thread::yield_now();
+            wait_for_one::<A>(m, reqs)?;
         };
         any_common::<A>(m, reqs, index, status, i)
     })
@@ -352,7 +374,7 @@ fn some_common<A: Abi>(
                 *oc = done as c_int;
                 return in_status(failed);
             }
-            std::thread::yield_now();
+            wait_for_one::<A>(m, reqs)?;
         }
     })
 }
