@@ -23,6 +23,40 @@ fn ranks<R: Send>(sock: &Path, tag: &str, n: u32, f: impl Fn(&World) -> R + Sync
     })
 }
 
+/// A non-blocking send to a receiver asleep in a wait wakes it at once, not at the sender's next
+/// call: the sender computes (sleeps) 0.5 s between its isend and its wait, as a program
+/// overlapping a send does. Rank 1 must have its message within 50 ms of the isend, three times
+/// (a send waiting in its batch arrived when rank 1's own sleep ended, up to 200 ms later).
+#[test]
+fn a_nonblocking_send_rings_a_sleeping_receiver_at_once() {
+    let sent = std::sync::Mutex::new(None::<std::time::Instant>);
+    job("isendwake", 2, 64 << 10, |w| {
+        for round in 0..3u8 {
+            w.comm().barrier().unwrap();
+            if w.rank() == 0 {
+                // Rank 1 has been waiting long enough to sleep in long slices.
+                std::thread::sleep(Duration::from_millis(300));
+                let data = [round; 8];
+                w.scope(|s| {
+                    *sent.lock().unwrap() = Some(std::time::Instant::now());
+                    let r = s.isend(&data, 1, 5).unwrap();
+                    std::thread::sleep(Duration::from_millis(500));
+                    s.wait(r).unwrap();
+                });
+            } else {
+                let mut got = [0u8; 8];
+                w.recv(&mut got, Some(0), Some(5)).unwrap();
+                let late = sent.lock().unwrap().take().expect("rank 0 sent").elapsed();
+                assert_eq!(got, [round; 8]);
+                assert!(
+                    late < Duration::from_millis(50),
+                    "round {round}: the message came {late:?} after the isend"
+                );
+            }
+        }
+    });
+}
+
 #[test]
 fn ping_pong_every_path_and_size() {
     let inline = snoo_mpi::INLINE_MAX;

@@ -62,8 +62,10 @@ impl Engine {
     /// [`TX_BATCH`](super::TX_BATCH) messages instead of one each. The receiver polls the slots,
     /// so it sees each message at once; only the doorbell for a sleeping receiver waits for the
     /// publication. The batch is published by the next engine call that makes progress (any
-    /// wait, test, probe or blocking call) or when it is full, so a message never waits for more
-    /// than the caller's next SNOO_MPI call.
+    /// wait, test, probe or blocking call), when it is full, or at once when the receiver has
+    /// announced sleep (so a receiver asleep in a wait does not sleep on while the sender computes
+    /// between calls; one that announces in the very instant of the send waits for the sender's
+    /// next call or its own sleep's end).
     ///
     /// # Safety
     /// `ptr..ptr+len` must stay readable until the send is complete.
@@ -102,6 +104,12 @@ impl Engine {
         };
         if sent_now {
             if link.batch_sent(batch) {
+                self.wake(dest);
+            } else if self.asleep(dest) {
+                // A receiver asleep would see this batch only at this rank's next call, after
+                // whatever the program does meanwhile (the computation a non-blocking send
+                // overlaps): publish and ring now. A burst to a busy receiver stays batched.
+                self.live_link(dest)?.flush();
                 self.wake(dest);
             } else {
                 self.batching = true;

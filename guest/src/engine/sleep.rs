@@ -50,15 +50,23 @@ impl Engine {
         let Some(link) = self.links.get(r as usize).and_then(Option::as_ref) else {
             return;
         };
-        let shm: &Shm = self.pool.borrow();
-        let sleeping = shm
-            .u32_at(link.bell.sleeping_off)
-            .map_or(0, |w| w.load(Ordering::Acquire));
-        if sleeping != 0 {
+        if self.asleep(r) {
             if let Err(e) = self.dev.doorbell(link.bell.peer, link.bell.vector) {
                 tracing::debug!(rank = r, error = %e, "doorbell");
             }
         }
+    }
+
+    /// Whether rank `r` announced sleep: a plain look at its flag, without the handshake's
+    /// barrier (see [`ring_if_asleep`](Engine::ring_if_asleep) on what that can miss).
+    #[inline]
+    pub(super) fn asleep(&self, r: u32) -> bool {
+        let Some(link) = self.links.get(r as usize).and_then(Option::as_ref) else {
+            return false;
+        };
+        let shm: &Shm = self.pool.borrow();
+        shm.u32_at(link.bell.sleeping_off)
+            .is_some_and(|w| w.load(Ordering::Acquire) != 0)
     }
 
     /// Sleeps on the doorbell for at most `max` unless `ready` (checked after announcing sleep,
