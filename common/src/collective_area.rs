@@ -41,11 +41,11 @@ pub const CELL: usize = 32768;
 /// (docs/collectives.md).
 pub const DEPTH: u64 = 4;
 /// Offset of the ARRIVE flag.
-pub const ARRIVE: usize = 0;
+const ARRIVE: usize = 0;
 /// Offset of the cells' lengths (one word per cell).
 const LENS: usize = 8;
 /// Offset of the DONE flag, on its own cache line.
-pub const DONE: usize = 64;
+const DONE: usize = 64;
 /// Offset of the first cell.
 const CELLS: usize = 128;
 /// Bytes of an area.
@@ -110,6 +110,15 @@ pub enum AreaError {
     Count(u64),
 }
 
+/// An area's two flags, each on its own cache line and written by the owner only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flag {
+    /// How many collectives the owner has published (its data in its cell).
+    Arrive,
+    /// How many collectives the owner has finished reading.
+    Done,
+}
+
 /// A member's area, its place checked against its owner's heap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Area {
@@ -149,9 +158,13 @@ impl Area {
         self.base
     }
 
-    /// Pool offset of a flag, [`ARRIVE`] or [`DONE`] (any other value is taken as DONE).
-    pub fn flag(&self, which: usize) -> usize {
-        self.off + if which == ARRIVE { ARRIVE } else { DONE }
+    /// Pool offset of a flag.
+    pub fn flag(&self, which: Flag) -> usize {
+        self.off
+            + match which {
+                Flag::Arrive => ARRIVE,
+                Flag::Done => DONE,
+            }
     }
 
     /// The value the owner's flags reach in the communicator's `k`-th collective.
@@ -270,8 +283,8 @@ mod tests {
         assert_eq!(a.len_at(2), a.offset() + LENS);
         assert_eq!(a.reused_after(4), None);
         assert_eq!(a.reused_after(5), Some(7));
-        assert_eq!(a.flag(ARRIVE), a.offset());
-        assert_eq!(a.flag(DONE), a.offset() + 64);
+        assert_eq!(a.flag(Flag::Arrive), a.offset());
+        assert_eq!(a.flag(Flag::Done), a.offset() + 64);
     }
 
     #[test]

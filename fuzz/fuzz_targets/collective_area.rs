@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use snoo_common::collective_area::{check_len, Announce, Area, ARRIVE, CELL, DEPTH, DONE, SIZE};
+use snoo_common::collective_area::{check_len, Announce, Area, Flag, CELL, DEPTH, SIZE};
 use snoo_common::Shm;
 use std::ptr::NonNull;
 
@@ -44,7 +44,7 @@ fuzz_target!(|data: &[u8]| {
     assert!(off % 64 == 0 && off >= heap.0 && off + SIZE <= end && end <= LEN);
     shm.write(off, &contents[..contents.len().min(SIZE)]);
     for k in [k, k.wrapping_add(1), k.wrapping_add(DEPTH), u64::MAX] {
-        for f in [a.flag(ARRIVE), a.flag(DONE), a.len_at(k)] {
+        for f in [a.flag(Flag::Arrive), a.flag(Flag::Done), a.len_at(k)] {
             assert!(
                 f >= off && f + 8 <= off + 128,
                 "a word of the area's header"

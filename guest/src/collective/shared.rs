@@ -27,9 +27,9 @@ use super::algorithm;
 use super::schedule::{whole, whole_mut, Schedule};
 use super::Combine;
 use crate::api::Comm;
-use crate::engine::Engine;
+use crate::engine::{Engine, IDLE_SLICE, SPIN_TIME};
 use crate::error::{Error, Result};
-use snoo_common::collective_area::{check_len, Announce, Area as Member, LenError, ARRIVE, DONE};
+use snoo_common::collective_area::{check_len, Announce, Area as Member, Flag, LenError};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -40,15 +40,12 @@ const AREA: usize = snoo_common::collective_area::SIZE;
 const AREA_TAG: i32 = 10;
 /// How often a wait checks for dead members and runs point-to-point progress.
 const CHECK_EVERY: Duration = Duration::from_millis(10);
-/// How long a wait polls before it sleeps on the doorbell, as a point-to-point wait does.
-const SPIN_TIME: Duration = Duration::from_micros(50);
-/// A wait's first sleep; each next one is twice as long, up to [`SLEEP_MAX`]. Also the most a
-/// wake-up missed by the writer's unfenced look at the sleeping flag can cost
-/// (`Engine::ring_if_asleep`), at first.
+/// A wait's first sleep, once it has polled for `SPIN_TIME` as a point-to-point wait does; each
+/// next one is twice as long, up to `IDLE_SLICE` (a member waiting long, on a rank that
+/// computes, then wakes five times a second to check for dead members). Also the most a wake-up
+/// missed by the writer's unfenced look at the sleeping flag (`Engine::ring_if_asleep`) can cost,
+/// at first; at most `IDLE_SLICE` later on.
 const SLEEP_FIRST: Duration = Duration::from_millis(1);
-/// Longest sleep: a member waiting long (on a rank that computes) wakes five times a second to
-/// check for dead members, and a wake-up missed as above costs at most this.
-const SLEEP_MAX: Duration = Duration::from_millis(200);
 
 /// A communicator's shared-memory collectives on this rank.
 enum Area {
@@ -99,7 +96,7 @@ impl Areas {
 
 impl On {
     /// Pool offset of member j's flag, ARRIVE or DONE.
-    fn flag(&self, j: usize, which: usize) -> usize {
+    fn flag(&self, j: usize, which: Flag) -> usize {
         self.members[j].flag(which)
     }
 
@@ -243,8 +240,8 @@ impl Comm<'_> {
                 }
             }
             if now.duration_since(start) >= SPIN_TIME {
-                e.sleep_unless(slice, &mut ready)?;
-                slice = (slice * 2).min(SLEEP_MAX);
+                e.sleep(slice, &mut |e: &mut Engine| Ok(ready(e)))?;
+                slice = (slice * 2).min(IDLE_SLICE);
                 // Look for dead members before sleeping again.
                 checked = start;
             }
@@ -269,7 +266,9 @@ impl Comm<'_> {
         let (me, k) = (on.me, on.k);
         self.wait_for(e, |e| {
             on.members.iter().enumerate().all(|(j, m)| {
-                j == me || m.reused_after(k).is_none_or(|t| load(e, m.flag(DONE)) >= t)
+                j == me
+                    || m.reused_after(k)
+                        .is_none_or(|t| load(e, m.flag(Flag::Done)) >= t)
             })
         })
     }
@@ -279,7 +278,7 @@ impl Comm<'_> {
         let me = on.me;
         self.wait_for(e, |e| {
             (0..on.members.len())
-                .all(|j| j == me || !who(j) || load(e, on.flag(j, ARRIVE)) >= on.target(j))
+                .all(|j| j == me || !who(j) || load(e, on.flag(j, Flag::Arrive)) >= on.target(j))
         })
     }
 
@@ -288,7 +287,7 @@ impl Comm<'_> {
             e.shm().write(on.cell(on.me), d);
             store(e, on.len_at(on.me), d.len() as u64);
         }
-        store(e, on.flag(on.me, ARRIVE), on.target(on.me));
+        store(e, on.flag(on.me, Flag::Arrive), on.target(on.me));
         Self::ring_sleepers(on, e);
     }
 
@@ -318,7 +317,7 @@ impl Comm<'_> {
     }
 
     fn finish(on: &On, e: &Engine) {
-        store(e, on.flag(on.me, DONE), on.target(on.me));
+        store(e, on.flag(on.me, Flag::Done), on.target(on.me));
         Self::ring_sleepers(on, e);
     }
 
@@ -481,7 +480,7 @@ impl Comm<'_> {
         };
         let mut e = self.world.engine.borrow_mut();
         let r = self.wait_for(&mut e, |e| {
-            (0..on.members.len()).all(|j| load(e, on.flag(j, DONE)) >= on.target(j))
+            (0..on.members.len()).all(|j| load(e, on.flag(j, Flag::Done)) >= on.target(j))
         });
         drop(e);
         // After an error (a member died) the area may still be read: leave it unused.

@@ -42,6 +42,8 @@ pub(crate) use direct::Direct;
 pub use join::JoinOptions;
 pub(crate) use send::To;
 pub use tuning::{DIRECT_RING_MAX, INLINE_MAX, RDV_MIN, SPLIT_MIN, TX_BATCH};
+// The collectives' waits poll and sleep as point-to-point waits do.
+pub(crate) use tuning::{IDLE_SLICE, SPIN_TIME};
 
 use crate::device::Device;
 use crate::heap::Heap;

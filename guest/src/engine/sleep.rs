@@ -26,15 +26,8 @@ impl Engine {
         // SeqCst load after the SeqCst publication (ring.rs): pairs with the sleeper's SeqCst
         // fence between setting its flag and re-checking memory, so either it sees our
         // publication or we see its flag.
-        let shm: &Shm = self.pool.borrow();
-        let sleeping = shm
-            .u32_at(link.bell.sleeping_off)
-            .map_or(0, |w| w.load(Ordering::SeqCst));
-        if sleeping != 0 {
-            match self.dev.doorbell(link.bell.peer, link.bell.vector) {
-                Ok(()) => self.rang = true,
-                Err(e) => tracing::debug!(rank = r, error = %e, "doorbell"),
-            }
+        if self.sleeping(r, Ordering::SeqCst) && self.ring(r) {
+            self.rang = true;
         }
     }
 
@@ -47,13 +40,8 @@ impl Engine {
     /// [`wake`]: Engine::wake
     #[inline]
     pub(crate) fn ring_if_asleep(&self, r: u32) {
-        let Some(link) = self.links.get(r as usize).and_then(Option::as_ref) else {
-            return;
-        };
         if self.asleep(r) {
-            if let Err(e) = self.dev.doorbell(link.bell.peer, link.bell.vector) {
-                tracing::debug!(rank = r, error = %e, "doorbell");
-            }
+            self.ring(r);
         }
     }
 
@@ -61,22 +49,33 @@ impl Engine {
     /// barrier (see [`ring_if_asleep`](Engine::ring_if_asleep) on what that can miss).
     #[inline]
     pub(super) fn asleep(&self, r: u32) -> bool {
+        self.sleeping(r, Ordering::Acquire)
+    }
+
+    /// Rank `r`'s sleeping flag, loaded with `order`.
+    #[inline]
+    fn sleeping(&self, r: u32, order: Ordering) -> bool {
         let Some(link) = self.links.get(r as usize).and_then(Option::as_ref) else {
             return false;
         };
         let shm: &Shm = self.pool.borrow();
         shm.u32_at(link.bell.sleeping_off)
-            .is_some_and(|w| w.load(Ordering::Acquire) != 0)
+            .is_some_and(|w| w.load(order) != 0)
     }
 
-    /// Sleeps on the doorbell for at most `max` unless `ready` (checked after announcing sleep,
-    /// and after a progress pass): a collective's wait once its poll budget is spent.
-    pub(crate) fn sleep_unless(
-        &mut self,
-        max: Duration,
-        ready: &mut impl FnMut(&Engine) -> bool,
-    ) -> Result<()> {
-        self.sleep(max, &mut |e: &mut Engine| Ok(ready(e)))
+    /// Rings rank `r`'s doorbell; true if it rang (a failure is only logged: the sleeper's
+    /// sleep is bounded anyway).
+    fn ring(&self, r: u32) -> bool {
+        let Some(link) = self.links.get(r as usize).and_then(Option::as_ref) else {
+            return false;
+        };
+        match self.dev.doorbell(link.bell.peer, link.bell.vector) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::debug!(rank = r, error = %e, "doorbell");
+                false
+            }
+        }
     }
 
     /// Before polling, lets a rank this one just woke run, if it was placed on our CPU: a woken
@@ -92,7 +91,7 @@ impl Engine {
     }
 
     /// Announces sleep, looks once more, then sleeps on the doorbell for at most `max`.
-    pub(super) fn sleep(
+    pub(crate) fn sleep(
         &mut self,
         max: Duration,
         done: &mut impl FnMut(&mut Engine) -> Result<bool>,

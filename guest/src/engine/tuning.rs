@@ -21,7 +21,7 @@ pub const SPLIT_MIN: usize = 128 << 10;
 /// How long a waiter polls shared memory before it sleeps on its doorbell. A doorbell wake-up costs
 /// tens to hundreds of microseconds (eventfd, scheduler; a VM exit and an interrupt in a guest), so
 /// polling for a while is cheaper whenever the peer answers within that time.
-pub(super) const SPIN_TIME: Duration = Duration::from_micros(50);
+pub(crate) const SPIN_TIME: Duration = Duration::from_micros(50);
 /// While a RENDEZVOUS of ours waits for its FIN (or a split one of the peer's for its WROTE), the
 /// peer is copying the payload: a waiter polls for as long as that copy takes at this rate
 /// (conservative: copies run at 10-90 GB/s here), up to [`RDV_SPIN_MAX`], before it sleeps.
@@ -54,7 +54,7 @@ pub(super) const LONG_IDLE: Duration = Duration::from_millis(20);
 /// 8 B ping-pong between the other two 15-25% slower on 2 CPUs (0.36-0.43 us against 0.29-0.35
 /// with 2 ranks), at 200 ms no slower (0.30-0.34). A death is still noticed within 200 ms (at once
 /// on the socket device, whose wait returns on the daemon's departure message).
-pub(super) const IDLE_SLICE: Duration = Duration::from_millis(200);
+pub(crate) const IDLE_SLICE: Duration = Duration::from_millis(200);
 /// Most mailbox words one progress pass reads from one peer, so that a busy peer cannot starve
 /// the others.
 pub(super) const WORDS_PER_PASS: usize = 4096;
